@@ -1,0 +1,180 @@
+"""Run every enabled device of a site config in one asyncio process, fed by the simulated firmware.
+
+The firmware (firmware_sim) computes all points at a fixed tick; Modbus devices read its
+register images directly, event-driven devices (DNP3 outstations, IEC 61850 IEDs) are told
+about each changed point after a tick. Commands arriving at a device go back into the
+firmware as state changes, so the next tick shows them on every protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from firmware_sim import Firmware, RegisterLayout, SimPoint
+from gateway.config import Config, DeviceBase, ModbusDevice
+
+log = logging.getLogger(__name__)
+
+
+def sim_points(cfg: Config) -> list[SimPoint]:
+    pts: list[SimPoint] = []
+    for d in cfg.devices:
+        if not d.enabled:
+            continue
+        for p in d.points:
+            reg = None
+            if isinstance(d, ModbusDevice):
+                reg = RegisterLayout(
+                    table=p.table, address=p.address, type=p.type, word_order=p.word_order,
+                    byte_order=p.byte_order, scale=p.scale, offset=p.offset,
+                )
+            pts.append(SimPoint(device=d.name, name=p.name, signal=p.signal, faults=list(p.faults),
+                                deadband=p.deadband, register=reg))
+    return pts
+
+
+def build_firmware(cfg: Config, seed: int = 0) -> Firmware:
+    groups = {d.name: list(d.groups) for d in cfg.devices if d.enabled and d.groups}
+    sizes = {
+        d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables
+    }
+    return Firmware(sim_points(cfg), groups=groups, seed=seed, table_sizes=sizes)
+
+
+class DeviceUnavailable(Exception):
+    pass
+
+
+@dataclass
+class RunningDevice:
+    cfg: DeviceBase
+    server: Any
+    port: int
+    update: Callable[[str, Any, int, float], None] | None = None  # event-driven devices only
+    indexes: list[int] = field(default_factory=list)
+
+
+class Emulator:
+    """``async with Emulator(cfg) as emu:`` — devices listening, firmware ticking."""
+
+    def __init__(self, cfg: Config, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
+                 only: set[str] | None = None) -> None:
+        self.cfg = cfg
+        self.tick_period = tick
+        self.fw = build_firmware(cfg, seed)
+        self.devices: dict[str, RunningDevice] = {}
+        self.skipped: dict[str, str] = {}
+        self._skip = skip or (lambda msg: log.warning("%s", msg))
+        self._only = only
+        self._task: asyncio.Task | None = None
+        self._names: list[tuple[str, str]] = [
+            (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
+        ]
+
+    async def start(self) -> None:
+        self.fw.tick(time.time())
+        for d in self.cfg.devices:
+            if not d.enabled or (self._only is not None and d.name not in self._only):
+                continue
+            await self.start_device(d.name)
+        self._task = asyncio.create_task(self._ticker(), name="firmware-tick")
+
+    async def start_device(self, name: str) -> RunningDevice | None:
+        d = next(x for x in self.cfg.devices if x.name == name)
+        try:
+            rd = await _START[d.protocol](self, d)  # type: ignore[attr-defined]
+        except DeviceUnavailable as e:
+            self.skipped[d.name] = str(e)
+            self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
+            return None
+        rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]
+        self.devices[d.name] = rd
+        if rd.update is not None:  # give event-driven devices their initial values
+            for i, p in zip(rd.indexes, d.points):
+                rd.update(p.name, self.fw.value(i), self.fw.quality(i), time.time())
+        log.info("emulated %s %s (%s) on %s:%d", d.kind, d.name, d.protocol, d.host, rd.port)  # type: ignore[attr-defined]
+        return rd
+
+    async def stop_device(self, name: str) -> None:
+        rd = self.devices.pop(name, None)
+        if rd is not None:
+            r = rd.server.stop()
+            if asyncio.iscoroutine(r):
+                await r
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for name in list(self.devices):
+            await self.stop_device(name)
+        self.fw.stop() if getattr(self.fw, "running", False) else None
+
+    async def __aenter__(self) -> "Emulator":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def apply_command(self, device: str, point: str, value: float | int) -> bool:
+        """A device received an operate/write: the firmware takes it as the point's new state."""
+        self.fw.set_state(self.fw.index(device, point), value)
+        return True
+
+    async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += self.tick_period
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            now = time.time()
+            self.fw.tick(now)
+            changed = self.fw.take_changed()
+            if not changed:
+                continue
+            for i in changed:
+                dev, pt = self._names[i]
+                rd = self.devices.get(dev)
+                if rd is not None and rd.update is not None:
+                    rd.update(pt, self.fw.value(i), self.fw.quality(i), now)
+
+
+async def _start_modbus(emu: Emulator, d: ModbusDevice) -> RunningDevice:
+    from devices.modbus.server import ModbusServer
+
+    server = ModbusServer(emu.fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name)
+    await server.start()
+    return RunningDevice(d, server, server.port)
+
+
+def _optional(module: str, cls: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise DeviceUnavailable(f"not available in this build ({e})") from None
+
+
+async def _start_dnp3(emu: Emulator, d: DeviceBase) -> RunningDevice:
+    Outstation = _optional("devices.dnp3", "Dnp3Outstation")
+    os_ = Outstation(d, on_command=lambda point, value: emu.apply_command(d.name, point, value))
+    await os_.start()
+    return RunningDevice(d, os_, os_.port, update=os_.update)
+
+
+async def _start_iec61850(emu: Emulator, d: DeviceBase) -> RunningDevice:
+    Ied = _optional("devices.iec61850", "Iec61850Ied")
+    ied = Ied(d, on_control=lambda point, value: emu.apply_command(d.name, point, value))
+    r = ied.start()
+    if asyncio.iscoroutine(r):
+        await r
+    return RunningDevice(d, ied, d.port, update=ied.update)
+
+
+_START = {"modbus": _start_modbus, "dnp3": _start_dnp3, "iec61850": _start_iec61850}

@@ -1,0 +1,218 @@
+"""CIM-shaped measurement payloads (IEC 61970-301 Measurement / MeasurementValue).
+
+The pydantic models define and document the published JSON (``gridgate schema``) and let
+subscribers validate it; the hot path builds the same JSON from plain dicts with the
+static part of each measurement computed once (:class:`CatalogEntry`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import quality as qmod
+from gateway.config import (
+    SWITCH_POSITIONS,
+    Config,
+    DeviceBase,
+    MeasurementKind,
+    MeasurementType,
+    PhaseCode,
+    PointBase,
+    UnitMultiplier,
+    UnitSymbol,
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PowerSystemResourceRef(_Out):
+    mRID: uuid.UUID
+    name: str
+    type: str = Field(description="CIM class: PowerTransformer, Breaker, ...")
+    substation: str
+    bay: str
+
+
+class Measurement(_Out):
+    """Published retained on ``.../catalog/{mRID}``; embedded in every value."""
+
+    mRID: uuid.UUID
+    name: str
+    kind: MeasurementKind
+    measurementType: MeasurementType
+    unitSymbol: UnitSymbol
+    unitMultiplier: UnitMultiplier
+    phases: PhaseCode
+    powerSystemResource: PowerSystemResourceRef
+    topic: str = Field(description="where this measurement's values are published")
+
+
+class Quality(_Out):
+    """CIM Quality61850 (only the detail flags that are true are present)."""
+
+    validity: Literal["GOOD", "QUESTIONABLE", "INVALID"]
+    source: Literal["PROCESS", "SUBSTITUTED", "DEFAULTED"]
+    overFlow: bool | None = None
+    outOfRange: bool | None = None
+    badReference: bool | None = None
+    oscillatory: bool | None = None
+    failure: bool | None = None
+    oldData: bool | None = None
+    inconsistent: bool | None = None
+    inaccurate: bool | None = None
+    test: bool | None = None
+    operatorBlocked: bool | None = None
+    suspect: bool | None = None
+
+
+class Provenance(_Out):
+    device: str
+    protocol: Literal["modbus", "dnp3", "iec61850"]
+    address: str
+
+
+class MeasurementValue(_Out):
+    """An AnalogValue, DiscreteValue or AccumulatorValue as published on ``.../meas/...``."""
+
+    mRID: uuid.UUID = Field(description="the MeasurementValue's own mRID (stable per measurement)")
+    measurement: Measurement
+    value: float | int | None = Field(description="engineering value in unitMultiplier·unitSymbol; null if never read")
+    valueAlias: str | None = Field(None, description="SwitchPosition: intermediate/open/closed/bad")
+    timeStamp: str = Field(description="source time, ISO 8601 UTC with milliseconds")
+    quality: Quality
+    seq: int = Field(ge=1, description="per-gateway sequence number of publications, strictly increasing")
+    provenance: Provenance
+
+
+class Status(_Out):
+    """Retained on ``.../status``: birth (online), death (offline, also the MQTT will)."""
+
+    state: Literal["online", "offline"]
+    gateway: str
+    reason: str | None = None
+    since: str | None = None
+    timeStamp: str
+    devices: dict[str, dict] | None = None
+    stats: dict[str, int | float] | None = None
+
+
+def iso_ms(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(slots=True)
+class CatalogEntry:
+    """Everything static about one point: its measurement, topic and pre-encoded JSON parts."""
+
+    key: str
+    device: str
+    protocol: str
+    kind: str  # Analog | Discrete | Accumulator
+    measurement_type: str
+    deadband: float
+    topic: str
+    measurement: dict
+    value_mrid: str
+    is_switch: bool
+    json_prefix: str  # '{"mRID":...,"measurement":{...},' — reused for every value
+
+    def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
+        parts = [self.json_prefix, '"value":', _num(value)]
+        if self.is_switch and value is not None:
+            parts.append(f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"')
+        parts.append(f',"timeStamp":"{iso_ms(timestamp)}","quality":')
+        parts.append(json.dumps(qmod.to_cim(flags), separators=(",", ":")))
+        parts.append(f',"seq":{seq},"provenance":')
+        parts.append(
+            json.dumps({"device": self.device, "protocol": self.protocol, "address": address}, separators=(",", ":"))
+        )
+        parts.append("}")
+        return "".join(parts).encode()
+
+
+def _num(v: float | int | None) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        return "null"
+    return repr(round(v, 6)) if abs(v) < 1e15 else repr(v)
+
+
+def measurement_topic(prefix: str, gateway: str, equipment_path: str, mtype: str, phases: str) -> str:
+    topic = f"{prefix}/{gateway}/meas/{equipment_path}/{mtype}"
+    return topic if phases == "none" else f"{topic}/{phases}"
+
+
+def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
+    """One entry per point of every enabled device, keyed ``device/point``."""
+    prefix = cfg.gateway.northbound.topic_prefix
+    gw = cfg.gateway.id
+    paths = cfg.equipment_paths()
+    out: dict[str, CatalogEntry] = {}
+    for d in cfg.devices:
+        if not d.enabled:
+            continue
+        for p in d.points:
+            out[f"{d.name}/{p.name}"] = _entry(cfg, d, p, paths, prefix, gw)
+    return out
+
+
+def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, gw: str) -> CatalogEntry:
+    m = p.measurement
+    sub, bay, eq = paths[m.equipment]
+    mrid = cfg.measurement_mrid(p)
+    topic = measurement_topic(prefix, gw, m.equipment, m.type, m.phases)
+    meas = {
+        "mRID": str(mrid),
+        "name": m.name or p.name,
+        "kind": m.kind,
+        "measurementType": m.type,
+        "unitSymbol": m.unit,
+        "unitMultiplier": m.multiplier,
+        "phases": m.phases,
+        "powerSystemResource": {
+            "mRID": str(cfg.equipment_mrid(m.equipment)),
+            "name": eq.name,
+            "type": eq.type,
+            "substation": sub.name,
+            "bay": bay.name,
+        },
+        "topic": topic,
+    }
+    value_mrid = str(uuid.uuid5(mrid, "value"))
+    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(meas, separators=(",", ":")) + ","
+    return CatalogEntry(
+        key=f"{d.name}/{p.name}",
+        device=d.name,
+        protocol=d.protocol,  # type: ignore[attr-defined]
+        kind=m.kind or "Analog",
+        measurement_type=m.type,
+        deadband=p.deadband,
+        topic=topic,
+        measurement=meas,
+        value_mrid=value_mrid,
+        is_switch=m.type == "SwitchPosition",
+        json_prefix=prefix_json,
+    )
+
+
+def json_schemas() -> dict[str, dict]:
+    """The JSON Schemas ``gridgate schema`` prints."""
+    return {
+        "config": Config.model_json_schema(),
+        "measurement": Measurement.model_json_schema(),
+        "value": MeasurementValue.model_json_schema(),
+        "status": Status.model_json_schema(),
+    }

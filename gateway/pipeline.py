@@ -1,0 +1,103 @@
+"""The gateway's pipeline contract: sources emit Readings, the normaliser turns them into
+CIM values, sinks publish them (the Telegraf/Vector source → transform → sink split).
+
+Every southbound driver speaks only this: it never knows about MQTT or CIM payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from gateway.quality import COMMS_LOST, Q
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Reading:
+    """One value of one point as a driver got it.
+
+    ``key`` is ``"{device}/{point}"`` (config names). ``value`` is already in engineering
+    units (scale/offset applied, value_map applied for discretes). ``timestamp`` is the
+    source time in seconds since the epoch (UTC) — the device's own time when the protocol
+    carries one (DNP3 event time, IEC 61850 ``t``), else the gateway's receive time.
+    """
+
+    key: str
+    value: float | int | bool | None
+    quality: int = 0  # gateway.quality.Q bits
+    timestamp: float = 0.0
+    address: str = ""  # protocol address, for provenance, e.g. "holding:100" or "analog:3"
+    event: bool = False  # came from a protocol event (SOE), never suppressed by deadband
+
+
+Emit = Callable[[Reading], None]
+
+
+class Source(Protocol):
+    """A southbound driver for one device."""
+
+    device: str
+    protocol: str
+
+    async def run(self, emit: Emit) -> None:
+        """Run until cancelled: connect, read, emit Readings, reconnect on loss."""
+
+    @property
+    def connected(self) -> bool: ...
+
+
+@dataclass
+class CommsState:
+    """Per-device comms bookkeeping, published on the status topic."""
+
+    connected: bool = False
+    polls: int = 0
+    failures: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    last_ok: float = 0.0
+
+
+@dataclass
+class Backoff:
+    """Exponential reconnect backoff with jitter, reset on success."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    _next: float = field(default=0.0, init=False)
+
+    def next(self) -> float:
+        self._next = self.initial if self._next == 0 else min(self.maximum, self._next * self.factor)
+        return self._next * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+def mark_comms_lost(keys: list[str], last: dict[str, Reading], emit: Emit, now: float) -> None:
+    """Re-emit every point of a device with its last value and INVALID|OLD_DATA|FAILURE.
+
+    The control room must see a device drop out; the value stays the last one known,
+    the timestamp stays the source time of that value.
+    """
+    for k in keys:
+        prev = last.get(k)
+        if prev is None:
+            emit(Reading(k, None, int(COMMS_LOST), now))
+        elif prev.quality & int(COMMS_LOST) != int(COMMS_LOST):
+            emit(Reading(k, prev.value, prev.quality | int(COMMS_LOST), prev.timestamp, prev.address))
+
+
+async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+__all__ = ["Reading", "Emit", "Source", "CommsState", "Backoff", "mark_comms_lost", "Q"]
