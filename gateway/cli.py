@@ -227,6 +227,7 @@ async def _demo(cfg, args) -> int:
     gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
     watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
     started = time.monotonic()
+    emulated = sorted(emu.devices)
     try:
         await gw.start()
         await watcher.start()
@@ -253,7 +254,7 @@ async def _demo(cfg, args) -> int:
     summary = {
         "seconds": round(time.monotonic() - started, 1),
         "broker": url,
-        "devices_emulated": sorted(emu.devices),
+        "devices_emulated": emulated,
         "devices_skipped": emu.skipped,
         "measurements_seen": len(st.rows),
         "values_received": st.received,

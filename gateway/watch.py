@@ -85,7 +85,7 @@ def render(state: WatchState, limit: int = 60) -> Group:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for topic in sorted(state.rows)[:limit]:
         r = state.rows[topic]
-        v = f"{r.value:,.3f}".rstrip("0").rstrip(".") if isinstance(r.value, float) else str(r.value)
+        v = f"{r.value:,.3f}".rstrip("0").rstrip(".") if isinstance(r.value, float) else ("—" if r.value is None else str(r.value))
         q = Text(r.validity + (" " + ",".join(r.flags) if r.flags else ""), style=QSTYLE.get(r.validity, ""))
         table.add_row(r.name, v, r.unit, q, f"{now - r.ts:5.1f}s" if r.ts else "-")
     gws = ", ".join(
