@@ -31,11 +31,24 @@ def sim_points(cfg: Config) -> list[SimPoint]:
             if isinstance(d, ModbusDevice):
                 reg = RegisterLayout(
                     table=p.table, address=p.address, type=p.type, word_order=p.word_order,
-                    byte_order=p.byte_order, scale=p.scale, offset=p.offset,
+                    byte_order=p.byte_order, scale=p.scale, offset=_bit_offset(p) if p.type == "bool" else p.offset,
                 )
             pts.append(SimPoint(device=d.name, name=p.name, signal=p.signal, faults=list(p.faults),
                                 deadband=p.deadband, register=reg))
     return pts
+
+
+def _bit_offset(p) -> float:
+    """A bool register shows ``state - offset != 0``; a value_map {0: a, 1: a+1} (e.g. open=1/closed=2
+    on one auxiliary contact) means the bit is set for the higher code, so the offset is ``a``."""
+    vm = p.value_map
+    if not vm:
+        return p.offset
+    if set(vm) == {0, 1} and vm[1] == vm[0] + 1:
+        return float(vm[0])
+    raise ValueError(
+        f"point {p.name!r}: a bool register can only carry value_map {{0: n, 1: n+1}} (e.g. {{0: 1, 1: 2}}), got {vm}"
+    )
 
 
 def build_firmware(cfg: Config, seed: int = 0) -> Firmware:

@@ -84,6 +84,15 @@ async def test_modbus_meter_to_mqtt(tmp_path, mosquitto):
             status = sub.latest("/status")
             assert status["state"] == "online" and status["devices"]["meter1"]["connected"] is True
 
+            # the breaker trips in the simulated firmware: the discrete input follows (open = 1)
+            emu.apply_command("meter1", "CB", 1)
+            opened = await sub.wait_for(
+                lambda: (latest_values(sub)["INC1/CB/SwitchPosition"]["value"] == 1) and latest_values(sub), 3, "CB open"
+            )
+            assert opened["INC1/CB/SwitchPosition"]["valueAlias"] == "open"
+            emu.apply_command("meter1", "CB", 2)
+            await sub.wait_for(lambda: latest_values(sub)["INC1/CB/SwitchPosition"]["value"] == 2, 3, "CB closed")
+
             # device stops answering → every measurement INVALID + failure + oldData, last value kept
             t_stop = time.time()
             await emu.stop_device("meter1")

@@ -1,0 +1,92 @@
+"""Report-by-exception, integrity republish and seq, on the real catalog of a site."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.cim import MeasurementValue, build_catalog
+from gateway.normaliser import Normaliser, Publication
+from gateway.pipeline import Reading
+from gateway.quality import COMMS_LOST, Q
+from tests.support.sites import modbus_site
+
+
+@pytest.fixture
+def norm(tmp_path):
+    cfg, _ = modbus_site(tmp_path)
+    out: list[Publication] = []
+    n = Normaliser(build_catalog(cfg), out.append)
+    return n, out
+
+
+def test_deadband_relative_to_last_published(norm):
+    n, out = norm  # meter1/Ia has deadband 0 in the test site: use P with a deadband set here
+    n.catalog["meter1/Ia"].deadband = 1.0
+    for v in (100.0, 100.5, 100.9, 101.2, 101.0, 100.1):
+        n(Reading("meter1/Ia", v, 0, 1000.0, "holding:10"))
+    assert [json.loads(p.payload)["value"] for p in out] == [100.0, 101.2, 100.1]
+    assert n.stats.suppressed == 3 and n.stats.published == 3
+
+
+def test_quality_change_always_published(norm):
+    n, out = norm
+    n(Reading("meter1/Ia", 5.0, 0, 1.0))
+    n(Reading("meter1/Ia", 5.0, int(COMMS_LOST), 1.0))
+    n(Reading("meter1/Ia", 5.0, int(COMMS_LOST), 1.0))
+    n(Reading("meter1/Ia", 5.0, 0, 2.0))
+    qs = [json.loads(p.payload)["quality"] for p in out]
+    assert qs == [
+        {"validity": "GOOD", "source": "PROCESS"},
+        {"validity": "INVALID", "source": "PROCESS", "failure": True, "oldData": True},
+        {"validity": "GOOD", "source": "PROCESS"},
+    ]
+
+
+def test_discrete_any_change_qos1_retained_and_alias(norm):
+    n, out = norm
+    for v in (2, 2, 1, 0, 3):
+        n(Reading("meter1/CB", v, 0, 1.0, "discrete_input:3"))
+    bodies = [json.loads(p.payload) for p in out]
+    assert [(b["value"], b["valueAlias"]) for b in bodies] == [(2, "closed"), (1, "open"), (0, "intermediate"), (3, "bad")]
+    assert all(p.qos == 1 and p.retain for p in out)
+
+
+def test_events_bypass_deadband_and_seq_is_gap_free(norm):
+    n, out = norm
+    n.catalog["meter1/Ia"].deadband = 10
+    n(Reading("meter1/Ia", 1.0, 0, 1.0))
+    n(Reading("meter1/Ia", 1.0, 0, 2.0, event=True))
+    n(Reading("meter1/P", 7.0, int(Q.SUBSTITUTED), 3.0))
+    assert [p.seq for p in out] == [1, 2, 3]
+    assert [json.loads(p.payload)["seq"] for p in out] == [1, 2, 3]
+    assert json.loads(out[2].payload)["quality"] == {"validity": "GOOD", "source": "SUBSTITUTED"}
+
+
+def test_integrity_republishes_every_known_point(norm):
+    n, out = norm
+    n(Reading("meter1/Ia", 1.0, 0, 1.0))
+    n(Reading("meter1/Hz", 50.0, 0, 1.0))
+    assert n.republish_all() == 2
+    assert [p.key for p in out[2:]] == ["meter1/Ia", "meter1/Hz"]
+
+
+def test_unknown_key_counted_not_silent(norm, caplog):
+    n, out = norm
+    n(Reading("nope/x", 1.0))
+    n(Reading("nope/x", 2.0))
+    assert out == [] and n.stats.unknown == 2
+    assert caplog.text.count("unknown point 'nope/x'") == 1
+
+
+def test_payload_validates_against_published_schema(norm):
+    n, out = norm
+    n(Reading("meter1/P", 4321.5, int(Q.QUESTIONABLE | Q.INACCURATE), 1700000000.123, "holding:0"))
+    n(Reading("meter1/CB", None, int(COMMS_LOST), 1700000000.0))
+    for p in out:
+        MeasurementValue.model_validate_json(p.payload)  # raises if the JSON drifts from the schema
+    b = json.loads(out[0].payload)
+    assert b["timeStamp"] == "2023-11-14T22:13:20.123Z"
+    assert b["quality"] == {"validity": "QUESTIONABLE", "source": "PROCESS", "inaccurate": True}
+    assert json.loads(out[1].payload)["value"] is None
