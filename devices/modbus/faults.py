@@ -1,0 +1,59 @@
+"""Fault injection for an emulated Modbus device, as plain data.
+
+The server consults ``server.faults`` on every request, so a fault script can swap it at
+any moment (``server.faults = ModbusFaults(silent=True)``). Order: ``silent`` wins, then a
+matching forced ``exception`` replaces the normal answer, then ``delay_s`` holds the reply.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: exception codes a real device may return (Modbus Application Protocol v1.1b3, section 7)
+EXCEPTION_CODES = {1, 2, 3, 4, 5, 6, 8, 10, 11}
+
+
+class ForcedException(BaseModel):
+    """Answer requests of ``function`` (any when None) touching [start, end] with ``code``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: int = Field(description="Modbus exception code, e.g. 4 (server device failure), 6 (busy), 11 (gateway target failed)")
+    function: int | None = Field(None, ge=1, le=127, description="function code; None: every function")
+    start: int = Field(0, ge=0, le=65535, description="first address of the range")
+    end: int = Field(65535, ge=0, le=65535, description="last address of the range (inclusive)")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "ForcedException":
+        if self.code not in EXCEPTION_CODES:
+            raise ValueError(f"exception code {self.code} is not a Modbus exception; use one of {sorted(EXCEPTION_CODES)}")
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}; give an inclusive address range")
+        return self
+
+    def matches(self, function: int, first: int, last: int) -> bool:
+        return (self.function is None or self.function == function) and first <= self.end and last >= self.start
+
+
+class ModbusFaults(BaseModel):
+    """Per-server faults. The default instance is the healthy device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    silent: bool = Field(False, description="read the request but neither execute nor answer it (a mute device)")
+    delay_s: float = Field(0.0, ge=0, le=600, description="fixed delay before every reply")
+    exceptions: tuple[ForcedException, ...] = Field((), description="forced exception answers (first match wins)")
+
+    @property
+    def healthy(self) -> bool:
+        return not self.silent and self.delay_s == 0 and not self.exceptions
+
+    def forced(self, function: int, first: int, last: int) -> int | None:
+        """The exception code to force for this request, if any."""
+        for f in self.exceptions:
+            if f.matches(function, first, last):
+                return f.code
+        return None
+
+
+HEALTHY = ModbusFaults()

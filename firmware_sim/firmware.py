@@ -1,0 +1,179 @@
+"""Firmware: the simulated sampling loop of a set of emulated devices (the public face).
+
+Build it from SimPoints, drive it with ``tick(t)`` (simulated time) or ``start(period)``
+(a real-time thread on an absolute schedule), and read values, quality, changed flags
+and Modbus register images. Either backend (C core or Python reference) sits behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Mapping, Sequence
+
+from pydantic import TypeAdapter
+
+from firmware_sim.backend import sampler_class
+from firmware_sim.model import SimPoint
+from firmware_sim.plan import HOLD, WAVE, Plan, PlanError, compile_plan, fault_args
+from firmware_sim.spec import FaultSpec, LoadGroup
+
+_FAULT = TypeAdapter(FaultSpec)
+
+
+class Firmware:
+    def __init__(
+        self,
+        points: Sequence[SimPoint],
+        groups: Mapping[str, Sequence[LoadGroup]] | None = None,
+        seed: int = 0,
+        table_sizes: Mapping[str, Mapping[str, int]] | None = None,
+        backend: str = "auto",
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise PlanError(f"seed must be an integer, got {seed!r}")
+        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {})
+        cls, self.backend = sampler_class(backend)
+        P = self.plan.params
+        n = P["n"]
+        self._values = array("f", [0.0]) * n
+        self._quality = array("H", [0]) * n
+        self._regs = array("H", [0]) * P["n_regs"]
+        self._bits = array("B", [0]) * P["n_bits"]
+        self._changed = array("B", [0]) * n
+        self._s = cls(P, self._values, self._quality, self._regs, self._bits, self._changed)
+        self._modbus: dict = {}
+        for p in points:
+            for f in p.faults:
+                self.set_fault(self.index(p.device, p.name), f)
+
+    # ------------------------------------------------------------ driving
+
+    def tick(self, t: float) -> None:
+        """Compute every point at simulated time ``t`` (epoch seconds) and publish."""
+        self._s.tick(t)
+
+    def start(self, period: float, realtime: bool = False, spin: float = 0.0) -> None:
+        """Sample every ``period`` s at t = k*period (time.time() epoch) until stop().
+
+        ``realtime`` asks for SCHED_FIFO (C backend), silently not granted without privileges.
+        ``spin`` (C backend): wake that many seconds early and busy-wait to the scheduled time,
+        trading CPU (spin/period of a core) for less wake-up jitter.
+        """
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period > 0):
+            raise ValueError(f"start(period): period must be a positive number of seconds, got {period!r}")
+        if isinstance(spin, bool) or not isinstance(spin, (int, float)) or not 0 <= spin < period:
+            raise ValueError(f"start(spin={spin!r}): spin must be >= 0 and shorter than the period")
+        self._s.start(float(period), bool(realtime), float(spin))
+
+    def stop(self) -> None:
+        self._s.stop()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._s.running())
+
+    def lateness(self) -> tuple[array, int, int]:
+        """(lateness in µs of recent scheduled ticks, ticks done, ticks skipped) of the thread."""
+        raw, ticks, skipped = self._s.lateness()
+        a = array("f")
+        a.frombytes(raw)
+        return a, ticks, skipped
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> "Firmware":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def size(self) -> int:
+        return self.plan.params["n"]
+
+    def index(self, device: str, point: str) -> int:
+        try:
+            return self.plan.index[(device, point)]
+        except KeyError:
+            names = sorted(n for d, n in self.plan.index if d == device and not n.startswith("@group:"))
+            hint = f"points of {device!r}: {', '.join(names[:10])}" if names else f"no device {device!r}"
+            raise KeyError(f"no point {point!r} on device {device!r} ({hint})") from None
+
+    def name(self, i: int) -> tuple[str, str]:
+        s = self.plan.slots[self._check(i)]
+        return s.device, s.name
+
+    def value(self, i: int) -> float:
+        return self._values[self._check(i)]
+
+    def quality(self, i: int) -> int:
+        return self._quality[self._check(i)]
+
+    def snapshot(self) -> tuple[float, array, array]:
+        """(t, values, quality) of one whole tick; indices as :meth:`index`."""
+        v = array("f", [0.0]) * self.size
+        q = array("H", [0]) * self.size
+        t = self._s.snapshot_into(v, q)
+        return t, v, q
+
+    def take_changed(self) -> list[int]:
+        """Points whose value moved beyond the deadband, or whose quality changed, since the last call."""
+        return self._s.take_changed()
+
+    # ------------------------------------------------------------ commands and faults
+
+    def set_state(self, i: int, value: float) -> None:
+        """A command: discrete state (breaker 1 open / 2 closed, tap position) or analog setpoint.
+
+        Takes effect at the next tick.
+        """
+        i = self._check(i)
+        s, kind = self.plan.slots[i], self.plan.kinds[i]
+        where = f"{s.device}/{s.name}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"set_state({where}): expected a finite number, got {value!r}")
+        if kind == HOLD and s.signal is not None:
+            if value != int(value):
+                raise ValueError(f"set_state({where}): a discrete state is an integer, got {value!r}")
+            lo, hi = s.signal.min, s.signal.max
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError(f"set_state({where}): {value:g} outside the allowed range {lo}..{hi}")
+        elif kind == WAVE and s.signal.kind != "constant" or kind not in (HOLD, WAVE):
+            raise ValueError(
+                f"set_state({where}): a {s.signal.kind} signal cannot be commanded; "
+                "only discrete, constant and signal-less (setpoint) points accept commands"
+            )
+        self._s.set_state(i, float(value))
+
+    def set_fault(self, i: int, fault: FaultSpec | dict) -> None:
+        """Add a fault (data, see firmware_sim.spec); faults apply in the order they were set."""
+        i = self._check(i)
+        if isinstance(fault, dict):
+            fault = _FAULT.validate_python(fault)
+        if not hasattr(fault, "kind"):
+            raise TypeError(f"set_fault: expected a FaultSpec or dict, got {type(fault).__name__}")
+        self._s.set_fault(i, *fault_args(fault))
+
+    def clear_faults(self, i: int) -> None:
+        self._s.clear_faults(self._check(i))
+
+    # ------------------------------------------------------------ protocols
+
+    def modbus(self, device: str):
+        """The Modbus data model of one device (see firmware_sim.modbus.ModbusDataModel)."""
+        from firmware_sim.modbus import FirmwareModbus
+
+        if device not in self.plan.tables:
+            raise KeyError(f"no device {device!r}; known: {', '.join(self.plan.tables)}")
+        if device not in self._modbus:
+            self._modbus[device] = FirmwareModbus(self, device)
+        return self._modbus[device]
+
+    def _check(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.size:
+            raise IndexError(f"point index {i!r} out of range 0..{self.size - 1}")
+        return i
