@@ -1,0 +1,536 @@
+"""The northbound MQTT publisher: gmqtt underneath, our own reconnect, queue and backpressure.
+
+gmqtt is fast (56k msg/s here) but has no backpressure and a reconnect loop we cannot
+bound or observe, so each connection gets a fresh gmqtt client with its auto-reconnect
+disabled; this module reconnects with ``Backoff``, keeps accepted messages in an outbox
+(in-memory queue or durable spool) while the broker is away, caps QoS 1 messages in
+flight and the socket's write buffer, and re-sends unacknowledged QoS 1 messages after
+a loss (so subscribers may see QoS 1 duplicates, never gaps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+import ssl
+import time
+from typing import Awaitable, Callable, Literal
+from urllib.parse import urlsplit
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.mqtt.package import PublishPacket
+from gmqtt.storage import PersistentStorage
+
+from gateway.northbound.message import Message, PublisherStats, TlsOptions
+from gateway.northbound.outbox import MemoryOutbox, Outbox
+from gateway.pipeline import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class _NotOurReconnects(logging.Filter):
+    """gmqtt logs about its own reconnect policy, which is off here; ours says what happens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "reconnect" not in str(record.msg)
+
+
+_gmqtt_log = log.getChild("gmqtt")
+_gmqtt_log.addFilter(_NotOurReconnects())
+
+_WRITE_CHUNK = 64 * 1024
+OnConnect = Callable[[], "Awaitable[None] | None"]
+
+
+class NorthboundConfigError(ValueError):
+    """A publisher setting that cannot work; the message names the setting and the fix."""
+
+
+def parse_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` → (host, port, tls)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise NorthboundConfigError(
+            f"northbound url {url!r}: expected mqtt://host:port or mqtts://host:port (e.g. mqtt://127.0.0.1:1883)"
+        )
+    if parts.username or parts.password:
+        raise NorthboundConfigError("northbound url: put credentials in username/password, not in the URL (it gets logged)")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def ssl_context(tls: TlsOptions) -> ssl.SSLContext:
+    """Verifying client context; loads the client certificate for mutual TLS."""
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, name)
+        if path is not None and not path.is_file():
+            raise NorthboundConfigError(f"northbound tls.{name}: {path} does not exist or is not a file")
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise NorthboundConfigError("northbound tls: set both cert_file and key_file for mutual TLS, or neither")
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.cert_file is not None:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return ctx
+
+
+#: MQTT 5 PUBACK reason codes that refuse a message (0x10 "no matching subscribers" is a success)
+PUBACK_REFUSALS = {
+    0x80: "unspecified error", 0x83: "implementation specific error", 0x87: "not authorized",
+    0x90: "topic name invalid", 0x91: "packet identifier in use", 0x97: "quota exceeded", 0x99: "payload format invalid",
+}
+
+
+class _AckStorage(PersistentStorage):
+    """gmqtt's inflight store, tapped: remembers the mid of the last QoS 1 publish and reports PUBACKs.
+
+    ``reason`` holds the MQTT 5 reason code of the PUBACK being handled (gmqtt ignores it).
+    """
+
+    def __init__(self, on_ack: Callable[[int], None]) -> None:
+        super().__init__()
+        self.on_ack = on_ack
+        self.last_mid: int | None = None
+        self.reason = 0
+
+    def push_message(self, mid, raw_package):
+        super().push_message(mid, raw_package)
+        self.last_mid = mid
+
+    def remove_message_by_mid(self, mid):
+        known = mid in self._messages
+        super().remove_message_by_mid(mid)
+        if known:
+            self.on_ack(mid)
+
+
+class _DroppedBeforeConnack(ConnectionError):
+    pass
+
+
+def _loss_cause(client: "_Client") -> str:
+    """What the transport died of, as far as asyncio recorded it."""
+    conn = client._connection
+    reader = getattr(getattr(conn, "_protocol", None), "_stream_reader", None)
+    exc = reader.exception() if reader is not None else None
+    return f"{type(exc).__name__}: {exc}" if exc else "closed without an error"
+
+
+class _Client(gmqtt.Client):
+    """gmqtt client whose own reconnect loop is off: MqttPublisher owns reconnection."""
+
+    def _allow_reconnect(self):
+        return False
+
+
+class MqttPublisher:
+    """Publish to one broker; survive its absence without losing accepted messages.
+
+    ``publish`` never blocks: it appends to the outbox (False and counted when full).
+    A sender task drains the outbox in order while connected, at most ``max_inflight``
+    unacknowledged QoS 1 messages and ``max_write_buffer`` bytes queued in the socket.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        will: Message | None = None,
+        queue_size: int = 10000,
+        protocol: Literal["5", "3.1.1"] = "5",
+        tls: TlsOptions | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        on_connect: OnConnect | None = None,
+        *,
+        outbox: Outbox | None = None,
+        require_tls: bool = False,
+        max_inflight: int = 1000,
+        max_write_buffer: int = 1 << 20,
+        keepalive: int = 30,
+        connect_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        rate_limit: float | None = None,
+    ) -> None:
+        self.host, self.port, use_tls = parse_url(url)
+        if protocol not in ("5", "3.1.1"):
+            raise NorthboundConfigError(f"northbound protocol {protocol!r}: use '5' or '3.1.1'")
+        if require_tls and not use_tls:
+            raise NorthboundConfigError(
+                f"northbound url {url!r}: this profile requires TLS; use mqtts://{self.host}:8883 and set tls.ca_file"
+            )
+        if tls is not None and not use_tls:
+            raise NorthboundConfigError(f"northbound url {url!r}: tls options given but the scheme is mqtt://; use mqtts://")
+        if password is not None and username is None:
+            raise NorthboundConfigError("northbound password set without username")
+        self.url = url
+        self.client_id = client_id
+        self.will = will
+        self.protocol = protocol
+        self._ssl: ssl.SSLContext | bool = ssl_context(tls or TlsOptions()) if use_tls else False
+        self._server_hostname = tls.server_hostname if tls else None
+        self._username = username
+        self._password = password
+        self._on_connect = on_connect
+        self._outbox: Outbox = outbox if outbox is not None else MemoryOutbox(queue_size)
+        self._priority: list[Message] = []  # published from on_connect/stop: sent before the backlog
+        self._queue_size = queue_size
+        self.max_inflight = max_inflight
+        self.max_write_buffer = max_write_buffer
+        self.keepalive = keepalive
+        self.connect_timeout = connect_timeout
+        self.rate_limit = rate_limit
+        self._backoff = backoff or Backoff(initial=0.2, maximum=10.0)
+        self._stats = PublisherStats()
+        self._client: _Client | None = None
+        self._inflight: dict[int, tuple[int, Message]] = {}  # mid → (outbox ref or -1 for priority, message)
+        self._refused_topics: set[tuple[str, int]] = set()
+        self._window = max_inflight
+        self._wake = asyncio.Event()
+        if hasattr(self._outbox, "on_append"):
+            self._outbox.on_append = self._wake.set  # values appended to the spool directly
+        self._flusher: asyncio.Task | None = None
+        self._lost = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._in_on_connect = False
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def connected(self) -> bool:
+        return self._stats.connected
+
+    @property
+    def stats(self) -> PublisherStats:
+        self._stats.queued = len(self._outbox) + len(self._priority)
+        self._stats.inflight = len(self._inflight)
+        for kind, n in getattr(self._outbox, "dropped", {}).items():
+            self._stats.dropped[f"spool_{kind}"] = n
+        return self._stats
+
+    async def start(self) -> None:
+        """Start the connection task; return after the first connect attempt (succeeded or not)."""
+        if self._task is not None:
+            raise RuntimeError("MqttPublisher.start() called twice")
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-publisher-{self.client_id}")
+        if hasattr(self._outbox, "flush"):
+            self._flusher = asyncio.create_task(self._flush_periodically(), name="spool-flush")
+        await asyncio.wait({self._task, asyncio.ensure_future(self._first_attempt.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            self._task.result()  # a bug in _run: surface it
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, *, kind: str = "analog",
+                seq: int | None = None, expiry: int | None = None) -> bool:
+        """Queue one message; False (and counted in ``stats.dropped['queue_full']``) when the outbox is full.
+
+        ``kind`` (analog/accumulator/discrete/event) and ``seq`` matter to a spool: which values
+        its bounds drop first and the order it keeps. ``expiry``: MQTT 5 message expiry in seconds.
+        """
+        if qos not in (0, 1):
+            raise ValueError(f"qos {qos}: the publisher supports QoS 0 and 1")
+        msg = Message(topic, payload, qos, retain, expiry)
+        if self._in_on_connect:
+            self._priority.append(msg)
+        elif not self._outbox.put(msg, kind, seq):
+            self._stats.dropped["queue_full"] += 1
+            return False
+        self._wake.set()
+        return True
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until nothing is queued or in flight; False if that did not happen within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(self._outbox) or self._priority or self._inflight:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self, final: Message | None = None, timeout: float = 5.0) -> None:
+        """Publish ``final`` (e.g. the retained offline status), flush, then disconnect cleanly.
+
+        A clean DISCONNECT makes the broker discard the will, hence ``final``.
+        """
+        if self._task is None:
+            return
+        if final is not None and self.connected:
+            self._priority.append(final)
+            self._wake.set()
+        was_connected = self.connected
+        if was_connected:
+            await self.drain(timeout)
+        self._stopping = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+            self._outbox.flush()
+        client = self._client
+        if client is not None and was_connected:
+            try:
+                await asyncio.wait_for(client.disconnect(), timeout)
+            except (asyncio.TimeoutError, OSError) as exc:
+                log.warning("northbound %s: clean disconnect failed: %s", self._where(), exc)
+        self._stats.connected = False
+        left = len(self._outbox) + len(self._priority)
+        if left:
+            log.warning("northbound %s: stopped with %d message(s) not delivered", self._where(), left)
+
+    async def _flush_periodically(self) -> None:
+        """A spool commits appended values and deletes delivered ones at least every ``max_delay``."""
+        interval = getattr(self._outbox, "max_delay", 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._outbox.flush()
+            except Exception:
+                log.exception("northbound: spool flush failed; values stay in memory until the next flush")
+
+    # ------------------------------------------------------------------ connection loop
+
+    def _where(self) -> str:
+        return f"{self.host}:{self.port} (client id {self.client_id!r})"
+
+    def _new_client(self) -> _Client:
+        will = None
+        if self.will is not None:
+            will = gmqtt.Message(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
+        client = _Client(self.client_id, clean_session=True, will_message=will, logger=_gmqtt_log,
+                         persistent_storage=_AckStorage(lambda mid: self._acked(client, mid)))
+        if self._username is not None:
+            client.set_auth_credentials(self._username, self._password)
+        client.gg_lost = asyncio.Event()  # this connection died (before or after CONNACK)
+        client.on_disconnect = self._disconnected
+        handler = client._package_handler
+        original = handler._handle_puback_packet
+
+        def puback_with_reason(cmd: int, packet: bytes) -> None:
+            storage = client._persistent_storage
+            storage.reason = packet[2] if len(packet) > 2 else 0
+            try:
+                original(cmd, packet)
+            finally:
+                storage.reason = 0
+
+        handler._handle_puback_packet = puback_with_reason  # found by gmqtt's getattr dispatch
+        return client
+
+    async def _run(self) -> None:
+        version = MQTTv50 if self.protocol == "5" else MQTTv311
+        while not self._stopping:
+            client = self._new_client()
+            try:
+                await self._connect(client, version)
+            except (OSError, asyncio.TimeoutError, MQTTConnectError, ssl.SSLError) as exc:
+                self._connect_failed(client, exc)
+                self._first_attempt.set()
+                await asyncio.sleep(self._backoff.next())
+                continue
+            self._client = client
+            self._lost.clear()
+            self._backoff.reset()
+            self._set_nodelay(client)
+            self._window = self._receive_window(client)
+            self._stats.connected = True
+            log.info("northbound: connected to %s (MQTT %s)", self._where(), self.protocol)
+            try:
+                await self._call_on_connect()
+                self._first_attempt.set()
+                self._wake.set()  # whatever waited for this connection goes now
+                await self._send_loop(client)
+            finally:
+                self._stats.connected = False
+            if self._stopping:
+                return
+            self._connection_lost()
+
+    async def _connect(self, client: _Client, version: int) -> None:
+        """gmqtt's connect, bounded, and failing fast when the broker drops us before CONNACK."""
+        connect = asyncio.ensure_future(
+            client.connect(self.host, self.port, ssl=self._ssl, keepalive=self.keepalive, version=version))
+        dropped = asyncio.ensure_future(client.gg_lost.wait())
+        try:
+            done, _ = await asyncio.wait({connect, dropped}, timeout=self.connect_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (connect, dropped):
+                if not task.done():
+                    task.cancel()
+        if connect in done:
+            connect.result()
+        elif dropped in done:
+            raise _DroppedBeforeConnack(_loss_cause(client))
+        else:
+            raise asyncio.TimeoutError()
+
+    def _connect_failed(self, client: _Client, exc: BaseException) -> None:
+        self._stats.connect_failures += 1
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"TLS certificate rejected: {exc.verify_message} (check tls.ca_file / the broker certificate)"
+        elif isinstance(exc, ssl.SSLError):
+            reason = f"TLS handshake failed: {exc.reason or exc} (check tls.cert_file/key_file and the broker's require_certificate)"
+        elif isinstance(exc, MQTTConnectError):
+            reason = f"broker refused the connection: {exc} (check username/password, client id and the broker ACL)"
+        elif isinstance(exc, _DroppedBeforeConnack):
+            reason = (f"the broker closed the connection before CONNACK ({exc})"
+                      + ("; with TLS this usually means it rejected our client certificate: check tls.cert_file/"
+                         "key_file are signed by a CA the broker trusts (its cafile)" if self._ssl else
+                         "; is this a TLS listener? then use mqtts://"))
+        elif isinstance(exc, asyncio.TimeoutError):
+            reason = f"no CONNACK within {self.connect_timeout} s"
+        if reason != self._stats.last_error:
+            log.warning("northbound: cannot connect to %s: %s; retrying with backoff", self._where(), reason)
+        self._stats.last_error = reason
+        conn = client._connection
+        if conn is not None and not conn.is_closing():
+            conn._transport.abort()
+
+    def _connection_lost(self) -> None:
+        self._client = None
+        self._stats.reconnects += 1
+        rewound = self._outbox.rewind()
+        self._stats.resent += rewound
+        self._inflight.clear()
+        self._stats.last_error = "connection lost"
+        log.warning("northbound: lost connection to %s; %d queued, %d unacknowledged will be re-sent",
+                    self._where(), len(self._outbox), rewound)
+
+    def _disconnected(self, client, packet, exc=None) -> None:
+        client.gg_lost.set()
+        if client is self._client:
+            self._lost.set()
+            self._wake.set()
+
+    async def _call_on_connect(self) -> None:
+        if self._on_connect is None:
+            return
+        self._in_on_connect = True
+        try:
+            result = self._on_connect()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("northbound: on_connect callback failed")
+        finally:
+            self._in_on_connect = False
+
+    @staticmethod
+    def _set_nodelay(client: _Client) -> None:
+        sock = client._connection._transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _receive_window(self, client: _Client) -> int:
+        """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
+        rm = client._package_handler._connack_properties.get("receive_maximum")
+        broker = rm[0] if rm else 65535
+        return max(1, min(self.max_inflight, broker - 1))
+
+    # ------------------------------------------------------------------ sending
+
+    def _acked(self, client: _Client, mid: int) -> None:
+        if client is not self._client or self._lost.is_set():
+            return  # a late PUBACK of a lost connection: its mids mean nothing now, the message gets re-sent
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return
+        ref, msg = entry
+        reason = client._persistent_storage.reason
+        if reason >= 0x80:
+            # re-sending cannot help: count it as dropped, say once per topic why
+            name = PUBACK_REFUSALS.get(reason, "refused")
+            self._stats.dropped[f"refused_{name.replace(' ', '_')}"] += 1
+            if (msg.topic, reason) not in self._refused_topics:
+                self._refused_topics.add((msg.topic, reason))
+                log.error("northbound: broker %s refused a publish to %r: %s (0x%02x); check the broker ACL for user %r",
+                          self._where(), msg.topic, name, reason, self._username)
+        else:
+            self._stats.acked += 1
+        if ref >= 0:
+            self._outbox.done(ref)
+        self._wake.set()
+
+    async def _send_loop(self, client: _Client) -> None:
+        """Send while connected; packets of one pass go out in 64 kB writes, not one syscall each."""
+        transport = client._connection._transport
+        bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
+        while not self._lost.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            out = bytearray()
+            while not self._lost.is_set() and not transport.is_closing():
+                if len(self._inflight) >= self._window:
+                    break  # an ack will wake us
+                if len(out) >= _WRITE_CHUNK:
+                    out = self._write(client, out)
+                if transport.get_write_buffer_size() > self.max_write_buffer:
+                    out = self._write(client, out)
+                    await asyncio.sleep(0.002)
+                    continue
+                if bucket is not None and (delay := bucket.wait_time()) > 0:
+                    out = self._write(client, out)
+                    await asyncio.sleep(delay)
+                    continue
+                if self._priority:
+                    ref, msg = -1, self._priority.pop(0)
+                else:
+                    item = self._outbox.take()
+                    if item is None:
+                        break
+                    ref, msg = item
+                self._send(client, ref, msg, out)
+                if bucket is not None:
+                    bucket.spend()
+            self._write(client, out)
+            if transport.is_closing():
+                self._lost.set()
+
+    @staticmethod
+    def _write(client: _Client, out: bytearray) -> bytearray:
+        if out and not client._connection.is_closing():
+            client._connection.send_package(out)
+        return bytearray()
+
+    def _send(self, client: _Client, ref: int, msg: Message, out: bytearray) -> None:
+        """Encode one PUBLISH into ``out``; QoS 0 counts as delivered here (written in the same loop step)."""
+        props = {"message_expiry_interval": msg.expiry} if msg.expiry and self.protocol == "5" else {}
+        gm = gmqtt.Message(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, **props)
+        mid, packet = PublishPacket.build_package(gm, client._connection._protocol)
+        out += packet
+        self._stats.published += 1
+        if msg.qos:
+            client._persistent_storage.push_message(mid, packet)
+            self._inflight[mid] = (ref, msg)
+        elif ref >= 0:
+            self._outbox.done(ref)
+
+
+class _TokenBucket:
+    """At most ``rate`` messages per second, bursts of up to 0.1 s worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate * 0.1)
+        self.tokens = self.capacity
+        self.t = time.monotonic()
+
+    def wait_time(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def spend(self) -> None:
+        self.tokens -= 1

@@ -1,0 +1,65 @@
+"""Where accepted messages wait for the broker: the in-memory bounded queue.
+
+The publisher only needs five operations, so an in-memory queue and the durable spool
+(gateway.northbound.spool) are interchangeable: ``put`` accepts or refuses, ``take`` hands
+out the next message in order, ``done`` forgets a delivered one, ``rewind`` puts taken but
+undelivered messages back in front (after a connection loss) so they are re-sent in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from gateway.northbound.message import Message
+
+
+class Outbox(Protocol):
+    def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool: ...
+
+    def take(self) -> tuple[int, Message] | None: ...
+
+    def done(self, ref: int) -> None: ...
+
+    def rewind(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryOutbox:
+    """Bounded FIFO. When full, ``put`` refuses the new message (the caller counts it)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {size}")
+        self.size = size
+        self._pending: deque[tuple[int, Message]] = deque()
+        self._taken: dict[int, Message] = {}
+        self._next = 0
+
+    def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool:
+        if len(self._pending) + len(self._taken) >= self.size:
+            return False
+        self._next += 1
+        self._pending.append((self._next, msg))
+        return True
+
+    def take(self) -> tuple[int, Message] | None:
+        if not self._pending:
+            return None
+        ref, msg = self._pending.popleft()
+        self._taken[ref] = msg
+        return ref, msg
+
+    def done(self, ref: int) -> None:
+        self._taken.pop(ref, None)
+
+    def rewind(self) -> int:
+        """Undelivered messages go back in front, oldest first; returns how many."""
+        n = len(self._taken)
+        self._pending.extendleft(sorted(self._taken.items(), reverse=True))
+        self._taken.clear()
+        return n
+
+    def __len__(self) -> int:
+        return len(self._pending) + len(self._taken)

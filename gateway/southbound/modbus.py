@@ -1,0 +1,310 @@
+"""The gateway's Modbus TCP driver: poll a device in coalesced block reads and emit Readings.
+
+Connection handling, the poll schedule, backoff and the INVALID marking of every point on
+comms loss come from :class:`~gateway.southbound.session.PolledSession`; this module adds
+only the Modbus parts. pymodbus' own retries and auto-reconnect are switched off (``retries=0``,
+``reconnect_delay=0``, and a dropped link is detected before pymodbus' ``execute`` would
+silently reconnect) so the session alone decides when to reconnect.
+
+Per-block failures do not end the connection: an exception reply marks that block's points
+INVALID (+ BAD_REFERENCE for 01/02/03, FAILURE for 04/0A/0B, OLD_DATA for 05/06) and a reply
+with the wrong count or function marks them INVALID|INCONSISTENT; each is counted and
+logged once until the block reads cleanly again. A missing reply (timeout) or a closed
+connection ends the connection: the session marks everything INVALID|OLD_DATA|FAILURE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from gateway.config import ModbusDevice, ModbusPoint
+from gateway.pipeline import Backoff, Emit, Reading
+from gateway.quality import Q
+from gateway.southbound.modbus_plan import Block, plan_device
+from gateway.southbound.registers import Decoder, decoder
+from gateway.southbound.session import DriverError, PolledSession
+
+log = logging.getLogger(__name__)
+
+#: exception code → detail flag set with INVALID on the points of the block
+EXCEPTION_QUALITY: dict[int, Q] = {
+    1: Q.BAD_REFERENCE,  # illegal function: the table is not served
+    2: Q.BAD_REFERENCE,  # illegal data address: the map does not have it
+    3: Q.BAD_REFERENCE,  # illegal data value: the request is not acceptable to the device
+    4: Q.FAILURE,  # server device failure
+    5: Q.OLD_DATA,  # acknowledge (busy with a long operation)
+    6: Q.OLD_DATA,  # server device busy
+    10: Q.FAILURE,  # gateway path unavailable
+    11: Q.FAILURE,  # gateway target device failed to respond
+}
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+
+#: share of the poll timeout the block reads may use; the rest is margin so our own timeout
+#: (which is counted) fires before the session's backstop ``wait_for`` around the whole poll
+_REQUEST_BUDGET = 0.95
+
+Convert = Callable[[Any], "tuple[float | int | None, int]"]
+
+
+@dataclass(slots=True)
+class _Point:
+    key: str
+    index: int  # offset of the point in its block's registers/bits
+    address: str  # provenance, "holding:100"
+    decode: Decoder
+    convert: Convert
+
+
+@dataclass(slots=True)
+class _Job:
+    block: Block
+    points: list[_Point]
+    failing: str = ""  # the reason last logged for this block ("" while it reads cleanly)
+
+
+def converter(p: ModbusPoint) -> Convert:
+    """raw → (engineering value, quality bits) for one point.
+
+    Discretes (and bool points) become ints, mapped through ``value_map`` when set (a raw
+    value the map lacks is INVALID|OUT_OF_RANGE with the raw value kept, so it is seen, not
+    dropped); accumulators stay ints while unscaled; analogs are floats, and a NaN/Inf
+    float32 is INVALID|OVERFLOW without a value.
+    """
+    scale, offset, vmap = p.scale, p.offset, p.value_map
+    kind = p.measurement.kind
+    bad_map = int(Q.INVALID | Q.OUT_OF_RANGE)
+    overflow = int(Q.INVALID | Q.OVERFLOW)
+
+    if kind == "Discrete" or p.type == "bool":
+        if vmap:
+            def conv_map(raw: Any) -> tuple[float | int | None, int]:
+                code = vmap.get(int(raw))
+                return (code, 0) if code is not None else (int(raw), bad_map)
+
+            return conv_map
+        if scale == 1 and offset == 0:
+            return lambda raw: (int(raw), 0)
+        return lambda raw: (int(round(raw * scale + offset)), 0)
+
+    if p.type == "float32":
+        def conv_float(raw: Any) -> tuple[float | int | None, int]:
+            v = raw * scale + offset
+            return (v, 0) if v - v == 0 else (None, overflow)  # inf - inf and nan - nan are nan
+
+        return conv_float
+    if kind == "Accumulator" and scale == 1 and offset == 0:
+        return lambda raw: (raw, 0)
+    return lambda raw: (float(raw * scale + offset), 0)
+
+
+class ModbusSource(PolledSession):
+    """One Modbus TCP device (``cfg: ModbusDevice``), polled every ``poll_interval``.
+
+    ``counters`` (also in :meth:`stats`): requests, replies, exceptions by code,
+    short_replies (wrong count or function), timeouts, connects, connect_failures,
+    overflow and unmapped values. ``state`` (CommsState) holds connected/polls/failures/
+    reconnects/last_error from the session.
+    """
+
+    protocol = "modbus"
+    cfg: ModbusDevice
+
+    def __init__(self, device: ModbusDevice, backoff: Backoff | None = None) -> None:
+        super().__init__(device, backoff)
+        self.blocks = plan_device(device)
+        self._jobs = [
+            _Job(
+                b,
+                [
+                    _Point(
+                        f"{device.name}/{p.name}",
+                        p.address - b.start,
+                        f"{p.table}:{p.address}",
+                        decoder(p.type, p.word_order, p.byte_order),
+                        converter(p),
+                    )
+                    for p in b.points
+                ],
+            )
+            for b in self.blocks
+        ]
+        self.counters: dict[str, Any] = {
+            "requests": 0,
+            "replies": 0,
+            "exceptions": Counter(),
+            "short_replies": 0,
+            "timeouts": 0,
+            "connects": 0,
+            "connect_failures": 0,
+            "overflow": 0,
+            "unmapped": 0,
+        }
+        self._client: AsyncModbusTcpClient | None = None
+
+    # ---- session hooks
+
+    async def connect(self) -> None:
+        cfg = self.cfg
+        client = AsyncModbusTcpClient(
+            cfg.host,
+            port=cfg.port,
+            name=self.device,
+            timeout=cfg.timeout,
+            retries=0,
+            reconnect_delay=0,  # no pymodbus auto-reconnect: the session owns reconnects
+            trace_connect=self._link_changed,
+        )
+        self._client = client
+        if not await client.connect():
+            self.counters["connect_failures"] += 1
+            raise ConnectionRefusedError(f"cannot open a TCP connection to {cfg.host}:{cfg.port}")
+        sock = client.ctx.transport.get_extra_info("socket") if client.ctx.transport else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # asyncio does it too; be explicit
+        self.counters["connects"] += 1
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception as e:  # closing must not raise; say why it was odd
+                log.debug("%s: closing the Modbus client failed: %s", self.device, e)
+
+    async def poll(self, emit: Emit) -> None:
+        client = self._client
+        if client is None or not client.connected:
+            raise DriverError("connection closed by the device")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.timeout * _REQUEST_BUDGET
+        for job in self._jobs:
+            reply = await self._read(client, job.block, deadline)
+            now = time.time()
+            self._deliver(job, reply, now, emit)
+
+    # ---- one block
+
+    async def _read(self, client: AsyncModbusTcpClient, b: Block, deadline: float) -> Any:
+        if not client.connected:  # pymodbus' execute() would quietly reconnect
+            raise DriverError("connection closed by the device")
+        read = {
+            1: client.read_coils,
+            2: client.read_discrete_inputs,
+            3: client.read_holding_registers,
+            4: client.read_input_registers,
+        }[b.function]
+        self.counters["requests"] += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                reply = await read(b.start, count=b.count, device_id=self.cfg.unit_id)
+        except TimeoutError:
+            self.counters["timeouts"] += 1
+            raise TimeoutError(f"no reply to the read of {b} within {self.cfg.timeout:g}s") from None
+        except ConnectionException as e:
+            raise DriverError(f"connection lost during the read of {b}: {e}") from None
+        except ModbusIOException as e:
+            if "No response" in str(e):
+                self.counters["timeouts"] += 1
+                raise TimeoutError(f"no reply to the read of {b} within {self.cfg.timeout:g}s") from None
+            raise DriverError(f"bad reply to the read of {b}: {e}") from None
+        except ModbusException as e:
+            raise DriverError(f"bad reply to the read of {b}: {e}") from None
+        self.counters["replies"] += 1
+        return reply
+
+    def _deliver(self, job: _Job, reply: Any, now: float, emit: Emit) -> None:
+        b = job.block
+        if reply.isError():
+            code = int(getattr(reply, "exception_code", 0))
+            self.counters["exceptions"][code] += 1
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            hint = " (check the point addresses, or set modbus.max_gap: 0 if the device map has holes)" if code == 2 else ""
+            self._block_failed(job, Q.INVALID | EXCEPTION_QUALITY.get(code, Q.FAILURE), f"exception {code:02d} ({name}){hint}", now, emit)
+            return
+        values = reply.bits if b.bits else reply.registers
+        got = len(values)
+        ok = (got >= b.count and got - b.count < 8) if b.bits else got == b.count
+        if reply.function_code != b.function or not ok:
+            self.counters["short_replies"] += 1
+            what = f"{got} bits" if b.bits else f"{got} registers"
+            self._block_failed(
+                job,
+                Q.INVALID | Q.INCONSISTENT,
+                f"reply to FC{b.function} carried FC{reply.function_code} with {what}, {b.count} asked",
+                now,
+                emit,
+            )
+            return
+        if job.failing:
+            log.info("%s: %s reads again (was: %s)", self.device, b, job.failing)
+            job.failing = ""
+        for p in job.points:  # the hot loop: one decode, one convert, one Reading per point
+            value, quality = p.convert(p.decode(values, p.index))
+            if quality:
+                self.counters["overflow" if quality & Q.OVERFLOW else "unmapped"] += 1
+            emit(Reading(p.key, value, quality, now, p.address))
+
+    def _block_failed(self, job: _Job, flags: Q, reason: str, now: float, emit: Emit) -> None:
+        """Mark the block's points; keep each last value and its source time so nothing looks fresh."""
+        if job.failing != reason:
+            log.warning("%s: read of %s failed: %s; its %d points are INVALID", self.device, job.block, reason, len(job.points))
+            job.failing = reason
+        q = int(flags)
+        for p in job.points:
+            prev = self.last.get(p.key)
+            if prev is None or prev.value is None:
+                emit(Reading(p.key, None, q, now, p.address))
+            else:
+                emit(Reading(p.key, prev.value, q, prev.timestamp, p.address))
+
+    # ---- pymodbus callback
+
+    def _link_changed(self, up: bool) -> None:
+        """On a dropped link, fail the pending request now instead of waiting out its timeout."""
+        if up or self._client is None:
+            return
+        fut = getattr(self._client.ctx, "response_future", None)
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionResetError("connection closed by the device"))
+
+    # ---- observability
+
+    def stats(self) -> dict[str, Any]:
+        """Comms state and counters, JSON-ready (for the status topic)."""
+        s = self.state
+        c = dict(self.counters)
+        c["exceptions"] = {str(k): v for k, v in sorted(self.counters["exceptions"].items())}
+        return {
+            "device": self.device,
+            "protocol": self.protocol,
+            "connected": s.connected,
+            "polls": s.polls,
+            "failures": s.failures,
+            "reconnects": s.reconnects,
+            "last_error": s.last_error,
+            "last_ok": s.last_ok,
+            "blocks": len(self.blocks),
+            "points": len(self.keys),
+            **c,
+        }
+
+
+__all__ = ["ModbusSource", "converter", "EXCEPTION_QUALITY"]

@@ -1,0 +1,197 @@
+"""MqttPublisher against real Mosquitto (MQTT 5) and the embedded amqtt broker (3.1.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.northbound.message import Message
+from gateway.northbound.mqtt import MqttPublisher, NorthboundConfigError
+from gateway.pipeline import Backoff
+from tests.northbound.rawsub import RawSubscriber
+from tests.support.mosquitto import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+STATUS = "gridgate/v1/gw1/status"
+ONLINE = json.dumps({"state": "online"}).encode()
+OFFLINE = json.dumps({"state": "offline"}).encode()
+
+
+def _pub(url: str, **kw) -> MqttPublisher:
+    kw.setdefault("will", Message(STATUS, OFFLINE, qos=1, retain=True))
+    return MqttPublisher(url, kw.pop("client_id", "gw1"), **kw)
+
+
+async def test_values_arrive_with_qos_and_retain(mosquitto):
+    async with RawSubscriber(mosquitto.port, ["gg/#"]) as live:
+        pub = _pub(mosquitto.url)
+        await pub.start()
+        assert pub.connected
+        for i in range(100):
+            assert pub.publish(f"gg/a/{i % 5}", f"{i}".encode(), qos=i % 2)
+        assert pub.publish("gg/state", b"kept", qos=1, retain=True)
+        assert pub.publish("gg/plain", b"not kept", qos=0, retain=False)
+        assert await pub.drain(5)
+        assert await live.wait_for(lambda m: len(m) == 102, 5), len(live.messages)
+        values = [m for m in live.messages if m.topic.startswith("gg/a/")]
+        # none lost, in order per QoS level (MQTT orders per topic and QoS, not across QoS levels)
+        for q in (0, 1):
+            assert [int(m.payload) for m in values if m.qos == q] == list(range(q, 100, 2))
+        assert not any(m.retain for m in live.messages)  # live delivery clears retain
+        st = pub.stats
+        assert (st.published, st.acked, st.inflight, st.queued, sum(st.dropped.values())) == (102, 51, 0, 0, 0)
+        await pub.stop()
+    async with RawSubscriber(mosquitto.port, ["gg/#"], client_id="late") as late:
+        assert await late.wait_for(lambda m: len(m) >= 1, 3)
+        await asyncio.sleep(0.2)
+        assert [(m.topic, m.payload, m.retain, m.qos) for m in late.messages] == [("gg/state", b"kept", True, 1)]
+
+
+async def test_online_on_connect_offline_on_clean_stop(mosquitto):
+    async with RawSubscriber(mosquitto.port, [STATUS]) as sub:
+        connects = []
+
+        def online():
+            connects.append(1)
+            pub.publish(STATUS, ONLINE, qos=1, retain=True)
+
+        pub = _pub(mosquitto.url, on_connect=online)
+        await pub.start()
+        assert await sub.wait_for(lambda m: len(m) == 1, 5)
+        assert sub.messages[0].payload == ONLINE and connects == [1]
+        await pub.stop(Message(STATUS, OFFLINE, qos=1, retain=True))
+        assert await sub.wait_for(lambda m: len(m) == 2, 5)
+        assert sub.messages[1].payload == OFFLINE
+        await asyncio.sleep(0.3)
+        assert len(sub.messages) == 2  # a clean DISCONNECT must not also fire the will
+    async with RawSubscriber(mosquitto.port, [STATUS], client_id="late") as late:
+        assert await late.wait_for(lambda m: len(m) == 1, 3)
+        assert late.messages[0].payload == OFFLINE and late.messages[0].retain
+
+
+CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from gateway.northbound.message import Message
+    from gateway.northbound.mqtt import MqttPublisher
+    async def main():
+        pub = MqttPublisher(sys.argv[1], "gw-child", will=Message("gridgate/v1/gw1/status", b"offline", 1, True),
+                            protocol=sys.argv[2], on_connect=lambda: pub.publish("gridgate/v1/gw1/status", b"online", 1, True))
+        await pub.start()
+        assert await pub.drain(5)
+        print("up", flush=True)
+        await asyncio.sleep(60)
+    asyncio.run(main())
+""")
+
+
+async def _will_fires_on_kill(port: int, url: str, protocol: str) -> None:
+    async with RawSubscriber(port, [STATUS]) as sub:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, url, protocol], stdout=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 15)
+            assert line.strip() == b"up"
+            assert await sub.wait_for(lambda m: [x.payload for x in m] == [b"online"], 5)
+            os.kill(child.pid, signal.SIGKILL)
+            assert await sub.wait_for(lambda m: len(m) == 2, 5), sub.messages
+            assert sub.messages[1].payload == b"offline"
+        finally:
+            child.kill()
+            child.wait(5)
+
+
+async def test_last_will_on_process_kill_mosquitto(mosquitto):
+    await _will_fires_on_kill(mosquitto.port, mosquitto.url, "5")
+
+
+async def test_last_will_on_process_kill_amqtt(amqtt_broker):
+    await _will_fires_on_kill(amqtt_broker, f"mqtt://127.0.0.1:{amqtt_broker}", "3.1.1")
+
+
+async def test_amqtt_3_1_1_qos_and_retain(amqtt_broker):
+    async with RawSubscriber(amqtt_broker, ["gg/#"]) as live:
+        pub = _pub(f"mqtt://127.0.0.1:{amqtt_broker}", protocol="3.1.1")
+        await pub.start()
+        assert pub.connected
+        for i in range(50):
+            pub.publish("gg/v", str(i).encode(), qos=1)
+        pub.publish("gg/state", b"kept", qos=1, retain=True)
+        assert await pub.drain(5)
+        assert await live.wait_for(lambda m: len(m) == 51, 5), len(live.messages)
+        assert [int(m.payload) for m in live.on("gg/v")] == list(range(50))
+        assert pub.stats.acked == 51
+        await pub.stop()
+    async with RawSubscriber(amqtt_broker, ["gg/#"], client_id="late") as late:
+        assert await late.wait_for(lambda m: len(m) == 1, 3)
+        assert (late.messages[0].payload, late.messages[0].retain) == (b"kept", True)
+
+
+async def test_broker_outage_queues_counts_overflow_and_reconnects():
+    size, extra = 300, 7
+    with Mosquitto(persistence=True, extra="max_queued_messages 0\n") as broker:
+        # a persistent subscriber session: the broker keeps what arrives while it reconnects
+        async with RawSubscriber(broker.port, ["gg/#"], client_id="hist", clean=False) as sub:
+            pub = _pub(broker.url, queue_size=size, backoff=Backoff(initial=0.2, maximum=0.5))
+            await pub.start()
+            for i in range(10):
+                pub.publish("gg/v", str(i).encode(), qos=1)
+            assert await pub.drain(5)
+            assert await sub.wait_for(lambda m: len(m) == 10, 5)
+        broker.stop()
+        await asyncio.sleep(0.5)
+        assert not pub.connected
+        accepted = [pub.publish("gg/v", str(10 + i).encode(), qos=1) for i in range(size + extra)]
+        assert accepted == [True] * size + [False] * extra
+        assert pub.stats.dropped["queue_full"] == extra and pub.stats.queued == size
+        await asyncio.sleep(1.5)  # a few seconds of outage, with failed reconnects
+        assert pub.stats.connect_failures >= 1
+        broker.start()
+        async with RawSubscriber(broker.port, ["gg/#"], client_id="hist", clean=False) as sub:
+            assert await pub.drain(10)
+            assert pub.connected and pub.stats.reconnects == 1
+            assert await sub.wait_for(lambda m: len(m) >= size, 10), len(sub.messages)
+            assert [int(m.payload) for m in sub.messages] == list(range(10, 10 + size))
+        await pub.stop()
+
+
+async def test_backpressure_caps_inflight(mosquitto):
+    n = 5000
+    async with RawSubscriber(mosquitto.port, ["gg/#"]) as sub:
+        pub = _pub(mosquitto.url, max_inflight=50, queue_size=n)
+        await pub.start()
+        peak = 0
+
+        async def watch():
+            nonlocal peak
+            while True:
+                peak = max(peak, pub.stats.inflight)
+                await asyncio.sleep(0)
+
+        w = asyncio.create_task(watch())
+        for i in range(n):
+            assert pub.publish("gg/v", b"x" * 300, qos=1)
+        assert await pub.drain(20)
+        w.cancel()
+        assert 1 < peak <= 50
+        assert await sub.wait_for(lambda m: len(m) == n, 10)
+        assert pub.stats.acked == n
+        await pub.stop()
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(NorthboundConfigError, match="mqtt://host:port"):
+        MqttPublisher("tcp://127.0.0.1:1883", "gw1")
+    with pytest.raises(NorthboundConfigError, match="requires TLS"):
+        MqttPublisher("mqtt://127.0.0.1:1883", "gw1", require_tls=True)
+    with pytest.raises(NorthboundConfigError, match="credentials"):
+        MqttPublisher("mqtt://u:secret@127.0.0.1:1883", "gw1")
+    with pytest.raises(NorthboundConfigError, match="protocol"):
+        MqttPublisher("mqtt://127.0.0.1:1883", "gw1", protocol="3")
