@@ -82,7 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
     s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
+    _register_optional(sub)
     return p
+
+
+def _register_optional(sub) -> None:
+    """Subcommands that live beside their subsystem (scenario runner, fault API, network lab)."""
+    import importlib
+
+    for module in ("devices.scenario.cli", "devices.netlab.cli"):
+        try:
+            register = importlib.import_module(module).register
+        except (ImportError, AttributeError):
+            continue
+        COMMANDS.update(register(sub))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,3 +169,13 @@ def test_cli_schema_and_help():
     assert "timeStamp" in schemas["value"]["properties"]
     assert run_cli("--help").returncode == 0
     assert run_cli().returncode == 2
+
+
+def test_isolated_loading_gives_the_same_model_and_errors(tmp_path):
+    f = tmp_path / "site.yaml"
+    f.write_text(BASE)
+    assert load_config(f, isolate=True) == load_config(f, isolate=False)
+    f.write_text(BASE.replace("address: 2,", "address: 1,"))
+    with pytest.raises(ConfigError) as e:
+        load_config(f, isolate=True)
+    assert e.value.problems[0].startswith("devices[0].points[1].address: point 'I' overlaps")
