@@ -87,11 +87,15 @@ async def main() -> None:
         try:
             async with Collector(broker.port, ["gridgate/v1/bench/meas/#", "gridgate/v1/bench/status"]) as sub:
                 print(f"site: {args.points} points on {args.devices} Modbus devices, poll {args.poll} s; "
-                      f"warming up {args.warmup} s", file=sys.stderr)
+                      f"waiting for the first values, then warming up {args.warmup} s", file=sys.stderr)
+                await sub.wait_for(lambda: len(sub.on("/meas/")) > 0, 120, "first values")
                 await asyncio.sleep(args.warmup)
                 n0 = len(sub.on("/meas/"))
                 st0 = sub.latest("/status") or {}
                 cpu0, _ = proc_stats(gw.pid)
+                ecpu0, _ = proc_stats(emu.pid)
+                bcpu0, _ = proc_stats(broker.proc.pid)
+                me0 = time.process_time()
                 t0 = time.monotonic()
                 rss_max = 0
                 while time.monotonic() - t0 < args.seconds:
@@ -101,6 +105,9 @@ async def main() -> None:
                 dt = time.monotonic() - t0
                 n1 = len(sub.on("/meas/"))
                 cpu1, rss = proc_stats(gw.pid)
+                ecpu1, _ = proc_stats(emu.pid)
+                bcpu1, _ = proc_stats(broker.proc.pid)
+                me1 = time.process_time()
                 st1 = sub.latest("/status") or {}
         finally:
             for p in (gw, emu):
@@ -113,8 +120,8 @@ async def main() -> None:
         "poll_s": args.poll,
         "offered_points_per_s": round(args.points / args.poll),
         "subscriber_values_per_s": round((n1 - n0) / dt),
-        "gateway_readings_per_s (status counters)": round((s1.get("readings", 0) - s0.get("readings", 0)) / dt) if s1 else None,
-        "gateway_cpu_percent": round(100 * (cpu1 - cpu0) / dt, 1),
+        "cpu_percent": {"gateway": round(100 * (cpu1 - cpu0) / dt, 1), "emulator": round(100 * (ecpu1 - ecpu0) / dt, 1),
+                        "mosquitto": round(100 * (bcpu1 - bcpu0) / dt, 1), "subscriber": round(100 * (me1 - me0) / dt, 1)},
         "gateway_rss_mib": round(rss / 2**20, 1),
         "gateway_rss_max_mib": round(rss_max / 2**20, 1),
         "dropped": s1.get("dropped"),

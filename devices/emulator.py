@@ -85,9 +85,10 @@ class Emulator:
         self._skip = skip or (lambda msg: log.warning("%s", msg))
         self._only = only
         self._task: asyncio.Task | None = None
-        self._names: list[tuple[str, str]] = [
-            (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
-        ]
+        # firmware index → (device, point); the firmware orders points its own way (derived signals last)
+        self._names: dict[int, tuple[str, str]] = {
+            self.fw.index(d.name, p.name): (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
+        }
 
     async def start(self) -> None:
         self.fw.tick(time.time())
@@ -153,7 +154,10 @@ class Emulator:
             if not changed:
                 continue
             for i in changed:
-                dev, pt = self._names[i]
+                entry = self._names.get(i)
+                if entry is None:  # hidden firmware channels (load groups)
+                    continue
+                dev, pt = entry
                 rd = self.devices.get(dev)
                 if rd is not None and rd.update is not None:
                     rd.update(pt, self.fw.value(i), self.fw.quality(i), now)

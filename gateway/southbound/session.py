@@ -58,7 +58,8 @@ class DeviceSession(ABC):
         first = True
         while True:
             try:
-                await asyncio.wait_for(self.connect(), self.cfg.timeout * 2)
+                async with asyncio.timeout(self.cfg.timeout * 2):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self.connect()
                 if not first:
                     self.state.reconnects += 1
                 self.state.connected = True
@@ -94,7 +95,8 @@ class PolledSession(DeviceSession):
         interval = self.cfg.poll_interval
         deadline = loop.time()
         while True:
-            await asyncio.wait_for(self.poll(emit), self.cfg.timeout)
+            async with asyncio.timeout(self.cfg.timeout):  # not wait_for: see run()
+                await self.poll(emit)
             self.state.polls += 1
             self.state.last_ok = time.time()
             deadline += interval

@@ -1,0 +1,6 @@
+"""DNP3 master driver (``Dnp3Source``) and the codec it shares with the emulated outstation."""
+
+from gateway.southbound.dnp3.commands import CommandResult
+from gateway.southbound.dnp3.master import Dnp3Source
+
+__all__ = ["Dnp3Source", "CommandResult"]

@@ -1,0 +1,276 @@
+"""The gateway's DNP3 master for one outstation (IEEE 1815-2012 over TCP).
+
+Session logic dnp3py's master lacks lives here: one request at a time per outstation
+(a lock — dnp3py fails two concurrent requests on one connection), the startup sequence
+(disable unsolicited, integrity poll, clear DEVICE_RESTART, time sync on NEED_TIME,
+enable unsolicited), class 1/2/3 polls on schedule and whenever IIN class bits show events,
+an integrity poll after restart or buffer overflow, confirms of multi-fragment and
+unsolicited responses, duplicate unsolicited detection, and reconnect/backoff/INVALID
+marking inherited from :class:`DeviceSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from gateway.config import Dnp3Device
+from gateway.pipeline import Backoff, Emit
+from gateway.southbound.dnp3 import objects as o
+from gateway.southbound.dnp3.commands import CommandResult, Mode, command_body, echoed_status
+from gateway.southbound.dnp3.link import LinkChannel, LinkStats
+from gateway.southbound.dnp3.points import PointTable
+from gateway.southbound.dnp3.readings import Unmapped, to_readings
+from gateway.southbound.session import DeviceSession, DriverError
+
+log = logging.getLogger(__name__)
+
+_EVENT_CLASSES = (1, 2, 3)
+
+
+class Dnp3Source(DeviceSession):
+    protocol = "dnp3"
+
+    def __init__(self, device: Dnp3Device, backoff: Backoff | None = None) -> None:
+        super().__init__(device, backoff)
+        self.cfg: Dnp3Device = device
+        self.table = PointTable(device)
+        self.link_stats = LinkStats()
+        self.unmapped = Unmapped()
+        self.stats: dict[str, int] = {
+            "integrity_polls": 0, "event_polls": 0, "unsolicited": 0, "unsolicited_duplicates": 0,
+            "readings": 0, "events": 0, "malformed_fragments": 0, "unexpected_responses": 0,
+            "time_syncs": 0, "restarts_seen": 0, "overflows_seen": 0, "commands": 0,
+        }
+        self.iin = 0
+        self._lock = asyncio.Lock()
+        self._ch: LinkChannel | None = None
+        self._reader: asyncio.Task | None = None
+        self._responses: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._seq = 0
+        self._emit: Emit | None = None
+        self._wake = asyncio.Event()
+        self._want_integrity = True
+        self._want_events = False
+        self._last_unsol: bytes | None = None
+
+    # ---------------------------------------------------------------- DeviceSession
+    async def connect(self) -> None:
+        r, w = await asyncio.open_connection(self.cfg.host, self.cfg.port)
+        d = self.cfg.dnp3
+        self._ch = LinkChannel(r, w, d.master_address, d.outstation_address, is_master=True, stats=self.link_stats)
+        self._responses = asyncio.Queue()
+        self._seq = 0
+        self._last_unsol = None
+        self._want_integrity = True
+        self.iin = 0
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            self._reader = None
+        if self._ch:
+            await self._ch.close()
+            self._ch = None
+
+    async def serve(self, emit: Emit) -> None:
+        self._emit = emit
+        self._reader = asyncio.create_task(self._read_loop())
+        await self._startup()
+        loop = asyncio.get_running_loop()
+        d = self.cfg.dnp3
+        next_integrity = loop.time() + d.integrity_interval
+        next_events = loop.time() + d.event_poll_interval
+        while True:
+            if self._reader.done():
+                raise DriverError("receive loop ended")
+            now = loop.time()
+            if self._want_integrity or now >= next_integrity:
+                await self.integrity_poll()
+                next_integrity = loop.time() + d.integrity_interval
+                next_events = loop.time() + d.event_poll_interval
+            elif self._want_events or now >= next_events:
+                await self.event_poll()
+                next_events = loop.time() + d.event_poll_interval
+            if self.iin & (o.IIN_DEVICE_RESTART | o.IIN_NEED_TIME):
+                await self._housekeeping()
+            self.state.polls += 1
+            self.state.last_ok = time.time()
+            if self._want_integrity or self._want_events:
+                continue
+            self._wake.clear()
+            delay = max(0.0, min(next_integrity, next_events) - loop.time())
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    # ---------------------------------------------------------------- polls
+    async def _startup(self) -> None:
+        unsol = self.cfg.dnp3.unsolicited
+        if unsol:
+            await self.request(o.DISABLE_UNSOLICITED, o.class_reads(_EVENT_CLASSES))
+        await self.integrity_poll()
+        await self._housekeeping()
+        if unsol:
+            await self.request(o.ENABLE_UNSOLICITED, o.class_reads(_EVENT_CLASSES))
+
+    async def integrity_poll(self) -> None:
+        self._want_integrity = False
+        self._want_events = False
+        self.stats["integrity_polls"] += 1
+        _, hs = await self.request(o.READ, o.class_reads((1, 2, 3, 0)))
+        self._publish(hs)
+
+    async def event_poll(self) -> None:
+        self._want_events = False
+        self.stats["event_polls"] += 1
+        _, hs = await self.request(o.READ, o.class_reads(_EVENT_CLASSES))
+        self._publish(hs)
+
+    async def _housekeeping(self) -> None:
+        if self.iin & o.IIN_DEVICE_RESTART:
+            await self.request(o.WRITE, o.hdr_range(80, 1, 7, 7, b"\x00"))
+        if self.iin & o.IIN_NEED_TIME:
+            self.stats["time_syncs"] += 1
+            await self.request(o.WRITE, o.hdr_count(50, 1, [o.now_ms().to_bytes(6, "little")]))
+
+    # ---------------------------------------------------------------- transactions
+    async def request(self, fc: int, body: bytes = b"") -> tuple[int, list[o.Header]]:
+        """One request/response exchange; the lock keeps one transaction per outstation at a time."""
+        async with self._lock:
+            return await self._transact(fc, body)
+
+    async def _transact(self, fc: int, body: bytes) -> tuple[int, list[o.Header]]:
+        ch = self._ch
+        if ch is None:
+            raise DriverError("not connected")
+        while not self._responses.empty():  # late answers to an earlier, timed-out request
+            self._responses.get_nowait()
+            self.stats["unexpected_responses"] += 1
+        seq = self._seq
+        self._seq = (seq + 1) & 0x0F
+        ch.send(o.request(seq, fc, body))
+        await ch.writer.drain()
+        headers: list[o.Header] = []
+        expect, first = seq, True
+        while True:
+            async with asyncio.timeout(self.cfg.timeout):  # not wait_for: 3.11's can swallow a cancel
+                item = await self._responses.get()
+            if isinstance(item, BaseException):
+                raise item
+            ac = item[0]
+            if (ac & 0x0F) != expect or (first and not ac & o.FIR):
+                self.stats["unexpected_responses"] += 1
+                continue
+            iin = item[2] | (item[3] << 8)
+            res = o.parse_objects(item[4:], with_data=True, base=4)
+            if res.error:
+                self.stats["malformed_fragments"] += 1
+                log.warning("%s: response to function %d: %s", self.device, fc, res.error)
+            headers.extend(res.headers)
+            if ac & o.CON:
+                ch.send(bytes((o.FIR | o.FIN | (ac & 0x0F), o.CONFIRM)))
+            self._note_iin(iin, solicited=True)
+            if ac & o.FIN:
+                if iin & o.IIN_NO_FUNC_CODE and fc not in (o.ENABLE_UNSOLICITED, o.DISABLE_UNSOLICITED):
+                    log.warning("%s: outstation does not support function %d (IIN2.0)", self.device, fc)
+                return iin, headers
+            expect, first = (ac + 1) & 0x0F, False
+
+    async def _read_loop(self) -> None:
+        ch = self._ch
+        assert ch is not None
+        try:
+            while True:
+                frag = await ch.recv()
+                if len(frag) < 4 or frag[1] not in (o.RESPONSE, o.UNSOLICITED_RESPONSE):
+                    self.stats["malformed_fragments"] += 1
+                    log.warning("%s: %d-octet fragment is not a response (function %s); dropped",
+                                self.device, len(frag), frag[1] if len(frag) > 1 else "?")
+                    continue
+                if frag[1] == o.UNSOLICITED_RESPONSE or frag[0] & o.UNS:
+                    self._on_unsolicited(frag)
+                else:
+                    self._responses.put_nowait(frag)
+        except (EOFError, OSError) as e:
+            self._responses.put_nowait(e)  # a transaction waiting for a reply fails with the real cause
+            self._wake.set()
+
+    def _on_unsolicited(self, frag: bytes) -> None:
+        ac = frag[0]
+        if ac & o.CON and self._ch:
+            self._ch.send(bytes((o.FIR | o.FIN | o.UNS | (ac & 0x0F), o.CONFIRM)))
+        if frag == self._last_unsol:
+            self.stats["unsolicited_duplicates"] += 1  # retry after our confirm was lost: already published
+            return
+        self._last_unsol = frag
+        self.stats["unsolicited"] += 1
+        res = o.parse_objects(frag[4:], with_data=True, base=4)
+        if res.error:
+            self.stats["malformed_fragments"] += 1
+            log.warning("%s: unsolicited response: %s", self.device, res.error)
+        self._note_iin(frag[2] | (frag[3] << 8), solicited=False)
+        self._publish(res.headers)
+
+    def _note_iin(self, iin: int, solicited: bool) -> None:
+        if iin & o.IIN_DEVICE_RESTART and not self.iin & o.IIN_DEVICE_RESTART:
+            self.stats["restarts_seen"] += 1
+            self._want_integrity = True
+        if iin & o.IIN_EVENT_BUFFER_OVERFLOW and not self.iin & o.IIN_EVENT_BUFFER_OVERFLOW:
+            # on the rising edge only: an outstation that keeps IIN2.3 up must not get back-to-back integrity polls
+            self.stats["overflows_seen"] += 1
+            log.warning("%s: outstation event buffer overflowed (IIN2.3); integrity poll follows", self.device)
+            self._want_integrity = True
+        if solicited and iin & (o.IIN_CLASS1 | o.IIN_CLASS2 | o.IIN_CLASS3):
+            self._want_events = True
+        self.iin = iin
+        if self._want_integrity or self._want_events or iin & (o.IIN_DEVICE_RESTART | o.IIN_NEED_TIME):
+            self._wake.set()
+
+    def _publish(self, headers: list[o.Header]) -> None:
+        if self._emit is None:
+            return
+        for r in to_readings(self.device, self.table, headers, time.time(), self.unmapped):
+            self.stats["readings"] += 1
+            if r.event:
+                self.stats["events"] += 1
+            self._emit(r)
+
+    # ---------------------------------------------------------------- commands
+    async def operate(self, point_name: str, value: float | int | bool, mode: Mode = "direct") -> CommandResult:
+        """Operate one output: CROB (latch, or trip/close on a breaker) or analog output, direct or SBO."""
+        p = self.table.point(point_name)
+        group, body = command_body(p, value)
+        self.stats["commands"] += 1
+
+        def result(status: int, name: str | None = None, detail: str = "") -> CommandResult:
+            name = name or o.COMMAND_STATUS.get(status, f"STATUS_{status}")
+            return CommandResult(point=point_name, value=value, mode=mode, status=status, name=name, ok=status == 0, detail=detail)
+
+        if self._ch is None or not self.connected:
+            return result(-1, "NOT_CONNECTED", f"{self.device} is not connected")
+        try:
+            async with self._lock:
+                if mode == "sbo":
+                    _, hs = await self._transact(o.SELECT, body)
+                    st = echoed_status(hs, group, p.index)
+                    if st is None:
+                        return result(-2, "NO_ECHO", "select response did not echo the point")
+                    if st != 0:
+                        return result(st, detail="select refused")
+                _, hs = await self._transact(o.OPERATE if mode == "sbo" else o.DIRECT_OPERATE, body)
+        except (TimeoutError, asyncio.TimeoutError):
+            return result(1, detail="no response within the timeout")
+        except (DriverError, OSError, EOFError) as e:
+            return result(-1, "NOT_CONNECTED", str(e))
+        st = echoed_status(hs, group, p.index)
+        if st is None:
+            return result(-2, "NO_ECHO", "operate response did not echo the point")
+        return result(st)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.stats, "unmapped": self.unmapped.count, "link": self.link_stats.as_dict(), "iin": self.iin}
