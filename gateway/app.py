@@ -142,10 +142,14 @@ class Gateway:
             "gateway %s: %d devices, %d points → %s", self.cfg.gateway.id, len(self.sources), len(self.catalog), self.opts.broker
         )
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for t in pending:  # a driver stuck in a library call must not hold the shutdown hostage
+                log.error("gateway: %s did not stop within %.0f s; abandoning it", t.get_name(), timeout)
+                t.print_stack(limit=8)
         self._tasks.clear()
         final = Message(status_topic(self.cfg), self._status_payload("offline", "shutdown"), qos=1, retain=True)
         await self.publisher.stop(final=final)

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from gateway.quality import COMMS_LOST, Q
+from gateway.quality import COMMS_LOST, VALIDITY_MASK, Q, with_validity
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,10 @@ def mark_comms_lost(keys: list[str], last: dict[str, Reading], emit: Emit, now: 
         prev = last.get(k)
         if prev is None:
             emit(Reading(k, None, int(COMMS_LOST), now))
-        elif prev.quality & int(COMMS_LOST) != int(COMMS_LOST):
-            emit(Reading(k, prev.value, prev.quality | int(COMMS_LOST), prev.timestamp, prev.address))
+        else:
+            lost = with_validity(prev.quality | int(COMMS_LOST), Q.INVALID)  # QUESTIONABLE | INVALID bits would read QUESTIONABLE
+            if lost != prev.quality:
+                emit(Reading(k, prev.value, lost, prev.timestamp, prev.address))
 
 
 async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:

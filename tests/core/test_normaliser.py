@@ -90,3 +90,18 @@ def test_payload_validates_against_published_schema(norm):
     assert b["timeStamp"] == "2023-11-14T22:13:20.123Z"
     assert b["quality"] == {"validity": "QUESTIONABLE", "source": "PROCESS", "inaccurate": True}
     assert json.loads(out[1].payload)["value"] is None
+
+
+def test_comms_lost_turns_questionable_into_invalid():
+    from gateway.pipeline import mark_comms_lost
+
+    out: list[Reading] = []
+    last = {"d/a": Reading("d/a", 1.5, int(Q.QUESTIONABLE | Q.INACCURATE), 10.0, "x"), "d/b": Reading("d/b", 2, 0, 11.0)}
+    mark_comms_lost(["d/a", "d/b", "d/c"], last, out.append, 99.0)
+    assert [(r.key, r.value, r.timestamp) for r in out] == [("d/a", 1.5, 10.0), ("d/b", 2, 11.0), ("d/c", None, 99.0)]
+    assert all(r.quality & 0x3 == int(Q.INVALID) for r in out)
+    assert out[0].quality & Q.INACCURATE and out[0].quality & Q.FAILURE and out[0].quality & Q.OLD_DATA
+    last = {r.key: r for r in out}
+    again: list[Reading] = []
+    mark_comms_lost(["d/a", "d/b", "d/c"], last, again.append, 100.0)
+    assert again == []  # nothing new for points already marked

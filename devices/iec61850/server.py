@@ -1,0 +1,306 @@
+"""An emulated IEC 61850 IED: a libiec61850 MMS server whose model comes from the device's points.
+
+Runs inside the emulator's process. ``update()`` is called from asyncio whenever the simulated
+firmware changes a point; controls arrive on libiec61850's thread and are handed to asyncio
+(``on_control``) without blocking that thread: the handler answers WAITING until the
+emulator's verdict is in, then OK or FAILED with AddCause Blocked-by-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes as C
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from devices.iec61850.model import ModelError, build, parse_ref, plan
+from gateway.config import Iec61850Device, MmsPoint
+from gateway.southbound.iec61850.libiec import (
+    ADD_CAUSE_BLOCKED_BY_PROCESS,
+    CONTROL_RESULT_FAILED,
+    CONTROL_RESULT_OK,
+    CONTROL_RESULT_WAITING,
+    IEC61850_BOOLEAN,
+    IEC61850_CODEDENUM,
+    IEC61850_ENUMERATED,
+    IEC61850_FLOAT32,
+    IEC61850_FLOAT64,
+    IEC61850_INT32,
+    IEC61850_INT32U,
+    IEC61850_INT64,
+    ControlHandler,
+    Timestamp,
+    lib,
+    scalar,
+)
+
+log = logging.getLogger(__name__)
+
+OnControl = Callable[[str, "int | float"], bool]
+CONTROL_VERDICT_TIMEOUT = 5.0
+REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
+
+
+@dataclass
+class _Attr:
+    """The three DAs one point update touches (value, and the q/t of its DO)."""
+
+    value: int
+    type: int
+    q: int | None
+    t: int | None
+
+
+class Iec61850Ied:
+    """``start()``/``stop()`` are synchronous; call ``start()`` from the emulator's event loop
+    thread so controls are delivered on that loop."""
+
+    def __init__(self, device: Iec61850Device, on_control: OnControl | None = None) -> None:
+        self.device = device
+        self.on_control = on_control
+        self.points = {p.name: p for p in device.points}
+        self._server: int | None = None
+        self._model: int | None = None
+        self._attrs: dict[str, _Attr] = {}
+        self._handlers: list[object] = []  # ctypes callbacks must outlive the server
+        self._ctl_points: list[MmsPoint] = []
+        self._pending: dict[int, dict] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self.controls = 0
+        self.updates = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        L = lib()
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        scl = self.device.iec61850.scl
+        self._model = _load_model_file(scl) if scl else build(plan(self.device))
+        try:
+            self._resolve()
+        except ModelError:
+            self.stop()
+            raise
+        cfg = L.IedServerConfig_create()
+        L.IedServerConfig_setReportBufferSize(cfg, REPORT_BUFFER_BYTES)
+        L.IedServerConfig_setMaxMmsConnections(cfg, 10)
+        self._server = L.IedServer_createWithConfig(self._model, None, cfg)
+        L.IedServerConfig_destroy(cfg)
+        self._install_controls()
+        self._initialise()
+        L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
+        L.IedServer_start(self._server, self.device.port)
+        if not L.IedServer_isRunning(self._server):
+            self.stop()
+            raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
+        log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
+
+    def _initialise(self) -> None:
+        """Until the firmware writes a point it is INVALID, stamped with the start time (never 1970)."""
+        L, ts = lib(), Timestamp()
+        L.Timestamp_setTimeInNanoseconds(C.byref(ts), int(time.time() * 1e6) * 1000)
+        for a in self._attrs.values():
+            if a.q:
+                L.IedServer_updateQuality(self._server, a.q, 0x2)
+            if a.t:
+                L.IedServer_updateTimestampAttributeValue(self._server, a.t, C.byref(ts))
+
+    def stop(self) -> None:
+        L = lib()
+        if self._server:
+            L.IedServer_stop(self._server)
+            L.IedServer_destroy(self._server)
+            self._server = None
+        if self._model:
+            L.IedModel_destroy(self._model)
+            self._model = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self._server) and bool(lib().IedServer_isRunning(self._server))
+
+    @property
+    def connections(self) -> int:
+        return lib().IedServer_getNumberOfOpenConnections(self._server) if self._server else 0
+
+    # ------------------------------------------------------------ data
+
+    def update(self, point_name: str, value: float | int | bool, quality: int, timestamp: float) -> None:
+        """Set a point's DA (from the engineering value: the gateway's scale/offset/value_map undone),
+        its DO's q and t in one locked step, so one report carries all three."""
+        self.update_many([(point_name, value, quality, timestamp)])
+
+    def update_many(self, items: list[tuple[str, float | int | bool, int, float]]) -> None:
+        """Several points under one lock (one report per burst instead of one per point)."""
+        for name, *_ in items:
+            if name not in self._attrs:
+                raise KeyError(f"IED {self.device.name} has no point {name!r}")
+        L = lib()
+        L.IedServer_lockDataModel(self._server)
+        try:
+            for name, value, quality, ts in items:
+                self._write(self._attrs[name], to_raw(self.points[name], value), quality, ts)
+        finally:
+            L.IedServer_unlockDataModel(self._server)
+
+    def _write(self, a: _Attr, value: float | int | bool, quality: int, timestamp: float) -> None:
+        L, s = lib(), self._server
+        t = a.type
+        if t in (IEC61850_FLOAT32, IEC61850_FLOAT64):
+            L.IedServer_updateFloatAttributeValue(s, a.value, float(value))
+        elif t == IEC61850_CODEDENUM:
+            L.IedServer_updateDbposValue(s, a.value, int(value) & 3)
+        elif t in (IEC61850_INT32, IEC61850_ENUMERATED):
+            L.IedServer_updateInt32AttributeValue(s, a.value, int(round(value)))
+        elif t == IEC61850_INT64:
+            L.IedServer_updateInt64AttributeValue(s, a.value, int(round(value)))
+        elif t == IEC61850_INT32U:
+            L.IedServer_updateUnsignedAttributeValue(s, a.value, int(round(value)))
+        elif t == IEC61850_BOOLEAN:
+            L.IedServer_updateBooleanAttributeValue(s, a.value, bool(value))
+        if a.t:
+            ts = Timestamp()  # per call: the control thread writes too
+            L.Timestamp_setTimeInNanoseconds(C.byref(ts), int(round(timestamp * 1e6)) * 1000)
+            L.IedServer_updateTimestampAttributeValue(s, a.t, C.byref(ts))
+        if a.q:
+            L.IedServer_updateQuality(s, a.q, int(quality) & 0xFFFF)
+        self.updates += 1
+
+    def _resolve(self) -> None:
+        """Find the DA, q and t nodes of every point; a missing one is a config error."""
+        L = lib()
+        errors = []
+        for i, p in enumerate(self.device.points):
+            node = L.IedModel_getModelNodeByObjectReference(self._model, p.reference.encode())
+            if not node:
+                errors.append(
+                    f"devices[{self.device.name}].points[{i}] ({p.name}): {p.reference} is not in the served model"
+                )
+                continue
+            t = L.DataAttribute_getType(node)
+            q = ts = None
+            parts = p.reference.split(".")
+            for cut in range(len(parts) - 1, 1, -1):  # deepest DO level above the DA that has q and t
+                base = ".".join(parts[:cut])
+                q = L.IedModel_getModelNodeByObjectReference(self._model, f"{base}.q".encode())
+                if q:
+                    ts = L.IedModel_getModelNodeByObjectReference(self._model, f"{base}.t".encode())
+                    break
+            self._attrs[p.name] = _Attr(node, t, q or None, ts or None)
+        if errors:
+            raise ModelError("; ".join(errors))
+
+    # ------------------------------------------------------------ controls
+
+    def _install_controls(self) -> None:
+        L = lib()
+        cb = ControlHandler(self._control)
+        self._handlers.append(cb)
+        seen: set[str] = set()
+        for p in self.device.points:
+            r = parse_ref(p.reference)
+            if r.rest[:1] != ("stVal",) or r.do_ref in seen:
+                continue
+            do = L.IedModel_getModelNodeByObjectReference(self._model, r.do_ref.encode())
+            if not do or not L.ModelNode_getChild(do, b"Oper"):
+                continue
+            seen.add(r.do_ref)
+            self._ctl_points.append(p)
+            L.IedServer_setControlHandler(self._server, do, cb, C.c_void_p(len(self._ctl_points)))
+
+    def _control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
+        """libiec61850's thread: never block here; the verdict comes from asyncio."""
+        try:
+            p = self._ctl_points[(param or 0) - 1]
+            raw = scalar(ctl_val)
+            if isinstance(raw, bool) and self._attrs[p.name].type == IEC61850_CODEDENUM:
+                raw = 2 if raw else 1  # DPC ctlVal true = on/closed
+            value = to_engineering(p, raw)
+            with self._lock:
+                st = self._pending.get(param)
+                if st is None:
+                    return self._begin(param, p, value, action)
+            if st["done"]:
+                with self._lock:
+                    self._pending.pop(param, None)
+                if st["ok"]:
+                    return CONTROL_RESULT_OK
+                lib().ControlAction_setAddCause(action, ADD_CAUSE_BLOCKED_BY_PROCESS)
+                return CONTROL_RESULT_FAILED
+            if time.monotonic() - st["since"] > CONTROL_VERDICT_TIMEOUT:
+                with self._lock:
+                    self._pending.pop(param, None)
+                lib().ControlAction_setAddCause(action, ADD_CAUSE_BLOCKED_BY_PROCESS)
+                return CONTROL_RESULT_FAILED
+            return CONTROL_RESULT_WAITING
+        except Exception:  # an exception must not unwind into C
+            log.exception("IED %s: control handler failed", self.device.name)
+            return CONTROL_RESULT_FAILED
+
+    def _begin(self, param: int, p: MmsPoint, value: int | float, action: int) -> int:
+        self.controls += 1
+        if self.on_control is None:  # stand-alone: the breaker follows the command at once
+            self._write(self._attrs[p.name], to_raw(p, value), 0, time.time())
+            return CONTROL_RESULT_OK
+        st = {"done": False, "ok": False, "since": time.monotonic()}
+        self._pending[param] = st
+
+        def decide() -> None:
+            try:
+                st["ok"] = bool(self.on_control(p.name, value))  # type: ignore[misc]
+            except Exception:
+                log.exception("IED %s: on_control(%s) failed", self.device.name, p.name)
+            st["done"] = True
+
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(decide)
+        else:
+            decide()
+        return CONTROL_RESULT_WAITING
+
+
+def to_raw(p: MmsPoint, value: float | int | bool) -> float | int | bool:
+    """Engineering value (what the firmware computes) → the DA's value, inverse of the gateway's mapping."""
+    if p.measurement.kind == "Discrete":
+        code = int(value)
+        if p.value_map:
+            inverse = {v: k for k, v in p.value_map.items()}
+            return inverse.get(code, code)
+        return code
+    if isinstance(value, bool) or p.scale == 0:
+        return value
+    return (value - p.offset) / p.scale
+
+
+def to_engineering(p: MmsPoint, raw: float | int | bool) -> float | int:
+    if p.measurement.kind == "Discrete":
+        code = int(raw)
+        return p.value_map.get(code, code) if p.value_map else code
+    return raw * p.scale + p.offset
+
+
+def _load_model_file(path: str) -> int:
+    """A libiec61850 config-file model (.cfg, made from SCL by genconfig.jar)."""
+    if not os.path.isfile(path):
+        raise ModelError(f"iec61850.scl: {path} does not exist; give the path of a libiec61850 .cfg model")
+    if path.lower().endswith((".cid", ".icd", ".scd", ".iid", ".xml")):
+        raise ModelError(
+            f"iec61850.scl: {path} is SCL XML; convert it with libiec61850's genconfig.jar"
+            " (java -jar genconfig.jar model.cid model.cfg) and point iec61850.scl at the .cfg"
+        )
+    L = lib()
+    model = L.ConfigFileParser_createModelFromConfigFileEx(path.encode())
+    if model and L.IedModel_getLogicalDeviceCount(model) == 0:
+        L.IedModel_destroy(model)
+        model = None
+    if not model:
+        raise ModelError(f"iec61850.scl: {path} is not a valid libiec61850 config-file model (parse failed)")
+    return model

@@ -1,0 +1,3 @@
+from gateway.southbound.iec61850.driver import ControlResult, MmsSource
+
+__all__ = ["MmsSource", "ControlResult"]
