@@ -71,6 +71,9 @@ class DeviceSession(ABC):
                 await self.close()
                 raise
             except (OSError, TimeoutError, DriverError, EOFError) as e:
+                if asyncio.current_task().cancelling():  # a library turned our cancel into its own error
+                    await self.close()
+                    raise asyncio.CancelledError from e
                 self.state.failures += 1
                 self.state.last_error = _describe(e)
                 if self.state.connected or first:
