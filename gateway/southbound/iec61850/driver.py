@@ -370,7 +370,12 @@ class MmsSource(DeviceSession):
                     out.append(decode(b, fcd, bool(reason & EVENT_REASONS), now))
         if r.buffered and L.ClientReport_hasBufOvfl(report) and L.ClientReport_getBufOvfl(report):
             self.stats.buffer_overflows += 1  # the IED's buffer overflowed while we were away: entries lost there
-            log.warning("%s: %s reports a buffer overflow on the IED: events were lost before this report", self.device, r.ref)
+            if r.ref in self.stats.entry_ids:  # resuming: entries we were owed are gone
+                log.warning("%s: %s reports a buffer overflow on the IED: events were lost before this report",
+                            self.device, r.ref)
+            else:  # first association: the backlog was purged anyway and GI gives the current state
+                log.info("%s: %s had overflowed before the first association (backlog purged, GI follows)",
+                         self.device, r.ref)
         entry = L.ClientReport_getEntryId(report)
         if entry and r.buffered:
             self.stats.entry_ids[r.ref] = octets(entry)
