@@ -41,6 +41,11 @@ class GatewayOptions:
     username: str | None = None
     password: str | None = None
     skip: Callable[[str], None] = field(default=lambda msg: log.warning("%s", msg))
+    #: build a different northbound (data diode sender, air-gap courier) with the publisher's API:
+    #: start(), publish(topic, payload, qos, retain, kind=), stop(final=), connected, stats
+    northbound: Callable[["Gateway", Message], object] | None = None
+    #: False in one-way profiles: the gateway subscribes to nothing (no commands, no rebirth requests)
+    inbound: bool = True
 
 
 class Gateway:
@@ -52,16 +57,20 @@ class Gateway:
         self.catalog: dict[str, CatalogEntry] = build_catalog(cfg)
         nb = cfg.gateway.northbound
         self.started = time.time()
-        self.publisher = MqttPublisher(
-            self.opts.broker,
-            client_id=self.opts.client_id or f"gridgate-{cfg.gateway.id}",
-            will=Message(status_topic(cfg), self._status_payload("offline", "connection lost"), qos=1, retain=True),
-            queue_size=nb.queue_size,
-            protocol=self.opts.protocol,  # type: ignore[arg-type]
-            username=self.opts.username,
-            password=self.opts.password,
-            on_connect=self._on_connect,
-        )
+        will = Message(status_topic(cfg), self._status_payload("offline", "connection lost"), qos=1, retain=True)
+        if self.opts.northbound is not None:
+            self.publisher = self.opts.northbound(self, will)
+        else:
+            self.publisher = MqttPublisher(
+                self.opts.broker,
+                client_id=self.opts.client_id or f"gridgate-{cfg.gateway.id}",
+                will=will,
+                queue_size=nb.queue_size,
+                protocol=self.opts.protocol,  # type: ignore[arg-type]
+                username=self.opts.username,
+                password=self.opts.password,
+                on_connect=self._on_connect,
+            )
         self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos)
         self.sources = []
         self.skipped: dict[str, str] = {}
