@@ -11,7 +11,7 @@ import ipaddress
 import re
 import uuid
 from collections import defaultdict
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -249,6 +249,30 @@ class DeviceBase(_Model):
     enabled: bool = True
     groups: list[LoadGroup] = Field(default_factory=list, description="load groups for `derived` signals")
 
+    #: the key of a point that names its protocol address (for error paths)
+    address_key: ClassVar[str] = "address"
+
+    def point_addresses(self, p: "PointBase") -> list[tuple]:
+        """Every protocol address a point occupies; two points may not share one."""
+        raise NotImplementedError
+
+    @staticmethod
+    def describe_address(addr: tuple) -> str:
+        return " ".join(str(a) for a in addr)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "DeviceBase":
+        owner: dict[tuple, str] = {}
+        for i, p in enumerate(self.points):  # type: ignore[attr-defined]
+            for addr in self.point_addresses(p):
+                if addr in owner:
+                    raise ValueError(
+                        f"@points[{i}].{self.address_key}: point {p.name!r} overlaps point {owner[addr]!r} at"
+                        f" {self.describe_address(addr)}; give each point its own addresses"
+                    )
+                owner[addr] = p.name
+        return self
+
     @field_validator("host")
     @classmethod
     def _host(cls, v: str) -> str:
@@ -276,18 +300,11 @@ class ModbusDevice(DeviceBase):
     modbus: ModbusOptions = Field(default_factory=ModbusOptions)
     points: list[ModbusPoint] = Field(min_length=1)
 
+    def point_addresses(self, p: ModbusPoint) -> list[tuple]:  # type: ignore[override]
+        return [(p.table, "address", a) for a in range(p.address, p.address + p.width)]
+
     @model_validator(mode="after")
-    def _no_overlap(self) -> "ModbusDevice":
-        owner: dict[tuple[str, int], str] = {}
-        for i, p in enumerate(self.points):
-            for a in range(p.address, p.address + p.width):
-                other = owner.get((p.table, a))
-                if other is not None:
-                    raise ValueError(
-                        f"@points[{i}].address: point {p.name!r} overlaps {other} at {p.table} address {a};"
-                        " give each point its own addresses"
-                    )
-                owner[(p.table, a)] = f"point {p.name!r}"
+    def _inside_tables(self) -> "ModbusDevice":
         for table, size in self.modbus.tables.items():
             for p in self.points:
                 if p.table == table and p.address + p.width > size:
@@ -311,15 +328,10 @@ class Dnp3Device(DeviceBase):
     dnp3: Dnp3Options = Field(default_factory=Dnp3Options)
     points: list[Dnp3Point] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _no_overlap(self) -> "Dnp3Device":
-        seen: dict[tuple[str, int], str] = {}
-        for i, p in enumerate(self.points):
-            k = (p.group, p.index)
-            if k in seen:
-                raise ValueError(f"@points[{i}].index: point {p.name!r} uses {p.group} index {p.index} already taken by {seen[k]}")
-            seen[k] = f"point {p.name!r}"
-        return self
+    address_key: ClassVar[str] = "index"
+
+    def point_addresses(self, p: Dnp3Point) -> list[tuple]:  # type: ignore[override]
+        return [(p.group, "index", p.index)]
 
 
 class Iec61850Options(_Model):
@@ -334,14 +346,10 @@ class Iec61850Device(DeviceBase):
     iec61850: Iec61850Options = Field(default_factory=Iec61850Options)
     points: list[MmsPoint] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _no_overlap(self) -> "Iec61850Device":
-        seen: dict[str, str] = {}
-        for i, p in enumerate(self.points):
-            if p.reference in seen:
-                raise ValueError(f"@points[{i}].reference: point {p.name!r} uses {p.reference} already taken by {seen[p.reference]}")
-            seen[p.reference] = f"point {p.name!r}"
-        return self
+    address_key: ClassVar[str] = "reference"
+
+    def point_addresses(self, p: MmsPoint) -> list[tuple]:  # type: ignore[override]
+        return [(p.reference,)]
 
 
 Device = Annotated[Union[ModbusDevice, Dnp3Device, Iec61850Device], Field(discriminator="protocol")]

@@ -97,6 +97,15 @@ def test_address_overlap(tmp_path):
     )
 
 
+def test_dnp3_index_and_mms_reference_clash(tmp_path):
+    dnp3 = BASE.replace("protocol: modbus", "protocol: dnp3").replace("table: holding, address: 0, type: float32,", "group: analog, index: 4,").replace("table: holding, address: 2,", "group: analog, index: 4,")
+    msg = error_of(tmp_path, dnp3)
+    assert "devices[0].points[1].index: point 'I' overlaps point 'P' at analog index 4; give each point its own addresses" in msg
+    mms = BASE.replace("protocol: modbus", "protocol: iec61850").replace("table: holding, address: 0, type: float32,", "reference: LD1/MMXU1.TotW.mag.f,").replace("table: holding, address: 2,", "reference: LD1/MMXU1.TotW.mag.f,")
+    msg = error_of(tmp_path, mms)
+    assert "devices[0].points[1].reference: point 'I' overlaps point 'P' at LD1/MMXU1.TotW.mag.f" in msg
+
+
 def test_unknown_measurement_type(tmp_path):
     msg = error_of(tmp_path, BASE.replace("type: LineCurrent", "type: LineAmps"))
     assert "devices[0].points[1].measurement.type: 'LineAmps' is not allowed; expected one of" in msg
