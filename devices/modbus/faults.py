@@ -1,8 +1,11 @@
 """Fault injection for an emulated Modbus device, as plain data.
 
 The server consults ``server.faults`` on every request, so a fault script can swap it at
-any moment (``server.faults = ModbusFaults(silent=True)``). Order: ``silent`` wins, then a
-matching forced ``exception`` replaces the normal answer, then ``delay_s`` holds the reply.
+any moment (``server.faults = ModbusFaults(silent=True)``). Order: ``refuse`` closes every
+connection (and each new one at once), ``disconnect`` closes a connection on its next request,
+``silent`` swallows requests, then a matching forced ``exception`` replaces the normal answer;
+the reply is then corrupted (``wrong_tid``, ``short_reply``), held (``delay_s`` + up to
+``jitter_s``) and written at ``trickle_bps`` bytes per second.
 """
 
 from __future__ import annotations
@@ -43,10 +46,20 @@ class ModbusFaults(BaseModel):
     silent: bool = Field(False, description="read the request but neither execute nor answer it (a mute device)")
     delay_s: float = Field(0.0, ge=0, le=600, description="fixed delay before every reply")
     exceptions: tuple[ForcedException, ...] = Field((), description="forced exception answers (first match wins)")
+    jitter_s: float = Field(0.0, ge=0, le=600, description="extra random delay, uniform in [0, jitter_s], per reply")
+    trickle_bps: float = Field(0.0, ge=0, description="write replies at this many bytes per second (0: at once)")
+    wrong_tid: bool = Field(False, description="answer with a transaction id that does not match the request")
+    short_reply: int = Field(0, ge=0, le=255, description="cut this many bytes off the end of every reply")
+    disconnect: bool = Field(False, description="close the connection on a request instead of answering it")
+    refuse: bool = Field(False, description="drop every connection and close new ones as soon as they open")
 
     @property
     def healthy(self) -> bool:
-        return not self.silent and self.delay_s == 0 and not self.exceptions
+        return self == HEALTHY_VALUES
+
+    @property
+    def corrupts(self) -> bool:
+        return self.wrong_tid or self.short_reply > 0
 
     def forced(self, function: int, first: int, last: int) -> int | None:
         """The exception code to force for this request, if any."""
@@ -57,3 +70,4 @@ class ModbusFaults(BaseModel):
 
 
 HEALTHY = ModbusFaults()
+HEALTHY_VALUES = HEALTHY

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from struct import pack, unpack_from
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ class ModbusServer:
         self._closed = ConnStats()
         self._accepted = 0
         self._rejected = 0
+        self._refused = 0  # connections closed at once by the ``refuse`` fault
 
     @classmethod
     def for_device(cls, device: "ModbusDevice", model: ModbusDataModel, **kw: object) -> "ModbusServer":
@@ -115,6 +117,9 @@ class ModbusServer:
     @faults.setter
     def faults(self, value: ModbusFaults | dict) -> None:
         self._faults = value if isinstance(value, ModbusFaults) else ModbusFaults.model_validate(value)
+        if self._faults.refuse:
+            for c in list(getattr(self, "_conns", ())):
+                c.transport.abort()
 
     @property
     def stats(self) -> ServerStats:
@@ -122,7 +127,7 @@ class ModbusServer:
         total.add(self._closed)
         for c in self._conns:
             total.add(c.stats)
-        return ServerStats.of(total, len(self._conns), self._accepted, self._rejected)
+        return ServerStats.of(total, len(self._conns), self._accepted, self._rejected + self._refused)
 
     def connection_stats(self) -> dict[str, ConnStats]:
         """live connections by peer address ``host:port``"""
@@ -153,7 +158,7 @@ class _Connection(asyncio.BufferedProtocol):
     """One master's TCP connection. A BufferedProtocol: the loop ``recv_into``s a fixed
     buffer instead of allocating 256 KiB per read (measurably cheaper per request)."""
 
-    __slots__ = ("server", "transport", "stats", "peer", "_buf", "_view", "_len")
+    __slots__ = ("server", "transport", "stats", "peer", "_buf", "_view", "_len", "_trickling")
 
     def __init__(self, server: ModbusServer) -> None:
         self.server = server
@@ -162,11 +167,16 @@ class _Connection(asyncio.BufferedProtocol):
         self._buf = bytearray(RECV_BUFFER)
         self._view = memoryview(self._buf)
         self._len = 0  # bytes of an incomplete ADU kept at the front of _buf
+        self._trickling: asyncio.Task | None = None  # replies trickle out one after the other, never interleaved
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self.server.faults.refuse:
+            self.server._refused += 1
+            transport.abort()
+            return
         if not self.server._admit(self):
             transport.close()
 
@@ -211,6 +221,11 @@ class _Connection(asyncio.BufferedProtocol):
                 st.ignored_unit += 1
             else:
                 st.requests += 1
+                if faults.disconnect or faults.refuse:
+                    st.silenced += 1
+                    self.transport.abort()
+                    self._len = 0
+                    return
                 if faults.silent:
                     st.silenced += 1
                 else:
@@ -219,7 +234,10 @@ class _Connection(asyncio.BufferedProtocol):
                         st.exceptions[code] += 1
                         if bad:
                             st.malformed[bad] += 1
-                    out.append(pack(">HHHB", tid, 0, len(resp) + 1, unit) + resp)
+                    adu = pack(">HHHB", tid, 0, len(resp) + 1, unit) + resp
+                    if faults.corrupts:
+                        adu = _corrupt(adu, faults)
+                    out.append(adu)
             i = end
         rest = n - i
         if rest and i:
@@ -231,10 +249,30 @@ class _Connection(asyncio.BufferedProtocol):
         if not out:
             return
         payload = b"".join(out) if len(out) > 1 else out[0]
-        if faults.delay_s > 0:
-            asyncio.get_running_loop().call_later(faults.delay_s, self._write, payload, len(out))
+        delay = faults.delay_s + (random.uniform(0, faults.jitter_s) if faults.jitter_s else 0.0)
+        if faults.trickle_bps > 0:
+            self._trickling = asyncio.get_running_loop().create_task(
+                self._trickle(payload, len(out), delay, faults.trickle_bps, self._trickling)
+            )
+        elif delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._write, payload, len(out))
         else:
             self._write(payload, len(out))
+
+    async def _trickle(self, payload: bytes, count: int, delay: float, bps: float, before: asyncio.Task | None) -> None:
+        """A slow serial line behind a converter: the reply dribbles out byte by byte."""
+        if before is not None and not before.done():
+            await before
+        if delay:
+            await asyncio.sleep(delay)
+        for k in range(len(payload)):
+            if k:
+                await asyncio.sleep(1.0 / bps)
+            if self.transport.is_closing():
+                return
+            self.transport.write(payload[k : k + 1])
+            self.stats.bytes_out += 1
+        self.stats.responses += count
 
     def _write(self, payload: bytes, count: int) -> None:
         if self.transport.is_closing():
@@ -242,3 +280,12 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport.write(payload)
         self.stats.responses += count
         self.stats.bytes_out += len(payload)
+
+
+def _corrupt(adu: bytes, faults: ModbusFaults) -> bytes:
+    """A confused gateway or converter: the reply belongs to another request, or is cut short."""
+    if faults.wrong_tid:
+        adu = pack(">H", (unpack_from(">H", adu)[0] + 0x5A5A) & 0xFFFF) + adu[2:]
+    if faults.short_reply:
+        adu = adu[: max(0, len(adu) - faults.short_reply)]
+    return adu

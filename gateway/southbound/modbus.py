@@ -16,12 +16,13 @@ connection ends the connection: the session marks everything INVALID|OLD_DATA|FA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -62,6 +63,7 @@ EXCEPTION_NAMES = {
 _REQUEST_BUDGET = 0.95
 
 Convert = Callable[[Any], "tuple[float | int | None, int]"]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -173,9 +175,10 @@ class ModbusSource(PolledSession):
             trace_connect=self._link_changed,
         )
         self._client = client
-        if not await client.connect():
+        if not await _cancel_safe(client.connect()):
             self.counters["connect_failures"] += 1
-            raise ConnectionRefusedError(f"cannot open a TCP connection to {cfg.host}:{cfg.port}")
+            # pymodbus logs and swallows the cause; say what it can be
+            raise OSError(f"cannot open a TCP connection to {cfg.host}:{cfg.port} (refused, unreachable, or no answer within {cfg.timeout:g}s)")
         sock = client.ctx.transport.get_extra_info("socket") if client.ctx.transport else None
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # asyncio does it too; be explicit
@@ -214,7 +217,7 @@ class ModbusSource(PolledSession):
         self.counters["requests"] += 1
         try:
             async with asyncio.timeout_at(deadline):
-                reply = await read(b.start, count=b.count, device_id=self.cfg.unit_id)
+                reply = await _cancel_safe(read(b.start, count=b.count, device_id=self.cfg.unit_id))
         except TimeoutError:
             self.counters["timeouts"] += 1
             raise TimeoutError(f"no reply to the read of {b} within {self.cfg.timeout:g}s") from None
@@ -305,6 +308,27 @@ class ModbusSource(PolledSession):
             "points": len(self.keys),
             **c,
         }
+
+
+async def _cancel_safe(aw: Awaitable[T]) -> T:
+    """Await a pymodbus call so that cancelling us always cancels us.
+
+    pymodbus awaits replies with ``asyncio.wait_for``, which on Python 3.11 returns the
+    result instead of raising when a cancel and the reply arrive together (gh-86296): the
+    cancel is lost and a stopped gateway keeps polling. Measured with a 1 ms poll: 4 of
+    150 cancels lost. Here the call runs in its own task behind a shield, so our cancel
+    always raises here; the call is then cancelled and awaited before the cancel goes on.
+    """
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([task])  # wait() never raises the task's outcome
+        if task.done() and not task.cancelled():
+            task.exception()  # a reply (or error) that won the race is dropped: we are stopping
+        raise
 
 
 __all__ = ["ModbusSource", "converter", "EXCEPTION_QUALITY"]

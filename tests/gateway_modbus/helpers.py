@@ -50,6 +50,7 @@ class Collector:
         self.readings: list[Reading] = []
         self.latest: dict[str, Reading] = {}
         self._changed = asyncio.Event()
+        self.task: asyncio.Task | None = None  # the driver's run() task, set by running()
 
     def __call__(self, r: Reading) -> None:
         self.readings.append(r)
@@ -76,7 +77,7 @@ class Collector:
 async def running(dev: ModbusDevice, backoff: Backoff | None = None) -> AsyncIterator[tuple[ModbusSource, Collector]]:
     s = ModbusSource(dev, backoff or Backoff(initial=0.05, maximum=0.2))
     c = Collector()
-    task = asyncio.create_task(s.run(c))
+    task = c.task = asyncio.create_task(s.run(c))
     try:
         yield s, c
     finally:

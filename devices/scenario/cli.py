@@ -1,0 +1,124 @@
+"""``gridgate scenario run`` and ``gridgate fault inject|clear|list`` (registered by gateway/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Callable
+
+from gateway.configload import ConfigError
+
+
+def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
+    s = sub.add_parser("scenario", help="run a fault scenario against emulated devices (+ gateway); exit 1 on a failed expectation")
+    ss = s.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
+    r = ss.add_parser("run", help="run a scenario file")
+    r.add_argument("file")
+    r.add_argument("--config", help="site config (default: the scenario's `config:`)")
+    r.add_argument("--report", action="append", default=[], help="write the run report: out.json or out.html (repeatable)")
+    r.add_argument("--broker", help="mqtt://host:port (default: an embedded loopback broker)")
+    r.add_argument("--devices-only", action="store_true", help="run only the devices; the system under test is external")
+    r.add_argument("--free-ports", action="store_true", help="move every device to a free loopback port (not with --devices-only)")
+    r.add_argument("--api", action="store_true", help="also serve the live fault API on loopback")
+    r.add_argument("--warmup", type=float, default=10.0, help="max seconds to wait for every point before the clock starts")
+    ss.add_parser("schema", help="print the JSON Schema of scenario files")
+
+    f = sub.add_parser("fault", help="inject, clear or list faults in a running emulator (live API)")
+    fs = f.add_subparsers(dest="fault_cmd", metavar="ACTION", required=True)
+    for name in ("inject", "clear", "list"):
+        p = fs.add_parser(name)
+        p.add_argument("--url", help="fault API URL (default: from the state file)")
+        p.add_argument("--token", help="fault API token (default: from the state file)")
+        p.add_argument("--state", help="state file written by the emulator")
+        if name == "inject":
+            p.add_argument("--device")
+            p.add_argument("--point", help="device/point or mRID")
+            p.add_argument("--bay", help="substation/bay")
+            p.add_argument("--kind", required=True, help="fault kind: silent, delay, stuck, ...")
+            p.add_argument("--ms", type=float, help="delay in ms (kind delay)")
+            p.add_argument("--jitter-ms", type=float)
+            p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                           help="further fault parameters, VALUE as JSON or text (value=0, code=4)")
+            p.add_argument("--for", dest="duration", help="auto-clear after (30s, 5m)")
+            p.add_argument("--id")
+        if name == "clear":
+            p.add_argument("id", nargs="?", help="fault id (default: all)")
+    return {"scenario": _scenario, "fault": _fault}
+
+
+def _scenario(a: argparse.Namespace) -> int:
+    if a.scenario_cmd == "schema":
+        from devices.scenario.model import Scenario
+
+        print(json.dumps(Scenario.model_json_schema(), indent=1))
+        return 0
+    from devices.scenario.report import write
+    from devices.scenario.resolve import load_scenario
+    from devices.scenario.runner import run_plan
+
+    for out in a.report:
+        if not out.lower().endswith((".json", ".html", ".htm")):
+            print(f"--report {out}: give a .json or .html file name", file=sys.stderr)
+            return 2
+    if a.free_ports and a.devices_only:
+        print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
+              file=sys.stderr)
+        return 2
+    try:
+        plan = load_scenario(a.file, a.config)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    if a.free_ports:
+        from devices.scenario.ports import with_free_ports
+        from devices.scenario.resolve import resolve
+
+        plan = resolve(plan.scenario, with_free_ports(plan.cfg), a.file)
+    res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=a.api,
+                               progress=lambda m: print(m, file=sys.stderr, flush=True), warmup=a.warmup))
+    for out in a.report:
+        write(res.report, out)
+    h = res.report["headline"]
+    lat = h["detection_latency_max"]
+    print(f"{plan.scenario.name}: {h['faults']} faults, detection latency max "
+          f"{'—' if lat is None else f'{lat * 1000:.0f} ms'}, {h['undetected_faults']} undetected")
+    for v in res.verdicts:
+        print(f"  {'PASS' if v.passed else 'FAIL'} {v.where}: {v.name} — {v.detail}")
+    for e in res.errors:
+        print(f"  ERROR {e}")
+    print("PASSED" if res.passed else "FAILED")
+    return 0 if res.passed else 1
+
+
+def _fault(a: argparse.Namespace) -> int:
+    from devices.faultapi.client import FaultApiError, FaultClient
+
+    try:
+        c = FaultClient(a.url, a.token, a.state)
+        if a.fault_cmd == "list":
+            print(json.dumps(c.list(), indent=1))
+        elif a.fault_cmd == "clear":
+            print(json.dumps(c.clear(a.id), indent=1))
+        else:
+            target = {k: v for k, v in (("device", a.device), ("point", a.point), ("bay", a.bay)) if v}
+            fault: dict = {"kind": a.kind}
+            if a.ms is not None:
+                fault["ms"] = a.ms
+            if a.jitter_ms is not None:
+                fault["jitter_ms"] = a.jitter_ms
+            for kv in a.param:
+                k, sep, v = kv.partition("=")
+                if not sep:
+                    print(f"--param {kv!r}: expected KEY=VALUE", file=sys.stderr)
+                    return 2
+                try:
+                    fault[k] = json.loads(v)
+                except ValueError:
+                    fault[k] = v
+            print(json.dumps(c.inject(target, fault, a.duration, a.id), indent=1))
+    except FaultApiError as e:
+        print(f"gridgate fault: {e}", file=sys.stderr)
+        return 1
+    return 0

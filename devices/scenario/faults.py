@@ -1,0 +1,136 @@
+"""The protocol-neutral fault vocabulary of scenarios and the live API (plain data).
+
+One discriminated union on ``kind``: data faults are the firmware's own models
+(firmware_sim.spec, applied to points), ``set_state`` changes a discrete/setpoint as a
+field event would, and comms faults are per protocol (``PROTOCOLS`` says which device
+protocols take which kind). Kinds whose device hook does not exist yet validate here and
+are refused when applied, naming the missing hook, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from firmware_sim.spec import (
+    Drift, Dropout, NoiseBurst, Offset, Oscillation, OutOfRange, QualityOverride, Saturate, ScaleError, Spike, Stuck,
+)
+
+
+class _Comms(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SetState(_Comms):
+    """A field event: breaker opens, tap moves (like a command, on the next firmware tick)."""
+
+    kind: Literal["set_state"]
+    value: float
+
+
+class Silent(_Comms):
+    kind: Literal["silent"]
+
+
+class Delay(_Comms):
+    kind: Literal["delay"]
+    ms: float = Field(ge=0, le=600_000, description="fixed delay before every reply")
+    jitter_ms: float = Field(0.0, ge=0, le=600_000, description="plus a random 0..jitter_ms")
+
+
+class Disconnect(_Comms):
+    """Drop the connections and refuse new ones while active (the device is unreachable)."""
+
+    kind: Literal["disconnect"]
+
+
+class Trickle(_Comms):
+    kind: Literal["trickle"]
+    bytes_per_s: float = Field(gt=0, description="reply bytes written per second")
+
+
+class ExceptionReply(_Comms):
+    kind: Literal["exception"]
+    code: int = Field(description="Modbus exception code 01..0B")
+    function: int | None = Field(None, ge=1, le=127)
+    start: int = Field(0, ge=0, le=65535)
+    end: int = Field(65535, ge=0, le=65535)
+
+
+class WrongTid(_Comms):
+    kind: Literal["wrong_tid"]
+
+
+class ShortReply(_Comms):
+    kind: Literal["short_reply"]
+    bytes: int = Field(2, ge=1, le=255, description="bytes cut off the end of each reply")
+
+
+IinBit = Literal["DEVICE_RESTART", "NEED_TIME", "EVENT_BUFFER_OVERFLOW", "DEVICE_TROUBLE"]
+
+
+class Iin(_Comms):
+    kind: Literal["iin"]
+    bits: list[IinBit] = Field(min_length=1)
+
+
+class ConfirmLoss(_Comms):
+    kind: Literal["confirm_loss"]
+
+
+class ReportSuppression(_Comms):
+    kind: Literal["report_suppression"]
+
+
+class AssociationAbort(_Comms):
+    kind: Literal["association_abort"]
+
+
+class ControlRefused(_Comms):
+    kind: Literal["control_refused"]
+    add_cause: int = Field(ge=0, le=27, description="IEC 61850-7-2 AddCause, e.g. 5 (blocked-by-mode), 8 (blocked-by-interlocking)")
+
+
+class LinkDown(_Comms):
+    kind: Literal["link_down"]
+
+
+class Latency(_Comms):
+    kind: Literal["latency"]
+    ms: float = Field(ge=0)
+    loss: float = Field(0.0, ge=0, le=1)
+
+
+Fault = Annotated[
+    Union[
+        Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
+        SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
+        ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Latency,
+    ],
+    Field(discriminator="kind"),
+]
+FAULT = TypeAdapter(Fault)
+
+DATA_KINDS = frozenset(
+    {"stuck", "drift", "spike", "noise", "offset", "saturate", "dropout", "out_of_range", "oscillation", "scale_error", "quality"}
+)
+POINT_KINDS = DATA_KINDS | {"set_state"}
+NETWORK_KINDS = frozenset({"link_down", "latency"})
+#: device protocol → comms kinds it implements now
+PROTOCOLS: dict[str, frozenset[str]] = {
+    "modbus": frozenset({"silent", "delay", "disconnect", "trickle", "exception", "wrong_tid", "short_reply"}),
+    "dnp3": frozenset({"disconnect", "iin"}),
+    "iec61850": frozenset({"disconnect"}),
+}
+#: kinds that exist in the vocabulary but whose device hook is not there yet: why
+NOT_YET = {
+    "confirm_loss": "the DNP3 outstation has no confirm-loss hook yet",
+    "report_suppression": "the IEC 61850 IED has no report-suppression hook yet",
+    "association_abort": "the IEC 61850 IED has no association-abort hook yet (use kind: disconnect)",
+    "control_refused": "the IEC 61850 IED has no AddCause hook yet",
+    "link_down": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
+    "latency": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
+}
+DEVICE_KINDS = frozenset().union(*PROTOCOLS.values()) | {"confirm_loss", "report_suppression", "association_abort", "control_refused"}
+ALL_KINDS = POINT_KINDS | DEVICE_KINDS | NETWORK_KINDS

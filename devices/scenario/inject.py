@@ -1,0 +1,206 @@
+"""Apply and clear faults on a running Emulator: the one engine behind scenarios, the live
+API and ``Lab.inject``.
+
+Data faults go into the firmware (several per point stack in the order set; clearing one
+re-applies the rest, which restarts a remaining drift/spike/oscillation's time origin).
+Comms faults of one device are merged into that device's fault hook (Modbus:
+``server.faults``; DNP3: IIN flags; any protocol: ``disconnect`` stops the device and
+starts it again on clear, so connections are refused meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from devices.modbus.faults import ForcedException, ModbusFaults
+from devices.scenario.faults import DATA_KINDS, FAULT, Fault
+from devices.scenario.model import Target
+from devices.scenario.resolve import Site, TargetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Active:
+    id: str
+    target: Target
+    fault: Any
+    points: list[str]
+    devices: list[str]
+    since: float
+    until: float | None = None
+    restore: dict[str, float] = field(default_factory=dict)  # set_state: value before
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id, "target": str(self.target), "fault": self.fault.model_dump(), "points": self.points,
+            "devices": self.devices, "since": self.since, "until": self.until,
+        }
+
+
+class Injector:
+    """``await inj.inject(Target(device="rtu1"), {"kind": "silent"}, duration=5)``; ``await inj.clear(id)``."""
+
+    def __init__(self, emu: Any, site: Site | None = None) -> None:
+        self.emu = emu
+        self.site = site or Site.of(emu.cfg)
+        self.active: dict[str, Active] = {}
+        self.log: list[dict] = []  # every inject/clear, in order, with wall time
+        self._ids = itertools.count(1)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._stopped: set[str] = set()
+        self._base = {
+            f"{d.name}/{p.name}": list(p.faults) for d in emu.cfg.devices if d.enabled for p in d.points
+        }
+
+    async def inject(self, target: Target | dict, fault: Fault | dict, duration: float | None = None,
+                     fid: str | None = None) -> Active:
+        t = target if isinstance(target, Target) else Target.model_validate(target)
+        f = FAULT.validate_python(fault) if isinstance(fault, dict) else fault
+        self.site.check(t, f.kind, f)
+        fid = fid or f"f{next(self._ids)}"
+        if fid in self.active:
+            raise TargetError(f"fault id {fid!r} is already active; clear it first")
+        now = time.time()
+        a = Active(fid, t, f, [], [], now, now + duration if duration else None)
+        if f.kind in DATA_KINDS or f.kind == "set_state":
+            a.points = self.site.points(t)
+        else:
+            a.devices = self.site.devices(t)
+        self.active[fid] = a
+        try:
+            await self._apply(a)
+        except Exception:
+            self.active.pop(fid, None)
+            raise
+        self.log.append({"at": now, "action": "inject", **a.describe()})
+        if duration:
+            loop = asyncio.get_running_loop()
+            self._timers[fid] = loop.call_later(duration, lambda: loop.create_task(self.clear(fid)))
+        log.info("fault %s injected: %s on %s", fid, f.kind, t)
+        return a
+
+    async def clear(self, fid: str) -> Active:
+        a = self.active.pop(fid, None)
+        if a is None:
+            raise KeyError(f"no active fault {fid!r}; active: {', '.join(self.active) or 'none'}")
+        h = self._timers.pop(fid, None)
+        if h:
+            h.cancel()
+        await self._unapply(a)
+        self.log.append({"at": time.time(), "action": "clear", **a.describe()})
+        log.info("fault %s cleared", fid)
+        return a
+
+    async def clear_all(self) -> list[str]:
+        ids = list(self.active)
+        for fid in reversed(ids):
+            await self.clear(fid)
+        return ids
+
+    def list(self) -> list[dict]:
+        return [a.describe() for a in self.active.values()]
+
+    # ------------------------------------------------------------ apply
+
+    async def _apply(self, a: Active) -> None:
+        fw, k = self.emu.fw, a.fault.kind
+        if k == "set_state":
+            for key in a.points:
+                i = fw.index(*key.split("/", 1))
+                a.restore[key] = fw.value(i)
+                fw.set_state(i, a.fault.value)
+        elif k in DATA_KINDS:
+            for key in a.points:
+                self._reapply_data(key)
+        else:
+            for d in a.devices:
+                await self._reapply_device(d)
+
+    async def _unapply(self, a: Active) -> None:
+        fw = self.emu.fw
+        if a.fault.kind == "set_state":  # clearing a field event puts the state back (a step with a duration)
+            for key, v in a.restore.items():
+                fw.set_state(fw.index(*key.split("/", 1)), v)
+        elif a.fault.kind in DATA_KINDS:
+            for key in a.points:
+                self._reapply_data(key)
+        else:
+            for d in a.devices:
+                await self._reapply_device(d)
+
+    def _reapply_data(self, key: str) -> None:
+        fw = self.emu.fw
+        i = fw.index(*key.split("/", 1))
+        fw.clear_faults(i)
+        for f in self._base.get(key, []):
+            fw.set_fault(i, f)
+        for a in self.active.values():
+            if a.fault.kind in DATA_KINDS and key in a.points:
+                fw.set_fault(i, a.fault)
+
+    async def _reapply_device(self, name: str) -> None:
+        faults = [a.fault for a in self.active.values() if name in a.devices]
+        proto = self.site.protocol[name]
+        down = any(f.kind == "disconnect" for f in faults)
+        if proto != "modbus":
+            if down and name not in self._stopped:
+                port = next(d.port for d in self.emu.cfg.devices if d.name == name)
+                if port == 0:
+                    raise TargetError(
+                        f"disconnect on {name}: its config port is 0 (ephemeral), so the restarted device would come "
+                        "back on another port; give it a fixed port (devices.scenario.ports.with_free_ports)"
+                    )
+                await self.emu.stop_device(name)
+                self._stopped.add(name)
+            elif not down and name in self._stopped:
+                self._stopped.discard(name)
+                await self.emu.start_device(name)
+        rd = self.emu.devices.get(name)
+        if rd is None:
+            return
+        if proto == "modbus":
+            rd.server.faults = modbus_faults(faults)
+        elif proto == "dnp3":
+            _dnp3_iin(rd.server, faults)
+
+
+def modbus_faults(faults: list[Any]) -> ModbusFaults:
+    """Merge the active comms faults of one Modbus device into its server's fault hook."""
+    kw: dict[str, Any] = {}
+    exc: list[ForcedException] = []
+    for f in faults:
+        k = f.kind
+        if k == "silent":
+            kw["silent"] = True
+        elif k == "disconnect":
+            kw["refuse"] = True
+        elif k == "delay":
+            kw["delay_s"] = max(kw.get("delay_s", 0.0), f.ms / 1000)
+            kw["jitter_s"] = max(kw.get("jitter_s", 0.0), f.jitter_ms / 1000)
+        elif k == "trickle":
+            kw["trickle_bps"] = min(kw.get("trickle_bps", f.bytes_per_s), f.bytes_per_s)
+        elif k == "exception":
+            exc.append(ForcedException(code=f.code, function=f.function, start=f.start, end=f.end))
+        elif k == "wrong_tid":
+            kw["wrong_tid"] = True
+        elif k == "short_reply":
+            kw["short_reply"] = max(kw.get("short_reply", 0), f.bytes)
+    return ModbusFaults(exceptions=tuple(exc), **kw)
+
+
+def _dnp3_iin(os_: Any, faults: list[Any]) -> None:
+    bits = {b for f in faults if f.kind == "iin" for b in f.bits}
+    if "DEVICE_TROUBLE" in bits:
+        raise TargetError("IIN DEVICE_TROUBLE: the DNP3 outstation has no hook for it yet")
+    if "DEVICE_RESTART" in bits:
+        os_.restart_iin = True  # the master clears it by writing IIN1.7, as after a real restart
+    if "NEED_TIME" in bits:
+        os_.need_time = True
+    if "EVENT_BUFFER_OVERFLOW" in bits:
+        os_.events.overflow = True  # the buffers clear it themselves once events drain

@@ -1,0 +1,285 @@
+"""Scenario names → site objects, and the step list → a flat, sorted timeline.
+
+Every problem is reported with the scenario file, the YAML path and line
+(``steps[2].target.point: no point 'Ixx' on device 'rtu1' ... (line 14)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devices.scenario.faults import DATA_KINDS, NETWORK_KINDS, NOT_YET, POINT_KINDS, PROTOCOLS
+from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
+from gateway.config import Config
+from gateway.configload import ConfigError, _model_errors, format_loc, load_config, load_yaml
+from pydantic import ValidationError
+
+Key = str  # "device/point"
+
+
+class TargetError(ValueError):
+    """A target or fault that does not fit the site; the message says what exists."""
+
+
+class NotYetError(TargetError):
+    """A valid fault whose device/network hook does not exist yet: the run fails on it, loading does not."""
+
+
+@dataclass
+class Site:
+    """Name lookups over one config: points by device/point or mRID, bays, devices."""
+
+    cfg: Config
+    mrid_to_key: dict[str, Key] = field(default_factory=dict)
+    key_to_mrid: dict[Key, str] = field(default_factory=dict)
+    bay_points: dict[str, list[Key]] = field(default_factory=dict)
+    device_points: dict[str, list[Key]] = field(default_factory=dict)
+    protocol: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: Config) -> "Site":
+        s = cls(cfg)
+        for d in cfg.devices:
+            if not d.enabled:
+                continue
+            s.protocol[d.name] = d.protocol
+            s.device_points[d.name] = []
+            for p in d.points:
+                k = f"{d.name}/{p.name}"
+                m = str(cfg.measurement_mrid(p))
+                s.mrid_to_key[m], s.key_to_mrid[k] = k, m
+                s.device_points[d.name].append(k)
+                bay = "/".join(p.measurement.equipment.split("/")[:2])
+                s.bay_points.setdefault(bay, []).append(k)
+        return s
+
+    def point(self, ref: str) -> Key:
+        if ref in self.key_to_mrid:
+            return ref
+        if ref.lower() in self.mrid_to_key:
+            return self.mrid_to_key[ref.lower()]
+        dev, _, pt = ref.partition("/")
+        if dev in self.device_points:
+            names = [k.split("/", 1)[1] for k in self.device_points[dev]]
+            raise TargetError(f"no point {pt!r} on device {dev!r}; its points: {', '.join(names[:12])}")
+        raise TargetError(
+            f"{ref!r} is neither device/point nor a measurement mRID; devices: {', '.join(self.device_points)}"
+        )
+
+    def points(self, t: Target) -> list[Key]:
+        """The points a point-level fault applies to."""
+        if t.point is not None:
+            return [self.point(t.point)]
+        if t.points is not None:
+            return [self.point(p) for p in t.points]
+        if t.bay is not None:
+            if t.bay not in self.bay_points:
+                raise TargetError(f"no bay {t.bay!r} with points; bays: {', '.join(sorted(self.bay_points))}")
+            return list(self.bay_points[t.bay])
+        if t.device is not None:
+            return list(self.device_points[self.device(t.device)])
+        raise TargetError("a data fault needs a point, bay or device target, not a link")
+
+    def device(self, name: str) -> str:
+        if name not in self.device_points:
+            raise TargetError(f"no enabled device {name!r}; devices: {', '.join(self.device_points)}")
+        return name
+
+    def devices(self, t: Target) -> list[str]:
+        """The devices a comms fault applies to."""
+        if t.device is not None:
+            return [self.device(t.device)]
+        if t.point is not None or t.points is not None:
+            return sorted({k.split("/", 1)[0] for k in self.points(t)})
+        if t.bay is not None:
+            return sorted({k.split("/", 1)[0] for k in self.points(t)})
+        raise TargetError("a device fault needs a device, point or bay target")
+
+    def check(self, t: Target, kind: str, fault: object = None) -> None:
+        """Raise TargetError when this fault cannot be applied to this target."""
+        if kind == "iin" and "DEVICE_TROUBLE" in getattr(fault, "bits", ()):
+            raise NotYetError("IIN DEVICE_TROUBLE: the DNP3 outstation has no hook for it yet")
+        if kind in NETWORK_KINDS or t.link is not None:
+            if kind not in NETWORK_KINDS:
+                raise TargetError(f"a link target takes a network fault (link_down, latency), not {kind!r}")
+            raise NotYetError(f"fault {kind!r}: {NOT_YET[kind]}")
+        if kind in POINT_KINDS:
+            self.points(t)
+            return
+        for d in self.devices(t):
+            proto = self.protocol[d]
+            if kind in NOT_YET:
+                raise NotYetError(f"fault {kind!r} on {d}: {NOT_YET[kind]}")
+            if kind not in PROTOCOLS[proto]:
+                raise TargetError(
+                    f"fault {kind!r} does not apply to {proto} device {d}; {proto} takes "
+                    f"{', '.join(sorted(PROTOCOLS[proto] | DATA_KINDS))}"
+                )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One timeline action: inject (or clear) fault ``fid`` at scenario time ``t``."""
+
+    t: float
+    action: str  # "inject" | "clear"
+    fid: str
+    step: int
+    target: Target
+    fault: object
+    label: str
+
+
+@dataclass
+class Anchor:
+    start: float
+    end: float | None
+
+
+@dataclass
+class Plan:
+    scenario: Scenario
+    cfg: Config
+    site: Site
+    events: list[Event]
+    anchors: dict[str, Anchor]  # step name / "steps[i]" → first injection, last clear
+    expectations: list[tuple[str, float, Expectation | OrderExpectation]]  # (yaml path, anchor time, expectation)
+    duration: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_scenario(path: str | Path, config: str | Path | Config | None = None) -> Plan:
+    """Read, validate and resolve a scenario file against its site config; raises ConfigError."""
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["expected a mapping at the top level (name:, seed:, steps:)"])
+    try:
+        scn = Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(str(path), _model_errors(e, data, lines)) from None
+    if isinstance(config, Config):
+        cfg = config
+    else:
+        ref = config or (Path(path).parent / scn.config if scn.config else None)
+        if ref is None:
+            raise ConfigError(str(path), ["config: no site config; add `config: ../site.yaml` or pass --config"])
+        cfg = load_config(ref)
+    return resolve(scn, cfg, str(path), lines)
+
+
+def _where(lines: dict[tuple, int], loc: tuple, msg: str) -> str:
+    line, probe = None, loc
+    while probe and line is None:
+        line = lines.get(probe)
+        probe = probe[:-1]
+    return f"{format_loc(loc)}: {msg}" + (f" (line {line})" if line else "")
+
+
+def resolve(scn: Scenario, cfg: Config, path: str = "<scenario>", lines: dict[tuple, int] | None = None) -> Plan:
+    lines = lines or {}
+    site = Site.of(cfg)
+    problems: list[str] = []
+    warnings: list[str] = []  # faults this build cannot apply yet: the run reports them as errors
+    events: list[Event] = []
+    anchors: dict[str, Anchor] = {}
+    expectations: list[tuple[str, float, Expectation | OrderExpectation]] = []
+    prev: Anchor | None = None
+    for i, st in enumerate(scn.steps):
+        here = ("steps", i)
+        try:
+            site.check(st.target, st.fault.kind, st.fault)
+        except NotYetError as e:
+            warnings.append(_where(lines, here + ("fault",), str(e)))
+        except TargetError as e:
+            loc = here + ("fault" if "fault" in str(e)[:6] else "target",)
+            problems.append(_where(lines, loc, str(e)))
+        start = _start(st, i, prev, anchors, lines, problems)
+        reps = st.repeats()
+        times = [start]
+        if reps:
+            period, total = reps
+            times = [start + k * period for k in range(int(total / period + 1e-9))] or [start]
+        dur = st.duration
+        if dur is None and reps and st.fault.kind != "set_state":
+            dur = reps[0]  # each repetition lasts until the next one
+        label = st.name or f"steps[{i}]"
+        end = None
+        for k, t in enumerate(times):
+            fid = f"{label}#{k}" if len(times) > 1 else label
+            events.append(Event(t, "inject", fid, i, st.target, st.fault, label))
+            if dur is not None:
+                events.append(Event(t + dur, "clear", fid, i, st.target, st.fault, label))
+                end = t + dur
+        a = Anchor(start, end)
+        anchors[label] = a
+        prev = a
+        for j, ex in enumerate(st.expect):
+            _check_points(site, ex, here + ("expect", j), lines, problems)
+            t0 = _anchor_time(ex.after, anchors, lines, here + ("expect", j, "after"), problems) if ex.after else start
+            expectations.append((format_loc(here + ("expect", j)), t0, ex))
+    for j, ex in enumerate(scn.expect):
+        loc = ("expect", j)
+        items = ex.order if isinstance(ex, OrderExpectation) else [ex]
+        for n, it in enumerate(items):
+            _check_points(site, it, loc + (("order", n) if isinstance(ex, OrderExpectation) else ()), lines, problems)
+        ref = items[0].after
+        t0 = _anchor_time(ref, anchors, lines, loc + ("after",), problems) if ref else 0.0
+        expectations.append((format_loc(loc), t0, ex))
+    late = [e for e in events if scn.duration is not None and e.t > scn.duration]
+    if late:
+        problems.append(_where(lines, ("duration",), f"{scn.duration:g}s ends before {len(late)} timeline events "
+                               f"(the last at {max(e.t for e in late):g}s); lengthen it or leave it out"))
+    if problems:
+        raise ConfigError(path, problems)
+    events.sort(key=lambda e: (e.t, e.action == "inject", e.fid))  # clears before injections at the same time
+    last = max([e.t for e in events] + [0.0])
+    windows = [t + ex.within for _, t, ex in expectations]
+    duration = scn.duration or max([last + 1.0] + [w + 0.5 for w in windows])
+    return Plan(scn, cfg, site, events, anchors, expectations, duration, warnings)
+
+
+def _check_points(site: Site, ex: Expectation, loc: tuple, lines: dict, problems: list[str]) -> None:
+    try:
+        site.point(ex.point)
+    except TargetError as e:
+        problems.append(_where(lines, loc + ("point",), str(e)))
+
+
+def _start(st: Step, i: int, prev: Anchor | None, anchors: dict[str, Anchor], lines: dict, problems: list[str]) -> float:
+    if st.at is not None:
+        return st.at
+    if st.after is None:
+        return 0.0
+    ref, off = st.offset_after()
+    if ref == "previous":
+        if prev is None:
+            problems.append(_where(lines, ("steps", i, "after"), "'previous' in the first step; use at: instead"))
+            return 0.0
+        return prev.start + off
+    if ref not in anchors:
+        problems.append(
+            _where(lines, ("steps", i, "after"), f"no earlier step named {ref!r}; earlier steps: {', '.join(anchors) or 'none'}")
+        )
+        return 0.0
+    return anchors[ref].start + off
+
+
+def _anchor_time(ref: str, anchors: dict[str, Anchor], lines: dict, loc: tuple, problems: list[str]) -> float:
+    """``12s``, ``<step>`` (its first injection) or ``<step>.end`` (its last clear)."""
+    name, _, part = ref.partition(".")
+    if name in anchors:
+        a = anchors[name]
+        if part == "end":
+            if a.end is None:
+                problems.append(_where(lines, loc, f"step {name!r} has no duration, so it has no end"))
+                return 0.0
+            return a.end
+        return a.start
+    try:
+        from gateway.config import parse_duration
+
+        return parse_duration(ref)
+    except ValueError:
+        problems.append(_where(lines, loc, f"{ref!r} is neither a step name (optionally .end) nor a time like 12s"))
+        return 0.0
