@@ -54,7 +54,7 @@ class Lab:
 
     async def __aenter__(self) -> "Lab":
         if self.broker_arg == "mosquitto":
-            from tests.support.mosquitto import Mosquitto
+            from devices.mosquitto import Mosquitto
 
             self._mosq = Mosquitto().start()
         try:

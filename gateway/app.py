@@ -48,6 +48,26 @@ class GatewayOptions:
     inbound: bool = True
 
 
+def driver_counters(source: object) -> dict:
+    """A driver's protocol counters (exceptions, timeouts, events, reports ...) as plain JSON data."""
+    import dataclasses
+
+    raw = getattr(source, "counters", None)
+    if not isinstance(raw, dict):
+        raw = getattr(source, "stats", None)
+    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+        raw = dataclasses.asdict(raw)
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            v = {str(kk): vv for kk, vv in v.items() if isinstance(vv, (int, float))}
+        if isinstance(v, (int, float, dict)) and not isinstance(v, bool):
+            out[str(k)] = v
+    return out
+
+
 class Gateway:
     """``async with Gateway(cfg, opts) as gw: ...`` or ``await gw.run()`` until cancelled."""
 
@@ -123,6 +143,9 @@ class Gateway:
                 "reconnects": st.reconnects,
                 "lastError": st.last_error or None,
             }
+            counters = driver_counters(s)
+            if counters:
+                out[s.device]["counters"] = counters
         for name, why in getattr(self, "skipped", {}).items():
             out[name] = {"connected": False, "skipped": why}
         return out

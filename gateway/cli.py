@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(e, broker=False)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
+    e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
 
     g = sub.add_parser("gateway", help="run only the gateway: poll the config's devices, publish to a broker")
     common(g)
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.verbose < 2:  # pymodbus logs every failed connect and late reply; our drivers say it once, better
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
         return COMMANDS[args.cmd](args)
     except ConfigError as e:
@@ -169,14 +172,24 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 async def _emulate(cfg, args) -> int:
     from devices.emulator import Emulator
 
+    from devices.faultapi.server import FaultApiServer
+    from devices.scenario.inject import Injector
+
     emu = Emulator(cfg, seed=args.seed, skip=_say, only=set(args.device) if args.device else None)
     await emu.start()
+    api = None
     try:
+        if not args.no_fault_api:
+            api = await FaultApiServer(Injector(emu)).start()
         for name, rd in emu.devices.items():
             print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
+        if api is not None:
+            print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
         print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
         await _sleep(args.duration)
     finally:
+        if api is not None:
+            await api.stop()
         await emu.stop()
     return 0
 

@@ -83,6 +83,7 @@ async def test_modbus_meter_to_mqtt(tmp_path, mosquitto):
 
             status = sub.latest("/status")
             assert status["state"] == "online" and status["devices"]["meter1"]["connected"] is True
+            assert status["devices"]["meter1"]["counters"]["requests"] >= 3  # coalesced: 3 blocks (holding, input, bits)
 
             # the breaker trips in the simulated firmware: the discrete input follows (open = 1)
             emu.apply_command("meter1", "CB", 1)
