@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from firmware_sim import Firmware, RegisterLayout, SimPoint
 from gateway.config import Config, DeviceBase, ModbusDevice
@@ -76,9 +76,20 @@ class Emulator:
     """``async with Emulator(cfg) as emu:`` — devices listening, firmware ticking."""
 
     def __init__(self, cfg: Config, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
-                 only: set[str] | None = None) -> None:
+                 only: set[str] | None = None, sim_time: Callable[[int], float] | None = None,
+                 on_tick: Callable[[int, float], Awaitable[None]] | None = None, hold: bool = False) -> None:
+        """``sim_time(k)`` gives the firmware's time at tick k (default: the wall clock); ``on_tick(k, s)``
+        runs just before tick k is computed (scenario timelines); ``hold`` keeps the firmware at tick 0
+        until :meth:`go`."""
         self.cfg = cfg
         self.tick_period = tick
+        self.sim_time = sim_time
+        self.on_tick = on_tick
+        self.k = 0
+        self.t0_wall = 0.0
+        self._go = asyncio.Event()
+        if not hold:
+            self._go.set()
         self.fw = build_firmware(cfg, seed)
         self.devices: dict[str, RunningDevice] = {}
         self.skipped: dict[str, str] = {}
@@ -90,8 +101,19 @@ class Emulator:
             self.fw.index(d.name, p.name): (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
         }
 
+    def _time_of(self, k: int) -> float:
+        return self.sim_time(k) if self.sim_time is not None else time.time()
+
+    def go(self) -> float:
+        """Start a held clock: tick 0 is now."""
+        self.t0_wall = time.time()
+        self._go.set()
+        return self.t0_wall
+
     async def start(self) -> None:
-        self.fw.tick(time.time())
+        self.k = 0
+        self.t0_wall = time.time()
+        self.fw.tick(self._time_of(0))
         for d in self.cfg.devices:
             if not d.enabled or (self._only is not None and d.name not in self._only):
                 continue
@@ -143,25 +165,27 @@ class Emulator:
         return True
 
     async def _ticker(self) -> None:
+        """Tick k runs at ``start + k*tick`` (absolute schedule) and computes the firmware at ``_time_of(k)``."""
+        await self._go.wait()
         loop = asyncio.get_running_loop()
-        deadline = loop.time()
+        start = loop.time()
         while True:
-            deadline += self.tick_period
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            now = time.time()
-            self.fw.tick(now)
-            changed = self.fw.take_changed()
-            if not changed:
-                continue
-            for i in changed:
-                entry = self._names.get(i)
-                if entry is None:  # hidden firmware channels (load groups)
-                    continue
-                dev, pt = entry
-                rd = self.devices.get(dev)
-                if rd is not None and rd.update is not None:
-                    rd.update(pt, self.fw.value(i), self.fw.quality(i), now)
+            self.k += 1
+            await asyncio.sleep(max(0.0, start + self.k * self.tick_period - loop.time()))
+            if self.on_tick is not None:
+                await self.on_tick(self.k, self.k * self.tick_period)
+            self.fw.tick(self._time_of(self.k))
+            self._push_changed(time.time())
 
+    def _push_changed(self, now: float) -> None:
+        """Tell event-driven devices (DNP3, IEC 61850) about every point the tick changed."""
+        for i in self.fw.take_changed():
+            entry = self._names.get(i)
+            if entry is None:  # hidden firmware channels (load groups)
+                continue
+            rd = self.devices.get(entry[0])
+            if rd is not None and rd.update is not None:
+                rd.update(entry[1], self.fw.value(i), self.fw.quality(i), now)
 
 async def _start_modbus(emu: Emulator, d: ModbusDevice) -> RunningDevice:
     from devices.modbus.server import ModbusServer
