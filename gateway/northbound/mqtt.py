@@ -1,11 +1,11 @@
 """The northbound MQTT publisher: gmqtt underneath, our own reconnect, queue and backpressure.
 
-gmqtt is fast (56k msg/s here) but has no backpressure and a reconnect loop we cannot
-bound or observe, so each connection gets a fresh gmqtt client with its auto-reconnect
-disabled; this module reconnects with ``Backoff``, keeps accepted messages in an outbox
+gmqtt is fast but has no backpressure and a reconnect loop we cannot bound or observe,
+so each connection gets a fresh gmqtt client with its auto-reconnect disabled
+(gmqtt_adapter.py); this module reconnects with ``Backoff``, keeps accepted messages in an outbox
 (in-memory queue or durable spool) while the broker is away, caps QoS 1 messages in
 flight and the socket's write buffer, and re-sends unacknowledged QoS 1 messages after
-a loss (so subscribers may see QoS 1 duplicates, never gaps).
+a loss (so subscribers may see QoS 1 duplicates; any gap is a counted drop).
 """
 
 from __future__ import annotations
@@ -17,114 +17,22 @@ import socket
 import ssl
 import time
 from typing import Awaitable, Callable, Literal
-from urllib.parse import urlsplit
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
-from gmqtt.mqtt.package import PublishPacket
-from gmqtt.storage import PersistentStorage
 
+from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
+from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
 from gateway.northbound.message import Message, PublisherStats, TlsOptions
 from gateway.northbound.outbox import MemoryOutbox, Outbox
+from gateway.northbound.wire import publish_packet
 from gateway.pipeline import Backoff
 
 log = logging.getLogger(__name__)
 
-
-class _NotOurReconnects(logging.Filter):
-    """gmqtt logs about its own reconnect policy, which is off here; ours says what happens."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "reconnect" not in str(record.msg)
-
-
-_gmqtt_log = log.getChild("gmqtt")
-_gmqtt_log.addFilter(_NotOurReconnects())
-
 _WRITE_CHUNK = 64 * 1024
 OnConnect = Callable[[], "Awaitable[None] | None"]
-
-
-class NorthboundConfigError(ValueError):
-    """A publisher setting that cannot work; the message names the setting and the fix."""
-
-
-def parse_url(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` → (host, port, tls)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise NorthboundConfigError(
-            f"northbound url {url!r}: expected mqtt://host:port or mqtts://host:port (e.g. mqtt://127.0.0.1:1883)"
-        )
-    if parts.username or parts.password:
-        raise NorthboundConfigError("northbound url: put credentials in username/password, not in the URL (it gets logged)")
-    tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
-
-
-def ssl_context(tls: TlsOptions) -> ssl.SSLContext:
-    """Verifying client context; loads the client certificate for mutual TLS."""
-    for name in ("ca_file", "cert_file", "key_file"):
-        path = getattr(tls, name)
-        if path is not None and not path.is_file():
-            raise NorthboundConfigError(f"northbound tls.{name}: {path} does not exist or is not a file")
-    if (tls.cert_file is None) != (tls.key_file is None):
-        raise NorthboundConfigError("northbound tls: set both cert_file and key_file for mutual TLS, or neither")
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.cert_file is not None:
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    return ctx
-
-
-#: MQTT 5 PUBACK reason codes that refuse a message (0x10 "no matching subscribers" is a success)
-PUBACK_REFUSALS = {
-    0x80: "unspecified error", 0x83: "implementation specific error", 0x87: "not authorized",
-    0x90: "topic name invalid", 0x91: "packet identifier in use", 0x97: "quota exceeded", 0x99: "payload format invalid",
-}
-
-
-class _AckStorage(PersistentStorage):
-    """gmqtt's inflight store, tapped: remembers the mid of the last QoS 1 publish and reports PUBACKs.
-
-    ``reason`` holds the MQTT 5 reason code of the PUBACK being handled (gmqtt ignores it).
-    """
-
-    def __init__(self, on_ack: Callable[[int], None]) -> None:
-        super().__init__()
-        self.on_ack = on_ack
-        self.last_mid: int | None = None
-        self.reason = 0
-
-    def push_message(self, mid, raw_package):
-        super().push_message(mid, raw_package)
-        self.last_mid = mid
-
-    def remove_message_by_mid(self, mid):
-        known = mid in self._messages
-        super().remove_message_by_mid(mid)
-        if known:
-            self.on_ack(mid)
-
-
-class _DroppedBeforeConnack(ConnectionError):
-    pass
-
-
-def _loss_cause(client: "_Client") -> str:
-    """What the transport died of, as far as asyncio recorded it."""
-    conn = client._connection
-    reader = getattr(getattr(conn, "_protocol", None), "_stream_reader", None)
-    exc = reader.exception() if reader is not None else None
-    return f"{type(exc).__name__}: {exc}" if exc else "closed without an error"
-
-
-class _Client(gmqtt.Client):
-    """gmqtt client whose own reconnect loop is off: MqttPublisher owns reconnection."""
-
-    def _allow_reconnect(self):
-        return False
 
 
 class MqttPublisher:
@@ -139,7 +47,7 @@ class MqttPublisher:
         self,
         url: str,
         client_id: str,
-        will: Message | None = None,
+        will: Message | Callable[[], Message] | None = None,
         queue_size: int = 10000,
         protocol: Literal["5", "3.1.1"] = "5",
         tls: TlsOptions | None = None,
@@ -172,13 +80,14 @@ class MqttPublisher:
         self.will = will
         self.protocol = protocol
         self._ssl: ssl.SSLContext | bool = ssl_context(tls or TlsOptions()) if use_tls else False
-        self._server_hostname = tls.server_hostname if tls else None
         self._username = username
         self._password = password
         self._on_connect = on_connect
         self._outbox: Outbox = outbox if outbox is not None else MemoryOutbox(queue_size)
+        # with a spool, state messages (no kind: status, catalog) skip it
+        self._side: Outbox | None = MemoryOutbox(queue_size) if outbox is not None else None
+        self._queues: list[Outbox] = [q for q in (self._side, self._outbox) if q is not None]
         self._priority: list[Message] = []  # published from on_connect/stop: sent before the backlog
-        self._queue_size = queue_size
         self.max_inflight = max_inflight
         self.max_write_buffer = max_write_buffer
         self.keepalive = keepalive
@@ -186,9 +95,10 @@ class MqttPublisher:
         self.rate_limit = rate_limit
         self._backoff = backoff or Backoff(initial=0.2, maximum=10.0)
         self._stats = PublisherStats()
-        self._client: _Client | None = None
-        self._inflight: dict[int, tuple[int, Message]] = {}  # mid → (outbox ref or -1 for priority, message)
+        self._client: Client | None = None
+        self._inflight: dict[int, tuple[Outbox | None, int, Message]] = {}  # mid → (queue (None: priority), ref, message)
         self._refused_topics: set[tuple[str, int]] = set()
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
         self._window = max_inflight
         self._wake = asyncio.Event()
         if hasattr(self._outbox, "on_append"):
@@ -208,7 +118,7 @@ class MqttPublisher:
 
     @property
     def stats(self) -> PublisherStats:
-        self._stats.queued = len(self._outbox) + len(self._priority)
+        self._stats.queued = self._queued()
         self._stats.inflight = len(self._inflight)
         for kind, n in getattr(self._outbox, "dropped", {}).items():
             self._stats.dropped[f"spool_{kind}"] = n
@@ -221,32 +131,53 @@ class MqttPublisher:
         self._task = asyncio.create_task(self._run(), name=f"mqtt-publisher-{self.client_id}")
         if hasattr(self._outbox, "flush"):
             self._flusher = asyncio.create_task(self._flush_periodically(), name="spool-flush")
-        await asyncio.wait({self._task, asyncio.ensure_future(self._first_attempt.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        first = asyncio.ensure_future(self._first_attempt.wait())
+        await asyncio.wait({self._task, first}, return_when=asyncio.FIRST_COMPLETED)
+        first.cancel()
         if self._task.done():
             self._task.result()  # a bug in _run: surface it
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, *, kind: str = "analog",
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, *, kind: str | None = None,
                 seq: int | None = None, expiry: int | None = None) -> bool:
         """Queue one message; False (and counted in ``stats.dropped['queue_full']``) when the outbox is full.
 
-        ``kind`` (analog/accumulator/discrete/event) and ``seq`` matter to a spool: which values
-        its bounds drop first and the order it keeps. ``expiry``: MQTT 5 message expiry in seconds.
+        ``kind`` (analog/accumulator/discrete/event) marks a *value*: with a spool it is spooled
+        under ``seq`` (the spool's next seq if None) and its kind decides what a bound drops
+        first. Without ``kind`` it is *state* (status, catalog): kept in memory, sent ahead of
+        a backlog. ``expiry``: MQTT 5 message expiry in seconds.
         """
         if qos not in (0, 1):
             raise ValueError(f"qos {qos}: the publisher supports QoS 0 and 1")
         msg = Message(topic, payload, qos, retain, expiry)
         if self._in_on_connect:
             self._priority.append(msg)
-        elif not self._outbox.put(msg, kind, seq):
+        elif not (self._outbox if kind is not None or self._side is None else self._side).put(msg, kind or "analog", seq):
             self._stats.dropped["queue_full"] += 1
             return False
         self._wake.set()
         return True
 
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe (QoS 1) on every connection; ``handler(topic, payload)`` runs per message (e.g. Sparkplug NCMD)."""
+        self._subscriptions[topic] = handler
+        if self._client is not None and self.connected:
+            self._client.on_message = self._on_message
+            self._client.subscribe(gmqtt.Subscription(topic, qos=1))
+
+    def _on_message(self, client, topic: str, payload: bytes, qos: int, properties: dict) -> int:
+        for pattern, handler in self._subscriptions.items():
+            if _matches(pattern, topic):
+                try:
+                    handler(topic, payload)
+                except Exception as exc:
+                    log.error("northbound: handler for %r failed on a message to %r: %s", pattern, topic, exc)
+                    self._stats.dropped["inbound_handler_error"] += 1
+        return 0
+
     async def drain(self, timeout: float) -> bool:
         """Wait until nothing is queued or in flight; False if that did not happen within ``timeout``."""
         deadline = time.monotonic() + timeout
-        while len(self._outbox) or self._priority or self._inflight:
+        while self._queued() or self._inflight:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.01)
@@ -259,9 +190,13 @@ class MqttPublisher:
         """
         if self._task is None:
             return
-        if final is not None and self.connected:
-            self._priority.append(final)
-            self._wake.set()
+        if final is not None:
+            if self.connected:
+                self._priority.append(final)
+                self._wake.set()
+            else:
+                log.warning("northbound %s: not connected, final message to %r not sent", self._where(), final.topic)
+                self._stats.dropped["final_not_sent"] += 1
         was_connected = self.connected
         if was_connected:
             await self.drain(timeout)
@@ -283,9 +218,13 @@ class MqttPublisher:
             except (asyncio.TimeoutError, OSError) as exc:
                 log.warning("northbound %s: clean disconnect failed: %s", self._where(), exc)
         self._stats.connected = False
-        left = len(self._outbox) + len(self._priority)
-        if left:
-            log.warning("northbound %s: stopped with %d message(s) not delivered", self._where(), left)
+        kept = len(self._outbox) if hasattr(self._outbox, "flush") else 0  # a spool keeps its values for the next run
+        lost = self._queued() - kept
+        if lost:
+            self._stats.dropped["undelivered_at_stop"] += lost
+            log.warning("northbound %s: stopped with %d message(s) not delivered (lost)", self._where(), lost)
+        if kept:
+            log.info("northbound %s: %d value(s) stay in the spool for the next start", self._where(), kept)
 
     async def _flush_periodically(self) -> None:
         """A spool commits appended values and deletes delivered ones at least every ``max_delay``."""
@@ -302,29 +241,9 @@ class MqttPublisher:
     def _where(self) -> str:
         return f"{self.host}:{self.port} (client id {self.client_id!r})"
 
-    def _new_client(self) -> _Client:
-        will = None
-        if self.will is not None:
-            will = gmqtt.Message(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
-        client = _Client(self.client_id, clean_session=True, will_message=will, logger=_gmqtt_log,
-                         persistent_storage=_AckStorage(lambda mid: self._acked(client, mid)))
-        if self._username is not None:
-            client.set_auth_credentials(self._username, self._password)
-        client.gg_lost = asyncio.Event()  # this connection died (before or after CONNACK)
-        client.on_disconnect = self._disconnected
-        handler = client._package_handler
-        original = handler._handle_puback_packet
-
-        def puback_with_reason(cmd: int, packet: bytes) -> None:
-            storage = client._persistent_storage
-            storage.reason = packet[2] if len(packet) > 2 else 0
-            try:
-                original(cmd, packet)
-            finally:
-                storage.reason = 0
-
-        handler._handle_puback_packet = puback_with_reason  # found by gmqtt's getattr dispatch
-        return client
+    def _new_client(self) -> Client:
+        will = self.will() if callable(self.will) else self.will  # a callable gives each CONNECT its own (Sparkplug bdSeq)
+        return new_client(self.client_id, will, self._username, self._password, self._acked, self._disconnected)
 
     async def _run(self) -> None:
         version = MQTTv50 if self.protocol == "5" else MQTTv311
@@ -333,6 +252,13 @@ class MqttPublisher:
             try:
                 await self._connect(client, version)
             except (OSError, asyncio.TimeoutError, MQTTConnectError, ssl.SSLError) as exc:
+                if version == MQTTv50 and client._connection_state.protocol_version == MQTTv311:
+                    # CONNACK 0x01 "unacceptable protocol version" (amqtt): gmqtt flagged the downgrade
+                    log.warning("northbound: %s does not speak MQTT 5; falling back to MQTT 3.1.1"
+                                " (set protocol '3.1.1' to skip this)", self._where())
+                    self.protocol, version = "3.1.1", MQTTv311
+                    self._abort(client)
+                    continue
                 self._connect_failed(client, exc)
                 self._first_attempt.set()
                 await asyncio.sleep(self._backoff.next())
@@ -343,6 +269,9 @@ class MqttPublisher:
             self._set_nodelay(client)
             self._window = self._receive_window(client)
             self._stats.connected = True
+            if self._subscriptions:
+                client.on_message = self._on_message
+                client.subscribe([gmqtt.Subscription(t, qos=1) for t in self._subscriptions])
             log.info("northbound: connected to %s (MQTT %s)", self._where(), self.protocol)
             try:
                 await self._call_on_connect()
@@ -353,9 +282,10 @@ class MqttPublisher:
                 self._stats.connected = False
             if self._stopping:
                 return
+            self._abort(client)  # e.g. after a server DISCONNECT the socket may still be open
             self._connection_lost()
 
-    async def _connect(self, client: _Client, version: int) -> None:
+    async def _connect(self, client: Client, version: int) -> None:
         """gmqtt's connect, bounded, and failing fast when the broker drops us before CONNACK."""
         connect = asyncio.ensure_future(
             client.connect(self.host, self.port, ssl=self._ssl, keepalive=self.keepalive, version=version))
@@ -370,11 +300,11 @@ class MqttPublisher:
         if connect in done:
             connect.result()
         elif dropped in done:
-            raise _DroppedBeforeConnack(_loss_cause(client))
+            raise DroppedBeforeConnack(loss_cause(client))
         else:
             raise asyncio.TimeoutError()
 
-    def _connect_failed(self, client: _Client, exc: BaseException) -> None:
+    def _connect_failed(self, client: Client, exc: BaseException) -> None:
         self._stats.connect_failures += 1
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, ssl.SSLCertVerificationError):
@@ -383,16 +313,22 @@ class MqttPublisher:
             reason = f"TLS handshake failed: {exc.reason or exc} (check tls.cert_file/key_file and the broker's require_certificate)"
         elif isinstance(exc, MQTTConnectError):
             reason = f"broker refused the connection: {exc} (check username/password, client id and the broker ACL)"
-        elif isinstance(exc, _DroppedBeforeConnack):
+        elif isinstance(exc, DroppedBeforeConnack):
             reason = (f"the broker closed the connection before CONNACK ({exc})"
                       + ("; with TLS this usually means it rejected our client certificate: check tls.cert_file/"
                          "key_file are signed by a CA the broker trusts (its cafile)" if self._ssl else
                          "; is this a TLS listener? then use mqtts://"))
         elif isinstance(exc, asyncio.TimeoutError):
             reason = f"no CONNACK within {self.connect_timeout} s"
+            if self.protocol == "5":
+                reason += " (an MQTT 3.1.1-only broker such as amqtt ignores an MQTT 5 CONNECT with a will: set protocol '3.1.1')"
         if reason != self._stats.last_error:
             log.warning("northbound: cannot connect to %s: %s; retrying with backoff", self._where(), reason)
         self._stats.last_error = reason
+        self._abort(client)
+
+    @staticmethod
+    def _abort(client: Client) -> None:
         conn = client._connection
         if conn is not None and not conn.is_closing():
             conn._transport.abort()
@@ -400,7 +336,7 @@ class MqttPublisher:
     def _connection_lost(self) -> None:
         self._client = None
         self._stats.reconnects += 1
-        rewound = self._outbox.rewind()
+        rewound = sum(q.rewind() for q in self._queues)
         self._stats.resent += rewound
         self._inflight.clear()
         self._stats.last_error = "connection lost"
@@ -427,12 +363,12 @@ class MqttPublisher:
             self._in_on_connect = False
 
     @staticmethod
-    def _set_nodelay(client: _Client) -> None:
+    def _set_nodelay(client: Client) -> None:
         sock = client._connection._transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _receive_window(self, client: _Client) -> int:
+    def _receive_window(self, client: Client) -> int:
         """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
         rm = client._package_handler._connack_properties.get("receive_maximum")
         broker = rm[0] if rm else 65535
@@ -440,13 +376,13 @@ class MqttPublisher:
 
     # ------------------------------------------------------------------ sending
 
-    def _acked(self, client: _Client, mid: int) -> None:
+    def _acked(self, client: Client, mid: int) -> None:
         if client is not self._client or self._lost.is_set():
             return  # a late PUBACK of a lost connection: its mids mean nothing now, the message gets re-sent
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return
-        ref, msg = entry
+        source, ref, msg = entry
         reason = client._persistent_storage.reason
         if reason >= 0x80:
             # re-sending cannot help: count it as dropped, say once per topic why
@@ -458,11 +394,11 @@ class MqttPublisher:
                           self._where(), msg.topic, name, reason, self._username)
         else:
             self._stats.acked += 1
-        if ref >= 0:
-            self._outbox.done(ref)
+        if source is not None:
+            source.done(ref)
         self._wake.set()
 
-    async def _send_loop(self, client: _Client) -> None:
+    async def _send_loop(self, client: Client) -> None:
         """Send while connected; packets of one pass go out in 64 kB writes, not one syscall each."""
         transport = client._connection._transport
         bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
@@ -483,14 +419,10 @@ class MqttPublisher:
                     out = self._write(client, out)
                     await asyncio.sleep(delay)
                     continue
-                if self._priority:
-                    ref, msg = -1, self._priority.pop(0)
-                else:
-                    item = self._outbox.take()
-                    if item is None:
-                        break
-                    ref, msg = item
-                self._send(client, ref, msg, out)
+                source, item = self._next()
+                if item is None:
+                    break
+                self._send(client, source, *item, out)
                 if bucket is not None:
                     bucket.spend()
             self._write(client, out)
@@ -498,23 +430,46 @@ class MqttPublisher:
                 self._lost.set()
 
     @staticmethod
-    def _write(client: _Client, out: bytearray) -> bytearray:
+    def _write(client: Client, out: bytearray) -> bytearray:
         if out and not client._connection.is_closing():
             client._connection.send_package(out)
         return bytearray()
 
-    def _send(self, client: _Client, ref: int, msg: Message, out: bytearray) -> None:
+    def _next(self) -> tuple[Outbox | None, tuple[int, Message] | None]:
+        """Birth/final messages first, then seq-less state, then the values in order."""
+        if self._priority:
+            return None, (-1, self._priority.pop(0))
+        for q in self._queues:
+            item = q.take()
+            if item is not None:
+                return q, item
+        return None, None
+
+    def _queued(self) -> int:
+        return len(self._priority) + sum(len(q) for q in self._queues)
+
+    def _send(self, client: Client, source: Outbox | None, ref: int, msg: Message, out: bytearray) -> None:
         """Encode one PUBLISH into ``out``; QoS 0 counts as delivered here (written in the same loop step)."""
-        props = {"message_expiry_interval": msg.expiry} if msg.expiry and self.protocol == "5" else {}
-        gm = gmqtt.Message(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, **props)
-        mid, packet = PublishPacket.build_package(gm, client._connection._protocol)
+        mid = client._package_handler.id_generator.next_id() if msg.qos else None
+        packet = publish_packet(msg.topic.encode(), msg.payload, msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
         out += packet
         self._stats.published += 1
         if msg.qos:
             client._persistent_storage.push_message(mid, packet)
-            self._inflight[mid] = (ref, msg)
-        elif ref >= 0:
-            self._outbox.done(ref)
+            self._inflight[mid] = (source, ref, msg)
+        elif source is not None:
+            source.done(ref)
+
+
+def _matches(pattern: str, topic: str) -> bool:
+    """MQTT topic filter match (+ one level, # the rest)."""
+    p, t = pattern.split("/"), topic.split("/")
+    for i, part in enumerate(p):
+        if part == "#":
+            return True
+        if i >= len(t) or (part != "+" and part != t[i]):
+            return False
+    return len(p) == len(t)
 
 
 class _TokenBucket:
@@ -534,3 +489,6 @@ class _TokenBucket:
 
     def spend(self) -> None:
         self.tokens -= 1
+
+
+__all__ = ["MqttPublisher", "NorthboundConfigError", "parse_url", "ssl_context", "Message", "TlsOptions"]

@@ -1,6 +1,6 @@
 """A minimal gateway process for crash tests: values → seq → spool → MqttPublisher.
 
-``python -m tests.northbound.gw_child URL SPOOL RUN COUNT RATE``: produce COUNT values
+``python -m tests.northbound.gw_child URL SPOOL RUN COUNT RATE [QOS]``: produce COUNT values
 (0 = until killed) at RATE/s, printing ``committed <seq>`` as the spool acknowledges them;
 with a COUNT, drain everything and exit cleanly, printing ``done <last seq>``.
 """
@@ -15,7 +15,7 @@ from gateway.northbound.spool import Spool
 from gateway.pipeline import Backoff
 
 
-async def main(url: str, path: str, run: str, count: int, rate: float) -> None:
+async def main(url: str, path: str, run: str, count: int, rate: float, qos: int) -> None:
     spool = Spool(path, max_delay=0.02)
     pub = MqttPublisher(url, "gw-crash", will=Message("gg/status", b"offline", 1, True), outbox=spool,
                         backoff=Backoff(initial=0.1, maximum=0.5))
@@ -27,7 +27,7 @@ async def main(url: str, path: str, run: str, count: int, rate: float) -> None:
         n += 1
         seq += 1
         kind = "event" if seq % 10 == 0 else "analog"
-        pub.publish("gg/v", json.dumps({"seq": seq, "run": run}).encode(), qos=1, kind=kind, seq=seq)
+        pub.publish("gg/v", json.dumps({"seq": seq, "run": run}).encode(), qos=qos, kind=kind, seq=seq)
         if spool.committed_seq != shown:
             shown = spool.committed_seq
             print("committed", shown, flush=True)
@@ -42,4 +42,4 @@ async def main(url: str, path: str, run: str, count: int, rate: float) -> None:
 
 if __name__ == "__main__":
     url, path, run, count, rate = sys.argv[1:6]
-    asyncio.run(main(url, path, run, int(count), float(rate)))
+    asyncio.run(main(url, path, run, int(count), float(rate), int(sys.argv[6]) if len(sys.argv) > 6 else 1))

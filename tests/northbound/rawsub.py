@@ -104,6 +104,10 @@ class RawSubscriber:
         except (asyncio.IncompleteReadError, ConnectionError):
             self._changed.set()
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 0 publish, e.g. a Sparkplug NCMD from a 'primary host'."""
+        self.writer.write(_packet(0x30, _str(topic) + payload))
+
     def _handle(self, header: int, body: bytes) -> None:
         if header >> 4 != 3:
             return

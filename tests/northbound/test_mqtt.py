@@ -195,3 +195,42 @@ def test_bad_settings_are_named():
         MqttPublisher("mqtt://u:secret@127.0.0.1:1883", "gw1")
     with pytest.raises(NorthboundConfigError, match="protocol"):
         MqttPublisher("mqtt://127.0.0.1:1883", "gw1", protocol="3")
+
+
+async def test_mqtt5_falls_back_to_3_1_1_on_amqtt(amqtt_broker, caplog):
+    async with RawSubscriber(amqtt_broker, ["gg/#"]) as live:
+        # amqtt answers an MQTT 5 CONNECT with CONNACK 0x01 — unless it carries a will, which it
+        # cannot parse and never answers: with a will, configure protocol "3.1.1" for amqtt
+        pub = _pub(f"mqtt://127.0.0.1:{amqtt_broker}", protocol="5", will=None)
+        await pub.start()
+        assert pub.connected and pub.protocol == "3.1.1"
+        assert "does not speak MQTT 5; falling back to MQTT 3.1.1" in caplog.text
+        pub.publish("gg/v", b"1", qos=1)
+        assert await live.wait_for(lambda m: len(m) == 1, 5)
+        await pub.stop()
+
+
+async def test_mqtt5_message_expiry_drops_stale_retained_value(mosquitto):
+    pub = _pub(mosquitto.url)
+    await pub.start()
+    pub.publish("gg/stale", b"old", qos=1, retain=True, expiry=1)
+    pub.publish("gg/fresh", b"new", qos=1, retain=True)
+    assert await pub.drain(5)
+    await asyncio.sleep(2.1)
+    async with RawSubscriber(mosquitto.port, ["gg/#"], client_id="late") as late:
+        assert await late.wait_for(lambda m: len(m) >= 1, 3)
+        await asyncio.sleep(0.2)
+        assert [m.topic for m in late.messages] == ["gg/fresh"]  # the expired analog is not served
+    await pub.stop()
+
+
+async def test_stop_while_unreachable_counts_what_is_lost():
+    from tests.support.mosquitto import free_port
+
+    pub = _pub(f"mqtt://127.0.0.1:{free_port()}", connect_timeout=1, backoff=Backoff(initial=0.1, maximum=0.2))
+    await pub.start()
+    assert not pub.connected and "Connect call failed" in pub.stats.last_error
+    for i in range(5):
+        pub.publish("gg/v", b"%d" % i, qos=1)
+    await pub.stop(Message(STATUS, OFFLINE, 1, True))
+    assert pub.stats.dropped == {"final_not_sent": 1, "undelivered_at_stop": 5}

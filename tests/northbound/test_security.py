@@ -6,7 +6,6 @@ Each refusal must be a clear log line naming the cause; secrets never appear in 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from gateway.northbound.mqtt import MqttPublisher, NorthboundConfigError
 from gateway.pipeline import Backoff
 from tests.northbound.certs import make_pki
 from tests.northbound.rawsub import RawSubscriber
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import Mosquitto, free_port
 
 SECRET = "s3cret-Pa55"
 ACL = """\
@@ -46,14 +45,18 @@ def secure_broker():
     (root / "acl").write_text(ACL)
     for f in (pw, root / "acl"):
         f.chmod(0o644)
-    extra = (
+    server_auth_port = free_port()
+    extra = (  # the fixture's listener: mutual TLS; a second one: server authentication only
         f"cafile {pki.ca_crt}\ncertfile {pki.server_crt}\nkeyfile {pki.server_key}\n"
         "require_certificate true\n"
+        f"listener {server_auth_port} 127.0.0.1\n"
+        f"cafile {pki.ca_crt}\ncertfile {pki.server_crt}\nkeyfile {pki.server_key}\n"
         f"allow_anonymous false\npassword_file {pw}\nacl_file {root / 'acl'}\n"
     )
     with Mosquitto(extra=extra) as broker:
         broker.pki = pki
         broker.tls_url = f"mqtts://127.0.0.1:{broker.port}"
+        broker.server_auth_url = f"mqtts://127.0.0.1:{server_auth_port}"
         yield broker
     shutil.rmtree(root, ignore_errors=True)
 
@@ -124,6 +127,27 @@ async def test_refusals_are_clear_log_lines(secure_broker, caplog, case, expect)
         assert SECRET not in caplog.text
     finally:
         await pub.stop()
+
+
+async def test_server_authenticated_tls_with_password(secure_broker, caplog):
+    pki = secure_broker.pki
+    pub = MqttPublisher(secure_broker.server_auth_url, "gw1", tls=TlsOptions(ca_file=pki.ca_crt), username="gw1",
+                        password=SECRET, require_tls=True, connect_timeout=3)
+    await pub.start()
+    try:
+        assert pub.connected, pub.stats.last_error
+        pub.publish("gridgate/v1/gw1/value", b"7", qos=1)
+        assert await pub.drain(5) and pub.stats.acked == 1 and not pub.stats.dropped
+    finally:
+        await pub.stop()
+    bad = MqttPublisher(secure_broker.server_auth_url, "gw1", tls=TlsOptions(ca_file=pki.ca_crt), username="gw1",
+                        password="nope", require_tls=True, connect_timeout=3, backoff=Backoff(initial=0.2, maximum=0.5))
+    await bad.start()
+    try:
+        assert not bad.connected and "broker refused the connection" in bad.stats.last_error
+    finally:
+        await bad.stop()
+    assert SECRET not in caplog.text and "nope" not in caplog.text
 
 
 def test_plain_mqtt_refused_when_profile_requires_tls():

@@ -31,11 +31,28 @@ def test_live_values_pass_in_order_and_leave_nothing(tmp_path):
 def test_backlog_beyond_read_ahead_is_read_back_in_order(tmp_path):
     sp = Spool(tmp_path / "s.db", read_ahead=100)
     for seq in range(1, 1001):
-        sp.append(seq, "analog" if seq % 3 else "event", f"t/{seq % 7}", b"x" * 10)
+        sp.append(seq, "analog" if seq % 3 else "event", f"t/{seq % 7}", b"x" * 10, qos=1)
     first = [sp.take()[0] for _ in range(50)]
     assert sp.rewind() == 50  # connection lost: the 50 unacknowledged go back in front
     assert _drain(sp) == list(range(1, 1001)) and first == list(range(1, 51))
     assert len(sp) == 0
+
+
+def test_live_qos0_is_never_written_qos1_is_committed_before_it_leaves(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    sp.append(1, "analog", "t", b"a", qos=0)
+    sp.append(2, "analog", "t", b"b", qos=0)
+    assert sp.take()[0] == 1 and sp.committed_seq == 0  # QoS 0 leaves at once, uncommitted
+    sp.append(3, "event", "t", b"c", qos=1)
+    assert sp.take()[0] == 2
+    assert sp.take()[0] == 3 and sp.committed_seq == 3  # QoS 1 only after the commit
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT seq FROM spool").fetchall() == [(3,)]  # the two QoS 0 values were never written
+    assert sp.rewind() == 1 and sp.take()[0] == 3  # only the unacknowledged QoS 1 value is re-sent
+    sp.done(3)
+    sp.flush()
+    assert db.execute("SELECT COUNT(*) FROM spool").fetchone() == (0,) and len(sp) == 0
+    assert Spool(tmp_path / "s.db").last_seq == 3
 
 
 def test_committed_values_survive_reopen_unacked_are_redelivered(tmp_path):

@@ -1,0 +1,306 @@
+"""The durable spool between normaliser and publisher: SQLite in WAL mode.
+
+Why SQLite rather than an append-only segment log: the log appends ~10x faster (2-3M vs
+150-280k values/s batched, bench/bench_northbound.py), but deleting acknowledged values in
+any order, dropping analog first under a bound and recovering after a crash come free
+with SQLite, and at these rates the spool is not the bottleneck. Every value
+carries its gateway ``seq`` (strictly increasing, gap-free as assigned) before it is
+spooled; the publisher drains in seq order and deletes what the broker acknowledged
+(QoS 1 PUBACK; QoS 0 once written to the socket).
+
+Durability: a value is *acknowledged into the spool* once ``flush()`` committed it
+(``committed_seq``): from then on it is in the file or already delivered. ``append``
+commits by itself every ``batch`` values; the owner calls ``flush()`` every ``max_delay``
+seconds (MqttPublisher does when it runs on a spool).
+
+QoS 1 values (events, discretes) are committed before they are handed to the publisher
+(group commit: one commit per publisher pass under load), so a crash can only cause
+re-sends (duplicates), never a gap. QoS 0 values (analog) that go out live before the
+next commit are never written at all (``qos0_fast_path``): the spool then costs almost
+nothing while the broker is up; only their seqs are made durable first, so a restart
+never re-uses a seq a subscriber may have seen. A crash can therefore lose the QoS 0
+values of the last ``max_delay`` that were neither committed nor delivered — at-most-once,
+as QoS 0 is anyway — and subscribers see that as a seq gap.
+
+With ``synchronous=NORMAL`` (default) committed values survive a process crash (kill -9);
+``synchronous="FULL"`` also survives power loss, slower.
+
+Bounds: when ``max_bytes`` is exceeded the oldest values are dropped by kind in the order
+analog → accumulator → discrete → event; values older than ``max_age_s`` are dropped
+whatever their kind. Every drop is counted in ``dropped`` (by kind) and leaves a gap in
+``seq`` that subscribers can match against the counts published on the status topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Callable, Literal
+
+from gateway.northbound.message import Message
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["analog", "accumulator", "discrete", "event"]
+#: drop order under the size bound: first analog, events last
+KINDS: tuple[str, ...] = ("analog", "accumulator", "discrete", "event")
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+_ROW_OVERHEAD = 40  # bytes per row beyond topic and payload, roughly what SQLite stores
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    seq INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    expiry INTEGER,
+    t REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('last_seq', 0);
+"""
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs → (first, last) runs, so a drained backlog is deleted a range at a time."""
+    out: list[tuple[int, int]] = []
+    for s in seqs:
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+class SpoolError(RuntimeError):
+    """The spool file cannot be used; the message names the file and what to do."""
+
+
+class Spool:
+    """A durable, bounded, seq-ordered outbox (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_bytes: int = 256 << 20,
+        max_age_s: float | None = None,
+        *,
+        batch: int = 10000,
+        max_delay: float = 0.05,
+        read_ahead: int = 5000,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        qos0_fast_path: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        if max_bytes < 4096:
+            raise SpoolError(f"spool {self.path}: max_bytes {max_bytes} is too small; use at least 4096")
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.batch = batch
+        self.max_delay = max_delay
+        self.read_ahead = read_ahead
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            # checkpoint every ~40 MB of WAL, not 4 MB: insert+delete cycles run 2x faster (measured)
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
+            self._db.execute("PRAGMA journal_size_limit=67108864")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute(
+                "SELECT COUNT(*), MAX(COALESCE(MAX(seq), 0), (SELECT v FROM meta WHERE k = 'last_seq')),"
+                " COALESCE(SUM(LENGTH(topic) + LENGTH(payload)), 0) FROM spool"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise SpoolError(f"spool {self.path}: cannot open ({exc}); move the file aside to start an empty spool") from exc
+        self._rows, self.last_seq, payload_bytes = row
+        self._bytes = payload_bytes + _ROW_OVERHEAD * self._rows
+        self.committed_seq = self.last_seq
+        self._reserved = self.last_seq
+        self.dropped: Counter = Counter()
+        self.on_append: Callable[[], None] | None = None  # the publisher's wake-up
+        self._pending: list[tuple] = []  # (seq, kind code, Message, time) appended, not yet committed
+        # _rows: values not yet delivered (file + pending); _bytes: what the file holds for them
+        self._done: list[int] = []  # delivered, not yet deleted
+        self._last_age_check = 0.0
+        self._fast = 0  # leading _pending values already delivered live (QoS 0)
+        self.qos0_fast_path = qos0_fast_path
+        self._mem: deque[tuple[int, Message]] = deque()  # next rows to send, in seq order
+        self._loaded_seq = 0  # every row with seq <= this is in _mem, taken or deleted
+        self._taken: dict[int, Message] = {}
+        self._last_commit = time.monotonic()
+        if self._rows:
+            log.info("spool %s: %d value(s) from a previous run to deliver (seq up to %d)", self.path, self._rows, self.last_seq)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, seq: int, kind: Kind, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+               expiry: int | None = None) -> None:
+        """Spool one value; ``seq`` must be above every seq spooled before."""
+        self._append(seq, kind, Message(topic, payload, qos, retain, expiry))
+
+    def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool:
+        """Outbox interface: spool ``msg`` under ``seq`` (next seq if None). Never refuses: bounds drop old values."""
+        self._append(self.last_seq + 1 if seq is None else seq, kind, msg)
+        return True
+
+    def _append(self, seq: int, kind: str, msg: Message) -> None:
+        if seq <= self.last_seq:
+            raise ValueError(f"spool {self.path}: seq {seq} is not above the last spooled seq {self.last_seq}")
+        code = _KIND_CODE.get(kind)
+        if code is None:
+            raise ValueError(f"spool kind {kind!r}: use one of {', '.join(KINDS)}")
+        self._pending.append((seq, code, msg, time.time()))  # the row is built only if it is ever written
+        self.last_seq = seq
+        self._rows += 1
+        if self._loaded_seq == seq - 1 and len(self._mem) < self.read_ahead:
+            # live: nothing older waits in the file, hand it to the publisher from memory
+            self._mem.append((seq, msg))
+            self._loaded_seq = seq
+        if len(self._pending) >= self.batch:
+            self.flush()
+        if self.on_append is not None:
+            self.on_append()
+
+    def flush(self) -> None:
+        """Commit appended values (acknowledging them) and delete delivered ones, then apply the bounds."""
+        if self._pending or self._done:
+            # the first _fast pending values already went out live as QoS 0: nothing left to keep
+            rows = [(q, c, m.topic, m.payload, m.qos, int(m.retain), m.expiry, t)
+                    for q, c, m, t in (self._pending[self._fast:] if self._fast else self._pending)]
+            self._bytes += sum(len(r[2]) + len(r[3]) for r in rows) + _ROW_OVERHEAD * len(rows)
+            with self._db:
+                self._db.execute("BEGIN")
+                if rows:
+                    self._db.executemany("INSERT INTO spool VALUES (?,?,?,?,?,?,?,?)", rows)
+                if self._pending:
+                    # the high-water seq outlives the rows, so a restart never reuses a delivered seq
+                    self._db.execute("UPDATE meta SET v = ? WHERE k = 'last_seq'", (self._pending[-1][0],))
+                if self._done:
+                    self._db.executemany("DELETE FROM spool WHERE seq BETWEEN ? AND ?", _ranges(sorted(self._done)))
+            if self._pending:
+                self.committed_seq = self._pending[-1][0]
+                self._reserved = max(self._reserved, self.committed_seq)
+            self._pending.clear()
+            self._done.clear()
+            self._fast = 0
+        now = time.monotonic()
+        self._last_commit = now
+        if self._bytes > self.max_bytes or (self.max_age_s is not None and now - self._last_age_check >= 1.0):
+            self._last_age_check = now
+            self._enforce_bounds()
+
+    # ------------------------------------------------------------------ reading (the publisher)
+
+    def take(self) -> tuple[int, Message] | None:
+        if not self._mem and self._loaded_seq < self.last_seq:
+            self._load()
+        if not self._mem:
+            return None
+        seq, msg = self._mem[0]
+        if seq > self.committed_seq:
+            if msg.qos or not self.qos0_fast_path:
+                self.flush()  # QoS 1 leaves only once committed: after a crash it is re-sent, never missing
+            else:
+                # QoS 0 going out live: delivered once written, so never tracked nor written to the file.
+                # Uncommitted values are taken in seq order, so these are a prefix of _pending.
+                if seq > self._reserved:
+                    self._reserve()
+                self._mem.popleft()
+                self._fast += 1
+                self._rows -= 1
+                return seq, msg
+        self._mem.popleft()
+        self._taken[seq] = msg
+        return seq, msg
+
+    def _reserve(self) -> None:
+        """Make the seqs about to go out live durable as *used*, without writing their values."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE meta SET v = ? WHERE k = 'last_seq'", (self.last_seq,))
+        self._reserved = self.last_seq
+
+    def done(self, seq: int) -> None:
+        msg = self._taken.pop(seq, None)
+        if msg is not None:
+            self._done.append(seq)
+            self._rows -= 1
+            self._bytes -= len(msg.topic) + len(msg.payload) + _ROW_OVERHEAD
+            if len(self._done) >= self.batch:
+                self.flush()
+
+    def rewind(self) -> int:
+        n = len(self._taken)
+        self._mem.extendleft(sorted(self._taken.items(), reverse=True))
+        self._taken.clear()
+        return n
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _load(self) -> None:
+        self.flush()
+        rows = self._db.execute(
+            "SELECT seq, topic, payload, qos, retain, expiry FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._loaded_seq, self.read_ahead),
+        ).fetchall()
+        for seq, topic, payload, qos, retain, expiry in rows:
+            self._mem.append((seq, Message(topic, payload, qos, bool(retain), expiry)))
+        self._loaded_seq = rows[-1][0] if len(rows) == self.read_ahead else self.last_seq
+
+    def _enforce_bounds(self) -> None:
+        doomed: list[tuple[int, int, int]] = []  # (seq, kind, size)
+        busy = set(self._taken)
+        if self.max_age_s is not None:
+            cutoff = time.time() - self.max_age_s
+            for seq, kind, size, t in self._db.execute(
+                "SELECT seq, kind, LENGTH(topic) + LENGTH(payload), t FROM spool ORDER BY seq"
+            ):
+                if t >= cutoff:
+                    break  # spooled in seq order, so the rest are younger
+                if seq not in busy:
+                    doomed.append((seq, kind, size))
+        # hysteresis: free 10 % below the bound so the next values do not each trigger a scan
+        excess = self._bytes - sum(r[2] + _ROW_OVERHEAD for r in doomed) - int(self.max_bytes * 0.9)
+        if self._bytes <= self.max_bytes:
+            excess = 0
+        chosen = {r[0] for r in doomed}
+        for code in range(len(KINDS)):
+            if excess <= 0:
+                break
+            for seq, kind, size in self._db.execute(
+                "SELECT seq, kind, LENGTH(topic) + LENGTH(payload) FROM spool WHERE kind = ? ORDER BY seq", (code,)
+            ):
+                if excess <= 0:
+                    break
+                if seq in busy or seq in chosen:
+                    continue
+                doomed.append((seq, kind, size))
+                chosen.add(seq)
+                excess -= size + _ROW_OVERHEAD
+        if not doomed:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM spool WHERE seq = ?", [(r[0],) for r in doomed])
+        for seq, kind, size in doomed:
+            self.dropped[KINDS[kind]] += 1
+            self._bytes -= size + _ROW_OVERHEAD
+        self._rows -= len(doomed)
+        if self._mem:
+            self._mem = deque(x for x in self._mem if x[0] not in chosen)
+        log.warning("spool %s: bound reached (max_bytes=%d, max_age_s=%s), dropped %d oldest value(s): %s",
+                    self.path, self.max_bytes, self.max_age_s, len(doomed), dict(self.dropped))

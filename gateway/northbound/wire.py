@@ -1,0 +1,37 @@
+"""MQTT PUBLISH encoding for the hot path (MQTT 3.1.1 §3.3, MQTT 5 §3.3).
+
+gmqtt builds each PUBLISH through a Message object and a generic property encoder; that
+was half of the publisher's CPU time. This encoder does the one packet we send in bulk.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_H = struct.Struct("!H")
+_EXPIRY = struct.Struct("!BBI")  # property length 5, id 0x02 (message expiry interval), seconds
+
+
+def varint(n: int) -> bytes:
+    """MQTT variable byte integer (remaining length)."""
+    if n < 128:
+        return bytes((n,))
+    if n < 16384:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    out = bytearray()
+    while True:
+        n, byte = divmod(n, 128)
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, mid: int | None, v5: bool,
+                   expiry: int | None = None) -> bytes:
+    """One PUBLISH packet; ``mid`` only for QoS > 0, properties only on MQTT 5."""
+    var = _H.pack(len(topic)) + topic
+    if qos:
+        var += _H.pack(mid)
+    if v5:
+        var += _EXPIRY.pack(5, 0x02, expiry) if expiry else b"\x00"
+    return bytes((0x30 | qos << 1 | int(retain),)) + varint(len(var) + len(payload)) + var + payload

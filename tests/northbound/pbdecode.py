@@ -1,0 +1,103 @@
+"""An independent Sparkplug B decoder for the tests: a generic protobuf wire reader plus the
+field numbers of sparkplug_b.proto (Eclipse Tahu). Shares no code with the encoder."""
+
+from __future__ import annotations
+
+import struct
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        n |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return n, i
+
+
+def wire(b: bytes) -> list[tuple[int, int, object]]:
+    """[(field number, wire type, raw value)] in order."""
+    out, i = [], 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        f, t = key >> 3, key & 7
+        if t == 0:
+            v, i = _varint(b, i)
+        elif t == 1:
+            v, i = b[i:i + 8], i + 8
+        elif t == 2:
+            n, i = _varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif t == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {t}")
+        out.append((f, t, v))
+    assert i == len(b), "trailing bytes"
+    return out
+
+
+def _signed64(n: int) -> int:
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def property_set(b: bytes) -> dict:
+    keys, values = [], []
+    for f, _, v in wire(b):
+        if f == 1:
+            keys.append(v.decode())
+        elif f == 2:
+            pv = {fn: val for fn, _, val in wire(v)}
+            values.append({"type": pv.get(1), "value": pv.get(3, pv.get(4))})
+    return dict(zip(keys, values))
+
+
+def metric(b: bytes) -> dict:
+    m: dict = {}
+    for f, t, v in wire(b):
+        if f == 1:
+            m["name"] = v.decode()
+        elif f == 2:
+            m["alias"] = v
+        elif f == 3:
+            m["timestamp"] = v
+        elif f == 4:
+            m["datatype"] = v
+        elif f == 7:
+            m["is_null"] = bool(v)
+        elif f == 9:
+            m["properties"] = property_set(v)
+        elif f == 10:
+            m["value"] = v - (1 << 32) if v >= 1 << 31 else v  # Int32 carried as uint32
+        elif f == 11:
+            m["value"] = _signed64(v)
+        elif f == 12:
+            m["value"] = struct.unpack("<f", v)[0]
+        elif f == 13:
+            m["value"] = struct.unpack("<d", v)[0]
+        elif f == 14:
+            m["value"] = bool(v)
+        elif f == 15:
+            m["value"] = v.decode()
+    return m
+
+
+def payload(b: bytes) -> dict:
+    p: dict = {"metrics": []}
+    for f, _, v in wire(b):
+        if f == 1:
+            p["timestamp"] = v
+        elif f == 2:
+            p["metrics"].append(metric(v))
+        elif f == 3:
+            p["seq"] = v
+    return p
+
+
+def ncmd_rebirth() -> bytes:
+    """What a primary host sends: Payload{timestamp, metrics=[{name: Node Control/Rebirth, datatype Boolean, true}]}."""
+    name = b"Node Control/Rebirth"
+    m = bytes([0x0A, len(name)]) + name + bytes([0x20, 11, 0x70, 1])
+    return bytes([0x08, 1, 0x12, len(m)]) + m
