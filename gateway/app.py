@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,7 +16,7 @@ from typing import Callable
 from gateway.cim import CatalogEntry, build_catalog, iso_ms
 from gateway.config import Config
 from gateway.normaliser import Normaliser, Publication
-from gateway.northbound.message import Message
+from gateway.northbound.message import Message, TlsOptions
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.southbound import DriverUnavailable, make_source
 
@@ -34,9 +35,12 @@ def catalog_topic(cfg: Config, mrid: str) -> str:
 
 @dataclass
 class GatewayOptions:
-    broker: str = "mqtt://127.0.0.1:1883"
-    protocol: str = "5"  # MQTT protocol version
+    """Run-time choices; None means: take it from the config's ``gateway.northbound``."""
+
+    broker: str | None = None
+    protocol: str | None = None  # MQTT protocol version "5" or "3.1.1"
     client_id: str | None = None
+    require_tls: bool = False  # the network profile demands TLS
     status_interval: float = 10.0
     username: str | None = None
     password: str | None = None
@@ -78,20 +82,24 @@ class Gateway:
         nb = cfg.gateway.northbound
         self.started = time.time()
         will = Message(status_topic(cfg), self._status_payload("offline", "connection lost"), qos=1, retain=True)
+        self.spool = None
         if self.opts.northbound is not None:
             self.publisher = self.opts.northbound(self, will)
         else:
-            self.publisher = MqttPublisher(
-                self.opts.broker,
-                client_id=self.opts.client_id or f"gridgate-{cfg.gateway.id}",
-                will=will,
-                queue_size=nb.queue_size,
-                protocol=self.opts.protocol,  # type: ignore[arg-type]
-                username=self.opts.username,
-                password=self.opts.password,
-                on_connect=self._on_connect,
+            self.publisher = self._mqtt(will=will, on_connect=self.birth, outbox=self._open_spool())
+        first_seq = self.spool.last_seq + 1 if self.spool is not None else 1  # seq stays gap-free across restarts
+        self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos, first_seq=first_seq)
+        self.cim_values = nb.encoding in ("cim", "both")
+        self.sparkplug = None
+        if nb.encoding != "cim" and self.opts.northbound is None:
+            from gateway.northbound.sparkplug_bridge import SparkplugBridge
+
+            sp = nb.sparkplug
+            self.sparkplug = SparkplugBridge(
+                self.catalog, sp.group, sp.edge or cfg.gateway.id,  # type: ignore[union-attr]
+                make_publisher=lambda **kw: self._mqtt(client_suffix="-spb", **kw),
+                current=lambda: {k: (v.value, v.quality, v.timestamp) for k, v in self.normaliser.last.items()},
             )
-        self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos)
         self.sources = []
         self.skipped: dict[str, str] = {}
         for d in cfg.devices:
@@ -106,11 +114,55 @@ class Gateway:
 
     # ------------------------------------------------------------------ pipeline
 
-    def _sink(self, p: Publication) -> None:
-        self.publisher.publish(p.topic, p.payload, p.qos, p.retain, kind=p.kind.lower())
+    def _mqtt(self, *, will, on_connect, outbox=None, client_suffix: str = "") -> MqttPublisher:
+        """An MQTT session to the configured broker (URL, TLS, credentials from config, overridable)."""
+        nb, o = self.cfg.gateway.northbound, self.opts
+        url = o.broker or nb.url
+        if not url:
+            raise ValueError("no broker: give --broker mqtt://host:port or set gateway.northbound.url in the config")
+        password = o.password
+        if password is None and nb.password_env:
+            password = os.environ.get(nb.password_env)
+            if password is None:
+                raise ValueError(f"gateway.northbound.password_env: environment variable {nb.password_env} is not set")
+        tls = None
+        if nb.tls is not None:
+            tls = TlsOptions(**nb.tls.model_dump())
+        return MqttPublisher(
+            url,
+            client_id=(o.client_id or nb.client_id or f"gridgate-{self.cfg.gateway.id}") + client_suffix,
+            will=will,
+            queue_size=nb.queue_size,
+            protocol=(o.protocol or nb.protocol),  # type: ignore[arg-type]
+            tls=tls,
+            username=o.username or nb.username,
+            password=password,
+            on_connect=on_connect,
+            outbox=outbox,
+            require_tls=nb.require_tls or o.require_tls,
+            rate_limit=nb.spool.drain_rate if nb.spool else None,
+        )
 
-    def _on_connect(self) -> None:
-        """Birth: retained online status and the catalog, on every (re)connect."""
+    def _open_spool(self):
+        sp = self.cfg.gateway.northbound.spool
+        if sp is None:
+            return None
+        from gateway.northbound.spool import Spool
+
+        self.spool = Spool(sp.path, max_bytes=sp.max_bytes, max_age_s=sp.max_age, synchronous=sp.synchronous)
+        return self.spool
+
+    def _sink(self, p: Publication) -> None:
+        if self.cim_values:
+            expiry = self.cfg.gateway.northbound.analog_expiry if p.kind == "Analog" else None
+            self.publisher.publish(p.topic, p.payload, p.qos, p.retain, kind="event" if p.event else p.kind.lower(),
+                                   seq=p.seq, expiry=int(expiry) if expiry else None)
+        if self.sparkplug is not None:
+            last = self.normaliser.last[p.key]
+            self.sparkplug.on_value(p.key, last.value, last.quality, last.timestamp)
+
+    def birth(self) -> None:
+        """Birth: retained online status and the catalog (on every MQTT (re)connect; conduits call it once)."""
         self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
         for e in self.catalog.values():
             self.publisher.publish(
@@ -160,12 +212,17 @@ class Gateway:
         if hasattr(self, "publisher"):
             ps = self.publisher.stats
             out.update(sent=ps.published, queued=ps.queued, dropped=sum(ps.dropped.values()), reconnects=ps.reconnects)
+            if ps.dropped:
+                out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
         return out
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._commands_setup()
         await self.publisher.start()
+        if self.sparkplug is not None:
+            await self.sparkplug.start()
         for s in self.sources:
             self._tasks.append(asyncio.create_task(s.run(self.normaliser), name=f"source-{s.device}"))
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))
@@ -184,7 +241,28 @@ class Gateway:
                 t.print_stack(limit=8)
         self._tasks.clear()
         final = Message(status_topic(self.cfg), self._status_payload("offline", "shutdown"), qos=1, retain=True)
+        if self.sparkplug is not None:
+            await self.sparkplug.stop()
         await self.publisher.stop(final=final)
+        if self.spool is not None:
+            self.spool.close()
+
+    def _commands_setup(self) -> None:
+        """Subscribe to the command topics only where config and network profile both allow inbound."""
+        self.commands = None
+        nb = self.cfg.gateway.northbound
+        if not nb.commands:
+            return
+        if not self.opts.inbound:
+            log.warning("gateway: commands are enabled in the config but this network profile allows no inbound "
+                        "traffic; the gateway subscribes to nothing")
+            return
+        from gateway.northbound.commands import CommandRouter, command_points
+
+        targets = {s.device: s for s in self.sources if hasattr(s, "operate")}
+        self.commands = CommandRouter(nb.topic_prefix, self.cfg.gateway.id, command_points(self.cfg), targets,
+                                      lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True)
+        self.publisher.subscribe(self.commands.subscription, self.commands.on_message)
 
     async def run(self) -> None:
         await self.start()

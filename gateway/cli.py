@@ -83,8 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
     s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
+    for sp in (d, e, g):
+        sp.add_argument("--profile", default=None,
+                        help="network profile configs/profiles/NAME.yaml: flat (default), segmented, one-way, "
+                             "data-diode, air-gapped, wan-cellular, wan-radio-mesh")
     _register_optional(sub)
     return p
+
+
+def _profiled(command: str, args: argparse.Namespace) -> int | None:
+    """Run the command inside a network-profile lab (namespaces), or None for the flat default."""
+    if getattr(args, "profile", None) in (None, "flat"):
+        return None
+    from devices.netlab.run import run_with_profile
+
+    return run_with_profile(command, args)
 
 
 def _register_optional(sub) -> None:
@@ -165,6 +178,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
+    if (rc := _profiled("emulate", args)) is not None:
+        return rc
     cfg = load_config(args.config or _default_config())
     return _run(_emulate(cfg, args))
 
@@ -195,9 +210,11 @@ async def _emulate(cfg, args) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    if (rc := _profiled("gateway", args)) is not None:
+        return rc
     cfg = load_config(args.config or _default_config())
-    if not args.broker:
-        print("error: gateway needs --broker mqtt://host:port (e.g. mqtt://127.0.0.1:1883)", file=sys.stderr)
+    if not args.broker and not cfg.gateway.northbound.url:
+        print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
     return _run(_gateway(cfg, args))
 
@@ -206,7 +223,7 @@ async def _gateway(cfg, args) -> int:
     from gateway.app import Gateway, GatewayOptions
 
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version or "5", username=args.username,
+    gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version, username=args.username,
                                      password=password, skip=_say))
     await gw.start()
     print(f"gateway {cfg.gateway.id}: {len(gw.sources)} devices, {len(gw.catalog)} measurements → {args.broker}", flush=True)
@@ -227,6 +244,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if (rc := _profiled("demo", args)) is not None:
+        return rc
     cfg = load_config(args.config or _default_config())
     return _run(_demo(cfg, args))
 

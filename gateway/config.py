@@ -11,6 +11,7 @@ import ipaddress
 import re
 import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -358,11 +359,53 @@ Device = Annotated[Union[ModbusDevice, Dnp3Device, Iec61850Device], Field(discri
 # ---------------------------------------------------------------- gateway and site
 
 
+class NorthboundTls(_Model):
+    ca_file: Path | None = Field(None, description="CA that signed the broker's certificate (default: system store)")
+    cert_file: Path | None = Field(None, description="client certificate for mutual TLS")
+    key_file: Path | None = Field(None, description="client private key for mutual TLS")
+    server_hostname: str | None = Field(None, description="name to verify the broker certificate against")
+
+
+class SpoolOptions(_Model):
+    """Durable store-and-forward between normaliser and publisher (SQLite, WAL)."""
+
+    path: Path
+    max_bytes: int = Field(256 << 20, ge=4096, description="size bound; analog values are dropped first")
+    max_age: Duration | None = Field(None, description="values older than this are dropped (counted)")
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    drain_rate: float | None = Field(None, gt=0, description="values/s cap while a backlog drains after an outage")
+
+
+class SparkplugOptions(_Model):
+    group: str = Field(pattern=r"^[^/+#]+$", description="Sparkplug group id")
+    edge: str | None = Field(None, pattern=r"^[^/+#]+$", description="edge node id (default: the gateway id)")
+
+
 class NorthboundOptions(_Model):
     topic_prefix: str = Field("gridgate/v1", pattern=r"^[^#+]+$")
+    url: str | None = Field(None, pattern=r"^mqtts?://", description="broker URL; `--broker` overrides it")
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password (never in the file)")
+    require_tls: bool = Field(False, description="refuse to connect without TLS")
+    tls: NorthboundTls | None = None
     queue_size: int = Field(10000, ge=10, description="values held in memory while the broker is unreachable")
+    spool: SpoolOptions | None = Field(None, description="durable spool instead of the in-memory queue")
     integrity_interval: Duration = Field(60.0, description="every value is republished at least this often")
     analog_qos: Literal[0, 1] = 0
+    analog_expiry: Duration | None = Field(None, description="MQTT 5 message expiry of analog values")
+    encoding: Literal["cim", "sparkplug", "both"] = "cim"
+    sparkplug: SparkplugOptions | None = None
+    commands: bool = Field(False, description="subscribe to .../cmd/{mRID} (points still need command.enabled)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NorthboundOptions":
+        if self.encoding != "cim" and self.sparkplug is None:
+            raise ValueError(f"@sparkplug: encoding {self.encoding!r} needs sparkplug: {{group: ...}}")
+        if self.url and (self.require_tls or self.tls) and not self.url.startswith("mqtts://"):
+            raise ValueError("@url: TLS is required or configured; use an mqtts:// URL (e.g. mqtts://broker:8883)")
+        return self
 
 
 class GatewayOptions(_Model):

@@ -27,6 +27,7 @@ class Publication:
     kind: str  # Analog | Discrete | Accumulator
     key: str
     seq: int
+    event: bool = False  # from a protocol event (kept longest when a spool bound is hit)
 
 
 @dataclass(slots=True)
@@ -78,7 +79,7 @@ class Normaliser:
             self.stats.suppressed += 1
             return
         self.last[r.key] = _Last(r.value, r.quality, r.timestamp, r.address)
-        self._publish(entry, r.value, r.quality, r.timestamp, r.address)
+        self._publish(entry, r.value, r.quality, r.timestamp, r.address, r.event)
 
     def republish_all(self) -> int:
         """Integrity: publish the last value of every point (keeps subscribers and retained state fresh)."""
@@ -89,7 +90,7 @@ class Normaliser:
         self.stats.integrity += n
         return n
 
-    def _publish(self, e: CatalogEntry, value, quality: int, ts: float, address: str) -> None:
+    def _publish(self, e: CatalogEntry, value, quality: int, ts: float, address: str, event: bool = False) -> None:
         self.seq += 1
         analog = e.kind == "Analog"
         self.stats.published += 1
@@ -102,6 +103,7 @@ class Normaliser:
                 kind=e.kind,
                 key=e.key,
                 seq=self.seq,
+                event=event,
             )
         )
 

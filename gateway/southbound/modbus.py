@@ -11,6 +11,14 @@ INVALID (+ BAD_REFERENCE for 01/02/03, FAILURE for 04/0A/0B, OLD_DATA for 05/06)
 with the wrong count or function marks them INVALID|INCONSISTENT; each is counted and
 logged once until the block reads cleanly again. A missing reply (timeout) or a closed
 connection ends the connection: the session marks everything INVALID|OLD_DATA|FAILURE.
+
+Commands (:meth:`ModbusSource.operate`) share the session's connection: coil → FC5, a 16-bit
+holding register → FC6, a 32-bit/float one → FC16, encoded exactly as the poll decodes
+(scale/offset, value_map, word/byte order). Requests take a per-device lock so a write and a
+block read never interleave; after an accepted write the point's block is read back at once
+(and a few times until the device shows the new value, bounded by one poll interval), so the
+changed measurement is published without waiting for the next poll. Modbus has no select:
+``mode="sbo"`` is refused, so a point must be configured ``command.mode: direct``.
 """
 
 from __future__ import annotations
@@ -18,20 +26,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Literal, TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pydantic import BaseModel
 
 from gateway.config import ModbusDevice, ModbusPoint
 from gateway.pipeline import Backoff, Emit, Reading
 from gateway.quality import Q
 from gateway.southbound.modbus_plan import Block, plan_device
-from gateway.southbound.registers import Decoder, decoder
+from gateway.southbound.registers import WIDTH, Decoder, decoder
 from gateway.southbound.session import DriverError, PolledSession
 
 log = logging.getLogger(__name__)
@@ -117,6 +128,79 @@ def converter(p: ModbusPoint) -> Convert:
     return lambda raw: (float(raw * scale + offset), 0)
 
 
+class ModbusCommandResult(BaseModel):
+    """Outcome of one write: ``status`` accepted / refused (by us, before anything was sent) /
+    device_error (an exception reply) / timed_out / not_connected, and why."""
+
+    ok: bool
+    point: str
+    value: float | int | bool
+    mode: Literal["direct", "sbo"]
+    status: Literal["accepted", "refused", "device_error", "timed_out", "not_connected"]
+    reason: str = ""
+    function: int | None = None  # 5, 6 or 16 once a request was sent
+    address: str | None = None  # "holding:100"
+    registers: list[int] | None = None  # the words (or the one bit) written
+    exception_code: int | None = None
+    exception_name: str | None = None
+
+
+class WriteRefused(ValueError):
+    """A command value that cannot be written to the point (table, range, value_map); says which and why."""
+
+
+_RANGE = {"int16": (-(2**15), 2**15 - 1), "uint16": (0, 2**16 - 1), "int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
+
+
+def encode_command(p: ModbusPoint, value: float | int | bool) -> tuple[int, list[int]]:
+    """(function code, words or [bit]) that make the device show ``value`` (engineering units).
+
+    The inverse of :func:`converter` and :func:`~gateway.southbound.registers.decoder`: a
+    value_map is inverted (code → raw), otherwise raw = (value - offset) / scale; integer types
+    must land on a whole number inside the type's range. Raises :class:`WriteRefused`.
+    """
+    where = f"{p.table}:{p.address} ({p.name})"
+    if p.table in ("input", "discrete_input"):
+        raise WriteRefused(f"{where} is in the read-only {p.table} table; only coils and holding registers can be written")
+    if not math.isfinite(float(value)):
+        raise WriteRefused(f"{where}: {value} is not a finite number")
+    if p.value_map:
+        inverse = {code: raw for raw, code in p.value_map.items()}
+        if isinstance(value, bool) or value not in inverse:
+            codes = ", ".join(f"{c} (raw {r})" for c, r in sorted(inverse.items()))
+            raise WriteRefused(f"{where}: value {value!r} is not in the point's value_map; allowed codes: {codes}")
+        raw: float = inverse[value]
+    else:
+        raw = (float(value) - p.offset) / p.scale
+    if p.table == "coil":
+        if raw not in (0, 1):
+            raise WriteRefused(f"{where}: {value!r} maps to raw {raw:g}; a coil takes 0 or 1")
+        return 5, [int(raw)]
+    swap = p.byte_order == "little"
+    if p.type == "float32":
+        try:
+            u = struct.unpack(">I", struct.pack(">f", raw))[0]
+        except OverflowError:
+            raise WriteRefused(f"{where}: {value!r} maps to raw {raw:g}, beyond float32") from None
+    else:
+        r = round(raw)  # an analog setpoint goes to the nearest step the register can hold
+        if p.measurement.kind != "Analog" and abs(raw - r) > 1e-9 * max(1.0, abs(raw)):
+            raise WriteRefused(f"{where}: {value!r} maps to raw {raw:g}, not a whole number (scale {p.scale:g}, offset {p.offset:g})")
+        lo, hi = _RANGE[p.type]
+        if not lo <= r <= hi:
+            raise WriteRefused(f"{where}: {value!r} maps to raw {r}, outside {p.type} ({lo}..{hi})")
+        u = r & (0xFFFF if WIDTH[p.type] == 1 else 0xFFFFFFFF)
+    if WIDTH[p.type] == 1:
+        return 6, [_swap16(u) if swap else u]
+    hi_w, lo_w = u >> 16, u & 0xFFFF
+    words = [hi_w, lo_w] if p.word_order == "big" else [lo_w, hi_w]
+    return 16, [_swap16(w) for w in words] if swap else words
+
+
+def _swap16(w: int) -> int:
+    return ((w & 0xFF) << 8) | (w >> 8)
+
+
 class ModbusSource(PolledSession):
     """One Modbus TCP device (``cfg: ModbusDevice``), polled every ``poll_interval``.
 
@@ -158,8 +242,18 @@ class ModbusSource(PolledSession):
             "connect_failures": 0,
             "overflow": 0,
             "unmapped": 0,
+            "commands": 0,
+            "commands_refused": 0,
+            "command_exceptions": Counter(),
+            "command_timeouts": 0,
         }
         self._client: AsyncModbusTcpClient | None = None
+        self._lock = asyncio.Lock()  # one request on the wire at a time: polls and writes take turns
+        self._emit: Emit | None = None  # the session's emit, for read-backs after a write
+        self._broken = ""  # set when a write left the link in doubt: the next poll reconnects
+        self._readbacks: set[asyncio.Task] = set()
+        self._points = {p.name: p for p in device.points}
+        self._job_of = {pt.key.split("/", 1)[1]: (job, pt) for job in self._jobs for pt in job.points}
 
     # ---- session hooks
 
@@ -182,9 +276,12 @@ class ModbusSource(PolledSession):
         sock = client.ctx.transport.get_extra_info("socket") if client.ctx.transport else None
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # asyncio does it too; be explicit
+        self._broken = ""
         self.counters["connects"] += 1
 
     async def close(self) -> None:
+        for t in list(self._readbacks):
+            t.cancel()
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -196,6 +293,9 @@ class ModbusSource(PolledSession):
         client = self._client
         if client is None or not client.connected:
             raise DriverError("connection closed by the device")
+        if self._broken:
+            raise DriverError(self._broken)
+        self._emit = emit
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.timeout * _REQUEST_BUDGET
         for job in self._jobs:
@@ -205,33 +305,41 @@ class ModbusSource(PolledSession):
 
     # ---- one block
 
-    async def _read(self, client: AsyncModbusTcpClient, b: Block, deadline: float) -> Any:
-        if not client.connected:  # pymodbus' execute() would quietly reconnect
-            raise DriverError("connection closed by the device")
+    async def _read(self, client: AsyncModbusTcpClient, b: Block, deadline: float | None) -> Any:
         read = {
             1: client.read_coils,
             2: client.read_discrete_inputs,
             3: client.read_holding_registers,
             4: client.read_input_registers,
         }[b.function]
-        self.counters["requests"] += 1
-        try:
-            async with asyncio.timeout_at(deadline):
-                reply = await _cancel_safe(read(b.start, count=b.count, device_id=self.cfg.unit_id))
-        except TimeoutError:
-            self.counters["timeouts"] += 1
-            raise TimeoutError(f"no reply to the read of {b} within {self.cfg.timeout:g}s") from None
-        except ConnectionException as e:
-            raise DriverError(f"connection lost during the read of {b}: {e}") from None
-        except ModbusIOException as e:
-            if "No response" in str(e):
+        return await self._request(client, lambda: read(b.start, count=b.count, device_id=self.cfg.unit_id), f"the read of {b}", deadline)
+
+    async def _request(self, client: AsyncModbusTcpClient, call: Callable[[], Awaitable[Any]], what: str,
+                       deadline: float | None) -> Any:
+        """One request/reply under the device lock; ``deadline`` None: one timeout from when the lock is ours."""
+        async with self._lock:
+            if not client.connected:  # pymodbus' execute() would quietly reconnect
+                raise DriverError("connection closed by the device")
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.cfg.timeout
+            self.counters["requests"] += 1
+            try:
+                async with asyncio.timeout_at(deadline):
+                    reply = await _cancel_safe(call())
+            except TimeoutError:
                 self.counters["timeouts"] += 1
-                raise TimeoutError(f"no reply to the read of {b} within {self.cfg.timeout:g}s") from None
-            raise DriverError(f"bad reply to the read of {b}: {e}") from None
-        except ModbusException as e:
-            raise DriverError(f"bad reply to the read of {b}: {e}") from None
-        self.counters["replies"] += 1
-        return reply
+                raise TimeoutError(f"no reply to {what} within {self.cfg.timeout:g}s") from None
+            except ConnectionException as e:
+                raise DriverError(f"connection lost during {what}: {e}") from None
+            except ModbusIOException as e:
+                if "No response" in str(e):
+                    self.counters["timeouts"] += 1
+                    raise TimeoutError(f"no reply to {what} within {self.cfg.timeout:g}s") from None
+                raise DriverError(f"bad reply to {what}: {e}") from None
+            except ModbusException as e:
+                raise DriverError(f"bad reply to {what}: {e}") from None
+            self.counters["replies"] += 1
+            return reply
 
     def _deliver(self, job: _Job, reply: Any, now: float, emit: Emit) -> None:
         b = job.block
@@ -277,6 +385,91 @@ class ModbusSource(PolledSession):
                 emit(Reading(p.key, None, q, now, p.address))
             else:
                 emit(Reading(p.key, prev.value, q, prev.timestamp, p.address))
+
+    # ---- commands
+
+    async def operate(self, point_name: str, value: float | int | bool, mode: Literal["direct", "sbo"] = "direct") -> ModbusCommandResult:
+        """Write one coil or holding register point to ``value`` (engineering units); never raises.
+
+        ``ok`` only when the device answered the write without an exception. Modbus has no
+        select, so ``sbo`` is refused rather than silently written directly.
+        """
+        self.counters["commands"] += 1
+        p = self._points.get(point_name)
+
+        def result(status: str, reason: str = "", **kw: Any) -> ModbusCommandResult:
+            if status != "accepted":
+                self.counters["commands_refused"] += 1
+            return ModbusCommandResult(ok=status == "accepted", point=point_name, value=value, mode=mode, status=status,
+                                       reason=reason, **kw)
+
+        if p is None:
+            return result("refused", f"no point {point_name!r} on {self.device}")
+        if mode == "sbo":
+            return result("refused", f"Modbus has no select-before-operate; set command.mode: direct on {self.device}/{p.name}")
+        try:
+            fc, words = encode_command(p, value)
+        except WriteRefused as e:
+            return result("refused", str(e))
+        addr = f"{p.table}:{p.address}"
+        sent = {"function": fc, "address": addr, "registers": words}
+        client = self._client
+        if client is None or not self.connected or not client.connected or self._broken:
+            return result("not_connected", f"{self.device} is not connected ({self.state.last_error or self._broken or 'connecting'})", **sent)
+        unit = self.cfg.unit_id
+        call: Callable[[], Awaitable[Any]] = {
+            5: lambda: client.write_coil(p.address, bool(words[0]), device_id=unit),
+            6: lambda: client.write_register(p.address, words[0], device_id=unit),
+            16: lambda: client.write_registers(p.address, words, device_id=unit),
+        }[fc]
+        try:
+            reply = await self._request(client, call, f"the FC{fc} write of {addr}", None)
+        except TimeoutError as e:
+            self.counters["command_timeouts"] += 1
+            self._broken = f"{e}; reconnecting so a late reply cannot be taken for another"
+            return result("timed_out", f"{e}; the write may or may not have taken effect", **sent)
+        except DriverError as e:
+            self._broken = str(e)
+            return result("device_error", str(e), **sent)
+        if reply.isError():
+            code = int(getattr(reply, "exception_code", 0))
+            self.counters["command_exceptions"][code] += 1
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            return result("device_error", f"exception {code:02d} ({name}) to the FC{fc} write of {addr}", exception_code=code,
+                          exception_name=name, **sent)
+        if reply.function_code != fc:
+            self._broken = f"reply to the FC{fc} write of {addr} carried FC{reply.function_code}"
+            return result("device_error", self._broken, **sent)
+        if p.name in self._job_of:
+            task = asyncio.get_running_loop().create_task(self._read_back(p.name, words))
+            self._readbacks.add(task)
+            task.add_done_callback(self._readbacks.discard)
+        return result("accepted", **sent)
+
+    async def _read_back(self, name: str, words: list[int]) -> None:
+        """Re-read the written point's block now (and every 20 ms until it shows the write, at most one
+        poll interval), so the changed measurement goes out without waiting for the next poll."""
+        job, pt = self._job_of[name]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(self.cfg.poll_interval, 0.2)
+        while True:
+            client, emit = self._client, self._emit
+            if client is None or emit is None:
+                return
+            try:
+                reply = await self._read(client, job.block, None)
+            except (TimeoutError, DriverError) as e:  # the poll finds the link's state itself; note why
+                log.info("%s: read-back after a write failed: %s", self.device, e)
+                return
+            self._deliver(job, reply, time.time(), emit)
+            if not reply.isError():
+                values = reply.bits if job.block.bits else reply.registers
+                got = [int(bool(values[pt.index]))] if job.block.bits else list(values[pt.index:pt.index + len(words)])
+                if got == words:
+                    return
+            if loop.time() >= end:
+                return
+            await asyncio.sleep(0.02)
 
     # ---- pymodbus callback
 
@@ -331,4 +524,4 @@ async def _cancel_safe(aw: Awaitable[T]) -> T:
         raise
 
 
-__all__ = ["ModbusSource", "converter", "EXCEPTION_QUALITY"]
+__all__ = ["ModbusSource", "ModbusCommandResult", "WriteRefused", "converter", "encode_command", "EXCEPTION_QUALITY"]

@@ -14,20 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from gateway.config import Dnp3Device
 from gateway.pipeline import Backoff, Emit
+from gateway.quality import Q
 from gateway.southbound.dnp3 import objects as o
 from gateway.southbound.dnp3.commands import CommandResult, Mode, command_body, echoed_status
 from gateway.southbound.dnp3.link import LinkChannel, LinkStats
 from gateway.southbound.dnp3.points import PointTable
+from gateway.southbound.degrade import degraded
 from gateway.southbound.dnp3.readings import Unmapped, to_readings
 from gateway.southbound.session import DeviceSession, DriverError
 
 log = logging.getLogger(__name__)
 
 _EVENT_CLASSES = (1, 2, 3)
+REPEAT_WINDOW = 256  # events per point remembered to drop a retransmission (outstation buffers are ~500)
 
 
 class Dnp3Source(DeviceSession):
@@ -42,8 +46,12 @@ class Dnp3Source(DeviceSession):
         self.stats: dict[str, int] = {
             "integrity_polls": 0, "event_polls": 0, "unsolicited": 0, "unsolicited_duplicates": 0,
             "readings": 0, "events": 0, "malformed_fragments": 0, "unexpected_responses": 0,
-            "time_syncs": 0, "restarts_seen": 0, "overflows_seen": 0, "commands": 0,
+            "time_syncs": 0, "restarts_seen": 0, "overflows_seen": 0, "commands": 0, "device_trouble_seen": 0,
+            "events_repeated": 0,
         }
+        # per point, the last events published (device time, value): an event the outstation sends
+        # again because our confirm did not count (lost, or ignored) is dropped here and counted
+        self._recent: dict[str, deque[tuple[float, Any]]] = {}
         self.iin = 0
         self._lock = asyncio.Lock()
         self._ch: LinkChannel | None = None
@@ -227,18 +235,42 @@ class Dnp3Source(DeviceSession):
             self._want_integrity = True
         if solicited and iin & (o.IIN_CLASS1 | o.IIN_CLASS2 | o.IIN_CLASS3):
             self._want_events = True
+        trouble, was = iin & o.IIN_DEVICE_TROUBLE, self.iin & o.IIN_DEVICE_TROUBLE
         self.iin = iin
+        if trouble and not was:  # every value of the device becomes QUESTIONABLE|failure at once
+            self.stats["device_trouble_seen"] += 1
+            log.warning("%s: outstation reports DEVICE_TROUBLE (IIN1.6); its values are QUESTIONABLE", self.device)
+            if self._emit is not None:
+                now = time.time()  # the quality changed now (as an IEC 61850 t would say)
+                for r in list(self.last.values()):  # DeviceSession's last published readings
+                    self._emit(degraded(r, Q.FAILURE, now))
+        elif was and not trouble:  # trouble over: fresh GOOD values by an integrity poll
+            log.info("%s: DEVICE_TROUBLE cleared; integrity poll follows", self.device)
+            self._want_integrity = True
         if self._want_integrity or self._want_events or iin & (o.IIN_DEVICE_RESTART | o.IIN_NEED_TIME):
             self._wake.set()
 
     def _publish(self, headers: list[o.Header]) -> None:
         if self._emit is None:
             return
+        trouble = self.iin & o.IIN_DEVICE_TROUBLE
         for r in to_readings(self.device, self.table, headers, time.time(), self.unmapped):
+            if r.event and self._repeated(r.key, (r.timestamp, r.value)):
+                self.stats["events_repeated"] += 1
+                continue
+            if trouble:
+                r = degraded(r, Q.FAILURE)
             self.stats["readings"] += 1
             if r.event:
                 self.stats["events"] += 1
             self._emit(r)
+
+    def _repeated(self, key: str, ev: tuple[float, Any]) -> bool:
+        seen = self._recent.setdefault(key, deque(maxlen=REPEAT_WINDOW))
+        if ev in seen:
+            return True
+        seen.append(ev)
+        return False
 
     # ---------------------------------------------------------------- commands
     async def operate(self, point_name: str, value: float | int | bool, mode: Mode = "direct") -> CommandResult:

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from gateway.config import Iec61850Device, MmsPoint
 from gateway.pipeline import Backoff, Emit, Reading
+from gateway.quality import Q
+from gateway.southbound.degrade import degraded
 from gateway.southbound.iec61850.connection import MmsConnection, MmsError
 from gateway.southbound.iec61850.libiec import (
     ACSI_CLASS_BRCB,
@@ -95,6 +97,9 @@ class MmsStats:
     first_request_retries: int = 0
     resume_gaps: int = 0  # buffered RCBs that could not resume after their EntryID (IED restart)
     buffer_overflows: int = 0  # reports flagged BufOvfl: the IED dropped entries while we were away
+    gi_probes: int = 0  # GIs asked because reports had been quiet too long
+    gi_refused: int = 0  # ... that the IED refused (the association itself still answered)
+    report_silences: int = 0  # times reported values were marked QUESTIONABLE|oldData (reporting stalled)
     entry_ids: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -113,6 +118,10 @@ class MmsSource(DeviceSession):
         self._emit: Emit | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_rx = 0.0
+        self._last_report = 0.0  # time.monotonic() of the last report (set on libiec61850's thread)
+        self._gi_at: float | None = None  # monotonic time of the outstanding silence GI
+        self._silent = False  # reported values are marked QUESTIONABLE|oldData
+        self._gi_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------ DeviceSession
 
@@ -145,6 +154,7 @@ class MmsSource(DeviceSession):
         loop = asyncio.get_running_loop()
         next_poll = loop.time()
         self._last_rx = loop.time()
+        self._last_report, self._gi_at, self._silent = time.monotonic(), None, False
         while True:
             conn = self._conn
             if conn is None or not conn.alive:
@@ -158,11 +168,79 @@ class MmsSource(DeviceSession):
                 next_poll += interval
                 if next_poll < now:
                     next_poll = now + interval
+            elif self._rcbs and self._report_watch():
+                pass
             elif now - self._last_rx > max(2 * interval, 1.0):  # watchdog: is a quiet association still alive?
                 await self._call(self._probe, timeout=self.cfg.timeout * 2)
                 self._last_rx = loop.time()
                 self.state.last_ok = time.time()
             await asyncio.sleep(min(interval, 0.2))
+
+    @property
+    def report_silence(self) -> float:
+        """Seconds without any report before a GI is asked: quiet is normal for discretes, so not too eager."""
+        return max(4 * self.cfg.poll_interval, 5.0)
+
+    def _report_watch(self) -> bool:
+        """Reports quiet too long while the association lives (an IED whose reporting stalled):
+        ask a GI; refused or unanswered within ``timeout`` → every reported value is
+        re-published QUESTIONABLE|oldData until a report arrives again (then a GI refreshes all).
+        Returns True when it scheduled work this turn."""
+        mono = time.monotonic()
+        if self._silent and self._last_report > (self._gi_at or 0.0):
+            self._silent, self._gi_at = False, None  # reporting is back; GI so unchanged members turn GOOD too
+            log.info("%s: reports resumed; general interrogation follows", self.device)
+            self._gi_task = asyncio.get_running_loop().create_task(self._ask_gi())
+            return True
+        if mono - self._last_report < self.report_silence:
+            self._gi_at = None
+            return False
+        if self._gi_at is None or mono - self._gi_at > self.report_silence:
+            self._gi_at = mono
+            self._gi_task = asyncio.get_running_loop().create_task(self._ask_gi())
+            return True
+        if not self._silent and mono - self._gi_at > self.cfg.timeout:
+            self._silent = True
+            self.stats.report_silences += 1
+            log.warning("%s: no report for %.0f s and none after a GI although the association answers; "
+                        "reported values marked QUESTIONABLE|oldData", self.device, mono - self._last_report)
+            self._mark_silent()
+            return True
+        return False
+
+    async def _ask_gi(self) -> None:
+        self.stats.gi_probes += 1
+        try:
+            await self._call(self._gi, timeout=self.cfg.timeout * 2)
+        except MmsError as e:
+            self.stats.gi_refused += 1
+            log.info("%s: GI refused (%s)", self.device, e)
+        except Exception as e:  # the serve loop's own checks notice a dead association
+            log.debug("%s: GI failed: %s", self.device, e)
+
+    def _gi(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise DriverError("not connected")
+        L = lib()
+        for r in self._rcbs:
+            rcb = conn.get_rcb(r.ref)
+            try:
+                L.ClientReportControlBlock_setGI(rcb, True)
+                conn.set_rcb(rcb, RCB_GI, f"general interrogation {r.ref}")
+            finally:
+                L.ClientReportControlBlock_destroy(rcb)
+
+    def _mark_silent(self) -> None:
+        emit = self._emit
+        if emit is None:
+            return
+        now = time.time()
+        reported = {b.key for r in self._rcbs for m in r.members for b in m}
+        for key in reported:
+            last = self.last.get(key)
+            if last is not None:
+                emit(degraded(last, Q.OLD_DATA, now))
 
     # ------------------------------------------------------------ worker-thread side
 
@@ -380,6 +458,7 @@ class MmsSource(DeviceSession):
         if entry and r.buffered:
             self.stats.entry_ids[r.ref] = octets(entry)
         self.stats.reports += 1
+        self._last_report = time.monotonic()
         loop = self._loop
         if loop is not None and out:
             loop.call_soon_threadsafe(self._deliver, out)

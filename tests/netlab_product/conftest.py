@@ -1,0 +1,89 @@
+"""Run the real product (emulator, gateway, Mosquitto, conduits) inside network profiles.
+
+Skips with the reason where user+net namespaces are unavailable. Every run is bounded by
+its ``--duration`` plus an alarm, so a stuck lab fails the test instead of hanging CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from devices.netlab import LabUnavailable, check_capabilities
+from gateway.cli import build_parser
+
+PY = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+SITE = REPO / "configs" / "primary-substation.yaml"
+
+
+def _lab_reason() -> str | None:
+    try:
+        check_capabilities()
+    except LabUnavailable as e:
+        return str(e)
+    return None
+
+
+needs_lab = pytest.mark.skipif(_lab_reason() is not None, reason=f"network lab unavailable: {_lab_reason()}")
+
+
+def profile_args(command: str, profile: str, duration: float, *extra: str):  # noqa: ANN201
+    """The Namespace gateway/cli.py hands to run_with_profile for ``COMMAND --profile P``."""
+    args = build_parser().parse_args([command, "--duration", str(duration), *extra])
+    args.profile = profile
+    return args
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail (and tear the lab down through the context managers) instead of hanging."""
+
+    def expire(_sig, _frame):  # noqa: ANN001
+        raise TimeoutError(f"test exceeded {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def probe(lab, zone: str, targets: list[str], timeout: float = 0.5) -> dict[str, str]:  # noqa: ANN001
+    """Outcome of a TCP connect from ``zone`` to each ``host:port`` (open/refused/blocked/timeout)."""
+    r = lab.run_in(zone, [PY, "-m", "devices.netlab.probe", "connect", *targets, "--timeout", str(timeout)], timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def descendants() -> list[int]:
+    """PIDs whose parent is this test process (a lab left behind would show up here)."""
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me:
+                out.append(int(d.name))
+    return out
+
+
+def last_json_line(text: str) -> dict:
+    for line in reversed(text.splitlines()):
+        i = line.find("{")
+        if i >= 0:
+            try:
+                return json.loads(line[i:])
+            except ValueError:
+                continue
+    raise AssertionError(f"no JSON summary in output:\n{text[-2000:]}")
