@@ -111,6 +111,7 @@ class Gateway:
                 self.skipped[d.name] = str(e)
                 self.opts.skip(f"gateway: skipping device {d.name} ({d.protocol}): {e}")
         self._tasks: list[asyncio.Task] = []
+        self.pipeline_errors = 0
 
     # ------------------------------------------------------------------ pipeline
 
@@ -151,6 +152,16 @@ class Gateway:
 
         self.spool = Spool(sp.path, max_bytes=sp.max_bytes, max_age_s=sp.max_age, synchronous=sp.synchronous)
         return self.spool
+
+    def _emit(self, r) -> None:
+        """Drivers hand every Reading here; a failure downstream is logged and counted, never kills a driver."""
+        try:
+            self.normaliser(r)
+        except Exception as e:  # noqa: BLE001 - the driver must keep polling whatever the sink does
+            self.pipeline_errors += 1
+            if self.pipeline_errors == 1 or self.pipeline_errors % 1000 == 0:
+                log.exception("gateway: value of %s not published (%d such errors so far): %s", r.key,
+                              self.pipeline_errors, e)
 
     def _sink(self, p: Publication) -> None:
         if self.cim_values:
@@ -207,7 +218,8 @@ class Gateway:
         out: dict = {}
         if n is not None:
             out.update(
-                readings=n.readings, published=n.published, suppressed=n.suppressed, unknown=n.unknown, seq=self.normaliser.seq
+                readings=n.readings, published=n.published, suppressed=n.suppressed, unknown=n.unknown, seq=self.normaliser.seq,
+                pipelineErrors=getattr(self, "pipeline_errors", 0),
             )
         if hasattr(self, "publisher"):
             ps = self.publisher.stats
@@ -224,7 +236,7 @@ class Gateway:
         if self.sparkplug is not None:
             await self.sparkplug.start()
         for s in self.sources:
-            self._tasks.append(asyncio.create_task(s.run(self.normaliser), name=f"source-{s.device}"))
+            self._tasks.append(asyncio.create_task(s.run(self._emit), name=f"source-{s.device}"))
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))
         self._tasks.append(asyncio.create_task(self._status(), name="status"))
         log.info(

@@ -41,7 +41,7 @@ class ConduitPublisher:
         return self._stats
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, *, kind: str | None = None,
-                expiry: int | None = None) -> bool:
+                seq: int | None = None, expiry: int | None = None) -> bool:
         """Hand one message to the conduit; False (counted in ``stats.dropped``) if it refused it."""
         if not self._open:
             self._stats.dropped["conduit_closed"] += 1
