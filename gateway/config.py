@@ -35,6 +35,9 @@ MeasurementType = Literal[
     "ActiveEnergy",
     "ReactiveEnergy",
     "SwitchPosition",
+    # gridgate extensions (not in the CGMES list): protection pick-up and trip, 0/1 Discretes
+    "ProtectionStart",
+    "ProtectionOperate",
 ]
 UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "none"]
 UnitMultiplier = Literal["none", "k", "M"]
@@ -64,6 +67,8 @@ KIND_OF_TYPE: dict[str, str] = {
     "ActiveEnergy": "Accumulator",
     "ReactiveEnergy": "Accumulator",
     "SwitchPosition": "Discrete",
+    "ProtectionStart": "Discrete",
+    "ProtectionOperate": "Discrete",
 }
 UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {
     "ThreePhaseActivePower": ("W",),
@@ -78,6 +83,8 @@ UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {
     "ActiveEnergy": ("Wh",),
     "ReactiveEnergy": ("VArh",),
     "SwitchPosition": ("none",),
+    "ProtectionStart": ("none",),
+    "ProtectionOperate": ("none",),
 }
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
