@@ -91,7 +91,6 @@ async def main() -> None:
                 await sub.wait_for(lambda: len(sub.on("/meas/")) > 0, 120, "first values")
                 await asyncio.sleep(args.warmup)
                 n0 = len(sub.on("/meas/"))
-                st0 = sub.latest("/status") or {}
                 cpu0, _ = proc_stats(gw.pid)
                 ecpu0, _ = proc_stats(emu.pid)
                 bcpu0, _ = proc_stats(broker.proc.pid)
@@ -113,12 +112,25 @@ async def main() -> None:
             for p in (gw, emu):
                 p.terminate()
                 p.wait(10)
-    s0, s1 = st0.get("stats", {}), st1.get("stats", {})
+    def ts(st: dict) -> float:
+        from datetime import datetime
+        return datetime.fromisoformat(st["timeStamp"].replace("Z", "+00:00")).timestamp()
+
+    statuses = [m.json for m in sub.on("/status") if m.json.get("state") == "online" and m.json.get("stats")]
+    window = [st for st in statuses if st is not None]
+    gw_rate = None
+    if len(window) >= 2:
+        a, b = window[-2] if len(window) == 2 else window[1], window[-1]
+        gw_rate = round((b["stats"]["published"] - a["stats"]["published"]) / (ts(b) - ts(a)))
+        gw_read = round((b["stats"]["readings"] - a["stats"]["readings"]) / (ts(b) - ts(a)))
+    s1 = st1.get("stats", {})
     result = {
         "points": args.points,
         "devices": args.devices,
         "poll_s": args.poll,
         "offered_points_per_s": round(args.points / args.poll),
+        "gateway_readings_per_s": gw_read if gw_rate is not None else None,
+        "gateway_published_per_s": gw_rate,
         "subscriber_values_per_s": round((n1 - n0) / dt),
         "cpu_percent": {"gateway": round(100 * (cpu1 - cpu0) / dt, 1), "emulator": round(100 * (ecpu1 - ecpu0) / dt, 1),
                         "mosquitto": round(100 * (bcpu1 - bcpu0) / dt, 1), "subscriber": round(100 * (me1 - me0) / dt, 1)},
