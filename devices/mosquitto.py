@@ -44,6 +44,7 @@ class Mosquitto:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            "set_tcp_nodelay true\n"  # without it Nagle + delayed ACK add ~40 ms per hop (measured)
             f"persistence {'true' if self.persistence else 'false'}\n"
             f"persistence_location {self.dir}/\n"
             "log_dest stderr\n"

@@ -4,7 +4,8 @@ Uses dnp3py for framing and CRCs (via ``gateway.southbound.dnp3.link``) and fill
 outstation gaps here: confirm-before-clear event buffers with per-class limits and IIN2.3,
 unsolicited reporting (FC 20/21 per class, confirm and retry), timestamped event
 variations chosen per point, select-before-operate and direct operate applied to the
-simulated equipment, and a count of every malformed frame or request.
+simulated equipment, and a count of every malformed frame or request. Comms faults (IIN1.6 DEVICE_TROUBLE,
+ignored confirms) come from ``self.faults`` (devices/dnp3/faults.py).
 One master at a time: a new connection replaces the old one.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devices.dnp3.events import EventBuffers
+from devices.dnp3.faults import Dnp3Faults
 from devices.dnp3.responses import FragmentPacker
 from gateway.config import Dnp3Device, Dnp3Point
 from gateway.southbound.dnp3 import objects as o
@@ -58,11 +60,12 @@ class Dnp3Outstation:
         self.restart_iin = True
         self.need_time = True
         self.time_offset_ms = 0
+        self.faults = Dnp3Faults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
         self.port = device.port
         self.link_stats = LinkStats()
         self.counters = {
             "malformed_requests": 0, "unknown_function": 0, "unsol_sent": 0, "unsol_retried": 0,
-            "responses": 0, "commands": 0, "connections": 0,
+            "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0,
         }
         self._server: asyncio.base_events.Server | None = None
         self._session: _Session | None = None
@@ -150,6 +153,8 @@ class Dnp3Outstation:
             v |= o.IIN_DEVICE_RESTART
         if self.need_time:
             v |= o.IIN_NEED_TIME
+        if self.faults.device_trouble:
+            v |= o.IIN_DEVICE_TROUBLE
         for c, bit in o.IIN_CLASS_BITS.items():
             if self.events.has_pending(c):
                 v |= bit
@@ -344,6 +349,9 @@ class _Session:
 
     def on_confirm(self, ac: int) -> None:
         seq = ac & 0x0F
+        if self.os.faults.confirm_loss:  # fault: the confirm never "arrives"; timeouts resend
+            self.os.counters["confirms_ignored"] += 1
+            return
         if ac & o.UNS:
             if self.unsol_pending is not None and seq == self.unsol_seq:
                 self.os.events.confirm(("uns", seq))

@@ -4,6 +4,8 @@ Runs inside the emulator's process. ``update()`` is called from asyncio whenever
 firmware changes a point; controls arrive on libiec61850's thread and are handed to asyncio
 (``on_control``) without blocking that thread: the handler answers WAITING until the
 emulator's verdict is in, then OK or FAILED with AddCause Blocked-by-process.
+Comms faults (report suppression, refused controls, association abort) come from
+``self.faults`` (devices/iec61850/faults.py), set by the scenario fault engine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from devices.iec61850.faults import CB_ACCESS_WRITE, ControlBlockAccessHandler, IedFaults, abort_connections, xlib
 from devices.iec61850.model import ModelError, build, parse_ref, plan
 from gateway.config import Iec61850Device, MmsPoint
 from gateway.southbound.iec61850.libiec import (
@@ -73,6 +76,8 @@ class Iec61850Ied:
         self._lock = threading.Lock()
         self.controls = 0
         self.updates = 0
+        self.faults = IedFaults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
+        self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -95,6 +100,9 @@ class Iec61850Ied:
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
         self._install_controls()
+        cb = ControlBlockAccessHandler(self._rcb_access)
+        self._handlers.append(cb)
+        xlib().IedServer_setControlBlockAccessHandler(self._server, cb, None)
         self._initialise()
         L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
         L.IedServer_start(self._server, self.device.port)
@@ -146,8 +154,9 @@ class Iec61850Ied:
         L = lib()
         L.IedServer_lockDataModel(self._server)
         try:
+            write = self._write_silent if self.faults.suppress_reports else self._write
             for name, value, quality, ts in items:
-                self._write(self._attrs[name], to_raw(self.points[name], value), quality, ts)
+                write(self._attrs[name], to_raw(self.points[name], value), quality, ts)
         finally:
             L.IedServer_unlockDataModel(self._server)
 
@@ -173,6 +182,45 @@ class Iec61850Ied:
         if a.q:
             L.IedServer_updateQuality(s, a.q, int(quality) & 0xFFFF)
         self.updates += 1
+
+    def _write_silent(self, a: _Attr, value: float | int | bool, quality: int, timestamp: float) -> None:
+        """Report suppression: the model's MmsValues change in place (reads see them), no report trigger."""
+        L, s = xlib(), self._server
+        v = L.IedServer_getAttributeValue(s, a.value)
+        t = a.type
+        if v:
+            if t in (IEC61850_FLOAT32, IEC61850_FLOAT64):
+                L.MmsValue_setFloat(v, float(value))
+            elif t == IEC61850_CODEDENUM:
+                L.Dbpos_toMmsValue(v, int(value) & 3)
+            elif t in (IEC61850_INT32, IEC61850_ENUMERATED):
+                L.MmsValue_setInt32(v, int(round(value)))
+            elif t == IEC61850_INT64:
+                L.MmsValue_setInt64(v, int(round(value)))
+            elif t == IEC61850_INT32U:
+                L.MmsValue_setUint32(v, int(round(value)))
+            elif t == IEC61850_BOOLEAN:
+                L.MmsValue_setBoolean(v, bool(value))
+        if a.t and (tv := L.IedServer_getAttributeValue(s, a.t)):
+            L.MmsValue_setUtcTimeMs(tv, int(round(timestamp * 1000)))
+        if a.q and (qv := L.IedServer_getAttributeValue(s, a.q)):
+            L.MmsValue_setBitStringFromInteger(qv, int(quality) & 0xFFFF)
+        self.updates += 1
+        self.counters["silent_updates"] += 1
+
+    def _rcb_access(self, _param, _conn, _acsi, _ld, _ln, _name, _sub, access: int) -> bool:
+        """libiec61850's thread: while reports are suppressed, RCB writes (GI, RptEna) are refused."""
+        if access == CB_ACCESS_WRITE and self.faults.suppress_reports:
+            self.counters["rcb_writes_refused"] += 1
+            return False
+        return True
+
+    def abort_associations(self) -> int:
+        """Drop every client association now (TCP shut down); new ones are accepted as usual."""
+        n = abort_connections(self.device.host, self.device.port)
+        self.counters["aborted"] += n
+        log.info("IED %s: %d association(s) aborted", self.device.name, n)
+        return n
 
     def _resolve(self) -> None:
         """Find the DA, q and t nodes of every point; a missing one is a config error."""
@@ -227,6 +275,11 @@ class Iec61850Ied:
             with self._lock:
                 st = self._pending.get(param)
                 if st is None:
+                    cause = self.faults.refuse_add_cause
+                    if cause is not None:  # fault: refused before reaching the process
+                        self.counters["controls_refused"] += 1
+                        lib().ControlAction_setAddCause(action, cause)
+                        return CONTROL_RESULT_FAILED
                     return self._begin(param, p, value, action)
             if st["done"]:
                 with self._lock:

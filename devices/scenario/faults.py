@@ -120,17 +120,13 @@ NETWORK_KINDS = frozenset({"link_down", "latency"})
 #: device protocol → comms kinds it implements now
 PROTOCOLS: dict[str, frozenset[str]] = {
     "modbus": frozenset({"silent", "delay", "disconnect", "trickle", "exception", "wrong_tid", "short_reply"}),
-    "dnp3": frozenset({"disconnect", "iin"}),
-    "iec61850": frozenset({"disconnect"}),
+    "dnp3": frozenset({"disconnect", "iin", "confirm_loss"}),
+    "iec61850": frozenset({"disconnect", "report_suppression", "association_abort", "control_refused"}),
 }
 #: kinds that exist in the vocabulary but whose device hook is not there yet: why
 NOT_YET = {
-    "confirm_loss": "the DNP3 outstation has no confirm-loss hook yet",
-    "report_suppression": "the IEC 61850 IED has no report-suppression hook yet",
-    "association_abort": "the IEC 61850 IED has no association-abort hook yet (use kind: disconnect)",
-    "control_refused": "the IEC 61850 IED has no AddCause hook yet",
     "link_down": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
     "latency": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
 }
-DEVICE_KINDS = frozenset().union(*PROTOCOLS.values()) | {"confirm_loss", "report_suppression", "association_abort", "control_refused"}
+DEVICE_KINDS = frozenset().union(*PROTOCOLS.values())
 ALL_KINDS = POINT_KINDS | DEVICE_KINDS | NETWORK_KINDS

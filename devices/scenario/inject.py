@@ -4,8 +4,10 @@ API and ``Lab.inject``.
 Data faults go into the firmware (several per point stack in the order set; clearing one
 re-applies the rest, which restarts a remaining drift/spike/oscillation's time origin).
 Comms faults of one device are merged into that device's fault hook (Modbus:
-``server.faults``; DNP3: IIN flags; any protocol: ``disconnect`` stops the device and
-starts it again on clear, so connections are refused meanwhile).
+``server.faults``; DNP3: ``server.faults`` + the one-shot IIN flags; IEC 61850:
+``server.faults``; any protocol: ``disconnect`` stops the device and starts it again on
+clear, so connections are refused meanwhile). ``association_abort`` is an action: applied
+once on inject (every MMS association dropped, new ones accepted), nothing to undo.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from devices.dnp3.faults import Dnp3Faults
+from devices.iec61850.faults import IedFaults
 from devices.modbus.faults import ForcedException, ModbusFaults
 from devices.scenario.faults import DATA_KINDS, FAULT, Fault
 from devices.scenario.model import Target
@@ -121,6 +125,8 @@ class Injector:
         else:
             for d in a.devices:
                 await self._reapply_device(d)
+                if k == "association_abort" and (rd := self.emu.devices.get(d)) is not None:
+                    rd.server.abort_associations()
 
     async def _unapply(self, a: Active) -> None:
         fw = self.emu.fw
@@ -167,7 +173,9 @@ class Injector:
         if proto == "modbus":
             rd.server.faults = modbus_faults(faults)
         elif proto == "dnp3":
-            _dnp3_iin(rd.server, faults)
+            rd.server.faults = dnp3_faults(rd.server, faults)
+        elif proto == "iec61850":
+            rd.server.faults = ied_faults(faults)
 
 
 def modbus_faults(faults: list[Any]) -> ModbusFaults:
@@ -194,13 +202,21 @@ def modbus_faults(faults: list[Any]) -> ModbusFaults:
     return ModbusFaults(exceptions=tuple(exc), **kw)
 
 
-def _dnp3_iin(os_: Any, faults: list[Any]) -> None:
+def dnp3_faults(os_: Any, faults: list[Any]) -> Dnp3Faults:
+    """Merge one DNP3 device's comms faults: DEVICE_TROUBLE and confirm loss last while active;
+    the other IIN bits are raised once and cleared by the master as after the real event."""
     bits = {b for f in faults if f.kind == "iin" for b in f.bits}
-    if "DEVICE_TROUBLE" in bits:
-        raise TargetError("IIN DEVICE_TROUBLE: the DNP3 outstation has no hook for it yet")
     if "DEVICE_RESTART" in bits:
         os_.restart_iin = True  # the master clears it by writing IIN1.7, as after a real restart
     if "NEED_TIME" in bits:
         os_.need_time = True
     if "EVENT_BUFFER_OVERFLOW" in bits:
         os_.events.overflow = True  # the buffers clear it themselves once events drain
+    return Dnp3Faults(device_trouble="DEVICE_TROUBLE" in bits, confirm_loss=any(f.kind == "confirm_loss" for f in faults))
+
+
+def ied_faults(faults: list[Any]) -> IedFaults:
+    """Merge one IED's comms faults; of several control refusals the latest injected wins."""
+    causes = [f.add_cause for f in faults if f.kind == "control_refused"]
+    return IedFaults(suppress_reports=any(f.kind == "report_suppression" for f in faults),
+                     refuse_add_cause=causes[-1] if causes else None)

@@ -98,8 +98,6 @@ class Site:
 
     def check(self, t: Target, kind: str, fault: object = None) -> None:
         """Raise TargetError when this fault cannot be applied to this target."""
-        if kind == "iin" and "DEVICE_TROUBLE" in getattr(fault, "bits", ()):
-            raise NotYetError("IIN DEVICE_TROUBLE: the DNP3 outstation has no hook for it yet")
         if kind in NETWORK_KINDS or t.link is not None:
             if kind not in NETWORK_KINDS:
                 raise TargetError(f"a link target takes a network fault (link_down, latency), not {kind!r}")

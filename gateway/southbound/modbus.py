@@ -18,7 +18,10 @@ holding register → FC6, a 32-bit/float one → FC16, encoded exactly as the po
 block read never interleave; after an accepted write the point's block is read back at once
 (and a few times until the device shows the new value, bounded by one poll interval), so the
 changed measurement is published without waiting for the next poll. Modbus has no select:
-``mode="sbo"`` is refused, so a point must be configured ``command.mode: direct``.
+``mode="sbo"`` is refused, so a point must be configured ``command.mode: direct``. Analog
+setpoints are rounded to the register's step; discretes must map exactly. A write left
+unanswered is reported ``timed_out`` (it may have taken effect) and the next poll reconnects,
+so a late reply can never be taken for another request's.
 """
 
 from __future__ import annotations

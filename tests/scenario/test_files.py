@@ -29,10 +29,7 @@ def test_shipped_scenario_resolves(path: Path) -> None:
     assert plan.events and plan.duration > max(e.t for e in plan.events)
     injects = [e for e in plan.events if e.action == "inject"]
     assert len({e.fid for e in injects}) == len(injects)
-    if path.stem == "ied-stops-reporting":
-        assert "report-suppression hook" in plan.warnings[0] and "(line 12)" in plan.warnings[0]
-    else:
-        assert plan.warnings == []
+    assert plan.warnings == []
 
 
 def test_timeline_forms() -> None:
@@ -43,9 +40,11 @@ def test_timeline_forms() -> None:
     assert clr == [7.0 + 4 * k for k in range(5)]
     trip = load_scenario(ROOT / "configs" / "scenarios" / "feeder-fault-trip.yaml")
     at = {e.fid: e.t for e in trip.events if e.action == "inject"}
-    assert at == {"fault": 5.0, "steps[1]": 5.0, "trip": pytest.approx(5.12), "dead": pytest.approx(5.16)}
-    # the SOE expectation is anchored at the trip
-    assert [t for w, t, _ in trip.expectations if w == "expect[0]"] == [pytest.approx(5.12)]
+    assert at == {"fault": 5.0, "steps[1]": 5.0, "pickup": pytest.approx(5.02), "operate": pytest.approx(5.12),
+                  "trip": pytest.approx(5.18), "dead": pytest.approx(5.22)}
+    # the SOE order expectation is anchored at the fault, the trip's own expectation at the trip
+    assert [t for w, t, _ in trip.expectations if w == "expect[0]"] == [pytest.approx(5.0)]
+    assert [t for w, t, _ in trip.expectations if w == "steps[4].expect[0]"] == [pytest.approx(5.18)]
 
 
 BAD = [

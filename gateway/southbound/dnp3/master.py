@@ -5,7 +5,9 @@ Session logic dnp3py's master lacks lives here: one request at a time per outsta
 (disable unsolicited, integrity poll, clear DEVICE_RESTART, time sync on NEED_TIME,
 enable unsolicited), class 1/2/3 polls on schedule and whenever IIN class bits show events,
 an integrity poll after restart or buffer overflow, confirms of multi-fragment and
-unsolicited responses, duplicate unsolicited detection, and reconnect/backoff/INVALID
+unsolicited responses, duplicate unsolicited detection, repeated events dropped (an
+outstation re-sends events whose confirm it did not get), values QUESTIONABLE|failure
+while the outstation reports DEVICE_TROUBLE (IIN1.6), and reconnect/backoff/INVALID
 marking inherited from :class:`DeviceSession`.
 """
 

@@ -3,7 +3,9 @@
 libiec61850 is called through ctypes on one worker thread per device, so a stalled IED
 only ever blocks that thread; reports arrive on libiec61850's receive thread and are
 handed to the event loop with ``call_soon_threadsafe``. Comms state, backoff and the
-INVALID marking on loss come from :class:`DeviceSession`.
+INVALID marking on loss come from :class:`DeviceSession`. Reports quiet too long while
+the association still answers: a GI is asked, and if it is refused or unanswered the
+reported values are re-published QUESTIONABLE|oldData until reports come back.
 """
 
 from __future__ import annotations
