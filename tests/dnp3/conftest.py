@@ -58,3 +58,12 @@ async def source(dev: Dnp3Device, port: int) -> AsyncIterator[tuple[Dnp3Source, 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
+
+
+async def until(pred, timeout: float = 3.0) -> None:
+    """Poll ``pred`` every 20 ms until true; fail the test after ``timeout`` s."""
+    for _ in range(int(timeout / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")

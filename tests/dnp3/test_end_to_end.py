@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from gateway.quality import Q
-from tests.dnp3.conftest import outstation, source
+from tests.dnp3.conftest import outstation, source, until
 from tests.dnp3.peer import device
 from tests.dnp3.proxy import LossyProxy
 
@@ -20,14 +20,6 @@ POINTS = [
     {"name": "relay", "group": "binary_output", "index": 0},
     {"name": "sp", "group": "analog_output", "index": 0},
 ]
-
-
-async def until(pred, timeout: float = 3.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def ready(src) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import opendnp3 as od
 
 from gateway.quality import Q
-from tests.dnp3.conftest import source
+from tests.dnp3.conftest import source, until
 from tests.dnp3.peer import YOutstation, device, free_port
 
 POINTS = [
@@ -20,14 +20,6 @@ POINTS = [
     {"name": "far", "group": "binary_output", "index": 300},
     {"name": "sp", "group": "analog_output", "index": 1},
 ]
-
-
-async def until(pred, timeout: float = 3.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def y_outstation(size: int = 10, **kw) -> tuple[YOutstation, int]:

@@ -17,15 +17,7 @@ from tests.support.mosquitto import mosquitto_binary
 PY = sys.executable
 
 
-def _lab_reason() -> str | None:
-    try:
-        check_capabilities()
-    except LabUnavailable as e:
-        return str(e)
-    return None
-
-
-needs_lab = pytest.mark.skipif(_lab_reason() is not None, reason=f"network lab unavailable: {_lab_reason()}")
+from tests.support.lab import needs_lab  # noqa: F401 (re-exported)
 
 
 def _tun_reason() -> str | None:

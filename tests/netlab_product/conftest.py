@@ -13,9 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pytest
-
-from devices.netlab import LabUnavailable, check_capabilities
 from gateway.cli import build_parser
 
 PY = sys.executable
@@ -23,15 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SITE = REPO / "configs" / "primary-substation.yaml"
 
 
-def _lab_reason() -> str | None:
-    try:
-        check_capabilities()
-    except LabUnavailable as e:
-        return str(e)
-    return None
-
-
-needs_lab = pytest.mark.skipif(_lab_reason() is not None, reason=f"network lab unavailable: {_lab_reason()}")
+from tests.support.lab import needs_lab  # noqa: F401 (re-exported for the test modules)
 
 
 def profile_args(command: str, profile: str, duration: float, *extra: str):  # noqa: ANN201
