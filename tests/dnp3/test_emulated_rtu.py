@@ -25,6 +25,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "primary-substation.y
 def rtu_site(port: int) -> Config:
     data = load_config(CONFIG).model_dump(mode="json")
     data["devices"] = [d | {"port": port} for d in data["devices"] if d["protocol"] == "dnp3"][:1]
+    for p in data["devices"][0]["points"]:
+        p["deadband"] = 0.0  # every firmware change is pushed: these tests check mapping, not report-by-exception
     return Config.model_validate(data)
 
 
@@ -106,8 +108,6 @@ async def test_emulator_feeds_the_rtu_the_right_points() -> None:
         os_ = emu.devices[rtu.name].server
         emu._task.cancel()  # freeze, then compare
         await asyncio.sleep(0.05)
-        # the emulator pushes changes by exception, so a point may lag the firmware by its deadband;
-        # 2x covers a transient seen under load (see the issue note). A mapping error is off by far more.
         for p in rtu.points:
             fw_value = wire(p, emu.fw.value(emu.fw.index(rtu.name, p.name)))
-            assert os_.value(p.name) == pytest.approx(fw_value, rel=1e-6, abs=2 * p.deadband), p.name
+            assert os_.value(p.name) == pytest.approx(fw_value, rel=1e-6), p.name
