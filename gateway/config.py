@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 

@@ -9,7 +9,7 @@ point must be republished. Everything else is counted as suppressed, not lost.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from gateway.cim import CatalogEntry

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from gateway.quality import COMMS_LOST, VALIDITY_MASK, Q, with_validity
+from gateway.quality import COMMS_LOST, Q, with_validity
 
 log = logging.getLogger(__name__)
 

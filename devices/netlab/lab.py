@@ -14,7 +14,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -64,14 +63,14 @@ class LinkControl:
     def __init__(self, name: str, sock: Path) -> None:
         self.name, self.sock = name, sock
 
-    def _call(self, op: str) -> dict[str, Any]:
+    def _call(self, op: str, **kw: Any) -> dict[str, Any]:
         if not self.sock.exists():
             raise LabError(f"link {self.name!r} has no userspace emulator (kernel netem path); "
                            "runtime faults need the userspace path: give the link a faults: entry")
         with socket.socket(socket.AF_UNIX) as s:  # a filesystem socket, not a network address
             s.settimeout(5)
             s.connect(str(self.sock))
-            s.sendall(json.dumps({"op": op}).encode() + b"\n")
+            s.sendall(json.dumps({"op": op, **kw}).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = s.recv(65536)
@@ -91,6 +90,10 @@ class LinkControl:
 
     def stats(self) -> dict[str, Any]:
         return self._call("stats")
+
+    def set(self, **impairment: float | None) -> dict[str, Any]:
+        """Change delay_ms / jitter_ms / loss_pct / rate_up_kbit / rate_down_kbit while running (both directions)."""
+        return self._call("set", **impairment)
 
 
 class Lab:

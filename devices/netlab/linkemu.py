@@ -137,7 +137,10 @@ class LinkEmulator:
         return self.up if ipaddress.ip_address(pkt[16:20]) in self.b_net else self.down
 
     def stats(self) -> dict:
-        return {"up": asdict(self.up.stats), "down": asdict(self.down.stats), "non_ipv4_dropped": self.other,
+        imp = {"delay_ms": self.up.delay * 1000, "jitter_ms": self.up.jitter * 1000, "loss_pct": self.up.loss * 100,
+               "rate_up_kbit": self.up.rate / 1000 if self.up.rate else None,
+               "rate_down_kbit": self.down.rate / 1000 if self.down.rate else None}
+        return {"impairment": imp, "up": asdict(self.up.stats), "down": asdict(self.down.stats), "non_ipv4_dropped": self.other,
                 "link_down": self.is_down()}
 
     def control(self, req: dict) -> dict:
@@ -146,8 +149,19 @@ class LinkEmulator:
             self.forced_down = True
         elif op == "heal":
             self.forced_down = False
+        elif op == "set":  # runtime impairment change (scenario latency/loss faults), both directions
+            for sh in (self.up, self.down):
+                if req.get("delay_ms") is not None:
+                    sh.delay = float(req["delay_ms"]) / 1000
+                if req.get("jitter_ms") is not None:
+                    sh.jitter = min(float(req["jitter_ms"]) / 1000, sh.delay)
+                if req.get("loss_pct") is not None:
+                    sh.loss = float(req["loss_pct"]) / 100
+            for sh, key in ((self.up, "rate_up_kbit"), (self.down, "rate_down_kbit")):
+                if key in req:
+                    sh.rate = float(req[key]) * 1000 if req[key] else None
         elif op != "stats":
-            return {"error": f"unknown op {op!r}; use partition, heal or stats"}
+            return {"error": f"unknown op {op!r}; use partition, heal, set or stats"}
         return self.stats()
 
     async def serve(self, fd: int, sock_path: str) -> None:

@@ -23,6 +23,9 @@ def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     r.add_argument("--free-ports", action="store_true", help="move every device to a free loopback port (not with --devices-only)")
     r.add_argument("--api", action="store_true", help="also serve the live fault API on loopback")
     r.add_argument("--warmup", type=float, default=10.0, help="max seconds to wait for every point before the clock starts")
+    r.add_argument("--profile", default="flat",
+                   help="network profile (configs/profiles/NAME.yaml): devices in field, gateway in gateway, broker + "
+                        "recorder in control; network faults (link_down, partition, link_up, latency) act on its emulated links")
     ss.add_parser("schema", help="print the JSON Schema of scenario files")
 
     f = sub.add_parser("fault", help="inject, clear or list faults in a running emulator (live API)")
@@ -54,7 +57,6 @@ def _scenario(a: argparse.Namespace) -> int:
 
         print(json.dumps(Scenario.model_json_schema(), indent=1))
         return 0
-    from devices.scenario.report import write
     from devices.scenario.resolve import load_scenario
     from devices.scenario.runner import run_plan
 
@@ -66,6 +68,8 @@ def _scenario(a: argparse.Namespace) -> int:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
               file=sys.stderr)
         return 2
+    if a.profile != "flat":
+        return _in_profile(a)
     try:
         plan = load_scenario(a.file, a.config)
     except ConfigError as e:
@@ -78,11 +82,45 @@ def _scenario(a: argparse.Namespace) -> int:
         plan = resolve(plan.scenario, with_free_ports(plan.cfg), a.file)
     res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=a.api,
                                progress=lambda m: print(m, file=sys.stderr, flush=True), warmup=a.warmup))
-    for out in a.report:
+    return _finish(plan.scenario.name, res, a.report)
+
+
+def _in_profile(a: argparse.Namespace) -> int:
+    """``--profile NAME``: the whole run inside the profile's zones (devices/scenario/profiled.py)."""
+    from devices.netlab.lab import LabError, LabUnavailable
+    from devices.netlab.profile import load_profile
+    from devices.netlab.run import ProfileRunError
+    from devices.scenario.profiled import run_in_profile
+
+    for flag, why in (("devices_only", "the profile places the gateway itself"), ("api", "the live API is loopback-only "
+                      "and the devices run in the field zone"), ("broker", "the profile runs its own broker in the control zone")):
+        if getattr(a, flag):
+            print(f"--{flag.replace('_', '-')} does not combine with --profile: {why}", file=sys.stderr)
+            return 2
+    try:
+        profile = load_profile(a.profile)
+    except ValueError as e:
+        print(f"--profile {a.profile}: {e}", file=sys.stderr)
+        return 2
+    try:
+        res = run_in_profile(a.file, a.config, profile, warmup=a.warmup)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (ProfileRunError, LabError, LabUnavailable, OSError) as e:
+        print(f"error: scenario --profile {profile.name}: {e}", file=sys.stderr)
+        return 1
+    return _finish(res.report["scenario"], res, a.report)
+
+
+def _finish(name: str, res, reports: list[str]) -> int:  # noqa: ANN001 - RunResult, imported lazily
+    from devices.scenario.report import write
+
+    for out in reports:
         write(res.report, out)
     h = res.report["headline"]
     lat = h["detection_latency_max"]
-    print(f"{plan.scenario.name}: {h['faults']} faults, detection latency max "
+    print(f"{name}: {h['faults']} faults, detection latency max "
           f"{'—' if lat is None else f'{lat * 1000:.0f} ms'}, {h['undetected_faults']} undetected")
     for v in res.verdicts:
         print(f"  {'PASS' if v.passed else 'FAIL'} {v.where}: {v.name} — {v.detail}")

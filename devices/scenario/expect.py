@@ -85,7 +85,7 @@ def judge(where: str, anchor: float, ex: Expectation | OrderExpectation, samples
     key = point_key(ex.point)
     name = ex.name or _describe(ex)
     before = [s for s in samples if s.key == key and s.at < lo]
-    if before and sample_matches(before[-1], ex, key):  # a state expectation: already true at the anchor
+    if before and not ex.fresh and sample_matches(before[-1], ex, key):  # a state expectation: already true at the anchor
         return Verdict(where, name, True, f"already so at {anchor:g}s (seq {before[-1].seq})", 0.0)
     for s in samples:
         if lo <= s.at <= hi and sample_matches(s, ex, key):

@@ -93,20 +93,38 @@ class ControlRefused(_Comms):
 
 
 class LinkDown(_Comms):
+    """The named emulated link drops every packet while active (cleared: back up)."""
+
     kind: Literal["link_down"]
 
 
+class Partition(_Comms):
+    """Same effect as link_down on the named link; the word network people use for a WAN cut."""
+
+    kind: Literal["partition"]
+
+
+class LinkUp(_Comms):
+    """Heal the named link now (ends a profile's or an earlier step's outage early)."""
+
+    kind: Literal["link_up"]
+
+
 class Latency(_Comms):
+    """Change the named WAN link's impairment while active; the profile's values come back on clear."""
+
     kind: Literal["latency"]
-    ms: float = Field(ge=0)
-    loss: float = Field(0.0, ge=0, le=1)
+    ms: float = Field(ge=0, le=10_000, description="one-way delay")
+    jitter_ms: float | None = Field(None, ge=0, le=10_000, description="± uniform; default: unchanged (capped at ms)")
+    loss: float | None = Field(None, ge=0, le=1, description="packet loss fraction 0..1; default: unchanged")
+    rate_kbit: float | None = Field(None, gt=0, description="bandwidth both ways; default: unchanged")
 
 
 Fault = Annotated[
     Union[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
-        ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Latency,
+        ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Partition, LinkUp, Latency,
     ],
     Field(discriminator="kind"),
 ]
@@ -116,17 +134,18 @@ DATA_KINDS = frozenset(
     {"stuck", "drift", "spike", "noise", "offset", "saturate", "dropout", "out_of_range", "oscillation", "scale_error", "quality"}
 )
 POINT_KINDS = DATA_KINDS | {"set_state"}
-NETWORK_KINDS = frozenset({"link_down", "latency"})
+NETWORK_KINDS = frozenset({"link_down", "partition", "link_up", "latency"})
 #: device protocol → comms kinds it implements now
 PROTOCOLS: dict[str, frozenset[str]] = {
     "modbus": frozenset({"silent", "delay", "disconnect", "trickle", "exception", "wrong_tid", "short_reply"}),
     "dnp3": frozenset({"disconnect", "iin", "confirm_loss"}),
     "iec61850": frozenset({"disconnect", "report_suppression", "association_abort", "control_refused"}),
 }
-#: kinds that exist in the vocabulary but whose device hook is not there yet: why
+#: kinds that exist in the vocabulary but cannot be applied in every run: why
 NOT_YET = {
-    "link_down": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
-    "latency": "network faults need the network-profile lab (devices/netlab), not wired to scenarios yet",
+    k: "network faults act on an emulated link of a network profile; run with --profile NAME "
+       "(a profile whose link has `emulate:`, e.g. wan-cellular)"
+    for k in ("link_down", "partition", "link_up", "latency")
 }
 DEVICE_KINDS = frozenset().union(*PROTOCOLS.values())
 ALL_KINDS = POINT_KINDS | DEVICE_KINDS | NETWORK_KINDS

@@ -17,16 +17,19 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from devices.dnp3.faults import Dnp3Faults
 from devices.iec61850.faults import IedFaults
 from devices.modbus.faults import ForcedException, ModbusFaults
-from devices.scenario.faults import DATA_KINDS, FAULT, Fault
+from devices.scenario.faults import DATA_KINDS, FAULT, NETWORK_KINDS, Fault
 from devices.scenario.model import Target
 from devices.scenario.resolve import Site, TargetError
 
 log = logging.getLogger(__name__)
+
+#: ``await hook("inject" | "clear", link_name, fault)``: a network fault on a profile's emulated link
+LinkHook = Callable[[str, str, Any], Awaitable[Any]]
 
 
 @dataclass
@@ -50,8 +53,11 @@ class Active:
 class Injector:
     """``await inj.inject(Target(device="rtu1"), {"kind": "silent"}, duration=5)``; ``await inj.clear(id)``."""
 
-    def __init__(self, emu: Any, site: Site | None = None) -> None:
+    def __init__(self, emu: Any, site: Site | None = None, links: LinkHook | None = None) -> None:
+        """``links``: applies network faults to the profile's links (``await links(action, link, fault)``);
+        without it the site refuses them (no profile)."""
         self.emu = emu
+        self.links = links
         self.site = site or Site.of(emu.cfg)
         self.active: dict[str, Active] = {}
         self.log: list[dict] = []  # every inject/clear, in order, with wall time
@@ -74,6 +80,8 @@ class Injector:
         a = Active(fid, t, f, [], [], now, now + duration if duration else None)
         if f.kind in DATA_KINDS or f.kind == "set_state":
             a.points = self.site.points(t)
+        elif f.kind in NETWORK_KINDS:
+            a.points = sorted(self.site.key_to_mrid)  # a WAN link carries every value
         else:
             a.devices = self.site.devices(t)
         self.active[fid] = a
@@ -114,7 +122,11 @@ class Injector:
 
     async def _apply(self, a: Active) -> None:
         fw, k = self.emu.fw, a.fault.kind
-        if k == "set_state":
+        if k in NETWORK_KINDS:
+            if self.links is None:
+                raise TargetError(f"fault {k!r} needs a network profile (--profile NAME)")
+            await self.links("inject", a.target.link, a.fault)
+        elif k == "set_state":
             for key in a.points:
                 i = fw.index(*key.split("/", 1))
                 a.restore[key] = fw.value(i)
@@ -130,7 +142,10 @@ class Injector:
 
     async def _unapply(self, a: Active) -> None:
         fw = self.emu.fw
-        if a.fault.kind == "set_state":  # clearing a field event puts the state back (a step with a duration)
+        if a.fault.kind in NETWORK_KINDS:
+            if self.links is not None:
+                await self.links("clear", a.target.link, a.fault)
+        elif a.fault.kind == "set_state":  # clearing a field event puts the state back (a step with a duration)
             for key, v in a.restore.items():
                 fw.set_state(fw.index(*key.split("/", 1)), v)
         elif a.fault.kind in DATA_KINDS:

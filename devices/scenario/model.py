@@ -84,6 +84,8 @@ class Expectation(_M):
     below: float | None = Field(None, description="value must be less than this")
     within: float = Field(5.0, description="seconds after the step (or `after`) by which it must be seen")
     after: str | None = Field(None, description="step name, or a time (12s); default: the step it belongs to, else 0")
+    fresh: bool = Field(False, description="a sample must be published inside the window (a value still current "
+                                           "from before does not count): values resume after an outage")
     name: str | None = None
 
     @field_validator("within", mode="before")

@@ -174,6 +174,17 @@ def to_html(r: dict) -> str:
         cl = "—" if f.get("cleared_at") is None else f"{f['cleared_at']:.2f} s"
         out.append(f"<tr><td>{e(f['id'])}</td><td>{e(f['kind'])}</td><td>{e(f['target'])}</td><td>{f['injected_at']:.2f} s</td>"
                    f"<td>{cl}</td><td>{fmt(f['detection_latency'])}</td><td>{e(', '.join(f['undetected']))}</td></tr>")
+    net = [f for f in r["faults"] if "network" in f]
+    if net:  # network faults (scenario --profile): the MQTT side sees values stop and resume
+        sec = lambda v: "—" if v is None else f"{v:.2f} s"  # noqa: E731
+        out.append(f"</table><h2>Network faults (profile {e(str(r.get('profile', '?')))})</h2><table><tr><th>fault</th>"
+                   "<th>kind</th><th>target</th><th>last value before</th><th>values during</th><th>gap</th>"
+                   "<th>recovery after clear</th></tr>")
+        for f in net:
+            n = f["network"]
+            out.append(f"<tr><td>{e(f['id'])}</td><td>{e(f['kind'])}</td><td>{e(f['target'])}</td>"
+                       f"<td>{sec(n['last_value_before_s'])}</td><td>{n['values_during']}</td><td>{sec(n['gap_s'])}</td>"
+                       f"<td>{sec(n['recovery_s'])}</td></tr>")
     out.append("</table><h2>Expectations</h2><table><tr><th></th><th>expectation</th><th>where</th><th>detail</th></tr>")
     for v in r["expectations"]:
         c = "PASS" if v["passed"] else "FAIL"

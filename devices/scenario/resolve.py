@@ -36,10 +36,11 @@ class Site:
     bay_points: dict[str, list[Key]] = field(default_factory=dict)
     device_points: dict[str, list[Key]] = field(default_factory=dict)
     protocol: dict[str, str] = field(default_factory=dict)
+    links: frozenset[str] | None = None  # the running profile's emulated links; None: no profile (no network faults)
 
     @classmethod
-    def of(cls, cfg: Config) -> "Site":
-        s = cls(cfg)
+    def of(cls, cfg: Config, links: frozenset[str] | None = None) -> "Site":
+        s = cls(cfg, links=links)
         for d in cfg.devices:
             if not d.enabled:
                 continue
@@ -100,8 +101,15 @@ class Site:
         """Raise TargetError when this fault cannot be applied to this target."""
         if kind in NETWORK_KINDS or t.link is not None:
             if kind not in NETWORK_KINDS:
-                raise TargetError(f"a link target takes a network fault (link_down, latency), not {kind!r}")
-            raise NotYetError(f"fault {kind!r}: {NOT_YET[kind]}")
+                raise TargetError(f"a link target takes a network fault ({', '.join(sorted(NETWORK_KINDS))}), not {kind!r}")
+            if t.link is None:
+                raise TargetError(f"fault {kind!r} is a network fault: give target: {{link: NAME}} (an emulated link of the profile)")
+            if self.links is None:
+                raise NotYetError(f"fault {kind!r}: {NOT_YET[kind]}")
+            if t.link not in self.links:
+                raise TargetError(f"no emulated link {t.link!r} in this profile; emulated links: "
+                                  f"{', '.join(sorted(self.links)) or 'none (add emulate: to a link)'}")
+            return
         if kind in POINT_KINDS:
             self.points(t)
             return
@@ -147,7 +155,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_scenario(path: str | Path, config: str | Path | Config | None = None) -> Plan:
+def load_scenario(path: str | Path, config: str | Path | Config | None = None,
+                  links: frozenset[str] | None = None) -> Plan:
     """Read, validate and resolve a scenario file against its site config; raises ConfigError."""
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
@@ -163,7 +172,7 @@ def load_scenario(path: str | Path, config: str | Path | Config | None = None) -
         if ref is None:
             raise ConfigError(str(path), ["config: no site config; add `config: ../site.yaml` or pass --config"])
         cfg = load_config(ref)
-    return resolve(scn, cfg, str(path), lines)
+    return resolve(scn, cfg, str(path), lines, links)
 
 
 def _where(lines: dict[tuple, int], loc: tuple, msg: str) -> str:
@@ -174,9 +183,11 @@ def _where(lines: dict[tuple, int], loc: tuple, msg: str) -> str:
     return f"{format_loc(loc)}: {msg}" + (f" (line {line})" if line else "")
 
 
-def resolve(scn: Scenario, cfg: Config, path: str = "<scenario>", lines: dict[tuple, int] | None = None) -> Plan:
+def resolve(scn: Scenario, cfg: Config, path: str = "<scenario>", lines: dict[tuple, int] | None = None,
+            links: frozenset[str] | None = None) -> Plan:
+    """``links``: the emulated links of the profile the run uses (network faults need one)."""
     lines = lines or {}
-    site = Site.of(cfg)
+    site = Site.of(cfg, links)
     problems: list[str] = []
     warnings: list[str] = []  # faults this build cannot apply yet: the run reports them as errors
     events: list[Event] = []
