@@ -310,7 +310,7 @@ async def _demo(cfg, args) -> int:
     elif args.no_live or not sys.stdout.isatty():
         from rich.console import Console
 
-        Console().print(render(st))
+        Console().print(render(st, limit=len(st.rows) or 1))
         print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s")
     return 0 if st.received > 0 else 1
 

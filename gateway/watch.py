@@ -78,7 +78,12 @@ def _parse_ts(s: str | None) -> float:
         return 0.0
 
 
-def render(state: WatchState, limit: int = 60) -> Group:
+def render(state: WatchState, limit: int | None = None) -> Group:
+    """The table; ``limit`` rows at most (default: what fits the terminal)."""
+    if limit is None:
+        from rich.console import Console
+
+        limit = max(10, Console().size.height - 9)
     now = time.time()
     table = Table(title="gridgate — live CIM measurements", expand=False, header_style="bold")
     for col, just in (("measurement", "left"), ("value", "right"), ("unit", "left"), ("quality", "left"), ("age", "right")):
