@@ -23,9 +23,10 @@ def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     r.add_argument("--free-ports", action="store_true", help="move every device to a free loopback port (not with --devices-only)")
     r.add_argument("--api", action="store_true", help="also serve the live fault API on loopback")
     r.add_argument("--warmup", type=float, default=10.0, help="max seconds to wait for every point before the clock starts")
-    r.add_argument("--profile", default="flat",
-                   help="network profile (configs/profiles/NAME.yaml): devices in field, gateway in gateway, broker + "
-                        "recorder in control; network faults (link_down, partition, link_up, latency) act on its emulated links")
+    r.add_argument("--profile", default=None,
+                   help="network profile (configs/profiles/NAME.yaml; default: the scenario's `profile:`, else flat): "
+                        "devices in field, gateway in gateway, broker + recorder in control; network faults "
+                        "(link_down, partition, link_up, latency) act on its emulated links")
     ss.add_parser("schema", help="print the JSON Schema of scenario files")
 
     f = sub.add_parser("fault", help="inject, clear or list faults in a running emulator (live API)")
@@ -68,6 +69,8 @@ def _scenario(a: argparse.Namespace) -> int:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
               file=sys.stderr)
         return 2
+    if a.profile is None:
+        a.profile = _scenario_profile(a.file)
     if a.profile != "flat":
         return _in_profile(a)
     try:
@@ -83,6 +86,18 @@ def _scenario(a: argparse.Namespace) -> int:
     res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=a.api,
                                progress=lambda m: print(m, file=sys.stderr, flush=True), warmup=a.warmup))
     return _finish(plan.scenario.name, res, a.report)
+
+
+def _scenario_profile(path: str) -> str:
+    """The scenario file's own ``profile:`` (errors in the file are reported by the full load)."""
+    from gateway.configload import load_yaml
+
+    try:
+        data, _ = load_yaml(path)
+    except (ConfigError, OSError):
+        return "flat"
+    p = data.get("profile") if isinstance(data, dict) else None
+    return p if isinstance(p, str) and p else "flat"
 
 
 def _in_profile(a: argparse.Namespace) -> int:

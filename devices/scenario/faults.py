@@ -143,8 +143,8 @@ PROTOCOLS: dict[str, frozenset[str]] = {
 }
 #: kinds that exist in the vocabulary but cannot be applied in every run: why
 NOT_YET = {
-    k: "network faults act on an emulated link of a network profile; run with --profile NAME "
-       "(a profile whose link has `emulate:`, e.g. wan-cellular)"
+    k: "network faults need the network-profile lab: run with --profile NAME (or `profile:` in the scenario; "
+       "a profile whose link has `emulate:`, e.g. wan-cellular)"
     for k in ("link_down", "partition", "link_up", "latency")
 }
 DEVICE_KINDS = frozenset().union(*PROTOCOLS.values())

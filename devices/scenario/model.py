@@ -196,6 +196,8 @@ class Scenario(_M):
     description: str = ""
     seed: int = Field(0, description="seeds the firmware (noise, random walks) so a run repeats exactly")
     config: str | None = Field(None, description="site config, relative to the scenario file")
+    profile: str | None = Field(None, description="network profile (configs/profiles/NAME.yaml) the run uses; "
+                                                  "--profile overrides. Needed for link faults")
     tick: float = Field(0.1, description="firmware tick: simulated time advances by this per tick")
     epoch: float = Field(1_767_225_600.0, description="simulated time (epoch s) of the first tick; default 2026-01-01T00:00Z")
     duration: float | None = Field(None, description="run length; default: last event + the longest expectation window + 1s")

@@ -44,7 +44,7 @@ MARK = "@@ "
 
 
 def emulated_links(profile: Profile) -> frozenset[str]:
-    return frozenset(l.name for l in profile.links if getattr(l, "emulate", None) is not None)
+    return frozenset(l.name for l in profile.links if l.emulate is not None)
 
 
 class Pipe:
@@ -147,6 +147,10 @@ def run_in_profile(file: str, config: str | None, profile: Profile, warmup: floa
                    say: Progress | None = None, keep: Path | None = None) -> RunResult:
     """Build the lab, run the scenario in it, tear it down; the result as :func:`run_plan`'s."""
     say = say or (lambda m: print(m, file=sys.stderr, flush=True))
+    if profile.gateway.northbound != "mqtt":
+        raise ProfileRunError(f"profile {profile.name}: the scenario recorder reads MQTT in the control zone; "
+                              f"northbound {profile.gateway.northbound} is not supported by scenario runs yet "
+                              "(use a profile with northbound: mqtt)")
     links = emulated_links(profile)
     plan0 = load_scenario(file, config, links)  # validates names (and link names) before any lab exists
     work = keep or Path(tempfile.mkdtemp(prefix=f"gg-scenario-{profile.name}-"))
@@ -169,9 +173,6 @@ def _run(file: str, plan0: Any, links: frozenset[str], profile: Profile, work: P
         plan = load_scenario(file, site, links)
         s = Session(lab, work, site, endpoints)
         open_field(lab, endpoints)
-        if profile.gateway.northbound != "mqtt":
-            raise ProfileRunError(f"profile {profile.name}: the scenario recorder reads MQTT in the control zone; "
-                                  f"northbound {profile.gateway.northbound} is not supported by scenario runs yet")
         start_broker(s)
         s.broker_url = f"mqtt://{lab.address('control', towards='gateway')}:{profile.broker_port}"
         cfg = plan.cfg

@@ -172,7 +172,20 @@ def load_scenario(path: str | Path, config: str | Path | Config | None = None,
         if ref is None:
             raise ConfigError(str(path), ["config: no site config; add `config: ../site.yaml` or pass --config"])
         cfg = load_config(ref)
+    if links is None and scn.profile:
+        links = profile_links(scn.profile, str(path), lines)
     return resolve(scn, cfg, str(path), lines, links)
+
+
+def profile_links(name: str, path: str = "<scenario>", lines: dict[tuple, int] | None = None) -> frozenset[str]:
+    """The emulated links of a network profile (the targets of link faults)."""
+    from devices.netlab.profile import load_profile
+
+    try:
+        prof = load_profile(name)
+    except ValueError as e:
+        raise ConfigError(path, [_where(lines or {}, ("profile",), str(e))]) from None
+    return frozenset(l.name for l in prof.links if l.emulate is not None)
 
 
 def _where(lines: dict[tuple, int], loc: tuple, msg: str) -> str:
