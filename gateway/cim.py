@@ -79,11 +79,19 @@ class Provenance(_Out):
     address: str
 
 
+class MeasurementRef(_Out):
+    """The ``compact`` payload's reference: the full Measurement is on ``.../catalog/{mRID}``."""
+
+    mRID: uuid.UUID
+
+
 class MeasurementValue(_Out):
     """An AnalogValue, DiscreteValue or AccumulatorValue as published on ``.../meas/...``."""
 
     mRID: uuid.UUID = Field(description="the MeasurementValue's own mRID (stable per measurement)")
-    measurement: Measurement
+    measurement: Measurement | MeasurementRef = Field(
+        description="the Measurement (payload: full) or only its mRID (payload: compact)"
+    )
     value: float | int | None = Field(description="engineering value in unitMultiplier·unitSymbol; null if never read")
     valueAlias: str | None = Field(None, description="SwitchPosition: intermediate/open/closed/bad")
     timeStamp: str = Field(description="source time, ISO 8601 UTC with milliseconds")
@@ -159,17 +167,18 @@ def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
     """One entry per point of every enabled device, keyed ``device/point``."""
     prefix = cfg.gateway.northbound.topic_prefix
     gw = cfg.gateway.id
+    compact = cfg.gateway.northbound.payload == "compact"
     paths = cfg.equipment_paths()
     out: dict[str, CatalogEntry] = {}
     for d in cfg.devices:
         if not d.enabled:
             continue
         for p in d.points:
-            out[f"{d.name}/{p.name}"] = _entry(cfg, d, p, paths, prefix, gw)
+            out[f"{d.name}/{p.name}"] = _entry(cfg, d, p, paths, prefix, gw, compact)
     return out
 
 
-def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, gw: str) -> CatalogEntry:
+def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, gw: str, compact: bool) -> CatalogEntry:
     m = p.measurement
     sub, bay, eq = paths[m.equipment]
     mrid = cfg.measurement_mrid(p)
@@ -192,7 +201,8 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
         "topic": topic,
     }
     value_mrid = str(uuid.uuid5(mrid, "value"))
-    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(meas, separators=(",", ":")) + ","
+    embedded = {"mRID": meas["mRID"]} if compact else meas
+    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(embedded, separators=(",", ":")) + ","
     return CatalogEntry(
         key=f"{d.name}/{p.name}",
         device=d.name,

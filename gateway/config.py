@@ -401,6 +401,11 @@ class NorthboundOptions(_Model):
     integrity_interval: Duration = Field(60.0, description="every value is republished at least this often")
     analog_qos: Literal[0, 1] = 0
     analog_expiry: Duration | None = Field(None, description="MQTT 5 message expiry of analog values")
+    payload: Literal["full", "compact"] = Field(
+        "full",
+        description="compact: values carry only the measurement's mRID (the description is in the retained catalog); "
+        "about a third of the bytes, for WAN and radio links",
+    )
     encoding: Literal["cim", "sparkplug", "both"] = "cim"
     sparkplug: SparkplugOptions | None = None
     commands: bool = Field(False, description="subscribe to .../cmd/{mRID} (points still need command.enabled)")

@@ -39,6 +39,7 @@ class Row:
 class WatchState:
     rows: dict[str, Row] = field(default_factory=dict)
     status: dict[str, dict] = field(default_factory=dict)
+    catalog: dict[str, dict] = field(default_factory=dict)  # measurement mRID → Measurement (for compact values)
     received: int = 0
     bad_payloads: int = 0
 
@@ -51,10 +52,15 @@ class WatchState:
         if topic.endswith("/status"):
             self.status[topic.split("/")[-2]] = body
             return
+        if "/catalog/" in topic and isinstance(body, dict) and "mRID" in body:
+            self.catalog[body["mRID"]] = body
+            return
         if "/meas/" not in topic or not isinstance(body, dict) or "measurement" not in body:
             return
         self.received += 1
         m = body["measurement"]
+        if "name" not in m:  # compact payload: the description comes from the retained catalog
+            m = self.catalog.get(m.get("mRID"), {"name": m.get("mRID", "?"), "powerSystemResource": {}})
         q = body.get("quality", {})
         psr = m.get("powerSystemResource", {})
         name = f"{psr.get('substation','')}/{psr.get('bay','')}/{psr.get('equipment', psr.get('name',''))} {m.get('name')}"
@@ -116,6 +122,7 @@ class Watcher:
         self.version = gmqtt.constants.MQTTv311 if protocol == "3.1.1" else gmqtt.constants.MQTTv50
 
     def _on_connect(self, client, flags, rc, properties) -> None:
+        client.subscribe(f"{self.prefix}/+/catalog/#", qos=1)
         client.subscribe(f"{self.prefix}/+/meas/#", qos=1)
         client.subscribe(f"{self.prefix}/+/status", qos=1)
 

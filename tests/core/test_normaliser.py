@@ -105,3 +105,23 @@ def test_comms_lost_turns_questionable_into_invalid():
     again: list[Reading] = []
     mark_comms_lost(["d/a", "d/b", "d/c"], last, again.append, 100.0)
     assert again == []  # nothing new for points already marked
+
+
+def test_compact_payload_is_small_and_valid(tmp_path):
+    import yaml
+
+    from gateway.configload import load_config
+
+    cfg, path = modbus_site(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["gateway"]["northbound"]["payload"] = "compact"
+    path.write_text(yaml.safe_dump(data))
+    full_out: list[Publication] = []
+    compact_out: list[Publication] = []
+    Normaliser(build_catalog(cfg), full_out.append)(Reading("meter1/Ia", 182.4, 0, 1.0, "holding:10"))
+    Normaliser(build_catalog(load_config(path)), compact_out.append)(Reading("meter1/Ia", 182.4, 0, 1.0, "holding:10"))
+    full, compact = json.loads(full_out[0].payload), json.loads(compact_out[0].payload)
+    assert compact["measurement"] == {"mRID": full["measurement"]["mRID"]}
+    assert {k: v for k, v in compact.items() if k != "measurement"} == {k: v for k, v in full.items() if k != "measurement"}
+    assert len(compact_out[0].payload) < 0.5 * len(full_out[0].payload)
+    MeasurementValue.model_validate_json(compact_out[0].payload)
