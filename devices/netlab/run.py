@@ -246,7 +246,8 @@ def courier_import(s: Session) -> dict:
         raise ProfileRunError(f"courier import failed ({r.returncode}): {r.stderr.strip()}") from None
 
 
-def _last_json(text: str) -> dict:
+def last_json(text: str) -> dict:
+    """The last JSON object printed on a line of ``text`` (a process's summary), or {}."""
     for line in reversed(text.splitlines()):
         i = line.find("{")
         if i >= 0:
@@ -380,7 +381,7 @@ def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work
             imports.append(courier_import(s))
             next_import = time.monotonic() + 2
     rc_gw = s.stop("gateway", timeout=15)
-    gw_stats = _last_json(s.log("gateway", tail=4000))
+    gw_stats = last_json(s.log("gateway", tail=4000))
     banner = next((l for l in s.log("gateway", tail=10**6).splitlines() if "measurements →" in l), "")
     summary: dict[str, Any] = {"profile": profile.name, "seconds": 0.0, "devices": {n: f"{h}:{p}" for n, (h, p) in endpoints.items()},
                                "gateway_started": banner, "gateway_exit": rc_gw, "gateway": gw_stats}
@@ -400,11 +401,11 @@ def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work
             rx.wait(15)
         except subprocess.TimeoutExpired:
             rx.kill()
-        summary["diode"] = _last_json(s.log("diode-receiver", tail=20000))
+        summary["diode"] = last_json(s.log("diode-receiver", tail=20000))
     if "collector" in s.procs:
         time.sleep(0.5)
         s.stop("collector", timeout=10)
-        seen = _last_json(s.log("collector", tail=200000)) if (work / "collector.out").exists() else {}
+        seen = last_json(s.log("collector", tail=200000)) if (work / "collector.out").exists() else {}
         summary.update({k: seen[k] for k in ("measurements_seen", "values_received", "quality", "status", "rows") if k in seen})
     s.stop("emulator")
     if "mosquitto" in s.procs:

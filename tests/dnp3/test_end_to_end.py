@@ -47,17 +47,22 @@ async def test_analog_change_arrives_unsolicited_with_source_time() -> None:
         assert src.stats["time_syncs"] == 1 and not os_.need_time and not os_.restart_iin
 
 
+async def lose_next_unsolicited(os_, src, proxy: LossyProxy, value: float, ts: float) -> None:
+    """Once unsolicited reporting runs, change P and make the proxy swallow the unsolicited response."""
+    await ready(src)
+    await until(lambda: src.stats["unsolicited"] >= 1)
+    await asyncio.sleep(0.1)
+    proxy.drop_next_upstream = 1
+    os_.update("P", value, 0, ts)
+    await until(lambda: len(proxy.dropped) == 1)
+
+
 async def test_lost_unsolicited_is_retried_not_lost_not_doubled() -> None:
     async with outstation(device(POINTS), unsol_confirm_timeout=0.3) as os_:
         proxy = await LossyProxy(os_.port).start()
         try:
             async with source(device(POINTS), proxy.port) as (src, got):
-                await ready(src)
-                await until(lambda: src.stats["unsolicited"] >= 1)
-                await asyncio.sleep(0.1)
-                proxy.drop_next_upstream = 1
-                os_.update("P", 7000.0, 0, 1_700_000_010.0)
-                await until(lambda: len(proxy.dropped) == 1)
+                await lose_next_unsolicited(os_, src, proxy, 7000.0, 1_700_000_010.0)
                 assert os_.stats["events_buffered"] == 1  # sent but unconfirmed: still held
                 await got.wait_for(lambda rs: any(r.key == "rtu1/P" and r.event for r in rs), 3.0)
                 assert len(proxy.dropped) == 1 and os_.stats["unsol_retried"] >= 1
@@ -72,12 +77,7 @@ async def test_link_lost_before_unsolicited_confirm_resends_on_next_connection()
         proxy = await LossyProxy(os_.port).start()
         try:
             async with source(device(POINTS), proxy.port) as (src, got):
-                await ready(src)
-                await until(lambda: src.stats["unsolicited"] >= 1)
-                await asyncio.sleep(0.1)
-                proxy.drop_next_upstream = 1
-                os_.update("P", 9000.0, 0, 1_700_000_015.0)
-                await until(lambda: len(proxy.dropped) == 1)
+                await lose_next_unsolicited(os_, src, proxy, 9000.0, 1_700_000_015.0)
                 proxy.cut()  # the link dies while the event waits for its confirm
                 rs = await got.wait_for(lambda rs: any(r.key == "rtu1/P" and r.event for r in rs), 5.0)
                 ev = [(r.value, r.timestamp) for r in rs if r.key == "rtu1/P" and r.event]

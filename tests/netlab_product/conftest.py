@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from devices.netlab.run import last_json
 from gateway.cli import build_parser
 
 PY = sys.executable
@@ -68,11 +69,7 @@ def descendants() -> list[int]:
 
 
 def last_json_line(text: str) -> dict:
-    for line in reversed(text.splitlines()):
-        i = line.find("{")
-        if i >= 0:
-            try:
-                return json.loads(line[i:])
-            except ValueError:
-                continue
-    raise AssertionError(f"no JSON summary in output:\n{text[-2000:]}")
+    found = last_json(text)
+    if not found:
+        raise AssertionError(f"no JSON summary in output:\n{text[-2000:]}")
+    return found
