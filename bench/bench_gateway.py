@@ -109,9 +109,13 @@ async def main() -> None:
                 me1 = time.process_time()
                 st1 = sub.latest("/status") or {}
         finally:
-            for p in (gw, emu):
+            for p in (gw, emu):  # never leave a process behind, even if it is slow to stop
                 p.terminate()
-                p.wait(10)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
     def ts(st: dict) -> float:
         from datetime import datetime
         return datetime.fromisoformat(st["timeStamp"].replace("Z", "+00:00")).timestamp()
