@@ -147,24 +147,33 @@ async def latency(n: int) -> dict:
         remote.close()
 
 
+async def start_master(src: Dnp3Source, got: list[Reading]) -> asyncio.Task:
+    """Run our master into ``got`` and wait (up to 10 s) until its startup sequence is done."""
+    task = asyncio.create_task(src.run(got.append))
+    for _ in range(200):
+        if src.connected and src.stats["integrity_polls"] and src.iin & 0xF0 == 0:
+            break
+        await asyncio.sleep(0.05)
+    return task
+
+
+def poll_rates(n_points: int, polls: int, dt: float, cpu_master: float, cpu_outstation: float) -> dict:
+    return {"points_per_s": n_points * polls / dt, "poll_ms": dt / polls * 1000,
+            "master_cpu_ms_per_poll": cpu_master / polls * 1000, "outstation_cpu_ms_per_poll": cpu_outstation / polls * 1000}
+
+
 # ---------------------------------------------------------------- 2. integrity throughput
 async def integrity(n_points: int, polls: int) -> dict:
     remote = Remote(n_points, cls=0)
     try:
         src = Dnp3Source(device(analogs(n_points, 0)).model_copy(update={"port": remote.port}))
         got: list[Reading] = []
-        task = asyncio.create_task(src.run(got.append))
-        for _ in range(200):
-            if src.connected and src.stats["integrity_polls"] and src.iin & 0xF0 == 0:
-                break
-            await asyncio.sleep(0.05)
+        task = await start_master(src, got)
         cpu0, os0, t0 = time.process_time(), remote.cpu(), time.perf_counter()
         for _ in range(polls):
             await src.integrity_poll()
         dt = time.perf_counter() - t0
-        cpu_m, cpu_o = time.process_time() - cpu0, remote.cpu() - os0
-        ours = {"points_per_s": n_points * polls / dt, "poll_ms": dt / polls * 1000,
-                "master_cpu_ms_per_poll": cpu_m / polls * 1000, "outstation_cpu_ms_per_poll": cpu_o / polls * 1000}
+        ours = poll_rates(n_points, polls, dt, time.process_time() - cpu0, remote.cpu() - os0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
@@ -176,10 +185,8 @@ async def integrity(n_points: int, polls: int) -> dict:
             ym.scan_classes(0)
             await ym.data.wait_for(lambda s: len(s) >= target, 10)
         dt = time.perf_counter() - t0
-        cpu_m, cpu_o = time.process_time() - cpu0, remote.cpu() - os0
+        theirs = poll_rates(n_points, polls, dt, time.process_time() - cpu0, remote.cpu() - os0)
         ym.close()
-        theirs = {"points_per_s": n_points * polls / dt, "poll_ms": dt / polls * 1000,
-                  "master_cpu_ms_per_poll": cpu_m / polls * 1000, "outstation_cpu_ms_per_poll": cpu_o / polls * 1000}
         return {"points": n_points, "polls": polls, "ours": ours, "yadnp3_master": theirs}
     finally:
         remote.close()
@@ -191,11 +198,7 @@ async def cpu_per_events(n: int) -> dict:
     try:
         src = Dnp3Source(device(analogs(4)).model_copy(update={"port": remote.port}))
         got: list[Reading] = []
-        task = asyncio.create_task(src.run(got.append))
-        for _ in range(200):
-            if src.connected and src.stats["integrity_polls"] and src.iin & 0xF0 == 0:
-                break
-            await asyncio.sleep(0.05)
+        task = await start_master(src, got)
         await asyncio.sleep(0.3)
         before = len([r for r in got if r.event])
         cpu0 = time.process_time()
