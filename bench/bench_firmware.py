@@ -142,7 +142,7 @@ print(n)
 def lateness(seconds: float, with_modbus: bool, realtime: bool, spin: float = 0.0) -> tuple[list[float], int, int, float | None]:
     fw = Firmware(sine_points(1000, registers=50), backend="c")
     served = None
-    loop = stop = thread = None
+    loop = thread = None
     client = None
     if with_modbus:
         from devices.modbus import ModbusServer

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import resource
 import struct
 import subprocess
@@ -31,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gateway.config import ModbusDevice  # noqa: E402
 from gateway.pipeline import Reading  # noqa: E402
-from gateway.southbound.modbus import ModbusSource  # noqa: E402
-from gateway.southbound.modbus_plan import plan_device  # noqa: E402
+from gateway.protocols.modbus.config import ModbusDevice  # noqa: E402
+from gateway.southbound.modbus.driver import ModbusSource  # noqa: E402
+from gateway.southbound.modbus.plan import plan_device  # noqa: E402
 
 REGS = 4000  # holding registers per emulated device
 

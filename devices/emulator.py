@@ -9,14 +9,16 @@ firmware as state changes, so the next tick shows them on every protocol.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from devices.contract import DeviceUnavailable, EventDriven, emulated
 from firmware_sim import Firmware, RegisterLayout, SimPoint
-from gateway.config import Config, DeviceBase, ModbusDevice
+from gateway.config import Config
+from gateway.protocols.modbus.config import ModbusDevice
+from gateway.site.model import DeviceBase
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,6 @@ def build_firmware(cfg: Config, seed: int = 0) -> Firmware:
         d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables
     }
     return Firmware(sim_points(cfg), groups=groups, seed=seed, table_sizes=sizes)
-
-
-class DeviceUnavailable(Exception):
-    pass
 
 
 @dataclass
@@ -123,11 +121,14 @@ class Emulator:
     async def start_device(self, name: str) -> RunningDevice | None:
         d = next(x for x in self.cfg.devices if x.name == name)
         try:
-            rd = await _START[d.protocol](self, d)  # type: ignore[attr-defined]
+            server = await emulated(d.protocol).start(  # type: ignore[attr-defined]
+                d, lambda point, value, _d=d.name: self.apply_command(_d, point, value), self.fw)
         except DeviceUnavailable as e:
             self.skipped[d.name] = str(e)
             self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
             return None
+        port = server.port if isinstance(server.port, int) and server.port else d.port
+        rd = RunningDevice(d, server, port, update=server.update if isinstance(server, EventDriven) else None)
         rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]
         self.devices[d.name] = rd
         if rd.update is not None:  # give event-driven devices their initial values
@@ -186,36 +187,3 @@ class Emulator:
             rd = self.devices.get(entry[0])
             if rd is not None and rd.update is not None:
                 rd.update(entry[1], self.fw.value(i), self.fw.quality(i), now)
-
-async def _start_modbus(emu: Emulator, d: ModbusDevice) -> RunningDevice:
-    from devices.modbus.server import ModbusServer
-
-    server = ModbusServer(emu.fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name)
-    await server.start()
-    return RunningDevice(d, server, server.port)
-
-
-def _optional(module: str, cls: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as e:
-        raise DeviceUnavailable(f"not available in this build ({e})") from None
-
-
-async def _start_dnp3(emu: Emulator, d: DeviceBase) -> RunningDevice:
-    Outstation = _optional("devices.dnp3", "Dnp3Outstation")
-    os_ = Outstation(d, on_command=lambda point, value: emu.apply_command(d.name, point, value))
-    await os_.start()
-    return RunningDevice(d, os_, os_.port, update=os_.update)
-
-
-async def _start_iec61850(emu: Emulator, d: DeviceBase) -> RunningDevice:
-    Ied = _optional("devices.iec61850", "Iec61850Ied")
-    ied = Ied(d, on_control=lambda point, value: emu.apply_command(d.name, point, value))
-    r = ied.start()
-    if asyncio.iscoroutine(r):
-        await r
-    return RunningDevice(d, ied, d.port, update=ied.update)
-
-
-_START = {"modbus": _start_modbus, "dnp3": _start_dnp3, "iec61850": _start_iec61850}

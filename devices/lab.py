@@ -29,8 +29,7 @@ def clean(s: Sample) -> bool:
     """GOOD from the process with no detail flag at all."""
     return s.quality == GOOD_PROCESS
 from devices.scenario.resolve import Site
-from gateway.config import Config
-from gateway.configload import load_config
+from gateway.config import Config, load_config
 
 
 class Lab:

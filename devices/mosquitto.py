@@ -9,11 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from gateway.runtime import free_port  # noqa: F401 - re-exported for tests and labs
 
 
 def mosquitto_binary() -> str | None:

@@ -163,6 +163,14 @@ class Firmware:
 
     # ------------------------------------------------------------ protocols
 
+    def image_bits(self, start: int, count: int) -> bytes:
+        """Packed bits of the coil/discrete-input image of the last tick (one consistent snapshot)."""
+        return self._s.read_bits(start, count)[1]
+
+    def image_registers(self, start: int, count: int) -> bytes:
+        """Big-endian words of the register image of the last tick (one consistent snapshot)."""
+        return self._s.read_regs(start, count)[1]
+
     def modbus(self, device: str):
         """The Modbus data model of one device (see firmware_sim.modbus.ModbusDataModel)."""
         from firmware_sim.modbus import FirmwareModbus

@@ -11,46 +11,56 @@ exception 02 ILLEGAL DATA ADDRESS).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from firmware_sim.firmware import Firmware
-
-TABLES = ("coil", "discrete_input", "holding", "input")
+from firmware_sim.registers import TABLES, decoder
 
 
+@runtime_checkable
 class ModbusDataModel(Protocol):
+    """What the server needs from a register image. Ranges are validated by the caller."""
+
     def size(self, table: str) -> int: ...
-    def read_bits(self, table: str, start: int, count: int) -> bytes: ...
-    def read_registers(self, table: str, start: int, count: int) -> bytes: ...
-    def write_bits(self, start: int, values: bytes) -> None: ...
-    def write_registers(self, start: int, data: bytes) -> None: ...
+
+    def read_bits(self, table: str, start: int, count: int) -> bytes:
+        """one byte 0/1 per bit"""
+        ...
+
+    def read_registers(self, table: str, start: int, count: int) -> bytes:
+        """2*count bytes, big-endian registers as on the wire"""
+        ...
+
+    def write_bits(self, start: int, values: bytes) -> None:
+        """coils; one byte 0/1 per bit"""
+        ...
+
+    def write_registers(self, start: int, data: bytes) -> None:
+        """holding registers; big-endian as on the wire"""
+        ...
+
 
 
 class ReadOnlyPoint(ValueError):
     """A write to a register or coil whose point is not commandable."""
 
 
-def _swap(w: int) -> int:
-    return ((w >> 8) | (w << 8)) & 0xFFFF
-
-
-def decode(layout, words: list[int]) -> float:
+def decode(layout, words: list[int]) -> float:  # noqa: ANN001 - a RegisterLayout
     """Engineering value of a point's registers (inverse of the encoding in the samplers)."""
-    lb = layout.byte_order == "little"
-    words = [_swap(w) if lb else w for w in words]
-    if layout.width == 2:
-        hi, lo = (words[1], words[0]) if layout.word_order == "little" else (words[0], words[1])
-        u = (hi << 16) | lo
-        raw = {"int32": struct.unpack(">i", struct.pack(">I", u))[0], "uint32": u,
-               "float32": struct.unpack(">f", struct.pack(">I", u))[0]}[layout.type]
-    else:
-        raw = struct.unpack(">h", struct.pack(">H", words[0]))[0] if layout.type == "int16" else words[0]
-    return raw * layout.scale + layout.offset
+    return decoder(layout.type, layout.word_order, layout.byte_order)(words, 0) * layout.scale + layout.offset
+
+
+class RegisterImages(Protocol):
+    """What the Modbus view needs of the firmware (firmware_sim.firmware.Firmware provides it)."""
+
+    plan: Any
+
+    def image_bits(self, start: int, count: int) -> bytes: ...
+    def image_registers(self, start: int, count: int) -> bytes: ...
+    def set_state(self, i: int, value: float) -> None: ...
 
 
 class FirmwareModbus:
-    def __init__(self, fw: "Firmware", device: str) -> None:
+    def __init__(self, fw: RegisterImages, device: str) -> None:
         self.fw = fw
         self.device = device
         self._tables = fw.plan.tables[device]
@@ -69,14 +79,14 @@ class FirmwareModbus:
             raise ValueError(f"read_bits reads coil or discrete_input, not {table!r}")
         base, size = self._table(table)
         self._range(table, start, count, size)
-        return self.fw._s.read_bits(base + start, count)[1]
+        return self.fw.image_bits(base + start, count)
 
     def read_registers(self, table: str, start: int, count: int) -> bytes:
         if table not in ("holding", "input"):
             raise ValueError(f"read_registers reads holding or input, not {table!r}")
         base, size = self._table(table)
         self._range(table, start, count, size)
-        return self.fw._s.read_regs(base + start, count)[1]
+        return self.fw.image_registers(base + start, count)
 
     def write_bits(self, start: int, values: bytes) -> None:
         base, size = self._table("coil")

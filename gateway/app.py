@@ -16,9 +16,10 @@ from typing import Callable
 from gateway.cim import CatalogEntry, build_catalog, iso_ms
 from gateway.config import Config
 from gateway.normaliser import Normaliser, Publication
-from gateway.northbound.message import Message, TlsOptions
+from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.southbound import DriverUnavailable, make_source
+from gateway.southbound.contract import Driver, Operable, clean_counters
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +53,9 @@ class GatewayOptions:
     inbound: bool = True
 
 
-def driver_counters(source: object) -> dict:
+def driver_counters(source: Driver) -> dict:
     """A driver's protocol counters (exceptions, timeouts, events, reports ...) as plain JSON data."""
-    import dataclasses
-
-    raw = getattr(source, "counters", None)
-    if not isinstance(raw, dict):
-        raw = getattr(source, "stats", None)
-    if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
-        raw = dataclasses.asdict(raw)
-    if not isinstance(raw, dict):
-        return {}
-    out = {}
-    for k, v in raw.items():
-        if isinstance(v, dict):
-            v = {str(kk): vv for kk, vv in v.items() if isinstance(vv, (int, float))}
-        if isinstance(v, (int, float, dict)) and not isinstance(v, bool):
-            out[str(k)] = v
-    return out
+    return clean_counters(source.status_counters())
 
 
 class Gateway:
@@ -126,9 +112,7 @@ class Gateway:
             password = os.environ.get(nb.password_env)
             if password is None:
                 raise ValueError(f"gateway.northbound.password_env: environment variable {nb.password_env} is not set")
-        tls = None
-        if nb.tls is not None:
-            tls = TlsOptions(**nb.tls.model_dump())
+        tls = nb.tls  # the site file and the publisher share one TLS model (gateway.site.options)
         return MqttPublisher(
             url,
             client_id=(o.client_id or nb.client_id or f"gridgate-{self.cfg.gateway.id}") + client_suffix,
@@ -271,7 +255,7 @@ class Gateway:
             return
         from gateway.northbound.commands import CommandRouter, command_points
 
-        targets = {s.device: s for s in self.sources if hasattr(s, "operate")}
+        targets = {s.device: s for s in self.sources if isinstance(s, Operable)}
         self.commands = CommandRouter(nb.topic_prefix, self.cfg.gateway.id, command_points(self.cfg), targets,
                                       lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True)
         self.publisher.subscribe(self.commands.subscription, self.commands.on_message)

@@ -15,10 +15,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import quality as qmod
-from gateway.config import (
+from gateway.config import Config
+from gateway.protocols import NAMES
+from gateway.site import quality as qmod
+from gateway.site.model import (
     SWITCH_POSITIONS,
-    Config,
     DeviceBase,
     MeasurementKind,
     MeasurementType,
@@ -73,9 +74,13 @@ class Quality(_Out):
     suspect: bool | None = None
 
 
+#: the registered protocols, as the JSON Schema's enum of ``source.protocol``
+ProtocolName = Literal[NAMES]  # type: ignore[valid-type]
+
+
 class Provenance(_Out):
     device: str
-    protocol: Literal["modbus", "dnp3", "iec61850"]
+    protocol: ProtocolName  # type: ignore[valid-type]
     address: str
 
 

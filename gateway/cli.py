@@ -1,4 +1,9 @@
-"""`gridgate` command line: demo, emulate, gateway, watch, validate, schema.
+"""`gridgate`: one command, its subcommands from an explicit table plus registered plugins.
+
+The gateway's own subcommands (validate, schema, gateway, watch, courier) are listed here. The
+emulator side (demo, emulate, scenario, fault, lab) registers through the ``gridgate.commands``
+entry points of the installed package (pyproject.toml), so the gateway never imports it. A plugin
+that fails to load is reported on stderr and its commands answer with that error; nothing vanishes.
 
 Exit codes: 0 success, 1 failure (bad config, runtime error), 2 usage error, 130 interrupted.
 """
@@ -6,39 +11,59 @@ Exit codes: 0 success, 1 failure (bad config, runtime error), 2 usage error, 130
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
-import socket
+import os
 import sys
-import time
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Callable
 
-from gateway.configload import ConfigError, load_config
+from gateway.config import load_config
+from gateway.runtime import (
+    DEFAULT_CONFIG,
+    LAB_ZONE_ENV,
+    default_config,
+    duration_arg,
+    run,
+    say,
+    sleep_for,
+)
+from gateway.site.load import ConfigError
 
-DEFAULT_CONFIG = "configs/primary-substation.yaml"
 log = logging.getLogger("gridgate")
+Command = Callable[[argparse.Namespace], int]
+PLUGINS = "gridgate.commands"  # entry-point group: name = module:register, register(subparsers) -> {cmd: fn}
+PROFILE_RUNNER = "gridgate.profile_runner"  # entry point `run`: run(command, args) -> exit code, in a lab
+
+#: where every broken plugin's error is kept for the commands that depend on it
+_broken: dict[str, str] = {}
 
 
-def _default_config() -> str:
-    here = Path(DEFAULT_CONFIG)
-    if here.exists():
-        return str(here)
-    repo = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG
-    return str(repo) if repo.exists() else DEFAULT_CONFIG
-
-
-def _duration(v: str) -> float:
-    from gateway.config import parse_duration
-
-    try:
-        return parse_duration(v)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def common(sp: argparse.ArgumentParser, config: bool = True, broker: bool = True, duration: bool = True,
+           profile: bool = False) -> None:
+    """Options shared by the long-running commands (also used by plugins)."""
+    if config:
+        sp.add_argument("--config", "-c", default=None, help=f"site config YAML (default: {DEFAULT_CONFIG})")
+    if broker:
+        sp.add_argument("--broker", default=None, help="MQTT broker URL, mqtt://host:port or mqtts://host:port")
+        sp.add_argument("--mqtt-version", choices=["5", "3.1.1"], default=None,
+                        help="MQTT protocol version (default 5; 3.1.1 for the embedded broker)")
+    if duration:
+        sp.add_argument("--duration", type=duration_arg, default=None, help="stop cleanly after this long (e.g. 30, 10s, 5m)")
+    if profile:
+        sp.add_argument("--profile", default=None,
+                        help="network profile configs/profiles/NAME.yaml: flat (default), segmented, one-way, "
+                             "data-diode, air-gapped, wan-cellular, wan-radio-mesh")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (the gateway's own and the plugins')."""
+    return build()[0]
+
+
+def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The parser and the command table it dispatches to."""
     p = argparse.ArgumentParser(
         prog="gridgate",
         description="OT/SCADA protocol gateway and edge emulator: Modbus TCP, DNP3 and IEC 61850 devices → CIM measurements over MQTT.",
@@ -46,32 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    def common(sp: argparse.ArgumentParser, config: bool = True, broker: bool = True, duration: bool = True) -> None:
-        if config:
-            sp.add_argument("--config", "-c", default=None, help=f"site config YAML (default: {DEFAULT_CONFIG})")
-        if broker:
-            sp.add_argument("--broker", default=None, help="MQTT broker URL, mqtt://host:port or mqtts://host:port")
-            sp.add_argument("--mqtt-version", choices=["5", "3.1.1"], default=None, help="MQTT protocol version (default 5; 3.1.1 for the embedded broker)")
-        if duration:
-            sp.add_argument("--duration", type=_duration, default=None, help="stop cleanly after this long (e.g. 30, 10s, 5m)")
-
-    d = sub.add_parser("demo", help="devices + gateway + broker with a live table of measurements")
-    common(d)
-    d.add_argument("--broker-port", type=int, default=1883, help="port of the embedded broker (default 1883; a free one if taken)")
-    d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
-    d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
-    d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
-
-    e = sub.add_parser("emulate", help="run only the emulated devices of a config")
-    common(e, broker=False)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
-    e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
-
     g = sub.add_parser("gateway", help="run only the gateway: poll the config's devices, publish to a broker")
-    common(g)
+    common(g, profile=True)
     g.add_argument("--username", default=None)
     g.add_argument("--password-file", default=None, help="file holding the broker password (kept out of argv and logs)")
+    g.add_argument("--northbound", choices=["mqtt", "diode", "courier"], default="mqtt",
+                   help="where values go: an MQTT broker (default), a data diode (UDP, one way) or air-gap courier bundles")
+    g.add_argument("--diode-target", default=None, metavar="HOST:PORT", help="the diode receiver (with --northbound diode)")
+    g.add_argument("--transfer-dir", default=None, help="bundle directory (with --northbound courier)")
+    g.add_argument("--key-file", default=None, help="courier signing key (with --northbound courier)")
+    g.add_argument("--no-inbound", action="store_true", help="subscribe to nothing (no commands, no rebirth requests)")
 
     w = sub.add_parser("watch", help="live table of the measurements on a broker")
     common(w, config=False)
@@ -83,37 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
     s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
-    for sp in (d, e, g):
-        sp.add_argument("--profile", default=None,
-                        help="network profile configs/profiles/NAME.yaml: flat (default), segmented, one-way, "
-                             "data-diode, air-gapped, wan-cellular, wan-radio-mesh")
-    _register_optional(sub)
-    return p
+
+    from gateway.conduits.cli import register as courier
+
+    commands: dict[str, Command] = {"validate": cmd_validate, "schema": cmd_schema, "gateway": cmd_gateway,
+                                    "watch": cmd_watch, **courier(sub)}
+    commands.update(_plugins(sub))
+    return p, commands
 
 
-def _profiled(command: str, args: argparse.Namespace) -> int | None:
-    """Run the command inside a network-profile lab (namespaces), or None for the flat default."""
-    if getattr(args, "profile", None) in (None, "flat"):
-        return None
-    from devices.netlab.run import run_with_profile
-
-    return run_with_profile(command, args)
-
-
-def _register_optional(sub) -> None:
-    """Subcommands that live beside their subsystem (scenario runner, fault API, network lab)."""
-    import importlib
-
-    for module in ("devices.scenario.cli", "devices.netlab.cli"):
+def _plugins(sub: argparse._SubParsersAction) -> dict[str, Command]:
+    """Subcommands registered by installed plugins (entry points); a broken one is named, not hidden."""
+    out: dict[str, Command] = {}
+    for ep in sorted(entry_points(group=PLUGINS), key=lambda e: e.name):
         try:
-            register = importlib.import_module(module).register
-        except (ImportError, AttributeError):
-            continue
-        COMMANDS.update(register(sub))
+            register = ep.load()
+            out.update(register(sub))
+        except Exception as e:  # noqa: BLE001 - any failure of a plugin is reported with its name
+            _broken[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
+            say(f"gridgate: plugin {ep.name!r} failed to load ({_broken[ep.name]}); its commands are unavailable")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, commands = build()
     args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help()
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose < 2:  # pymodbus logs every failed connect and late reply; our drivers say it once, better
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
-        return COMMANDS[args.cmd](args)
+        return commands[args.cmd](args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -132,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def profiled(command: str, args: argparse.Namespace) -> int | None:
+    """Run ``command`` inside a network-profile lab (namespaces), or None for the flat default."""
+    if getattr(args, "profile", None) in (None, "flat") or os.environ.get(LAB_ZONE_ENV):
+        return None  # flat, or already a process inside the lab's zone
+    runners = list(entry_points(group=PROFILE_RUNNER, name="run"))
+    if not runners:
+        raise ValueError(f"--profile {args.profile}: network profiles need the lab (devices.netlab), which is not installed")
+    return runners[0].load()(command, args)
 
 
 # ---------------------------------------------------------------- commands
@@ -158,7 +170,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        by = {}
+        by: dict[str, int] = {}
         for d in cfg.devices:
             by[d.protocol] = by.get(d.protocol, 0) + 1
         print(
@@ -177,58 +189,53 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_emulate(args: argparse.Namespace) -> int:
-    if (rc := _profiled("emulate", args)) is not None:
-        return rc
-    cfg = load_config(args.config or _default_config())
-    return _run(_emulate(cfg, args))
-
-
-async def _emulate(cfg, args) -> int:
-    from devices.emulator import Emulator
-
-    from devices.faultapi.server import FaultApiServer
-    from devices.scenario.inject import Injector
-
-    emu = Emulator(cfg, seed=args.seed, skip=_say, only=set(args.device) if args.device else None)
-    await emu.start()
-    api = None
-    try:
-        if not args.no_fault_api:
-            api = await FaultApiServer(Injector(emu)).start()
-        for name, rd in emu.devices.items():
-            print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
-        if api is not None:
-            print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
-        print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
-        await _sleep(args.duration)
-    finally:
-        if api is not None:
-            await api.stop()
-        await emu.stop()
-    return 0
-
-
 def cmd_gateway(args: argparse.Namespace) -> int:
-    if (rc := _profiled("gateway", args)) is not None:
+    if (rc := profiled("gateway", args)) is not None:
         return rc
-    cfg = load_config(args.config or _default_config())
-    if not args.broker and not cfg.gateway.northbound.url:
+    cfg = load_config(args.config or default_config())
+    if args.northbound == "mqtt" and not args.broker and not cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
-    return _run(_gateway(cfg, args))
+    return run(_gateway(cfg, args))
 
 
-async def _gateway(cfg, args) -> int:
+def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target text, northbound factory or None)
+    """The northbound the options ask for: the broker (None), a data diode sender, or courier bundles."""
+    if args.northbound == "diode":
+        from gateway.conduits.northbound import DiodeNorthbound
+
+        host, _, port = (args.diode_target or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("--northbound diode needs --diode-target HOST:PORT (the diode receiver)")
+        return f"diode udp://{host}:{port}", lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth)
+    if args.northbound == "courier":
+        from gateway.conduits.northbound import CourierNorthbound
+        from gateway.conduits.records import load_key
+
+        if not args.transfer_dir or not args.key_file:
+            raise ValueError("--northbound courier needs --transfer-dir DIR and --key-file FILE")
+        key = load_key(args.key_file)
+        state = Path(args.transfer_dir) / f".writer-state-{cfg.gateway.id}.json"
+        return f"courier {args.transfer_dir}", lambda gw, will: CourierNorthbound(args.transfer_dir, key, cfg.gateway.id,
+                                                                                  state, birth=gw.birth)
+    return args.broker or cfg.gateway.northbound.url, None
+
+
+async def _gateway(cfg, args) -> int:  # noqa: ANN001
     from gateway.app import Gateway, GatewayOptions
 
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version, username=args.username,
-                                     password=password, skip=_say))
+    target, northbound = _conduit(cfg, args)
+    opts = GatewayOptions(broker=args.broker or ("none" if northbound else None), protocol=args.mqtt_version,
+                          username=args.username, password=password, skip=say, inbound=not args.no_inbound)
+    if northbound is not None:
+        opts.northbound = northbound
+    gw = Gateway(cfg, opts)
     await gw.start()
-    print(f"gateway {cfg.gateway.id}: {len(gw.sources)} devices, {len(gw.catalog)} measurements → {args.broker}", flush=True)
+    print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, {len(gw.catalog)} measurements → "
+          f"{target}", flush=True)
     try:
-        await _sleep(args.duration)
+        await sleep_for(args.duration)
     finally:
         await gw.stop()
         print(f"gateway {cfg.gateway.id}: stopped; {json.dumps(gw.stats())}", flush=True)
@@ -239,135 +246,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from gateway.watch import watch
 
     url = args.broker or "mqtt://127.0.0.1:1883"
-    _run(watch(url, args.duration, prefix=args.prefix, protocol=args.mqtt_version or "3.1.1", live=True))
+    run(watch(url, args.duration, prefix=args.prefix, protocol=args.mqtt_version or "3.1.1", live=True))
     return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    if (rc := _profiled("demo", args)) is not None:
-        return rc
-    cfg = load_config(args.config or _default_config())
-    return _run(_demo(cfg, args))
-
-
-async def _demo(cfg, args) -> int:
-    from devices.emulator import Emulator
-    from gateway.app import Gateway, GatewayOptions
-    from gateway.broker import EmbeddedBroker
-    from gateway.watch import Watcher, render
-
-    broker = None
-    url = args.broker
-    version = args.mqtt_version
-    if url is None:
-        port = args.broker_port if _port_free(args.broker_port) else _free_port()
-        if port != args.broker_port:
-            _say(f"demo: port {args.broker_port} is taken; embedded broker on 127.0.0.1:{port}")
-        broker = await EmbeddedBroker("127.0.0.1", port).start()
-        url, version = broker.url, version or "3.1.1"
-        _say(f"demo: embedded MQTT 3.1.1 broker on {url} (use --broker for Mosquitto)")
-    version = version or "5"
-    emu = Emulator(cfg, seed=args.seed, skip=_say)
-    await emu.start()
-    gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
-    watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
-    started = time.monotonic()
-    emulated = sorted(emu.devices)
-    try:
-        await gw.start()
-        await watcher.start()
-        if args.no_live or args.json or not sys.stdout.isatty():
-            await _sleep(args.duration)
-        else:
-            from rich.live import Live
-
-            with Live(render(watcher.state), refresh_per_second=4) as live:
-                end = None if args.duration is None else time.monotonic() + args.duration
-                while end is None or time.monotonic() < end:
-                    await asyncio.sleep(0.25)
-                    live.update(render(watcher.state))
-    finally:
-        try:
-            await watcher.stop()
-        except Exception:  # the broker may already be gone on Ctrl-C
-            pass
-        await gw.stop()
-        await emu.stop()
-        if broker is not None:
-            await broker.stop()
-    st = watcher.state
-    summary = {
-        "seconds": round(time.monotonic() - started, 1),
-        "broker": url,
-        "devices_emulated": emulated,
-        "devices_skipped": emu.skipped,
-        "measurements_seen": len(st.rows),
-        "values_received": st.received,
-        "gateway": gw.stats(),
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    elif args.no_live or not sys.stdout.isatty():
-        from rich.console import Console
-
-        Console().print(render(st, limit=len(st.rows) or 1))
-        print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s")
-    return 0 if st.received > 0 else 1
-
-
-COMMANDS = {
-    "validate": cmd_validate,
-    "schema": cmd_schema,
-    "emulate": cmd_emulate,
-    "gateway": cmd_gateway,
-    "watch": cmd_watch,
-    "demo": cmd_demo,
-}
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-async def _sleep(duration: float | None) -> None:
-    if duration is None:
-        await asyncio.Event().wait()
-    else:
-        await asyncio.sleep(duration)
-
-
-def _run(coro) -> int:
-    """Run until done or SIGINT/SIGTERM; a signal cancels the main task so cleanup (offline status) runs."""
-
-    async def runner() -> int:
-        task = asyncio.ensure_future(coro)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            return 0
-
-    return asyncio.run(runner()) or 0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
-from gateway.quality import COMMS_LOST, Q, with_validity
+from gateway.site.quality import COMMS_LOST, Q, with_validity
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +29,13 @@ class Reading:
 
     key: str
     value: float | int | bool | None
-    quality: int = 0  # gateway.quality.Q bits
+    quality: int = 0  # gateway.site.quality.Q bits
     timestamp: float = 0.0
     address: str = ""  # protocol address, for provenance, e.g. "holding:100" or "analog:3"
     event: bool = False  # came from a protocol event (SOE), never suppressed by deadband
 
 
 Emit = Callable[[Reading], None]
-
-
-class Source(Protocol):
-    """A southbound driver for one device."""
-
-    device: str
-    protocol: str
-
-    async def run(self, emit: Emit) -> None:
-        """Run until cancelled: connect, read, emit Readings, reconnect on loss."""
-
-    @property
-    def connected(self) -> bool: ...
 
 
 @dataclass
@@ -102,4 +89,4 @@ async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-__all__ = ["Reading", "Emit", "Source", "CommsState", "Backoff", "mark_comms_lost", "Q"]
+__all__ = ["Reading", "Emit", "CommsState", "Backoff", "mark_comms_lost", "Q"]

@@ -13,7 +13,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from gateway.southbound.dnp3.objects import Obj
+from gateway.protocols.dnp3.objects import Obj
 
 Tag = tuple[str, int]  # ("sol" | "uns", application sequence)
 

@@ -1,6 +1,6 @@
 """Emulated DNP3 outstation (IEEE 1815-2012 over TCP) fed by the simulated firmware.
 
-Uses dnp3py for framing and CRCs (via ``gateway.southbound.dnp3.link``) and fills its
+Uses dnp3py for framing and CRCs (via ``gateway.protocols.dnp3.link``) and fills its
 outstation gaps here: confirm-before-clear event buffers with per-class limits and IIN2.3,
 unsolicited reporting (FC 20/21 per class, confirm and retry), timestamped event
 variations chosen per point, select-before-operate and direct operate applied to the
@@ -20,11 +20,11 @@ from typing import Any
 from devices.dnp3.events import EventBuffers
 from devices.dnp3.faults import Dnp3Faults
 from devices.dnp3.responses import FragmentPacker
-from gateway.config import Dnp3Device, Dnp3Point
-from gateway.southbound.dnp3 import objects as o
-from gateway.southbound.dnp3.flags import from_quality
-from gateway.southbound.dnp3.link import LinkChannel, LinkStats
-from gateway.southbound.dnp3.points import PointTable, to_engineering, to_raw
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.config import Dnp3Device, Dnp3Point
+from gateway.protocols.dnp3.flags import from_quality
+from gateway.protocols.dnp3.link import LinkChannel, LinkStats
+from gateway.protocols.dnp3.points import PointTable, to_engineering, to_raw
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +168,13 @@ class Dnp3Outstation:
         self.counters["commands"] += 1
         if self.on_command is None:
             self.update(point.name, value, 0)
-            return 0
+            return o.CommandStatus.SUCCESS
         try:
             ok = self.on_command(point.name, value)
         except Exception as e:  # the emulator's fault must not take the outstation down
             log.error("%s: on_command(%s, %r) failed: %s", self.cfg.name, point.name, value, e)
-            return 6  # HARDWARE_ERROR
-        return 0 if ok else 15  # BLOCKED
+            return o.CommandStatus.HARDWARE_ERROR
+        return o.CommandStatus.SUCCESS if ok else o.CommandStatus.BLOCKED
 
 
 def _changed(p: Dnp3Point, prev: o.Obj, new: o.Obj) -> bool:
@@ -431,7 +431,7 @@ class _Session:
                 err |= o.IIN_OBJECT_UNKNOWN
                 continue
             for obj in h.objects:
-                obj.status = self._control_one(fc, h.group, obj) if select_ok else 2  # NO_SELECT
+                obj.status = self._control_one(fc, h.group, obj) if select_ok else o.CommandStatus.NO_SELECT
             items = [(obj.index, o.encode(h.group, h.var, obj)) for obj in h.objects]
             if h.qualifier in (0x00, 0x01) and items:
                 out += o.hdr_range(h.group, h.var, h.start, h.stop, b"".join(b for _, b in items))
@@ -445,11 +445,11 @@ class _Session:
     def _control_one(self, fc: int, group: int, obj: o.Obj) -> int:
         point, value = self._command_target(group, obj)
         if point is None:
-            return 4  # NOT_SUPPORTED
+            return o.CommandStatus.NOT_SUPPORTED
         if point.command is not None and not point.command.enabled:
-            return 9  # NOT_AUTHORIZED (config says this point is not operable)
+            return o.CommandStatus.NOT_AUTHORIZED  # the config says this point is not operable
         if fc == o.SELECT:
-            return 0
+            return o.CommandStatus.SUCCESS
         return self.os.apply_command(point, value)
 
     def _command_target(self, group: int, obj: o.Obj) -> tuple[Dnp3Point | None, Any]:

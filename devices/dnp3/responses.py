@@ -7,13 +7,17 @@ that fragment clears exactly those.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from devices.dnp3.events import Event
-from gateway.southbound.dnp3 import objects as o
+from gateway.protocols.dnp3 import objects as o
 
-if TYPE_CHECKING:
-    from devices.dnp3.outstation import Dnp3Outstation
+
+class Station(Protocol):
+    """What a response needs of the outstation: its static values and its event buffers."""
+
+    static: Any
+    events: Any
 
 _STATIC_ORDER = ("binary", "double_binary", "counter", "analog", "binary_output", "analog_output")
 _RANGE_OVERHEAD = 7  # g, v, qualifier, 2-octet start and stop
@@ -76,7 +80,7 @@ class FragmentPacker:
             i = j
         return taken
 
-    def add_reads(self, headers: list[o.Header], station: "Dnp3Outstation") -> bool:
+    def add_reads(self, headers: list[o.Header], station: "Station") -> bool:
         """Serve every header of a READ; False if one named an object we do not have."""
         ok = True
         classes = [h.var - 1 for h in headers if h.group == 60 and h.var in (2, 3, 4) and h.all]
@@ -99,7 +103,7 @@ class FragmentPacker:
                 ok = False
         return ok
 
-    def _static_kind(self, kind: str, var: int, h: o.Header, station: "Dnp3Outstation") -> bool:
+    def _static_kind(self, kind: str, var: int, h: o.Header, station: "Station") -> bool:
         var = var or o.STATIC_VARIATION[kind]
         if (o.STATIC_GROUP[kind], var) not in o.LAYOUT:
             return False

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devices.scenario.inject import Injector
 from devices.scenario.model import Target
 from devices.scenario.resolve import TargetError
-from gateway.config import parse_duration
+from gateway.site.model import parse_duration
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024

@@ -1,5 +1,4 @@
-"""Comms faults of the emulated IED (consulted by ``Iec61850Ied``), and the few extra
-libiec61850 prototypes they need.
+"""Comms faults of the emulated IED (consulted by ``Iec61850Ied``).
 
 - ``suppress_reports``: the IED keeps its MMS association and answers reads, but its
   reporting stalls: firmware updates are written straight into the data model without
@@ -13,31 +12,10 @@ libiec61850 prototypes they need.
 
 from __future__ import annotations
 
-import ctypes as C
 import os
 import socket
 from dataclasses import dataclass
-from functools import lru_cache
-
-from gateway.southbound.iec61850.libiec import lib
-
-P = C.c_void_p
-#: bool (*)(param, ClientConnection, ACSIClass, LogicalDevice*, LogicalNode*, objectName, subObjectName, accessType)
-ControlBlockAccessHandler = C.CFUNCTYPE(C.c_bool, P, P, C.c_int, P, P, C.c_char_p, C.c_char_p, C.c_int)
-CB_ACCESS_WRITE = 1
-
-_EXTRA = {
-    "IedServer_getAttributeValue": (P, [P, P]),
-    "IedServer_setControlBlockAccessHandler": (None, [P, ControlBlockAccessHandler, P]),
-    "MmsValue_setFloat": (None, [P, C.c_float]),
-    "MmsValue_setInt32": (None, [P, C.c_int32]),
-    "MmsValue_setInt64": (None, [P, C.c_int64]),
-    "MmsValue_setUint32": (None, [P, C.c_uint32]),
-    "MmsValue_setBoolean": (None, [P, C.c_bool]),
-    "MmsValue_setBitStringFromInteger": (None, [P, C.c_uint32]),
-    "MmsValue_setUtcTimeMs": (P, [P, C.c_uint64]),
-    "Dbpos_toMmsValue": (P, [P, C.c_int]),
-}
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,15 +26,6 @@ class IedFaults:
     refuse_add_cause: int | None = None
 
 
-@lru_cache(maxsize=1)
-def xlib() -> C.CDLL:
-    """``lib()`` with the prototypes above added (same library object)."""
-    L = lib()
-    for name, (res, args) in _EXTRA.items():
-        f = getattr(L, name)
-        f.restype = res
-        f.argtypes = args
-    return L
 
 
 def abort_connections(host: str, port: int) -> int:
@@ -94,3 +63,10 @@ def _fds() -> list[int]:
         return [int(x) for x in os.listdir("/proc/self/fd")]
     except OSError:
         return []
+
+
+def merge(faults: list[Any]) -> IedFaults:
+    """Merge one IED's comms faults; of several control refusals the latest injected wins."""
+    causes = [f.add_cause for f in faults if f.kind == "control_refused"]
+    return IedFaults(suppress_reports=any(f.kind == "report_suppression" for f in faults),
+                     refuse_add_cause=causes[-1] if causes else None)

@@ -14,8 +14,8 @@ import ctypes as C
 import re
 from dataclasses import dataclass, field
 
-from gateway.config import Iec61850Device, MmsPoint
-from gateway.southbound.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANCED, lib
+from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
+from gateway.protocols.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANCED, lib
 
 #: libiec61850 gets disproportionately slow above ~200 report entries per data set
 DATASET_LIMIT = 100

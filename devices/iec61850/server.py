@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from devices.iec61850.faults import CB_ACCESS_WRITE, ControlBlockAccessHandler, IedFaults, abort_connections, xlib
+from devices.iec61850.faults import IedFaults, abort_connections
 from devices.iec61850.model import ModelError, build, parse_ref, plan
-from gateway.config import Iec61850Device, MmsPoint
-from gateway.southbound.iec61850.libiec import (
+from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
+from gateway.protocols.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
+    CB_ACCESS_WRITE,
     CONTROL_RESULT_FAILED,
     CONTROL_RESULT_OK,
     CONTROL_RESULT_WAITING,
@@ -35,6 +36,7 @@ from gateway.southbound.iec61850.libiec import (
     IEC61850_INT32,
     IEC61850_INT32U,
     IEC61850_INT64,
+    ControlBlockAccessHandler,
     ControlHandler,
     Timestamp,
     lib,
@@ -76,6 +78,7 @@ class Iec61850Ied:
         self._lock = threading.Lock()
         self.controls = 0
         self.updates = 0
+        self.port = device.port
         self.faults = IedFaults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
         self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
 
@@ -102,7 +105,7 @@ class Iec61850Ied:
         self._install_controls()
         cb = ControlBlockAccessHandler(self._rcb_access)
         self._handlers.append(cb)
-        xlib().IedServer_setControlBlockAccessHandler(self._server, cb, None)
+        lib().IedServer_setControlBlockAccessHandler(self._server, cb, None)
         self._initialise()
         L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
         L.IedServer_start(self._server, self.device.port)
@@ -185,7 +188,7 @@ class Iec61850Ied:
 
     def _write_silent(self, a: _Attr, value: float | int | bool, quality: int, timestamp: float) -> None:
         """Report suppression: the model's MmsValues change in place (reads see them), no report trigger."""
-        L, s = xlib(), self._server
+        L, s = lib(), self._server
         v = L.IedServer_getAttributeValue(s, a.value)
         t = a.type
         if v:

@@ -10,6 +10,8 @@ the reply is then corrupted (``wrong_tid``, ``short_reply``), held (``delay_s`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: exception codes a real device may return (Modbus Application Protocol v1.1b3, section 7)
@@ -71,3 +73,27 @@ class ModbusFaults(BaseModel):
 
 HEALTHY = ModbusFaults()
 HEALTHY_VALUES = HEALTHY
+
+
+def merge(faults: list[Any]) -> ModbusFaults:
+    """Merge the active comms faults of one Modbus device into its server's fault hook."""
+    kw: dict[str, Any] = {}
+    exc: list[ForcedException] = []
+    for f in faults:
+        k = f.kind
+        if k == "silent":
+            kw["silent"] = True
+        elif k == "disconnect":
+            kw["refuse"] = True
+        elif k == "delay":
+            kw["delay_s"] = max(kw.get("delay_s", 0.0), f.ms / 1000)
+            kw["jitter_s"] = max(kw.get("jitter_s", 0.0), f.jitter_ms / 1000)
+        elif k == "trickle":
+            kw["trickle_bps"] = min(kw.get("trickle_bps", f.bytes_per_s), f.bytes_per_s)
+        elif k == "exception":
+            exc.append(ForcedException(code=f.code, function=f.function, start=f.start, end=f.end))
+        elif k == "wrong_tid":
+            kw["wrong_tid"] = True
+        elif k == "short_reply":
+            kw["short_reply"] = max(kw.get("short_reply", 0), f.bytes)
+    return ModbusFaults(exceptions=tuple(exc), **kw)

@@ -8,35 +8,12 @@ is a slice, not a conversion.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from firmware_sim.modbus import ModbusDataModel  # noqa: F401 - the one protocol, re-exported
+from firmware_sim.registers import TABLES, ModbusTable  # noqa: F401
 
-Table = Literal["coil", "discrete_input", "holding", "input"]
-TABLES: tuple[Table, ...] = ("coil", "discrete_input", "holding", "input")
+Table = ModbusTable
 BIT_TABLES: tuple[Table, ...] = ("coil", "discrete_input")
 MAX_TABLE_SIZE = 65536
-
-
-@runtime_checkable
-class ModbusDataModel(Protocol):
-    """What the server needs from a register image. Ranges are validated by the caller."""
-
-    def size(self, table: str) -> int: ...
-
-    def read_bits(self, table: str, start: int, count: int) -> bytes:
-        """one byte 0/1 per bit"""
-        ...
-
-    def read_registers(self, table: str, start: int, count: int) -> bytes:
-        """2*count bytes, big-endian registers as on the wire"""
-        ...
-
-    def write_bits(self, start: int, values: bytes) -> None:
-        """coils; one byte 0/1 per bit"""
-        ...
-
-    def write_registers(self, start: int, data: bytes) -> None:
-        """holding registers; big-endian as on the wire"""
-        ...
 
 
 class ArrayDataModel:

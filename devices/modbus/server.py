@@ -25,7 +25,7 @@ from devices.modbus.model import ModbusDataModel
 from devices.modbus.stats import LENGTH, PROTOCOL_ID, TRUNCATED, ConnStats, ServerStats
 
 if TYPE_CHECKING:
-    from gateway.config import ModbusDevice
+    from gateway.protocols.modbus.config import ModbusDevice
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.protocols import standard_ports
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "profiles"
 
@@ -103,7 +112,19 @@ class Allow(_Strict):
     from_: str = Field(alias="from")
     to: str
     proto: Literal["tcp", "udp"] = "tcp"
-    ports: list[int] = Field(min_length=1)
+    ports: list[int] = Field(min_length=1, description="port numbers; `field` stands for the standard port of "
+                                                        "every registered field protocol (Modbus, DNP3, MMS, ...)")
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _field_ports(cls, v: object) -> object:
+        """Expand `field` from the protocol registry, so a new protocol needs no profile edits."""
+        if isinstance(v, list) and "field" in v:
+            out: list[object] = []
+            for p in v:
+                out.extend(dict.fromkeys(standard_ports().values()) if p == "field" else [p])
+            return out
+        return v
 
     @field_validator("ports")
     @classmethod

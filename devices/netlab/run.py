@@ -32,12 +32,14 @@ import yaml
 
 from devices.netlab.lab import REPO, Lab, LabError, LabUnavailable
 from devices.netlab.profile import Profile, load_profile
+from gateway.protocols import standard_ports
+from gateway.runtime import LAB_ZONE_ENV, default_config
 
 PY = sys.executable
-ENV_ZONE, ENV_PROFILE = "GRIDGATE_LAB_ZONE", "GRIDGATE_LAB_PROFILE"
+ENV_ZONE, ENV_PROFILE = LAB_ZONE_ENV, "GRIDGATE_LAB_PROFILE"
 ENV_DIODE, ENV_TRANSFER, ENV_KEY = "GRIDGATE_DIODE_TARGET", "GRIDGATE_TRANSFER_DIR", "GRIDGATE_COURIER_KEY_FILE"
 #: where each protocol listens in a lab: its standard port, which profiles allow gateway → field
-STANDARD_PORTS = {"modbus": 502, "dnp3": 20000, "iec61850": 102}
+STANDARD_PORTS = standard_ports()
 FIRST_HOST = 10  # device addresses in the field subnet start at .10
 DIODE_STATUS = "gridgate/diode/status"
 
@@ -196,7 +198,9 @@ def _signal_inside(p: subprocess.Popen, sig: int) -> None:
 
 
 def start_broker(s: Session) -> str:
-    from devices.mosquitto import mosquitto_binary  # the one place that knows where mosquitto lives
+    from devices.mosquitto import (
+        mosquitto_binary,  # the one place that knows where mosquitto lives
+    )
 
     binary = mosquitto_binary()
     if binary is None:
@@ -227,9 +231,18 @@ def start_emulator(s: Session, seed: int) -> None:
 
 
 def start_gateway(s: Session) -> None:
-    argv = [PY, "-m", "devices.netlab.run", "gateway", "--config", str(s.config)]
-    if s.broker_url:
+    """The product's own ``gridgate gateway``, told by options what the profile allows."""
+    policy = s.lab.profile.gateway
+    argv = [PY, "-m", "gateway.cli", "gateway", "--config", str(s.config), "--profile", s.lab.profile.name,
+            "--northbound", policy.northbound]
+    if s.broker_url and policy.northbound == "mqtt":
         argv += ["--broker", s.broker_url]
+    if policy.northbound == "diode":
+        argv += ["--diode-target", f"{s.lab.address('control', towards='gateway')}:{policy.diode_port}"]
+    if policy.northbound == "courier":
+        argv += ["--transfer-dir", str(s.transfer), "--key-file", str(s.key_file)]
+    if not (policy.subscribe and policy.accept_commands):
+        argv += ["--no-inbound"]
     s.start("gateway", "gateway", argv)
     s.wait_for("gateway", "start", lambda: "measurements →" in s.log("gateway"), timeout=30)
 
@@ -265,18 +278,12 @@ def run_with_profile(command: str, args: argparse.Namespace, on_ready: Callable[
     """``gridgate demo|emulate|gateway --profile NAME`` (NAME not ``flat``).
 
     ``on_ready(session)`` runs once everything is up (tests use it to probe the running lab)."""
-    if os.environ.get(ENV_ZONE):  # already inside a lab zone: behave as the profile requires
-        if command == "gateway":
-            return zone_gateway(args.config, getattr(args, "broker", None), os.environ.get(ENV_PROFILE, args.profile),
-                                getattr(args, "duration", None))
-        from gateway import cli
-
-        return cli.COMMANDS[command](args)
-    from gateway.configload import ConfigError, load_config
+    from gateway.config import load_config
+    from gateway.site.load import ConfigError
 
     try:
         profile = load_profile(args.profile)
-        cfg = load_config(args.config or _default_config())
+        cfg = load_config(args.config or default_config())
     except (ValueError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -311,10 +318,6 @@ def run_with_profile(command: str, args: argparse.Namespace, on_ready: Callable[
             _say(f"lab files kept in {work}")
 
 
-def _default_config() -> str:
-    from gateway import cli
-
-    return cli._default_config()  # noqa: SLF001 - one definition of the default site config
 
 
 def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work: Path, stop: dict[str, int | None],
@@ -443,55 +446,6 @@ def _wait(duration: float | None, stop: dict[str, int | None]) -> None:
 # ---------------------------------------------------------------- inside a zone
 
 
-def zone_gateway(config: str, broker: str | None, profile_name: str, duration: float | None) -> int:
-    """The gateway process in the gateway zone, behaving as the profile requires."""
-    from gateway.cli import _run
-    from gateway.configload import load_config
-
-    policy = load_profile(profile_name).gateway
-    cfg = load_config(config)
-    if policy.northbound == "mqtt" and not broker:
-        print(f"error: profile {profile_name}: the gateway needs --broker mqtt://host:port", file=sys.stderr)
-        return 2
-    return _run(_zone_gateway(cfg, broker, profile_name, policy, duration))
-
-
-async def _zone_gateway(cfg: Any, broker: str | None, profile_name: str, policy: Any, duration: float | None) -> int:
-    from gateway.app import Gateway, GatewayOptions
-    from gateway.cli import _sleep as sleep
-    from gateway.conduits.northbound import CourierNorthbound, DiodeNorthbound
-    from gateway.conduits.records import load_key
-
-    opts = GatewayOptions(broker=broker or "none", skip=_say, inbound=policy.subscribe and policy.accept_commands)
-    target = broker
-    if policy.northbound == "diode":
-        host, _, port = (os.environ.get(ENV_DIODE) or "").rpartition(":")
-        if not host:
-            print(f"error: profile {profile_name}: set {ENV_DIODE}=HOST:PORT (the diode receiver)", file=sys.stderr)
-            return 2
-        target = f"diode udp://{host}:{port}"
-        opts.northbound = lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth)
-    elif policy.northbound == "courier":
-        tdir, kfile = os.environ.get(ENV_TRANSFER), os.environ.get(ENV_KEY)
-        if not tdir or not kfile:
-            print(f"error: profile {profile_name}: set {ENV_TRANSFER}=DIR and {ENV_KEY}=FILE for the courier", file=sys.stderr)
-            return 2
-        key = load_key(kfile)
-        target = f"courier {tdir}"
-        state = Path(tdir) / f".writer-state-{cfg.gateway.id}.json"
-        opts.northbound = lambda gw, will: CourierNorthbound(tdir, key, cfg.gateway.id, state, birth=gw.birth)
-    gw = Gateway(cfg, opts)
-    await gw.start()
-    print(f"gateway {cfg.gateway.id} (profile {profile_name}, inbound={opts.inbound}): {len(gw.sources)} devices, "
-          f"{len(gw.catalog)} measurements → {target}", flush=True)
-    try:
-        await sleep(duration)
-    finally:
-        await gw.stop()
-        print(f"gateway {cfg.gateway.id}: stopped; {json.dumps(gw.stats())}", flush=True)
-    return 0
-
-
 async def _collect(broker: str, prefix: str) -> dict:
     """Subscribe until SIGTERM/SIGINT; summarise what arrived (for ``demo --json``)."""
     from gateway.watch import Watcher
@@ -515,23 +469,13 @@ async def _collect(broker: str, prefix: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry points used inside zones: ``gateway`` (with the profile's policy) and ``collect``."""
+    """``collect``: the recorder inside the control zone (subscribes, prints one JSON summary on SIGTERM)."""
     ap = argparse.ArgumentParser(prog="python -m devices.netlab.run")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("gateway")
-    g.add_argument("--config", required=True)
-    g.add_argument("--broker", default=None)
-    g.add_argument("--profile", default=os.environ.get(ENV_PROFILE))
-    g.add_argument("--duration", type=float, default=None)
     c = sub.add_parser("collect")
     c.add_argument("--broker", required=True)
     c.add_argument("--prefix", default="gridgate/v1")
     a = ap.parse_args(argv)
-    if a.cmd == "gateway":
-        if not a.profile:
-            print(f"error: --profile NAME (or {ENV_PROFILE}) is required", file=sys.stderr)
-            return 2
-        return zone_gateway(a.config, a.broker, a.profile, a.duration)
     print(json.dumps(asyncio.run(_collect(a.broker, a.prefix))), flush=True)
     return 0
 

@@ -13,8 +13,19 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from devices.contract import fault_kinds
 from firmware_sim.spec import (
-    Drift, Dropout, NoiseBurst, Offset, Oscillation, OutOfRange, QualityOverride, Saturate, ScaleError, Spike, Stuck,
+    Drift,
+    Dropout,
+    NoiseBurst,
+    Offset,
+    Oscillation,
+    OutOfRange,
+    QualityOverride,
+    Saturate,
+    ScaleError,
+    Spike,
+    Stuck,
 )
 
 
@@ -135,12 +146,8 @@ DATA_KINDS = frozenset(
 )
 POINT_KINDS = DATA_KINDS | {"set_state"}
 NETWORK_KINDS = frozenset({"link_down", "partition", "link_up", "latency"})
-#: device protocol → comms kinds it implements now
-PROTOCOLS: dict[str, frozenset[str]] = {
-    "modbus": frozenset({"silent", "delay", "disconnect", "trickle", "exception", "wrong_tid", "short_reply"}),
-    "dnp3": frozenset({"disconnect", "iin", "confirm_loss"}),
-    "iec61850": frozenset({"disconnect", "report_suppression", "association_abort", "control_refused"}),
-}
+#: device protocol → comms kinds its emulated devices implement (declared in devices/<protocol>/emulated.py)
+PROTOCOLS: dict[str, frozenset[str]] = fault_kinds()
 #: kinds that exist in the vocabulary but cannot be applied in every run: why
 NOT_YET = {
     k: "network faults need the network-profile lab: run with --profile NAME (or `profile:` in the scenario; "

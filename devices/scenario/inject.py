@@ -19,9 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from devices.dnp3.faults import Dnp3Faults
-from devices.iec61850.faults import IedFaults
-from devices.modbus.faults import ForcedException, ModbusFaults
+from devices.contract import emulated
 from devices.scenario.faults import DATA_KINDS, FAULT, NETWORK_KINDS, Fault
 from devices.scenario.model import Target
 from devices.scenario.resolve import Site, TargetError
@@ -169,7 +167,8 @@ class Injector:
         faults = [a.fault for a in self.active.values() if name in a.devices]
         proto = self.site.protocol[name]
         down = any(f.kind == "disconnect" for f in faults)
-        if proto != "modbus":
+        spec = emulated(proto)
+        if spec.RESTART_ON_DISCONNECT:
             if down and name not in self._stopped:
                 port = next(d.port for d in self.emu.cfg.devices if d.name == name)
                 if port == 0:
@@ -185,53 +184,4 @@ class Injector:
         rd = self.emu.devices.get(name)
         if rd is None:
             return
-        if proto == "modbus":
-            rd.server.faults = modbus_faults(faults)
-        elif proto == "dnp3":
-            rd.server.faults = dnp3_faults(rd.server, faults)
-        elif proto == "iec61850":
-            rd.server.faults = ied_faults(faults)
-
-
-def modbus_faults(faults: list[Any]) -> ModbusFaults:
-    """Merge the active comms faults of one Modbus device into its server's fault hook."""
-    kw: dict[str, Any] = {}
-    exc: list[ForcedException] = []
-    for f in faults:
-        k = f.kind
-        if k == "silent":
-            kw["silent"] = True
-        elif k == "disconnect":
-            kw["refuse"] = True
-        elif k == "delay":
-            kw["delay_s"] = max(kw.get("delay_s", 0.0), f.ms / 1000)
-            kw["jitter_s"] = max(kw.get("jitter_s", 0.0), f.jitter_ms / 1000)
-        elif k == "trickle":
-            kw["trickle_bps"] = min(kw.get("trickle_bps", f.bytes_per_s), f.bytes_per_s)
-        elif k == "exception":
-            exc.append(ForcedException(code=f.code, function=f.function, start=f.start, end=f.end))
-        elif k == "wrong_tid":
-            kw["wrong_tid"] = True
-        elif k == "short_reply":
-            kw["short_reply"] = max(kw.get("short_reply", 0), f.bytes)
-    return ModbusFaults(exceptions=tuple(exc), **kw)
-
-
-def dnp3_faults(os_: Any, faults: list[Any]) -> Dnp3Faults:
-    """Merge one DNP3 device's comms faults: DEVICE_TROUBLE and confirm loss last while active;
-    the other IIN bits are raised once and cleared by the master as after the real event."""
-    bits = {b for f in faults if f.kind == "iin" for b in f.bits}
-    if "DEVICE_RESTART" in bits:
-        os_.restart_iin = True  # the master clears it by writing IIN1.7, as after a real restart
-    if "NEED_TIME" in bits:
-        os_.need_time = True
-    if "EVENT_BUFFER_OVERFLOW" in bits:
-        os_.events.overflow = True  # the buffers clear it themselves once events drain
-    return Dnp3Faults(device_trouble="DEVICE_TROUBLE" in bits, confirm_loss=any(f.kind == "confirm_loss" for f in faults))
-
-
-def ied_faults(faults: list[Any]) -> IedFaults:
-    """Merge one IED's comms faults; of several control refusals the latest injected wins."""
-    causes = [f.add_cause for f in faults if f.kind == "control_refused"]
-    return IedFaults(suppress_reports=any(f.kind == "report_suppression" for f in faults),
-                     refuse_add_cause=causes[-1] if causes else None)
+        spec.apply_faults(rd.server, faults)

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from devices.scenario.faults import Fault
-from gateway.config import parse_duration
+from gateway.site.model import parse_duration
 
 QUALITY_WORDS = (
     "GOOD", "QUESTIONABLE", "INVALID", "SUBSTITUTED", "DEFAULTED", "overFlow", "outOfRange", "badReference",

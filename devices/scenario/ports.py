@@ -3,15 +3,8 @@ emulators, and for tests); the gateway of the same run follows the copy."""
 
 from __future__ import annotations
 
-import socket
-
 from gateway.config import Config
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from gateway.runtime import free_port  # noqa: F401 - re-exported for tests and labs
 
 
 def with_free_ports(cfg: Config) -> Config:

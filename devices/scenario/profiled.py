@@ -31,7 +31,15 @@ import yaml
 
 from devices.netlab.lab import Lab, LabError
 from devices.netlab.profile import Profile
-from devices.netlab.run import PY, ProfileRunError, Session, open_field, place_devices, start_broker, start_gateway
+from devices.netlab.run import (
+    PY,
+    ProfileRunError,
+    Session,
+    open_field,
+    place_devices,
+    start_broker,
+    start_gateway,
+)
 from devices.scenario.expect import judge
 from devices.scenario.faults import NETWORK_KINDS
 from devices.scenario.recorder import Sample

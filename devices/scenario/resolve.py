@@ -9,11 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devices.scenario.faults import DATA_KINDS, NETWORK_KINDS, NOT_YET, POINT_KINDS, PROTOCOLS
-from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
-from gateway.config import Config
-from gateway.configload import ConfigError, _model_errors, format_loc, load_config, load_yaml
 from pydantic import ValidationError
+
+from devices.scenario.faults import (
+    DATA_KINDS,
+    NETWORK_KINDS,
+    NOT_YET,
+    POINT_KINDS,
+    PROTOCOLS,
+)
+from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
+from gateway.config import Config, load_config
+from gateway.site.load import ConfigError, _model_errors, format_loc, load_yaml
 
 Key = str  # "device/point"
 
@@ -299,7 +306,7 @@ def _anchor_time(ref: str, anchors: dict[str, Anchor], lines: dict, loc: tuple, 
             return a.end
         return a.start
     try:
-        from gateway.config import parse_duration
+        from gateway.site.model import parse_duration
 
         return parse_duration(ref)
     except ValueError:

@@ -82,7 +82,7 @@ async def field(scenario: str, config: str, links: frozenset[str], out: str) -> 
 async def record(broker: str, topic: str, config: str, out: str) -> int:
     from devices.scenario.recorder import Recorder
     from devices.scenario.resolve import Site
-    from gateway.configload import load_config
+    from gateway.config import load_config
 
     site = Site.of(load_config(config))
     want = set(site.key_to_mrid)

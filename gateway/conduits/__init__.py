@@ -1,7 +1,13 @@
 """Conduits for network profiles without a normal MQTT path north: the UDP data diode
 (:mod:`gateway.conduits.diode`) and the air-gap courier (:mod:`gateway.conduits.courier`)."""
 
-from gateway.conduits.courier import CourierWriter, ImportReport, import_dir, read_bundle, write_bundle
+from gateway.conduits.courier import (
+           CourierWriter,
+           ImportReport,
+           import_dir,
+           read_bundle,
+           write_bundle,
+)
 from gateway.conduits.diode import DiodeReceiver, DiodeSender, run_receiver
 from gateway.conduits.records import Record, load_key
 

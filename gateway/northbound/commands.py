@@ -18,17 +18,15 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.southbound.contract import Mode, Operable
+
 log = logging.getLogger(__name__)
 
-Mode = Literal["direct", "sbo"]
 
-
-class Operable(Protocol):
-    async def operate(self, point_name: str, value: float | int | bool, mode: Mode = "direct") -> Any: ...
 
 
 class CommandRequest(BaseModel):
@@ -67,7 +65,7 @@ class CommandPoint:
 
 def command_points(cfg: Any) -> list[CommandPoint]:
     """Every point of ``cfg`` (gateway.config.Config) whose ``command.enabled`` is set."""
-    from gateway.config import KIND_OF_TYPE
+    from gateway.site.model import KIND_OF_TYPE
 
     out = []
     for d in cfg.devices:
@@ -149,8 +147,8 @@ class CommandRouter:
             except Exception as exc:  # a driver bug must still answer the control room
                 log.exception("command %s on %s/%s: driver raised", req.id, point.device, point.point)
                 return self._result(mrid, req.id, "failed", "driver_error", f"{type(exc).__name__}: {exc}")
-        detail = res.model_dump() if hasattr(res, "model_dump") else {"result": str(res)}
-        ok = bool(getattr(res, "ok", False))
+        detail = res.model_dump()
+        ok = res.ok
         return self._result(mrid, req.id, "done" if ok else "failed", None if ok else "device_refused", detail,
                             extra={"device": point.device, "point": point.point, "value": req.value, "mode": point.mode,
                                    "operator": req.operator})

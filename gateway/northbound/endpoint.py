@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
-from gateway.northbound.message import TlsOptions
+from gateway.site.options import TlsOptions
 
 
 class NorthboundConfigError(ValueError):
@@ -25,6 +25,17 @@ def parse_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+class _NamedServerContext(ssl.SSLContext):
+    """A verifying client context that checks the broker certificate against ``server_name`` instead of
+    the host it connects to (``tls.server_hostname``: a broker reached by IP whose certificate names
+    its DNS name). asyncio passes the connect host as ``server_hostname`` to ``wrap_bio``; this swaps it."""
+
+    server_name: str = ""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):  # noqa: ANN001, ANN201
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name or server_hostname, session)
+
+
 def ssl_context(tls: TlsOptions) -> ssl.SSLContext:
     """Verifying client context; loads the client certificate for mutual TLS."""
     for name in ("ca_file", "cert_file", "key_file"):
@@ -33,7 +44,16 @@ def ssl_context(tls: TlsOptions) -> ssl.SSLContext:
             raise NorthboundConfigError(f"northbound tls.{name}: {path} does not exist or is not a file")
     if (tls.cert_file is None) != (tls.key_file is None):
         raise NorthboundConfigError("northbound tls: set both cert_file and key_file for mutual TLS, or neither")
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
+    ctx: ssl.SSLContext
+    if tls.server_hostname:
+        ctx = _NamedServerContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.server_name = tls.server_hostname
+        if tls.ca_file:
+            ctx.load_verify_locations(cafile=str(tls.ca_file))
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if tls.cert_file is not None:
         ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))

@@ -1,4 +1,4 @@
-"""What the northbound publisher carries: messages, TLS options and its counters.
+"""What the northbound publisher carries: messages and its counters (TLS options: gateway.site.options).
 
 Kept free of any MQTT library so the app, the spool and the tests share one vocabulary.
 """
@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(slots=True)
@@ -21,16 +18,6 @@ class Message:
     qos: int = 0
     retain: bool = False
     expiry: int | None = None
-
-
-class TlsOptions(BaseModel):
-    """TLS to the broker: server authentication by ``ca_file``, mutual TLS with ``cert_file``/``key_file``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ca_file: Path | None = Field(None, description="CA bundle that signed the broker certificate; None = system store")
-    cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
-    key_file: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
 
 
 @dataclass

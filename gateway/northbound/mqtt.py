@@ -23,11 +23,18 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
-from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
-from gateway.northbound.message import Message, PublisherStats, TlsOptions
+from gateway.northbound.gmqtt_adapter import (
+    PUBACK_REFUSALS,
+    Client,
+    DroppedBeforeConnack,
+    loss_cause,
+    new_client,
+)
+from gateway.northbound.message import Message, PublisherStats
 from gateway.northbound.outbox import MemoryOutbox, Outbox
 from gateway.northbound.wire import publish_packet
 from gateway.pipeline import Backoff
+from gateway.site.options import TlsOptions
 
 log = logging.getLogger(__name__)
 

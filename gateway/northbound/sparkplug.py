@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from gateway.northbound.message import Message
-from gateway.quality import Q
+from gateway.site.quality import Q
 
 NAMESPACE = "spBv1.0"
 

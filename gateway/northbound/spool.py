@@ -296,7 +296,7 @@ class Spool:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM spool WHERE seq = ?", [(r[0],) for r in doomed])
-        for seq, kind, size in doomed:
+        for _seq, kind, size in doomed:
             self.dropped[KINDS[kind]] += 1
             self._bytes -= size + _ROW_OVERHEAD
         self._rows -= len(doomed)

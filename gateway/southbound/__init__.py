@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from gateway.config import DeviceBase
-
-#: protocol → (module, class). Imported lazily so a missing optional stack only affects its devices.
-DRIVERS: dict[str, tuple[str, str]] = {
-    "modbus": ("gateway.southbound.modbus", "ModbusSource"),
-    "dnp3": ("gateway.southbound.dnp3", "Dnp3Source"),
-    "iec61850": ("gateway.southbound.iec61850", "MmsSource"),
-}
+from gateway.protocols import protocol
+from gateway.site.model import DeviceBase
 
 
 class DriverUnavailable(Exception):
@@ -19,11 +13,11 @@ class DriverUnavailable(Exception):
 
 
 def make_source(device: DeviceBase):
-    protocol = device.protocol  # type: ignore[attr-defined]
-    module, cls = DRIVERS[protocol]
+    """The driver of ``device``'s protocol: ``gateway.southbound.<protocol>.Driver``, imported lazily so a
+    missing optional stack (e.g. libiec61850) only affects its own devices."""
+    spec = protocol(device.protocol)  # type: ignore[attr-defined]
     try:
-        mod = importlib.import_module(module)
-        factory = getattr(mod, cls)
-    except (ImportError, AttributeError) as e:
-        raise DriverUnavailable(f"no {protocol} driver in this build ({e})") from None
-    return factory(device)
+        mod = importlib.import_module(spec.driver_module)
+    except ImportError as e:
+        raise DriverUnavailable(f"no {spec.title} driver in this build ({e})") from None
+    return mod.Driver(device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from gateway.pipeline import Reading
-from gateway.quality import VALIDITY_MASK, Q
+from gateway.site.quality import VALIDITY_MASK, Q
 
 
 def degrade(quality: int, detail: int) -> int:

@@ -13,8 +13,15 @@ import logging
 import time
 from abc import ABC, abstractmethod
 
-from gateway.config import DeviceBase
-from gateway.pipeline import Backoff, CommsState, Emit, Reading, mark_comms_lost, sleep_until
+from gateway.pipeline import (
+    Backoff,
+    CommsState,
+    Emit,
+    Reading,
+    mark_comms_lost,
+    sleep_until,
+)
+from gateway.site.model import DeviceBase
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import MRID_NAMESPACE
-from gateway.configload import ConfigError, load_config
+from gateway.config import load_config
+from gateway.site.load import ConfigError
+from gateway.site.model import MRID_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 

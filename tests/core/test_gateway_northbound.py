@@ -9,7 +9,7 @@ import yaml
 from devices.emulator import Emulator
 from devices.mosquitto import Mosquitto
 from gateway.app import Gateway, GatewayOptions
-from gateway.configload import load_config
+from gateway.config import load_config
 from tests.northbound import pbdecode
 from tests.support.mqtt import Collector
 from tests.support.sites import modbus_site

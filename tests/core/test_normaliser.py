@@ -9,7 +9,7 @@ import pytest
 from gateway.cim import MeasurementValue, build_catalog
 from gateway.normaliser import Normaliser, Publication
 from gateway.pipeline import Reading
-from gateway.quality import COMMS_LOST, Q
+from gateway.site.quality import COMMS_LOST, Q
 from tests.support.sites import modbus_site
 
 
@@ -110,7 +110,7 @@ def test_comms_lost_turns_questionable_into_invalid():
 def test_compact_payload_is_small_and_valid(tmp_path):
     import yaml
 
-    from gateway.configload import load_config
+    from gateway.config import load_config
 
     cfg, path = modbus_site(tmp_path)
     data = yaml.safe_load(path.read_text())

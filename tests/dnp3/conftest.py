@@ -6,8 +6,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from devices.dnp3.outstation import Dnp3Outstation
-from gateway.config import Dnp3Device
 from gateway.pipeline import Backoff, Reading
+from gateway.protocols.dnp3.config import Dnp3Device
 from gateway.southbound.dnp3.master import Dnp3Source
 
 

@@ -1,4 +1,4 @@
-"""yadnp3 (opendnp3 fork) as the independent peer, plus a device factory for our own stacks.
+"""yadnp3 (opendnp3 fork) as the independent peer (x86_64 only: elsewhere the tests using it skip).
 
 opendnp3 calls back on its own C++ threads; every callback copies what it needs into
 plain tuples under a lock and wakes waiters through ``loop.call_soon_threadsafe``.
@@ -7,37 +7,15 @@ plain tuples under a lock and wakes waiters through ``loop.call_soon_threadsafe`
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from typing import Any
 
-import opendnp3 as od
+import pytest
 
-from gateway.config import Dnp3Device
+from tests.dnp3.sites import device, free_port  # noqa: F401 - re-exported for the peer tests
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def device(points: list[dict[str, Any]], port: int = 0, **dnp3: Any) -> Dnp3Device:
-    """A Dnp3Device from short point dicts: {"name", "group", "index", ...}; port 0 = any free port."""
-    pts = []
-    for p in points:
-        q = {"measurement": {"equipment": "S1/B1/CB1", "type": _type(p["group"])}} | p
-        pts.append(q)
-    return Dnp3Device.model_validate(
-        {"name": "rtu1", "kind": "rtu", "protocol": "dnp3", "host": "127.0.0.1", "port": port or 20000, "timeout": 1.0,
-         "poll_interval": 0.5, "dnp3": dnp3, "points": pts}
-    ).model_copy(update={"port": port})  # the config requires a real port; tests bind port 0
-
-
-def _type(group: str) -> str:
-    return {"binary": "SwitchPosition", "double_binary": "SwitchPosition", "binary_output": "SwitchPosition",
-            "counter": "ActiveEnergy", "analog": "ThreePhaseActivePower", "analog_output": "ThreePhaseActivePower"}[group]
+od = pytest.importorskip("opendnp3", reason="yadnp3, the independent DNP3 peer, has wheels for x86_64 only")
 
 
 class Collector:

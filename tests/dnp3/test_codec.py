@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.quality import Q
-from gateway.southbound.dnp3 import objects as o
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.flags import from_quality, to_quality
+from gateway.protocols.dnp3.link import FrameDecoder, LinkStats
+from gateway.site.quality import Q
 from gateway.southbound.dnp3.commands import command_body
-from gateway.southbound.dnp3.flags import from_quality, to_quality
-from gateway.southbound.dnp3.link import FrameDecoder, LinkStats
-from tests.dnp3.peer import device
+from tests.dnp3.sites import device
 
 
 def test_crob_above_index_255_uses_two_octet_count() -> None:
@@ -64,7 +64,7 @@ def test_flag_mapping_both_ways() -> None:
 
 
 def test_frame_decoder_resyncs_and_counts() -> None:
-    from gateway.southbound.dnp3.link import LinkChannel
+    from gateway.protocols.dnp3.link import LinkChannel
 
     ch = LinkChannel.__new__(LinkChannel)
     ch.is_master, ch.local, ch.remote, ch.stats = True, 1, 10, LinkStats()

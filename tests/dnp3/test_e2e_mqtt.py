@@ -8,8 +8,7 @@ from pathlib import Path
 
 from devices.dnp3.outstation import Dnp3Outstation
 from gateway.app import Gateway, GatewayOptions
-from gateway.config import Config
-from gateway.configload import load_config
+from gateway.config import Config, load_config
 from tests.support.mqtt import Collector
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml"

@@ -13,11 +13,10 @@ import pytest
 
 from devices.dnp3.outstation import Dnp3Outstation
 from devices.emulator import Emulator, build_firmware
-from gateway.config import Config
-from gateway.configload import load_config
-from gateway.southbound.dnp3.points import to_engineering, to_raw
+from gateway.config import Config, load_config
+from gateway.protocols.dnp3.points import to_engineering, to_raw
 from tests.dnp3.conftest import source
-from tests.dnp3.peer import free_port
+from tests.dnp3.sites import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml"
 

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from gateway.quality import Q
+from gateway.site.quality import Q
 from tests.dnp3.conftest import outstation, source, until
-from tests.dnp3.peer import device
 from tests.dnp3.proxy import LossyProxy
+from tests.dnp3.sites import device
 
 POINTS = [
     {"name": "P", "group": "analog", "index": 0, "scale": 1000.0, "measurement": {"equipment": "S1/F1/CB1", "type": "ThreePhaseActivePower", "multiplier": "k"}},

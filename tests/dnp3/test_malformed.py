@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import struct
 
-from gateway.southbound.dnp3 import objects as o
-from gateway.southbound.dnp3.link import LinkChannel
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.link import LinkChannel
 from tests.dnp3.conftest import outstation, source
-from tests.dnp3.peer import device
+from tests.dnp3.sites import device
 
 POINTS = [
     {"name": "P", "group": "analog", "index": 0},

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.southbound.dnp3 import objects as o
+from gateway.protocols.dnp3 import objects as o
 from tests.dnp3.conftest import outstation
-from tests.dnp3.peer import device
+from tests.dnp3.sites import device
 from tests.dnp3.test_malformed import iin, raw_master, response
 
 POINTS = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import struct
-import threading
 import time
 from array import array
 

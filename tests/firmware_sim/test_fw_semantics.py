@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from firmware_sim import Firmware, SimPoint
+from firmware_sim import Firmware
 from firmware_sim.profiles import SHAPES
 from firmware_sim.spec import LoadGroup
 from tests.firmware_sim.fwcases import T0, sp
@@ -25,7 +25,7 @@ def run(backend, pts, ts, groups=None, seed=0):
 
 def test_gateway_quality_bits_agree():
     from firmware_sim import quality as fq
-    from gateway.quality import COMMS_LOST, Q
+    from gateway.site.quality import COMMS_LOST, Q
 
     for name in ("INVALID", "QUESTIONABLE", "OVERFLOW", "OUT_OF_RANGE", "OSCILLATORY", "FAILURE", "OLD_DATA",
                  "INACCURATE", "SUBSTITUTED", "TEST", "OPERATOR_BLOCKED"):

@@ -8,7 +8,7 @@ import sys
 import time
 
 from devices.iec61850.server import Iec61850Ied
-from gateway.config import Iec61850Device
+from gateway.protocols.iec61850.config import Iec61850Device
 
 
 async def main() -> None:

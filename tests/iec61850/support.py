@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from gateway.config import Iec61850Device
+from gateway.protocols.iec61850.config import Iec61850Device
 from tests.support.mosquitto import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))

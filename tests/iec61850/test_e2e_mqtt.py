@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from gateway.app import Gateway, GatewayOptions
 from gateway.config import Config
-from gateway.quality import Q, from_cim
+from gateway.site.quality import Q, from_cim
 from tests.iec61850.support import IedProcess, ied_device
 from tests.support.mqtt import Collector
 
@@ -70,7 +70,7 @@ async def test_primary_substation_ieds_serve_and_report():
     """The shipped site file's IEDs (on free ports here): every configured point comes through GI."""
     import os
 
-    from gateway.configload import load_config
+    from gateway.config import load_config
     from gateway.southbound.iec61850 import MmsSource
     from tests.iec61850.conftest import fast_backoff, running
     from tests.iec61850.support import ROOT

@@ -6,8 +6,7 @@ import os
 import pytest
 
 from devices.emulator import Emulator
-from gateway.config import Config
-from gateway.configload import load_config
+from gateway.config import Config, load_config
 from gateway.southbound.iec61850 import MmsSource
 from tests.iec61850.conftest import fast_backoff, running
 from tests.iec61850.support import ROOT

@@ -75,7 +75,7 @@ async def test_own_config_file_model_reports_and_polls(tmp_path):
     import asyncio
     import os
 
-    from gateway.config import Iec61850Device
+    from gateway.protocols.iec61850.config import Iec61850Device
     from gateway.southbound.iec61850 import MmsSource
     from tests.iec61850.conftest import fast_backoff, running
     from tests.iec61850.support import HERE, IedProcess

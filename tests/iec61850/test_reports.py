@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from gateway.quality import Q, to_cim
+from gateway.site.quality import Q, to_cim
 from gateway.southbound.iec61850 import MmsSource
 from tests.iec61850.conftest import fast_backoff, running
 

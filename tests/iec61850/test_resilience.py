@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from gateway.quality import COMMS_LOST
+from gateway.site.quality import COMMS_LOST
 from gateway.southbound.iec61850 import MmsSource
 from tests.iec61850.conftest import fast_backoff, running
 from tests.iec61850.support import IedProcess, ied_device

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from devices.netlab import Lab
-from gateway.conduits.courier import CourierWriter, ImportReport, import_dir, read_bundle
+from gateway.conduits.courier import (
+    CourierWriter,
+    ImportReport,
+    import_dir,
+    read_bundle,
+)
 from gateway.conduits.records import KeyError_, Record, load_key
 from tests.netlab.conftest import PY, collect, needs_lab, subscriber, zone_broker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devices.netlab import Lab
-from gateway.conduits.diode import HEADER, DATA, DiodeReceiver, pack, unpack
+from gateway.conduits.diode import DATA, HEADER, DiodeReceiver, pack, unpack
 from gateway.conduits.records import Record
 from tests.netlab.conftest import PY, collect, needs_lab, probe, subscriber, zone_broker
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from gateway.conduits.diode import DATA, PARITY, DiodeReceiver, DiodeSender, unpack
 from gateway.conduits.records import Record
 

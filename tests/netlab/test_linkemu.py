@@ -15,7 +15,15 @@ from devices.netlab import Lab, load_profile
 from devices.netlab.faults import fault_down, link_down
 from devices.netlab.linkemu import Shaper
 from devices.netlab.profile import Fault
-from tests.netlab.conftest import PY, collect, listeners, needs_lab, needs_tun, subscriber, zone_broker
+from tests.netlab.conftest import (
+    PY,
+    collect,
+    listeners,
+    needs_lab,
+    needs_tun,
+    subscriber,
+    zone_broker,
+)
 
 
 def test_shaper_delay_jitter_bounds_and_order() -> None:

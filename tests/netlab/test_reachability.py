@@ -8,7 +8,17 @@ import os
 import pytest
 
 from devices.netlab import Lab
-from tests.netlab.conftest import PY, collect, compromise, listeners, needs_lab, needs_tun, probe_many, subscriber, zone_broker
+from tests.netlab.conftest import (
+    PY,
+    collect,
+    compromise,
+    listeners,
+    needs_lab,
+    needs_tun,
+    probe_many,
+    subscriber,
+    zone_broker,
+)
 
 pytestmark = [needs_lab, pytest.mark.netns]
 

@@ -16,10 +16,20 @@ from pathlib import Path
 import pytest
 
 from devices.netlab.run import ENV_KEY, ENV_TRANSFER, Session, run_with_profile
-from gateway.conduits.courier import read_bundle
 from gateway.cim import build_catalog
-from gateway.configload import load_config
-from tests.netlab_product.conftest import PY, REPO, SITE, deadline, descendants, last_json_line, needs_lab, probe, profile_args
+from gateway.conduits.courier import read_bundle
+from gateway.config import load_config
+from tests.netlab_product.conftest import (
+    PY,
+    REPO,
+    SITE,
+    deadline,
+    descendants,
+    last_json_line,
+    needs_lab,
+    probe,
+    profile_args,
+)
 from tests.support.mqtt import Collector
 
 pytestmark = [needs_lab, pytest.mark.netns]

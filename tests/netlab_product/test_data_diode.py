@@ -14,9 +14,15 @@ import pytest
 
 from devices.netlab.run import DIODE_STATUS, Session, run_with_profile
 from gateway.cim import build_catalog
-from gateway.configload import load_config
+from gateway.config import load_config
 from tests.netlab.conftest import collect, subscriber
-from tests.netlab_product.conftest import SITE, deadline, descendants, needs_lab, profile_args
+from tests.netlab_product.conftest import (
+    SITE,
+    deadline,
+    descendants,
+    needs_lab,
+    profile_args,
+)
 
 pytestmark = [needs_lab, pytest.mark.netns]
 RULE = "udp dport 47000 counter drop comment \"outage\""

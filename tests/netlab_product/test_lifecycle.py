@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from devices.netlab.run import run_with_profile
-from tests.netlab_product.conftest import PY, REPO, deadline, descendants, last_json_line, needs_lab, profile_args
+from tests.netlab_product.conftest import (
+    PY,
+    REPO,
+    deadline,
+    descendants,
+    last_json_line,
+    needs_lab,
+    profile_args,
+)
 
 pytestmark = [needs_lab, pytest.mark.netns]
 

@@ -13,8 +13,15 @@ import pytest
 
 from devices.netlab.run import Session, run_with_profile
 from gateway.cim import build_catalog
-from gateway.configload import load_config
-from tests.netlab_product.conftest import SITE, deadline, descendants, needs_lab, probe, profile_args
+from gateway.config import load_config
+from tests.netlab_product.conftest import (
+    SITE,
+    deadline,
+    descendants,
+    needs_lab,
+    probe,
+    profile_args,
+)
 
 pytestmark = [needs_lab, pytest.mark.netns]
 

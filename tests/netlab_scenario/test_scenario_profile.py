@@ -19,7 +19,7 @@ import yaml
 
 from devices.netlab.profile import load_profile
 from devices.scenario.profiled import run_in_profile
-from gateway.configload import ConfigError
+from gateway.site.load import ConfigError
 from tests.netlab_product.conftest import deadline
 from tests.support.lab import needs_lab
 

@@ -13,7 +13,7 @@ from gateway.northbound.mqtt import MqttPublisher
 from tests.northbound.rawsub import RawSubscriber
 
 dnp3 = pytest.importorskip("tests.dnp3.conftest")
-from tests.dnp3.peer import device  # noqa: E402
+from tests.dnp3.sites import device  # noqa: E402
 
 POINTS = [{"name": "CB", "group": "double_binary", "index": 0, "command": {"enabled": True, "mode": "sbo"}}]
 CB = CommandPoint("5b3c0a52-cb01", "rtu1", "CB", "Discrete", operators=("alice",), mode="sbo", ttl=5.0)

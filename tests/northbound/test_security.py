@@ -5,6 +5,7 @@ Each refusal must be a clear log line naming the cause; secrets never appear in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import ssl
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.northbound.message import TlsOptions
 from gateway.northbound.mqtt import MqttPublisher, NorthboundConfigError
 from gateway.pipeline import Backoff
+from gateway.site.options import TlsOptions
 from tests.northbound.certs import make_pki
 from tests.northbound.rawsub import RawSubscriber
 from tests.support.mosquitto import Mosquitto, free_port
@@ -155,3 +156,67 @@ def test_plain_mqtt_refused_when_profile_requires_tls():
         MqttPublisher("mqtt://127.0.0.1:1883", "gw1", require_tls=True)
     with pytest.raises(NorthboundConfigError, match=r"tls.ca_file: .* does not exist"):
         MqttPublisher("mqtts://127.0.0.1:8883", "gw1", tls=TlsOptions(ca_file=Path("/nonexistent/ca.crt")))
+
+
+# ---------------------------------------------------------------- the site file's own TLS block (one TLS model)
+
+
+def _tls_site(tmp_path, broker, server_hostname: str):
+    """The test site with a ``gateway.northbound`` block naming the broker, credentials and TLS files."""
+    import yaml
+
+    from gateway.config import load_config
+    from tests.support.sites import modbus_site
+
+    pki = broker.pki
+    _, path = modbus_site(tmp_path, poll="200ms")
+    data = yaml.safe_load(path.read_text())
+    data["gateway"]["id"] = "gw1"  # the broker's ACL lets user gw1 write gridgate/v1/gw1/#
+    data["gateway"]["northbound"].update({
+        "url": broker.tls_url, "username": "gw1", "password_env": "GG_TEST_BROKER_PW", "require_tls": True,
+        "tls": {"ca_file": str(pki.ca_crt), "cert_file": str(pki.client_crt), "key_file": str(pki.client_key),
+                "server_hostname": server_hostname},
+    })
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(path)
+
+
+async def test_site_file_tls_block_starts_and_publishes_over_mutual_tls(secure_broker, tmp_path, monkeypatch):
+    """Regression: a site file with `gateway.northbound.tls` (including server_hostname) validated, then
+    crashed the gateway at start on a key of a second TLS model. One model now; values flow over mTLS."""
+    import json
+
+    from devices.emulator import Emulator
+    from gateway.app import Gateway, GatewayOptions
+
+    monkeypatch.setenv("GG_TEST_BROKER_PW", SECRET)
+    cfg = _tls_site(tmp_path, secure_broker, server_hostname="localhost")  # the certificate names localhost
+    pki = secure_broker.pki
+    async with Emulator(cfg):
+        async with RawSubscriber(secure_broker.port, ["gridgate/v1/gw1/meas/#"], client_id="hist", username="hist",
+                                 password="hist-pw", ssl_ctx=_sub_ctx(pki)) as sub:
+            gw = Gateway(cfg, GatewayOptions())  # broker, TLS and credentials all from the site file
+            await gw.start()
+            try:
+                assert await sub.wait_for(lambda m: any(x.topic.endswith("ThreePhaseActivePower/ABC") for x in m), 15)
+                assert gw.publisher.connected
+            finally:
+                await gw.stop()
+    p = next(json.loads(m.payload) for m in sub.messages if m.topic.endswith("ThreePhaseActivePower/ABC"))
+    assert p["value"] == pytest.approx(4321.5, abs=0.01) and p["quality"]["validity"] == "GOOD"
+
+
+async def test_site_file_tls_server_hostname_is_verified(secure_broker, tmp_path, monkeypatch):
+    """`server_hostname` is the name checked against the broker certificate, not a decoration."""
+    from gateway.app import Gateway, GatewayOptions
+
+    monkeypatch.setenv("GG_TEST_BROKER_PW", SECRET)
+    cfg = _tls_site(tmp_path, secure_broker, server_hostname="not-the-broker.example")
+    gw = Gateway(cfg, GatewayOptions())
+    await gw.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert not gw.publisher.connected
+        assert "not-the-broker.example" in gw.publisher.stats.last_error, gw.publisher.stats.last_error
+    finally:
+        await gw.stop()

@@ -8,8 +8,16 @@ import pytest
 
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.northbound.sparkplug import (
-    BOOLEAN, DOUBLE, INT32, INT64, SparkplugNode, is_rebirth_request, quality_code, stable_alias)
-from gateway.quality import COMMS_LOST, Q
+    BOOLEAN,
+    DOUBLE,
+    INT32,
+    INT64,
+    SparkplugNode,
+    is_rebirth_request,
+    quality_code,
+    stable_alias,
+)
+from gateway.site.quality import COMMS_LOST, Q
 from tests.northbound import pbdecode
 from tests.northbound.rawsub import RawSubscriber
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devices.scenario.ports import with_free_ports
-from gateway.config import Config
-from gateway.configload import load_config
+from gateway.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "configs" / "primary-substation.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devices.scenario.resolve import load_scenario
-from gateway.configload import ConfigError
+from gateway.site.load import ConfigError
 from tests.scenario.helpers import EXAMPLE, ROOT
 
 SCENARIOS = sorted((ROOT / "configs" / "scenarios").glob("*.yaml"))
@@ -110,7 +110,7 @@ def test_json_schema_is_published() -> None:
 
 
 def test_targets_by_mrid_bay_and_points(tmp_path: Path) -> None:
-    from gateway.configload import load_config
+    from gateway.config import load_config
 
     cfg = load_config(EXAMPLE)
     ia = next(p for d in cfg.devices if d.name == "pqm-inc1" for p in d.points if p.name == "Ia")

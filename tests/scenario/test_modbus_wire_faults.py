@@ -11,8 +11,8 @@ import pytest
 
 from devices.modbus import ArrayDataModel, ModbusServer
 from devices.modbus.faults import ModbusFaults
-from devices.scenario.faults import ExceptionReply, Delay, Trickle, WrongTid
-from devices.scenario.inject import modbus_faults
+from devices.modbus.faults import merge as modbus_faults
+from devices.scenario.faults import Delay, ExceptionReply, Trickle, WrongTid
 
 READ = struct.pack(">HHHBBHH", 0x1234, 0, 6, 1, 3, 0, 2)  # tid 0x1234: read holding 0..1
 GOOD = struct.pack(">HHHBBB", 0x1234, 0, 7, 1, 3, 4) + struct.pack(">HH", 1000, 1001)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from devices.scenario.report import write
 from devices.scenario.resolve import load_scenario
 from devices.scenario.runner import run_plan

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway.config import Config
-from gateway.configload import load_config
+from gateway.config import Config, load_config
 from tests.support.mosquitto import free_port
 
 SITE = {

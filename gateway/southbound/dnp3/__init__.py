@@ -3,4 +3,6 @@
 from gateway.southbound.dnp3.commands import CommandResult
 from gateway.southbound.dnp3.master import Dnp3Source
 
-__all__ = ["Dnp3Source", "CommandResult"]
+Driver = Dnp3Source
+
+__all__ = ["Driver", "Dnp3Source", "CommandResult"]

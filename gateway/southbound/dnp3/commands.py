@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
-
-from gateway.config import Dnp3Point
-from gateway.southbound.dnp3 import objects as o
-from gateway.southbound.dnp3.points import to_raw
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.config import Dnp3Point
+from gateway.protocols.dnp3.points import to_raw
+from gateway.southbound.contract import CommandOutcome
 
 Mode = Literal["direct", "sbo"]
 
 
-class CommandResult(BaseModel):
+class CommandResult(CommandOutcome):
     """Outcome of one operate: the DNP3 command status code and its name (``NOT_CONNECTED``/
-    ``NO_ECHO`` when the device never judged it)."""
+    ``NO_ECHO`` when the device never judged it, ``REFUSED`` when we refused before sending)."""
 
-    point: str
-    value: float | int | bool
-    mode: Mode
     status: int
     name: str
-    ok: bool
     detail: str = ""
 
 

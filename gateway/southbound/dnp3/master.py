@@ -19,14 +19,19 @@ import time
 from collections import deque
 from typing import Any
 
-from gateway.config import Dnp3Device
 from gateway.pipeline import Backoff, Emit
-from gateway.quality import Q
-from gateway.southbound.dnp3 import objects as o
-from gateway.southbound.dnp3.commands import CommandResult, Mode, command_body, echoed_status
-from gateway.southbound.dnp3.link import LinkChannel, LinkStats
-from gateway.southbound.dnp3.points import PointTable
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.config import Dnp3Device
+from gateway.protocols.dnp3.link import LinkChannel, LinkStats
+from gateway.protocols.dnp3.points import PointTable
+from gateway.site.quality import Q
 from gateway.southbound.degrade import degraded
+from gateway.southbound.dnp3.commands import (
+    CommandResult,
+    Mode,
+    command_body,
+    echoed_status,
+)
 from gateway.southbound.dnp3.readings import Unmapped, to_readings
 from gateway.southbound.session import DeviceSession, DriverError
 
@@ -34,6 +39,13 @@ log = logging.getLogger(__name__)
 
 _EVENT_CLASSES = (1, 2, 3)
 REPEAT_WINDOW = 256  # events per point remembered to drop a retransmission (outstation buffers are ~500)
+
+
+#: pseudo status codes for outcomes the device never judged (real DNP3 codes are 0..127)
+NOT_CONNECTED, NO_ECHO, REFUSED, NO_RESPONSE = -1, -2, -3, -4
+#: our pseudo status names → the common outcome vocabulary; real codes other than SUCCESS are device_error
+_OUTCOME_OF: dict[str, str] = {"NOT_CONNECTED": "not_connected", "NO_ECHO": "device_error", "REFUSED": "refused",
+                               "NO_RESPONSE": "timed_out"}
 
 
 class Dnp3Source(DeviceSession):
@@ -277,34 +289,40 @@ class Dnp3Source(DeviceSession):
     # ---------------------------------------------------------------- commands
     async def operate(self, point_name: str, value: float | int | bool, mode: Mode = "direct") -> CommandResult:
         """Operate one output: CROB (latch, or trip/close on a breaker) or analog output, direct or SBO."""
-        p = self.table.point(point_name)
-        group, body = command_body(p, value)
         self.stats["commands"] += 1
 
         def result(status: int, name: str | None = None, detail: str = "") -> CommandResult:
             name = name or o.COMMAND_STATUS.get(status, f"STATUS_{status}")
-            return CommandResult(point=point_name, value=value, mode=mode, status=status, name=name, ok=status == 0, detail=detail)
+            outcome = _OUTCOME_OF.get(name, "accepted" if status == o.CommandStatus.SUCCESS else "device_error")
+            return CommandResult(point=point_name, value=value, mode=mode, status=status, name=name, ok=status == o.CommandStatus.SUCCESS,
+                                 detail=detail, outcome=outcome, reason="" if status == o.CommandStatus.SUCCESS else (detail or name))
 
+        try:
+            p = self.table.point(point_name)
+            group, body = command_body(p, value)
+        except (KeyError, ValueError, TypeError) as e:
+            return result(REFUSED, "REFUSED", str(e).strip("'\""))
         if self._ch is None or not self.connected:
-            return result(-1, "NOT_CONNECTED", f"{self.device} is not connected")
+            return result(NOT_CONNECTED, "NOT_CONNECTED", f"{self.device} is not connected")
         try:
             async with self._lock:
                 if mode == "sbo":
                     _, hs = await self._transact(o.SELECT, body)
                     st = echoed_status(hs, group, p.index)
                     if st is None:
-                        return result(-2, "NO_ECHO", "select response did not echo the point")
-                    if st != 0:
+                        return result(NO_ECHO, "NO_ECHO", "select response did not echo the point")
+                    if st != o.CommandStatus.SUCCESS:
                         return result(st, detail="select refused")
                 _, hs = await self._transact(o.OPERATE if mode == "sbo" else o.DIRECT_OPERATE, body)
         except (TimeoutError, asyncio.TimeoutError):
-            return result(1, detail="no response within the timeout")
+            return result(NO_RESPONSE, "NO_RESPONSE", "no response within the timeout; the operate may or may not have taken effect")
         except (DriverError, OSError, EOFError) as e:
-            return result(-1, "NOT_CONNECTED", str(e))
+            return result(NOT_CONNECTED, "NOT_CONNECTED", str(e))
         st = echoed_status(hs, group, p.index)
         if st is None:
-            return result(-2, "NO_ECHO", "operate response did not echo the point")
+            return result(NO_ECHO, "NO_ECHO", "operate response did not echo the point")
         return result(st)
 
-    def status(self) -> dict[str, Any]:
+    def status_counters(self) -> dict[str, Any]:
+        """Protocol counters for the status topic: polls/events/commands, unmapped points, link layer, IIN bits."""
         return {**self.stats, "unmapped": self.unmapped.count, "link": self.link_stats.as_dict(), "iin": self.iin}

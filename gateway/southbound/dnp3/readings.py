@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass, field
 
 from gateway.pipeline import Reading
-from gateway.southbound.dnp3 import objects as o
-from gateway.southbound.dnp3.flags import to_quality
-from gateway.southbound.dnp3.points import PointTable, to_engineering
+from gateway.protocols.dnp3 import objects as o
+from gateway.protocols.dnp3.flags import to_quality
+from gateway.protocols.dnp3.points import PointTable, to_engineering
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import ctypes as C
 import time
 
-from gateway.southbound.iec61850.libiec import FC, IED_ERRORS, IED_STATE_CONNECTED, ReportCallback, lib, string_list
+from gateway.protocols.iec61850.libiec import (
+    FC,
+    IED_ERRORS,
+    IED_STATE_CONNECTED,
+    ReportCallback,
+    lib,
+    string_list,
+)
 from gateway.southbound.session import DriverError
 
 

@@ -11,6 +11,7 @@ reported values are re-published QUESTIONABLE|oldData until reports come back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -18,14 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel
-
-from gateway.config import Iec61850Device, MmsPoint
 from gateway.pipeline import Backoff, Emit, Reading
-from gateway.quality import Q
-from gateway.southbound.degrade import degraded
-from gateway.southbound.iec61850.connection import MmsConnection, MmsError
-from gateway.southbound.iec61850.libiec import (
+from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
+from gateway.protocols.iec61850.libiec import (
     ACSI_CLASS_BRCB,
     ACSI_CLASS_URCB,
     ADD_CAUSES,
@@ -58,7 +54,17 @@ from gateway.southbound.iec61850.libiec import (
     lib,
     octets,
 )
-from gateway.southbound.iec61850.mapping import Binding, covers, decode, locate, split_member
+from gateway.site.quality import Q
+from gateway.southbound.contract import CommandOutcome
+from gateway.southbound.degrade import degraded
+from gateway.southbound.iec61850.connection import MmsConnection, MmsError
+from gateway.southbound.iec61850.mapping import (
+    Binding,
+    covers,
+    decode,
+    locate,
+    split_member,
+)
 from gateway.southbound.session import DeviceSession, DriverError
 
 log = logging.getLogger(__name__)
@@ -68,13 +74,9 @@ OPT_FLDS = RPT_OPT_SEQ_NUM | RPT_OPT_TIME_STAMP | RPT_OPT_REASON | RPT_OPT_DATA_
 EVENT_REASONS = REASON_DATA_CHANGE | REASON_QUALITY_CHANGE | REASON_DATA_UPDATE
 
 
-class ControlResult(BaseModel):
+class ControlResult(CommandOutcome):
     """Outcome of an operate; on refusal ``add_cause`` is the IED's AddCause (IEC 61850-7-2)."""
 
-    ok: bool
-    point: str
-    mode: Literal["direct", "sbo"]
-    value: float | int | bool
     error: str | None = None
     add_cause: str | None = None
     add_cause_code: int | None = None
@@ -500,19 +502,24 @@ class MmsSource(DeviceSession):
         if out and self._loop:
             self._loop.call_soon_threadsafe(self._deliver, out)
 
+    def status_counters(self) -> dict[str, int]:
+        """Report/poll/control counters for the status topic (EntryIDs are state, not counters)."""
+        return {k: v for k, v in dataclasses.asdict(self.stats).items() if k != "entry_ids"}
+
     # ------------------------------------------------------------ controls
 
     async def operate(self, point_name: str, value: float | int | bool, mode: Literal["direct", "sbo"] = "direct") -> ControlResult:
         """Operate a controllable point (DPC/SPC/APC ...); ``sbo`` selects with value first."""
         p = self.points.get(point_name)
         if p is None:
-            return ControlResult(ok=False, point=point_name, mode=mode, value=value, error=f"no point {point_name!r} on {self.device}")
+            return ControlResult(ok=False, point=point_name, mode=mode, value=value, outcome="refused", error=f"no point {point_name!r} on {self.device}")
         if self._conn is None or not self.connected:
-            return ControlResult(ok=False, point=point_name, mode=mode, value=value, error="IED not connected")
+            return ControlResult(ok=False, point=point_name, mode=mode, value=value, outcome="not_connected", error="IED not connected")
         try:
             return await self._call(self._operate, p, value, mode, timeout=self.cfg.timeout * 4)
         except (TimeoutError, DriverError, OSError) as e:
-            return ControlResult(ok=False, point=point_name, mode=mode, value=value, error=str(e) or "timeout")
+            return ControlResult(ok=False, point=point_name, mode=mode, value=value, outcome="timed_out" if isinstance(e, TimeoutError) else "not_connected",
+                                 error=str(e) or "timeout")
 
     def _operate(self, p: MmsPoint, value: float | int | bool, mode: str) -> ControlResult:
         conn = self._conn
@@ -524,7 +531,7 @@ class MmsSource(DeviceSession):
         do_ref = f"{ld}/{parts[0]}.{parts[1]}"
         co = L.ControlObjectClient_create(do_ref.encode(), conn.con)
         if not co:
-            return ControlResult(ok=False, point=p.name, mode=mode, value=value, error=f"{do_ref} is not a controllable object")
+            return ControlResult(ok=False, point=p.name, mode=mode, value=value, outcome="refused", error=f"{do_ref} is not a controllable object")
         ctl = None
         terminated = threading.Event()
         on_term = TerminationHandler(lambda _param, _co: terminated.set())
@@ -539,11 +546,12 @@ class MmsSource(DeviceSession):
             if L.ControlObjectClient_getControlModel(co) in (CTL_DIRECT_ENHANCED, CTL_SBO_ENHANCED):
                 # enhanced security: the outcome is the CommandTermination, not the operate response
                 if not terminated.wait(self.cfg.timeout * 2):
-                    return ControlResult(ok=False, point=p.name, mode=mode, value=value, error="no CommandTermination from the IED")
+                    return ControlResult(ok=False, point=p.name, mode=mode, value=value, outcome="timed_out",
+                                         error="no CommandTermination from the IED")
                 appl = L.ControlObjectClient_getLastApplError(co)
                 if appl.error or appl.addCause:
                     return _refused(L, co, p, value, mode, "command terminated negatively")
-            return ControlResult(ok=True, point=p.name, mode=mode, value=value)
+            return ControlResult(ok=True, point=p.name, mode=mode, value=value, outcome="accepted")
         finally:
             if ctl:
                 L.MmsValue_delete(ctl)
@@ -566,6 +574,6 @@ def _refused(L, co: int, p: MmsPoint, value, mode: str, what: str) -> ControlRes
     err = L.ControlObjectClient_getLastError(co)
     cause = ADD_CAUSES.get(appl.addCause, str(appl.addCause)) if appl.error or appl.addCause else None
     return ControlResult(
-        ok=False, point=p.name, mode=mode, value=value,
+        ok=False, point=p.name, mode=mode, value=value, outcome="device_error",
         error=f"{what} ({IED_ERRORS.get(err, err)})" if err else what, add_cause=cause, add_cause_code=appl.addCause if cause else None,
     )

@@ -10,10 +10,16 @@ import ctypes as C
 import time
 from dataclasses import dataclass
 
-from gateway.config import MmsPoint
 from gateway.pipeline import Reading
-from gateway.quality import Q
-from gateway.southbound.iec61850.libiec import MMS_DATA_ACCESS_ERROR, element, lib, scalar, utc_time
+from gateway.protocols.iec61850.config import MmsPoint
+from gateway.protocols.iec61850.libiec import (
+    MMS_DATA_ACCESS_ERROR,
+    element,
+    lib,
+    scalar,
+    utc_time,
+)
+from gateway.site.quality import Q
 
 
 @dataclass(frozen=True)

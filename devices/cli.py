@@ -1,0 +1,134 @@
+"""``gridgate emulate`` and ``gridgate demo``: the emulated devices alone, or devices + gateway +
+broker with a live table. Registered through the ``gridgate.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Callable
+
+from gateway.cli import common, profiled
+from gateway.config import load_config
+from gateway.runtime import default_config, free_port, port_free, run, say, sleep_for
+
+
+def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    d = sub.add_parser("demo", help="devices + gateway + broker with a live table of measurements")
+    common(d, profile=True)
+    d.add_argument("--broker-port", type=int, default=1883, help="port of the embedded broker (default 1883; a free one if taken)")
+    d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
+    d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
+    d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
+
+    e = sub.add_parser("emulate", help="run only the emulated devices of a config")
+    common(e, broker=False, profile=True)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
+    e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
+    return {"demo": cmd_demo, "emulate": cmd_emulate}
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    if (rc := profiled("emulate", args)) is not None:
+        return rc
+    cfg = load_config(args.config or default_config())
+    return run(_emulate(cfg, args))
+
+
+async def _emulate(cfg, args) -> int:  # noqa: ANN001
+    from devices.emulator import Emulator
+    from devices.faultapi.server import FaultApiServer
+    from devices.scenario.inject import Injector
+
+    emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
+    await emu.start()
+    api = None
+    try:
+        if not args.no_fault_api:
+            api = await FaultApiServer(Injector(emu)).start()
+        for name, rd in emu.devices.items():
+            print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
+        if api is not None:
+            print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
+        print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
+        await sleep_for(args.duration)
+    finally:
+        if api is not None:
+            await api.stop()
+        await emu.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if (rc := profiled("demo", args)) is not None:
+        return rc
+    cfg = load_config(args.config or default_config())
+    return run(_demo(cfg, args))
+
+
+async def _demo(cfg, args) -> int:  # noqa: ANN001
+    from devices.emulator import Emulator
+    from gateway.app import Gateway, GatewayOptions
+    from gateway.broker import EmbeddedBroker
+    from gateway.watch import Watcher, render
+
+    broker = None
+    url = args.broker
+    version = args.mqtt_version
+    if url is None:
+        port = args.broker_port if port_free(args.broker_port) else free_port()
+        if port != args.broker_port:
+            say(f"demo: port {args.broker_port} is taken; embedded broker on 127.0.0.1:{port}")
+        broker = await EmbeddedBroker("127.0.0.1", port).start()
+        url, version = broker.url, version or "3.1.1"
+        say(f"demo: embedded MQTT 3.1.1 broker on {url} (use --broker for Mosquitto)")
+    version = version or "5"
+    emu = Emulator(cfg, seed=args.seed, skip=say)
+    await emu.start()
+    gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
+    watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
+    started = time.monotonic()
+    emulated = sorted(emu.devices)
+    try:
+        await gw.start()
+        await watcher.start()
+        if args.no_live or args.json or not sys.stdout.isatty():
+            await sleep_for(args.duration)
+        else:
+            from rich.live import Live
+
+            with Live(render(watcher.state), refresh_per_second=4) as live:
+                end = None if args.duration is None else time.monotonic() + args.duration
+                while end is None or time.monotonic() < end:
+                    await asyncio.sleep(0.25)
+                    live.update(render(watcher.state))
+    finally:
+        try:
+            await watcher.stop()
+        except Exception:  # noqa: BLE001 - the broker may already be gone on Ctrl-C
+            pass
+        await gw.stop()
+        await emu.stop()
+        if broker is not None:
+            await broker.stop()
+    st = watcher.state
+    summary = {
+        "seconds": round(time.monotonic() - started, 1),
+        "broker": url,
+        "devices_emulated": emulated,
+        "devices_skipped": emu.skipped,
+        "measurements_seen": len(st.rows),
+        "values_received": st.received,
+        "gateway": gw.stats(),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif args.no_live or not sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(render(st, limit=len(st.rows) or 1))
+        print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s")
+    return 0 if st.received > 0 else 1

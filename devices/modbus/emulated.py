@@ -1,0 +1,24 @@
+"""Emulated Modbus TCP devices for the emulator (see devices/contract.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+FAULT_KINDS = frozenset({"silent", "delay", "disconnect", "trickle", "exception", "wrong_tid", "short_reply"})
+#: the server itself refuses connections while a ``disconnect`` fault is active
+RESTART_ON_DISCONNECT = False
+
+
+async def start(d: Any, on_command: Any, fw: Any) -> Any:
+    """Modbus devices serve the firmware's register image (writes land there directly)."""
+    from devices.modbus.server import ModbusServer
+
+    server = ModbusServer(fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name)
+    await server.start()
+    return server
+
+
+def apply_faults(server: Any, faults: Sequence[Any]) -> None:
+    from devices.modbus.faults import merge
+
+    server.faults = merge(faults)

@@ -1,0 +1,7 @@
+"""DNP3 (IEEE 1815): site-file models and the wire codec (link layer, objects, flags) that the
+gateway's master and the emulated outstation share."""
+
+from gateway.protocols import ProtocolSpec
+from gateway.protocols.dnp3.config import Dnp3Device
+
+PROTOCOL = ProtocolSpec(name="dnp3", title="DNP3", device=Dnp3Device, standard_port=20000, address_key="index")

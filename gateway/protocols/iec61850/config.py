@@ -1,0 +1,46 @@
+"""IEC 61850 (MMS) site-file models: object references, functional constraints, IED options."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from gateway.site.model import DeviceBase, Name, PointBase, _Model
+
+
+class MmsPoint(PointBase):
+    reference: str = Field(
+        description="IEC 61850 object reference of the data attribute, LD/LN.DO[.DA] e.g. F1PROT/MMXU1.TotW.mag.f"
+    )
+    fc: Literal["MX", "ST", "CO", "SP", "CF"] = "MX"
+
+    @field_validator("reference")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_]{1,64}/[A-Za-z0-9_]+(\.[A-Za-z0-9_\[\]]+)+$", v):
+            raise ValueError("expected an object reference LD/LN.DO[.DA], e.g. F1PROT/MMXU1.TotW.mag.f")
+        return v
+
+
+class Iec61850Options(_Model):
+    ied_name: Name | None = Field(None, description="IED name (prefix of the logical devices); default: device name")
+    scl: str | None = Field(None, description="path of a libiec61850 .cfg/.cid model to serve instead of the generated one")
+    reports: bool = True
+    buffered: bool = True
+
+
+class Iec61850Device(DeviceBase):
+    protocol: Literal["iec61850"]
+    iec61850: Iec61850Options = Field(default_factory=Iec61850Options)
+    points: list[MmsPoint] = Field(min_length=1)
+
+    address_key: ClassVar[str] = "reference"
+
+    def point_addresses(self, p: MmsPoint) -> list[tuple]:  # type: ignore[override]
+        return [(p.reference,)]
+
+
+
+MmsPoint.model_rebuild()

@@ -1,0 +1,79 @@
+"""What every long-running gridgate command shares: the default site file, signal-aware running,
+sleeping for ``--duration``, loopback port helpers and the one-line user messages on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Coroutine
+
+from gateway.site.model import parse_duration
+
+DEFAULT_CONFIG = "configs/primary-substation.yaml"
+#: set by the network lab in every process it starts inside a zone: the profile is already applied
+LAB_ZONE_ENV = "GRIDGATE_LAB_ZONE"
+
+
+def default_config() -> str:
+    """The example site: in the working directory, else beside the package (a source checkout)."""
+    here = Path(DEFAULT_CONFIG)
+    if here.exists():
+        return str(here)
+    repo = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG
+    return str(repo) if repo.exists() else DEFAULT_CONFIG
+
+
+def duration_arg(v: str) -> float:
+    """argparse type for ``--duration 30`` / ``10s`` / ``5m``."""
+    try:
+        return parse_duration(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+async def sleep_for(duration: float | None) -> None:
+    """Sleep ``duration`` seconds, or forever (until cancelled) when None."""
+    if duration is None:
+        await asyncio.Event().wait()
+    else:
+        await asyncio.sleep(duration)
+
+
+def run(coro: Coroutine[Any, Any, int | None]) -> int:
+    """Run until done or SIGINT/SIGTERM; a signal cancels the main task so cleanup (offline status) runs."""
+
+    async def runner() -> int | None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return 0
+
+    return asyncio.run(runner()) or 0
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (loopback by default)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

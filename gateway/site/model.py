@@ -1,0 +1,260 @@
+"""The CIM site model shared by every layer: network (substations, bays, equipment), measurement
+mapping, and the protocol-neutral bases of points and devices. Protocol models live in gateway/protocols/."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from firmware_sim.spec import FaultSpec, LoadGroup, SignalSpec
+
+#: namespace of derived mRIDs; changing it changes every derived mRID, so never change it
+MRID_NAMESPACE = uuid.UUID("6f2f1a0e-6a53-5c9e-9b1e-677269646761")
+
+MeasurementKind = Literal["Analog", "Discrete", "Accumulator"]
+MeasurementType = Literal[
+    "ThreePhaseActivePower",
+    "ThreePhaseReactivePower",
+    "ThreePhasePower",
+    "LineCurrent",
+    "PhaseVoltage",
+    "Voltage",
+    "Angle",
+    "Frequency",
+    "TapPosition",
+    "ActiveEnergy",
+    "ReactiveEnergy",
+    "SwitchPosition",
+    # gridgate extensions (not in the CGMES list): protection pick-up and trip, 0/1 Discretes
+    "ProtectionStart",
+    "ProtectionOperate",
+]
+UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "none"]
+UnitMultiplier = Literal["none", "k", "M"]
+PhaseCode = Literal[
+    "ABCN", "ABC", "ABN", "ACN", "BCN", "AB", "AC", "BC", "AN", "BN", "CN", "A", "B", "C", "N", "s1N", "s2N", "s12N", "s1", "s2", "s12", "none"
+]
+EquipmentType = Literal[
+    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse"
+]
+#: IEC 61850 double-point codes used for SwitchPosition values
+SWITCH_POSITIONS = {0: "intermediate", 1: "open", 2: "closed", 3: "bad"}
+
+#: which kind each measurementType belongs to (CGMES)
+KIND_OF_TYPE: dict[str, str] = {
+    "ThreePhaseActivePower": "Analog",
+    "ThreePhaseReactivePower": "Analog",
+    "ThreePhasePower": "Analog",
+    "LineCurrent": "Analog",
+    "PhaseVoltage": "Analog",
+    "Voltage": "Analog",
+    "Angle": "Analog",
+    "Frequency": "Analog",
+    "TapPosition": "Discrete",
+    "ActiveEnergy": "Accumulator",
+    "ReactiveEnergy": "Accumulator",
+    "SwitchPosition": "Discrete",
+    "ProtectionStart": "Discrete",
+    "ProtectionOperate": "Discrete",
+}
+UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {
+    "ThreePhaseActivePower": ("W",),
+    "ThreePhaseReactivePower": ("VAr",),
+    "ThreePhasePower": ("VA",),
+    "LineCurrent": ("A",),
+    "PhaseVoltage": ("V",),
+    "Voltage": ("V",),
+    "Angle": ("deg",),
+    "Frequency": ("Hz",),
+    "TapPosition": ("none",),
+    "ActiveEnergy": ("Wh",),
+    "ReactiveEnergy": ("VArh",),
+    "SwitchPosition": ("none",),
+    "ProtectionStart": ("none",),
+    "ProtectionOperate": ("none",),
+}
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Name = Annotated[str, Field(pattern=_NAME, max_length=64, description="letters, digits, '_', '.', '-'; used in topics")]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(v: object) -> float:
+    """`250ms`, `2s`, `5m`, `1h` or a number of seconds → seconds."""
+    if isinstance(v, bool):
+        raise ValueError("expected a duration such as 500ms, 2s, 5m")
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if m:
+            return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+#: seconds, written as a number or as 500ms / 2s / 5m / 1h
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+# ---------------------------------------------------------------- network model (CIM)
+
+
+class Equipment(_Model):
+    name: Name
+    type: EquipmentType
+    description: str = ""
+    mrid: uuid.UUID | None = None
+
+
+class Bay(_Model):
+    name: Name
+    description: str = ""
+    voltage_kv: float | None = Field(None, gt=0)
+    equipment: list[Equipment] = Field(min_length=1)
+    mrid: uuid.UUID | None = None
+
+
+class Substation(_Model):
+    name: Name
+    description: str = ""
+    bays: list[Bay] = Field(min_length=1)
+    mrid: uuid.UUID | None = None
+
+
+# ---------------------------------------------------------------- points
+
+
+class MeasurementMap(_Model):
+    """The CIM Measurement a point feeds (IEC 61970-301)."""
+
+    equipment: str = Field(description="substation/bay/equipment path of the PowerSystemResource")
+    type: MeasurementType
+    kind: MeasurementKind | None = Field(None, description="default: from the measurementType")
+    unit: UnitSymbol | None = Field(None, description="default: the measurementType's SI unit")
+    multiplier: UnitMultiplier = "none"
+    phases: PhaseCode = "none"
+    name: str | None = Field(None, description="Measurement name; default: the point name")
+    mrid: uuid.UUID | None = Field(None, description="default: UUID5 of the site/equipment/measurement names")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MeasurementMap":
+        expected = KIND_OF_TYPE[self.type]
+        if self.kind is None:
+            self.kind = expected  # type: ignore[assignment]
+        elif self.kind != expected:
+            raise ValueError(f"measurementType {self.type} is a {expected}, not a {self.kind}")
+        allowed = UNITS_OF_TYPE[self.type]
+        if self.unit is None:
+            self.unit = allowed[0]  # type: ignore[assignment]
+        elif self.unit not in allowed:
+            raise ValueError(f"unit {self.unit!r} does not fit {self.type}; allowed: {', '.join(allowed)}")
+        return self
+
+
+class PointBase(_Model):
+    name: Name
+    measurement: MeasurementMap
+    scale: float = Field(1.0, description="engineering = raw * scale + offset")
+    offset: float = 0.0
+    deadband: float = Field(0.0, ge=0, description="report-by-exception threshold, engineering units (analogs)")
+    value_map: dict[int, int] | None = Field(
+        None, description="raw → reported code for discretes, e.g. {0: 1, 1: 2} for a single-bit breaker position"
+    )
+    signal: SignalSpec | None = Field(None, description="how the emulated firmware produces this point")
+    faults: list[FaultSpec] = Field(default_factory=list, description="faults active from start (emulator)")
+    command: "CommandPolicy | None" = None
+
+
+class CommandPolicy(_Model):
+    """Whether and by whom a point may be operated from the northbound side."""
+
+    enabled: bool = False
+    operators: list[str] = Field(default_factory=list, description="allowed operator ids or roles (empty: any)")
+    mode: Literal["direct", "sbo"] = "direct"
+    ttl: Duration = Field(10.0, description="a command older than this is refused")
+
+
+class DeviceBase(_Model):
+    name: Name
+    kind: Literal["rtu", "ied", "meter"]
+    description: str = ""
+    host: str = Field("127.0.0.1", description="address the emulated device binds and the gateway connects to")
+    port: int = Field(ge=1, le=65535)
+    poll_interval: Duration = Field(1.0, description="seconds (or 500ms, 2s, ...)")
+    timeout: Duration = 1.0
+    enabled: bool = True
+    groups: list[LoadGroup] = Field(default_factory=list, description="load groups for `derived` signals")
+
+    #: the key of a point that names its protocol address (for error paths)
+    address_key: ClassVar[str] = "address"
+    if TYPE_CHECKING:  # every protocol's device declares its own typed list of points
+        points: Sequence[PointBase]
+        protocol: str
+
+    def point_addresses(self, p: "PointBase") -> list[tuple]:
+        """Every protocol address a point occupies; two points may not share one."""
+        raise NotImplementedError
+
+    @staticmethod
+    def describe_address(addr: tuple) -> str:
+        return " ".join(str(a) for a in addr)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "DeviceBase":
+        owner: dict[tuple, str] = {}
+        for i, p in enumerate(self.points):  # type: ignore[attr-defined]
+            for addr in self.point_addresses(p):
+                if addr in owner:
+                    raise ValueError(
+                        f"@points[{i}].{self.address_key}: point {p.name!r} overlaps point {owner[addr]!r} at"
+                        f" {self.describe_address(addr)}; give each point its own addresses"
+                    )
+                owner[addr] = p.name
+        return self
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if v == "localhost":
+            return v
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"expected an IP address such as 127.0.0.1, got {v!r}") from None
+        return v
+
+
+class Site(_Model):
+    name: Name
+    description: str = ""
+    operator: str = Field("", description="the network operator (DNO) running the site")
+    mrid: uuid.UUID | None = None
+
+
+def _unique(names: list[str], where: str, errors: list[str]) -> None:
+    first: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in first:
+            errors.append(f"@{where}[{i}].name: {n!r} is used twice (also [{first[n]}]); names must be unique")
+        else:
+            first[n] = i
+
+
+PointBase.model_rebuild()

@@ -1,0 +1,80 @@
+"""Gateway options of the site file: identity and northbound (broker, TLS, spool, Sparkplug, commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from gateway.site.model import Duration, Name, _Model
+
+
+class TlsOptions(_Model):
+    """TLS to the broker: server authentication by ``ca_file``, mutual TLS with ``cert_file``/``key_file``.
+
+    The one TLS model: the site file's ``gateway.northbound.tls`` block and the publisher take the same object.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path | None = Field(None, description="CA that signed the broker's certificate (default: system store)")
+    cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    key_file: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
+    server_hostname: str | None = Field(
+        None, description="name to verify the broker certificate against (default: the host of the URL)"
+    )
+
+
+class SpoolOptions(_Model):
+    """Durable store-and-forward between normaliser and publisher (SQLite, WAL)."""
+
+    path: Path
+    max_bytes: int = Field(256 << 20, ge=4096, description="size bound; analog values are dropped first")
+    max_age: Duration | None = Field(None, description="values older than this are dropped (counted)")
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    drain_rate: float | None = Field(None, gt=0, description="values/s cap while a backlog drains after an outage")
+
+
+class SparkplugOptions(_Model):
+    group: str = Field(pattern=r"^[^/+#]+$", description="Sparkplug group id")
+    edge: str | None = Field(None, pattern=r"^[^/+#]+$", description="edge node id (default: the gateway id)")
+
+
+class NorthboundOptions(_Model):
+    topic_prefix: str = Field("gridgate/v1", pattern=r"^[^#+]+$")
+    url: str | None = Field(None, pattern=r"^mqtts?://", description="broker URL; `--broker` overrides it")
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password (never in the file)")
+    require_tls: bool = Field(False, description="refuse to connect without TLS")
+    tls: TlsOptions | None = None
+    queue_size: int = Field(10000, ge=10, description="values held in memory while the broker is unreachable")
+    spool: SpoolOptions | None = Field(None, description="durable spool instead of the in-memory queue")
+    integrity_interval: Duration = Field(60.0, description="every value is republished at least this often")
+    analog_qos: Literal[0, 1] = 0
+    analog_expiry: Duration | None = Field(None, description="MQTT 5 message expiry of analog values")
+    payload: Literal["full", "compact"] = Field(
+        "full",
+        description="compact: values carry only the measurement's mRID (the description is in the retained catalog); "
+        "about a third of the bytes, for WAN and radio links",
+    )
+    encoding: Literal["cim", "sparkplug", "both"] = "cim"
+    sparkplug: SparkplugOptions | None = None
+    commands: bool = Field(False, description="subscribe to .../cmd/{mRID} (points still need command.enabled)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NorthboundOptions":
+        if self.encoding != "cim" and self.sparkplug is None:
+            raise ValueError(f"@sparkplug: encoding {self.encoding!r} needs sparkplug: {{group: ...}}")
+        if self.url and (self.require_tls or self.tls) and not self.url.startswith("mqtts://"):
+            raise ValueError("@url: TLS is required or configured; use an mqtts:// URL (e.g. mqtts://broker:8883)")
+        return self
+
+
+class GatewayOptions(_Model):
+    id: Name = "gw1"
+    northbound: NorthboundOptions = Field(default_factory=NorthboundOptions)
+
+
