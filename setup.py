@@ -1,4 +1,8 @@
-"""Optional C extension of firmware_sim (the sampling core); everything else is in pyproject.toml.
+"""Packages and the optional C extension of firmware_sim (the sampling core); metadata is in pyproject.toml.
+
+The source layout's top-level folders are installed as they are (gateway, devices, firmware_sim), and
+the shipped configs (configs/) as the package data ``gridgate_configs``, so an installed gridgate finds
+the example site, the network profiles and the scenarios by name from any directory.
 
 Built as a Limited-API (abi3, cp311) extension unless the interpreter is free-threaded.
 Without a working compiler the build is skipped with one warning and firmware_sim runs on
@@ -11,7 +15,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 _spec = importlib.util.spec_from_file_location("build_native", Path(__file__).parent / "firmware_sim" / "build_native.py")
@@ -44,6 +48,14 @@ class OptionalBuildExt(build_ext):
 
 
 setup(
+    packages=find_packages(include=["gateway", "gateway.*", "devices", "devices.*", "firmware_sim", "firmware_sim.*"])
+    + ["gridgate_configs"],
+    package_dir={"gridgate_configs": "configs"},
+    package_data={
+        "gridgate_configs": ["*.yaml", "profiles/*.yaml", "scenarios/*.yaml"],
+        "firmware_sim": ["csrc/*.c", "csrc/*.h", "README.md"],
+        "gateway": ["protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
+    },
     ext_modules=[build_native.extension()],
     cmdclass={"build_ext": OptionalBuildExt},
     options={} if build_native.FREE_THREADED else {"bdist_wheel": {"py_limited_api": "cp311"}},

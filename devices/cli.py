@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Callable
 
+from gateway import service
 from gateway.cli import common, profiled
 from gateway.config import load_config
 from gateway.runtime import default_config, free_port, port_free, run, say, sleep_for
@@ -22,20 +23,56 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
     d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
+    d.add_argument("--filter", default=None, metavar="TEXT", help="live table: only measurements whose name contains TEXT")
+    d.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve the gateway's Prometheus /metrics")
 
     e = sub.add_parser("emulate", help="run only the emulated devices of a config")
     common(e, broker=False, profile=True)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
     e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
+    e.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve Prometheus /metrics of the emulated devices")
     return {"demo": cmd_demo, "emulate": cmd_emulate}
+
+
+def _check_metrics(args: argparse.Namespace) -> str | None:
+    if getattr(args, "metrics", None):
+        from gateway.metrics import parse_listen
+
+        try:
+            parse_listen(args.metrics)
+        except ValueError as e:
+            return str(e)
+    return None
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
     if (rc := profiled("emulate", args)) is not None:
         return rc
+    if (why := _check_metrics(args)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     cfg = load_config(args.config or default_config())
+    if args.device:
+        known = [d.name for d in cfg.devices if d.enabled]
+        unknown = [n for n in args.device if n not in known]
+        if unknown:
+            print(f"error: --device {', '.join(unknown)}: no such enabled device in {args.config or default_config()}; "
+                  f"choose from {', '.join(known)}", file=sys.stderr)
+            return 2
     return run(_emulate(cfg, args))
+
+
+def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
+    """The emulated devices as the metrics endpoint shows them: listening, and their own counters."""
+    devices = {}
+    for name, rd in emu.devices.items():
+        counters = getattr(rd.server, "counters", None)
+        devices[name] = {"protocol": rd.cfg.protocol, "connected": True,
+                         "counters": dict(counters) if isinstance(counters, dict) else {}}
+    for name in emu.skipped:
+        devices[name] = {"protocol": "", "connected": False}
+    return devices, {"seq": emu.k}
 
 
 async def _emulate(cfg, args) -> int:  # noqa: ANN001
@@ -45,7 +82,7 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
 
     emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
     await emu.start()
-    api = None
+    api = metrics = watchdog = None
     try:
         if not args.no_fault_api:
             api = await FaultApiServer(Injector(emu)).start()
@@ -53,9 +90,20 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
             print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
         if api is not None:
             print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
+        if args.metrics:
+            from gateway.metrics import MetricsServer
+
+            metrics = await MetricsServer(args.metrics, lambda: _emulator_snapshot(emu), source="emulator").start()
+            print(f"metrics on {metrics.url}", flush=True)
         print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
+        watchdog = await service.ready(f"emulating {len(emu.devices)} devices")
         await sleep_for(args.duration)
     finally:
+        service.stopping()
+        if watchdog is not None:
+            watchdog.cancel()
+        if metrics is not None:
+            await metrics.stop()
         if api is not None:
             await api.stop()
         await emu.stop()
@@ -65,6 +113,9 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
 def cmd_demo(args: argparse.Namespace) -> int:
     if (rc := profiled("demo", args)) is not None:
         return rc
+    if (why := _check_metrics(args)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     cfg = load_config(args.config or default_config())
     return run(_demo(cfg, args))
 
@@ -92,20 +143,28 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
     started = time.monotonic()
     emulated = sorted(emu.devices)
+    metrics = None
     try:
         await gw.start()
         await watcher.start()
+        if args.metrics:
+            from gateway.metrics import MetricsServer
+
+            metrics = await MetricsServer(args.metrics, lambda: (gw.device_states(), gw.stats())).start()
+            say(f"demo: metrics on {metrics.url}")
         if args.no_live or args.json or not sys.stdout.isatty():
             await sleep_for(args.duration)
         else:
             from rich.live import Live
 
-            with Live(render(watcher.state), refresh_per_second=4) as live:
+            with Live(render(watcher.state, match=args.filter), refresh_per_second=4) as live:
                 end = None if args.duration is None else time.monotonic() + args.duration
                 while end is None or time.monotonic() < end:
                     await asyncio.sleep(0.25)
-                    live.update(render(watcher.state))
+                    live.update(render(watcher.state, match=args.filter))
     finally:
+        if metrics is not None:
+            await metrics.stop()
         try:
             await watcher.stop()
         except Exception:  # noqa: BLE001 - the broker may already be gone on Ctrl-C
@@ -129,6 +188,6 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     elif args.no_live or not sys.stdout.isatty():
         from rich.console import Console
 
-        Console().print(render(st, limit=len(st.rows) or 1))
+        Console(width=160).print(render(st, limit=len(st.rows) or 1, match=args.filter))
         print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s")
     return 0 if st.received > 0 else 1

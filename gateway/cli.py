@@ -15,10 +15,12 @@ import json
 import logging
 import os
 import sys
+from importlib import metadata
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
+from gateway import service
 from gateway.config import load_config
 from gateway.runtime import (
     DEFAULT_CONFIG,
@@ -32,6 +34,8 @@ from gateway.runtime import (
 from gateway.site.load import ConfigError
 
 log = logging.getLogger("gridgate")
+#: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
+EXIT_UNDELIVERED = 3
 Command = Callable[[argparse.Namespace], int]
 PLUGINS = "gridgate.commands"  # entry-point group: name = module:register, register(subparsers) -> {cmd: fn}
 PROFILE_RUNNER = "gridgate.profile_runner"  # entry point `run`: run(command, args) -> exit code, in a lab
@@ -69,7 +73,15 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         description="OT/SCADA protocol gateway and edge emulator: Modbus TCP, DNP3 and IEC 61850 devices → CIM measurements over MQTT.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("--version", action="version", version=f"gridgate {version()}")
+    p.add_argument("--log-format", choices=["text", "journal", "json"], default=None,
+                   help="text, journal (systemd priority prefixes, no timestamps; the default under systemd) or json "
+                        "(one object per line)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    i = sub.add_parser("init", help="copy the shipped example site, profiles and scenarios into DIR/configs for editing")
+    i.add_argument("dir", nargs="?", default=".", help="target directory (default: the current one)")
+    i.add_argument("--force", action="store_true", help="overwrite files that exist")
 
     g = sub.add_parser("gateway", help="run only the gateway: poll the config's devices, publish to a broker")
     common(g, profile=True)
@@ -81,10 +93,22 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     g.add_argument("--transfer-dir", default=None, help="bundle directory (with --northbound courier)")
     g.add_argument("--key-file", default=None, help="courier signing key (with --northbound courier)")
     g.add_argument("--no-inbound", action="store_true", help="subscribe to nothing (no commands, no rebirth requests)")
+    g.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
+                   help="serve Prometheus /metrics (loopback unless a host is given), the status topic's figures")
+
+    sv = sub.add_parser("service", help="systemd units for the gateway and the emulator: print or install them")
+    sv.add_argument("action", choices=["print", "install"])
+    sv.add_argument("unit", choices=["gateway", "emulate"])
+    sv.add_argument("--config", default="/etc/gridgate/site.yaml", help="site file the service runs (default %(default)s)")
+    sv.add_argument("--broker", default=None, help="broker URL for the gateway (default: gateway.northbound.url)")
+    sv.add_argument("--user", default="gridgate", help="unprivileged user the service runs as (default %(default)s)")
+    sv.add_argument("--unit-dir", default="/etc/systemd/system", help="where install writes the unit (default %(default)s)")
 
     w = sub.add_parser("watch", help="live table of the measurements on a broker")
     common(w, config=False)
     w.add_argument("--prefix", default="gridgate/v1", help="topic prefix (default gridgate/v1)")
+    w.add_argument("--filter", default=None, metavar="TEXT", help="only measurements whose name contains TEXT (e.g. a bay)")
+    w.add_argument("--no-live", action="store_true", help="collect, then print the whole table (default when not on a terminal)")
 
     v = sub.add_parser("validate", help="check a config file; exit 0 if valid, 1 if not")
     v.add_argument("file", help="site config YAML")
@@ -96,7 +120,8 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     from gateway.conduits.cli import register as courier
 
     commands: dict[str, Command] = {"validate": cmd_validate, "schema": cmd_schema, "gateway": cmd_gateway,
-                                    "watch": cmd_watch, **courier(sub)}
+                                    "watch": cmd_watch, "init": cmd_init, "service": cmd_service,
+                                    **courier(sub)}
     commands.update(_plugins(sub))
     return p, commands
 
@@ -114,16 +139,38 @@ def _plugins(sub: argparse._SubParsersAction) -> dict[str, Command]:
     return out
 
 
+def version() -> str:
+    try:
+        return metadata.version("gridgate")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown (not installed)"
+
+
+def shadowed() -> str | None:
+    """Another installed package named like ours (``devices`` is a common name) would be imported instead
+    of gridgate's: say which, rather than fail somewhere deep. gridgate's three packages sit side by side."""
+    import importlib.util
+
+    home = Path(__file__).resolve().parent.parent
+    for name in ("devices", "firmware_sim"):
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
+        if origin is not None and origin != home:
+            return (f"the package {name!r} at {spec.origin} shadows gridgate's own (expected beside {home}); "  # type: ignore[union-attr]
+                    "install gridgate in its own virtual environment (pipx install gridgate, or python -m venv)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (why := shadowed()) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 1
     parser, commands = build()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(global_options_first(sys.argv[1:] if argv is None else argv))
     if args.cmd is None:
         parser.print_help()
         return 2
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.verbose < 2:  # pymodbus logs every failed connect and late reply; our drivers say it once, better
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    setup_logging(args.verbose, args.log_format)
     try:
         return commands[args.cmd](args)
     except ConfigError as e:
@@ -134,6 +181,58 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def global_options_first(argv: list[str]) -> list[str]:
+    """Let ``-v``/``-vv``/``--verbose`` and ``--log-format X`` stand anywhere (``gridgate demo -v``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--":
+            rest += [a, *it]
+            break
+        if a in ("--verbose",) or (a.startswith("-v") and set(a[1:]) == {"v"}):
+            front.append(a)
+        elif a == "--log-format":
+            front += [a, next(it, "")]
+        elif a.startswith("--log-format="):
+            front.append(a)
+        else:
+            rest.append(a)
+    return front + rest
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+               "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<N>`` syslog priority prefixes that journald turns into the entry's priority; it adds the time."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.name}: {super().format(record)}"
+
+
+def setup_logging(verbose: int, fmt: str | None = None) -> None:
+    if fmt is None:  # systemd connects stderr to the journal and says so in JOURNAL_STREAM
+        fmt = "journal" if os.environ.get("JOURNAL_STREAM") else "text"
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter({"json": _JsonFormatter(), "journal": _JournalFormatter("%(message)s")}.get(
+        fmt, logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if verbose < 2:  # pymodbus logs every failed connect and late reply; our drivers say it once, better
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def profiled(command: str, args: argparse.Namespace) -> int | None:
@@ -180,6 +279,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from gateway import shipped
+
+    try:
+        written = shipped.init(Path(args.dir), force=args.force)
+    except FileExistsError as e:
+        print(f"error: init: {e}", file=sys.stderr)
+        return 1
+    root = Path(args.dir) / "configs"
+    print(f"wrote {len(written)} files under {root}: the example site, {len(shipped.names('profile'))} network profiles "
+          f"and the scenarios. Files there override the shipped ones of the same name when gridgate runs in "
+          f"{Path(args.dir).resolve()}; try `gridgate validate {root / shipped.EXAMPLE_SITE}`")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.cim import json_schemas
 
@@ -192,6 +306,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     if (rc := profiled("gateway", args)) is not None:
         return rc
+    if args.broker:
+        from gateway.northbound.endpoint import NorthboundConfigError, parse_url
+
+        try:
+            parse_url(args.broker)
+        except NorthboundConfigError as e:
+            print(f"error: --broker: {e}", file=sys.stderr)
+            return 2
+    if args.metrics:
+        from gateway.metrics import parse_listen
+
+        try:
+            parse_listen(args.metrics)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     cfg = load_config(args.config or default_config())
     if args.northbound == "mqtt" and not args.broker and not cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
@@ -232,22 +362,84 @@ async def _gateway(cfg, args) -> int:  # noqa: ANN001
         opts.northbound = northbound
     gw = Gateway(cfg, opts)
     await gw.start()
-    print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, {len(gw.catalog)} measurements → "
-          f"{target}", flush=True)
+    metrics = watchdog = None
+    print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, "
+          f"{len(gw.catalog)} measurements → {target}", flush=True)
     try:
+        if args.metrics:
+            from gateway.metrics import MetricsServer
+
+            metrics = await MetricsServer(args.metrics, lambda: (gw.device_states(), gw.stats())).start()
+            print(f"metrics on {metrics.url}", flush=True)
+        watchdog = await service.ready(f"{len(gw.sources)} devices, {len(gw.catalog)} measurements → {target}")
         await sleep_for(args.duration)
     finally:
+        service.stopping()
+        if watchdog is not None:
+            watchdog.cancel()
+        if metrics is not None:
+            await metrics.stop()
         await gw.stop()
-        print(f"gateway {cfg.gateway.id}: stopped; {json.dumps(gw.stats())}", flush=True)
+        stats = gw.stats()
+        print(f"gateway {cfg.gateway.id}: stopped; {json.dumps(stats)}", flush=True)
+    if not stats.get("sent"):
+        print(f"error: gateway {cfg.gateway.id}: nothing was delivered to {target} "
+              f"({gw.publisher.stats.last_error or 'never connected'})", file=sys.stderr)
+        return EXIT_UNDELIVERED
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    text = service.unit(args.unit, config=args.config, user=args.user, broker=args.broker)
+    if args.action == "print":
+        print(text, end="")
+        return 0
+    path = Path(args.unit_dir) / f"gridgate-{args.unit}.service"
+    try:
+        path.write_text(text)
+    except OSError as e:
+        print(f"error: service install: cannot write {path} ({e}); run as root, or `gridgate service print "
+              f"{args.unit} > FILE`", file=sys.stderr)
+        return 1
+    print(f"wrote {path}. Next, as root:\n"
+          f"  useradd --system --home /var/lib/gridgate --shell /usr/sbin/nologin {args.user}   # once\n"
+          f"  install -d -m 0750 -o root -g {args.user} /etc/gridgate && cp SITE.yaml {args.config}\n"
+          f"  systemctl daemon-reload && systemctl enable --now gridgate-{args.unit}\n"
+          f"  journalctl -u gridgate-{args.unit} -f")
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from gateway.northbound.endpoint import NorthboundConfigError, parse_url
     from gateway.watch import watch
 
     url = args.broker or "mqtt://127.0.0.1:1883"
-    run(watch(url, args.duration, prefix=args.prefix, protocol=args.mqtt_version or "3.1.1", live=True))
-    return 0
+    try:
+        parse_url(url)
+    except NorthboundConfigError as e:
+        print(f"error: --broker: {e}", file=sys.stderr)
+        return 2
+    live = sys.stdout.isatty() and not args.no_live
+    holder: dict = {}
+
+    async def go() -> int:
+        holder["state"] = await watch(url, args.duration, prefix=args.prefix, protocol=args.mqtt_version or "3.1.1",
+                                      live=live, match=args.filter)
+        return 0
+
+    try:
+        run(go())
+    except ConnectionError as e:
+        print(f"error: watch: {e}", file=sys.stderr)
+        return 1
+    state = holder.get("state")
+    if state is not None and not live:
+        from rich.console import Console
+
+        from gateway.watch import render
+
+        Console(width=160).print(render(state, limit=max(1, len(state.rows)), match=args.filter))
+    return 0 if state is not None and state.received else 1
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ import asyncio
 import signal
 import socket
 import sys
-from pathlib import Path
 from typing import Any, Coroutine
 
+from gateway import shipped
 from gateway.site.model import parse_duration
 
 DEFAULT_CONFIG = "configs/primary-substation.yaml"
@@ -19,12 +19,9 @@ LAB_ZONE_ENV = "GRIDGATE_LAB_ZONE"
 
 
 def default_config() -> str:
-    """The example site: in the working directory, else beside the package (a source checkout)."""
-    here = Path(DEFAULT_CONFIG)
-    if here.exists():
-        return str(here)
-    repo = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG
-    return str(repo) if repo.exists() else DEFAULT_CONFIG
+    """The example site: a user's own ``configs/primary-substation.yaml`` (or $GRIDGATE_CONFIG_DIR's),
+    else the shipped one (gateway/shipped.py)."""
+    return str(shipped.default_site())
 
 
 def duration_arg(v: str) -> float:

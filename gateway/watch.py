@@ -84,8 +84,9 @@ def _parse_ts(s: str | None) -> float:
         return 0.0
 
 
-def render(state: WatchState, limit: int | None = None) -> Group:
-    """The table; ``limit`` rows at most (default: what fits the terminal)."""
+def render(state: WatchState, limit: int | None = None, match: str | None = None) -> Group:
+    """The table, rows sorted by topic (so grouped by substation and bay); ``limit`` rows at most (default:
+    what fits the terminal); ``match`` keeps the rows whose name contains it (case-insensitive)."""
     if limit is None:
         from rich.console import Console
 
@@ -94,7 +95,8 @@ def render(state: WatchState, limit: int | None = None) -> Group:
     table = Table(title="gridgate — live CIM measurements", expand=False, header_style="bold")
     for col, just in (("measurement", "left"), ("value", "right"), ("unit", "left"), ("quality", "left"), ("age", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for topic in sorted(state.rows)[:limit]:
+    topics = sorted(t for t in state.rows if not match or match.lower() in state.rows[t].name.lower())
+    for topic in topics[:limit]:
         r = state.rows[topic]
         v = f"{r.value:,.3f}".rstrip("0").rstrip(".") if isinstance(r.value, float) else ("—" if r.value is None else str(r.value))
         q = Text(r.validity + (" " + ",".join(r.flags) if r.flags else ""), style=QSTYLE.get(r.validity, ""))
@@ -104,7 +106,9 @@ def render(state: WatchState, limit: int | None = None) -> Group:
         f"{len(s.get('devices') or {})} devices up)"
         for gw, s in sorted(state.status.items())
     ) or "no gateway status yet"
-    more = f" (showing {limit} of {len(state.rows)})" if len(state.rows) > limit else ""
+    more = (f" (showing {min(limit, len(topics))} of {len(topics)}; --filter BAY or a bigger terminal for the rest)"
+            if len(topics) > limit else "")
+    more += f" matching {match!r}" if match else ""
     footer = Text(f"{gws} · {len(state.rows)} measurements{more} · {state.received} values received")
     return Group(table, footer)
 
@@ -130,26 +134,38 @@ class Watcher:
         self.state.on_message(topic, payload)
         return 0
 
-    async def start(self) -> None:
-        await self.client.connect(self.host, self.port, ssl=self.tls, version=self.version)
+    async def start(self, timeout: float = 5.0) -> None:
+        """Connect; a port that is not an MQTT broker (no CONNACK) is an error after ``timeout`` s, not a hang."""
+        try:
+            await asyncio.wait_for(self.client.connect(self.host, self.port, ssl=self.tls, version=self.version), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ConnectionError(f"no MQTT broker answered on {self.host}:{self.port} within {timeout:g} s "
+                                  "(is it an MQTT port? check --broker)") from None
 
     async def stop(self) -> None:
         await self.client.disconnect()
 
 
 async def watch(url: str, duration: float | None, prefix: str = "gridgate/v1", protocol: str = "3.1.1",
-                live: bool = True) -> WatchState:
+                live: bool = True, match: str | None = None) -> WatchState:
+    """Live table until ``duration`` (or cancelled); not live: collect, then the caller prints the full table."""
     w = Watcher(url, prefix, protocol)
-    await w.start()
+    await w.start(timeout=5.0 if duration is None else max(0.5, min(5.0, duration)))
     try:
         end = None if duration is None else time.monotonic() + duration
         if live:
-            with Live(render(w.state), refresh_per_second=4, transient=False) as lv:
+            with Live(render(w.state, match=match), refresh_per_second=4, transient=False) as lv:
                 while end is None or time.monotonic() < end:
                     await asyncio.sleep(0.25)
-                    lv.update(render(w.state))
+                    lv.update(render(w.state, match=match))
         else:
-            await asyncio.sleep(duration or 0)
+            try:
+                await (asyncio.sleep(duration) if duration is not None else asyncio.Event().wait())
+            except asyncio.CancelledError:
+                pass  # Ctrl-C / SIGTERM: still print what arrived
     finally:
-        await w.stop()
+        try:
+            await asyncio.wait_for(w.stop(), 3)
+        except (asyncio.TimeoutError, OSError):
+            pass
     return w.state

@@ -21,9 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway import shipped
 from gateway.protocols import standard_ports
-
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "profiles"
 
 #: Lab addresses come from 10.200.0.0/16. They only ever exist inside network namespaces
 #: created in a private (unshared) network namespace that has no default route and no
@@ -218,14 +217,12 @@ def parse_profile(data: object, source: str = "<profile>") -> Profile:
 
 
 def profile_path(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    return PROFILE_DIR / f"{name_or_path}.yaml"
+    """A path, or a profile name: the user's ``configs/profiles/NAME.yaml`` else the shipped one."""
+    return shipped.find(name_or_path, "profile")
 
 
 def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return shipped.names("profile")
 
 
 def load_profile(name_or_path: str | Path = "flat") -> Profile:

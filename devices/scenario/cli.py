@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
+from gateway import shipped
 from gateway.site.load import ConfigError
 
 
@@ -15,7 +18,7 @@ def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     s = sub.add_parser("scenario", help="run a fault scenario against emulated devices (+ gateway); exit 1 on a failed expectation")
     ss = s.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
     r = ss.add_parser("run", help="run a scenario file")
-    r.add_argument("file")
+    r.add_argument("file", help="scenario file, or the name of a shipped one (e.g. feeder-fault-trip)")
     r.add_argument("--config", help="site config (default: the scenario's `config:`)")
     r.add_argument("--report", action="append", default=[], help="write the run report: out.json or out.html (repeatable)")
     r.add_argument("--broker", help="mqtt://host:port (default: an embedded loopback broker)")
@@ -41,9 +44,14 @@ def _scenario(a: argparse.Namespace) -> int:
     from devices.scenario.resolve import load_scenario
     from devices.scenario.runner import run_plan
 
+    a.file = str(shipped.find(a.file, "scenario"))  # a path, or the name of a user's or a shipped scenario
     for out in a.report:
         if not out.lower().endswith((".json", ".html", ".htm")):
             print(f"--report {out}: give a .json or .html file name", file=sys.stderr)
+            return 2
+        parent = Path(out).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            print(f"--report {out}: {parent} is not a writable directory; nothing was run", file=sys.stderr)
             return 2
     if a.free_ports and a.devices_only:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
