@@ -104,7 +104,7 @@ def _register_optional(sub) -> None:
     """Subcommands that live beside their subsystem (scenario runner, fault API, network lab)."""
     import importlib
 
-    for module in ("devices.scenario.cli", "devices.netlab.cli"):
+    for module in ("devices.scenario.cli", "devices.netlab.cli", "gateway.cgmes.cli"):
         try:
             register = importlib.import_module(module).register
         except (ImportError, AttributeError):
