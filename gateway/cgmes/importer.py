@@ -309,6 +309,9 @@ def _site(model: Model, subs: list[dict], points: list[dict], bay_kind: dict[str
     }
     if not site["site"]["description"]:
         site["site"].pop("description")
+    geo = model.get(region.refs.get("SubGeographicalRegion.Region")) if region else None
+    if geo is not None and geo.name:
+        site["site"]["operator"] = geo.name
     return site
 
 
