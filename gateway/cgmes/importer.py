@@ -74,6 +74,10 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
     bays = model.of("Bay")
     equipment = [o for o in model.objects.values() if o.cls in TERMINALS or o.cls in UNSUPPORTED_EQUIPMENT]
     ends = _transformer_ends(model)
+    terminals_of: dict[str, list[Obj]] = {}
+    for t in model.of("Terminal"):
+        terminals_of.setdefault(t.refs.get("Terminal.ConductingEquipment", ""), []).append(t)
+        terminals_of.setdefault("node:" + t.refs.get("Terminal.ConnectivityNode", ""), []).append(t)
 
     sub_out: list[dict] = []
     eq_path: dict[str, str] = {}  # equipment id → SUB/BAY/EQ
@@ -96,6 +100,8 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             out_bays.append(bd)
         for e in equipment:
             cont = e.refs.get("Equipment.EquipmentContainer", "")
+            if e.cls == "PowerTransformer" and cont not in bay_of:
+                cont = _bay_beside(model, e, ends, terminals_of, bay_of) or cont
             bd = bay_of.get(cont)
             if bd is None:  # directly in a VoltageLevel or the Substation: a bay of its own
                 holder = levels.get(cont) or model.get(cont)
@@ -154,7 +160,61 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             res.notes.append(f"{o.label()}: the grid source; gridgate derives it again on export")
     points = _points(model, eq_path, ends, res, sub_ids)
     res.site = _site(model, sub_out, points, bay_kind, kv_by_path=_kv_by_path(sub_out))
+    _compare_topology(model, res, eq_path)
     return res
+
+
+def _compare_topology(model: Model, res: ImportResult, eq_path: dict[str, str]) -> None:
+    """Note where the model's connectivity differs from what gridgate derives from the bays.
+
+    The site file has no explicit topology (yet): on export gridgate lays bays out by its rules
+    (:mod:`gateway.cgmes.topology`), so a foreign model may come back connected differently.
+    """
+    from gateway.cgmes.topology import TopologyError, derive
+    from gateway.config import Config
+
+    at_node: dict[str, set[str]] = {}
+    for t in model.of("Terminal"):
+        path = eq_path.get(t.refs.get("Terminal.ConductingEquipment", ""))
+        if path is not None:
+            at_node.setdefault(t.refs["Terminal.ConnectivityNode"], set()).add(path)
+    try:
+        lay = derive(Config.model_validate(res.site))
+    except (TopologyError, ValueError):
+        return
+    derived_at: dict[str, set[str]] = {}
+    for path, nodes in lay.terminals.items():
+        for n in nodes:
+            derived_at.setdefault(n, set()).add(path)
+    pairs = lambda groups: {frozenset((a, b)) for g in groups for a in g for b in g if a < b}  # noqa: E731
+    have, get = pairs(at_node.values()), pairs(derived_at.values())
+    missing = sorted(" — ".join(sorted(p)) for p in have - get)
+    extra = sorted(" — ".join(sorted(p)) for p in get - have)
+    if missing or extra:
+        res.notes.append(
+            "topology: the site file has no explicit connectivity, and gridgate's export derives it from the bays;"
+            f" for this model that differs: {len(missing)} connection(s) of the model not derived"
+            f" ({'; '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), {len(extra)} derived that the model does not have"
+            f" ({'; '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
+        )
+
+
+def _bay_beside(model: Model, tx: Obj, ends: dict[str, list[Obj]], terminals_of: dict[str, list[Obj]], bay_of: dict) -> str | None:
+    """The bay whose switchgear feeds a transformer that the model keeps directly in its Substation (common
+    in CGMES): the bay of the equipment on the HV end's node, so the transformer and its breaker share a bay."""
+    hv = ends.get(tx.id, [None])[0]
+    term = hv.refs.get("TransformerEnd.Terminal") if hv is not None else None
+    for t in terminals_of.get(tx.id, []):
+        if term is not None and t.id != term:
+            continue
+        for other in terminals_of.get("node:" + t.refs.get("Terminal.ConnectivityNode", ""), []):
+            eq = other.refs.get("Terminal.ConductingEquipment")
+            if eq != tx.id:
+                o = model.get(eq)
+                bay = o.refs.get("Equipment.EquipmentContainer") if o is not None else None
+                if bay in bay_of:
+                    return bay
+    return None
 
 
 def _check(model: Model, problems: list[str]) -> None:
