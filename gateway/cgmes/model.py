@@ -57,6 +57,7 @@ class Model:
     profiles: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     defined: set[str] = field(default_factory=set)  # ids given by rdf:ID (a second one is a duplicate)
+    cim_elements: int = 0
 
     def of(self, *classes: str) -> list[Obj]:
         return [o for o in self.objects.values() if o.cls in classes]
@@ -96,7 +97,7 @@ def read(paths: list[str | Path]) -> Model:
 
 def _parse(data: bytes, where: str, model: Model, problems: list[str]) -> None:
     model.files.append(where)
-    before = len(model.objects)
+    before = model.cim_elements
     try:
         events = etree.iterparse(io.BytesIO(data), events=("start", "end"), resolve_entities=False, no_network=True,
                                  huge_tree=True)
@@ -115,7 +116,7 @@ def _parse(data: bytes, where: str, model: Model, problems: list[str]) -> None:
             el.clear()
     except etree.XMLSyntaxError as e:
         raise ModelError([f"{where}: not well-formed XML (line {e.lineno}: {e.msg}); is it a CGMES RDF/XML file?"]) from None
-    if len(model.objects) == before and not model.profiles:
+    if model.cim_elements == before:
         raise ModelError([f"{where}: RDF/XML without CIM objects (namespace {CIM_NAMESPACES[0]}); not a CGMES model"])
 
 
@@ -126,6 +127,7 @@ def _object(el: etree._Element, where: str, model: Model, problems: list[str]) -
             model.profiles += [c.text.strip() for c in el if etree.QName(c).localname == "Model.profile" and c.text]
         return
     cls = q.localname if q.namespace in CIM_NAMESPACES else f"{{{q.namespace}}}{q.localname}"  # extensions: kept, ignored
+    model.cim_elements += q.namespace in CIM_NAMESPACES
     ident = el.get(_ID)
     about = el.get(_ABOUT)
     if ident is None and about is None:
