@@ -186,15 +186,15 @@ def _compare_topology(model: Model, res: ImportResult, eq_path: dict[str, str]) 
     for path, nodes in lay.terminals.items():
         for n in nodes:
             derived_at.setdefault(n, set()).add(path)
-    pairs = lambda groups: {frozenset((a, b)) for g in groups for a in g for b in g if a < b}  # noqa: E731
-    have, get = pairs(at_node.values()), pairs(derived_at.values())
-    missing = sorted(" — ".join(sorted(p)) for p in have - get)
-    extra = sorted(" — ".join(sorted(p)) for p in get - have)
+    groups = lambda nodes: {frozenset(g) for g in nodes.values() if len(g) > 1}  # noqa: E731 - who meets at a node
+    have, get = groups(at_node), groups(derived_at)
+    missing = sorted(" + ".join(sorted(g)) for g in have - get)
+    extra = sorted(" + ".join(sorted(g)) for g in get - have)
     if missing or extra:
         res.notes.append(
             "topology: the site file has no explicit connectivity, and gridgate's export derives it from the bays;"
-            f" for this model that differs: {len(missing)} connection(s) of the model not derived"
-            f" ({'; '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), {len(extra)} derived that the model does not have"
+            f" for this model that differs: {len(missing)} node(s) of the model not derived"
+            f" ({'; '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), {len(extra)} derived node(s) not in the model"
             f" ({'; '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
         )
 
