@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from gateway.cgmes.vocab import (
     FEEDER_ENDS, MEASUREMENT_CLASSES, READ_CLASSES, TERMINALS, UNIT_MULTIPLIERS, UNIT_SYMBOLS, UNSUPPORTED_EQUIPMENT,
     gridgate_type,
 )
-from gateway.config import KIND_OF_TYPE, UNITS_OF_TYPE, PhaseCode
+from gateway.config import KIND_OF_TYPE, MRID_NAMESPACE, UNITS_OF_TYPE, PhaseCode
 
 _PHASES = set(PhaseCode.__args__)  # type: ignore[attr-defined]
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -41,6 +42,16 @@ def name_of(raw: str, fallback: str) -> str:
     """A gridgate Name (letters, digits, _ . -, ≤64) from a CIM name."""
     n = _NAME_BAD.sub("_", raw.strip()).strip("_.-")[:64]
     return n if n and n[0].isalnum() else (fallback if not n else f"X{n}"[:64])
+
+
+def _uuid(o: Obj, res: ImportResult) -> str:
+    """The object's mRID as gridgate keeps it: a UUID; other mRIDs (allowed by CIM) map to UUID5 of them, noted."""
+    try:
+        return str(uuid.UUID(o.mrid))
+    except ValueError:
+        u = str(uuid.uuid5(MRID_NAMESPACE, f"cim:{o.mrid}"))
+        res.notes.append(f"{o.label()}: mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)")
+        return u
 
 
 def _unique(n: str, used: set[str]) -> str:
@@ -95,7 +106,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             if vl is None or vl.refs.get("VoltageLevel.Substation") != s.id:
                 continue
             bd = {"name": _unique(name_of(b.name, "BAY"), used_bays), "voltage_kv": kv_of_level[vl.id],
-                  "description": b.lits.get("IdentifiedObject.description", ""), "equipment": [], "mrid": b.mrid}
+                  "description": b.lits.get("IdentifiedObject.description", ""), "equipment": [], "mrid": _uuid(b, res)}
             bay_of[b.id] = bd
             out_bays.append(bd)
         for e in equipment:
@@ -130,7 +141,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             ed = {"name": _unique(name_of(e.name, e.cls[:8]), used), "type": e.cls}
             if desc := e.lits.get("IdentifiedObject.description", ""):
                 ed["description"] = desc
-            ed["mrid"] = e.mrid
+            ed["mrid"] = _uuid(e, res)
             bd["equipment"].append(ed)
             eq_path[e.id] = f"{sname}/{bd['name']}/{ed['name']}"
         kept = []
@@ -151,7 +162,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         if desc := s.lits.get("IdentifiedObject.description", ""):
             sd["description"] = desc
         sd["bays"] = kept
-        sd["mrid"] = s.mrid
+        sd["mrid"] = _uuid(s, res)
         sub_out.append(sd)
     if not sub_out:
         raise ModelError(["no substation with equipment gridgate supports (" + ", ".join(sorted(TERMINALS)) + ")"])
@@ -325,7 +336,7 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
         if phases != "none":
             meas["phases"] = phases
         meas["name"] = m.name or mtype
-        meas["mrid"] = m.mrid
+        meas["mrid"] = _uuid(m, res)
         out.append(meas)
     return out
 

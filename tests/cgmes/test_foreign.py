@@ -68,3 +68,22 @@ def test_foreign_model_exports_again_with_its_mrids_and_topology(tmp_path):
     for cut in (101, 102, 120, 130):  # the feeder is fed through DS, CB, incomer and its own breaker, in series
         assert U(131) not in reachable(adjacency(g, {U(cut)}), source)
     assert U(141) not in reachable(adjacency(g, {U(140)}), source)
+
+
+def test_mrids_that_are_not_uuids_map_to_uuid5_and_are_noted(tmp_path):
+    import uuid
+
+    from gateway.config import MRID_NAMESPACE
+
+    text = MODEL.read_text().replace(U(130), "BRK-FDR1-CB")  # CIM allows any string; gridgate keeps UUIDs
+    p = tmp_path / "brk.xml"
+    p.write_text(text)
+    res = build_site(read([p]))
+    u = str(uuid.uuid5(MRID_NAMESPACE, "cim:BRK-FDR1-CB"))
+    assert f"Breaker 'FDR1 CB' (mRID BRK-FDR1-CB): mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)" in res.notes
+    q = tmp_path / "brk.yaml"
+    q.write_text(yaml.safe_dump(res.site, sort_keys=False))
+    cfg = load_config(q)
+    assert str(cfg.equipment_mrid("BRK/FDR_1/FDR1_CB")) == u
+    pos = next(p for d in cfg.devices for p in d.points if p.measurement.type == "SwitchPosition" and "FDR_1" in p.measurement.equipment)
+    assert pos.measurement.equipment == "BRK/FDR_1/FDR1_CB"
