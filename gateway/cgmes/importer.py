@@ -372,6 +372,11 @@ def _site(model: Model, subs: list[dict], points: list[dict], bay_kind: dict[str
             meas = {k: v for k, v in meas.items() if k != "name"}
         dev["points"].append({"name": pname, **addr, "measurement": meas, "signal": _signal(meas, kv)})
     devices = [d for d in [rtu, *ieds.values()] if d["points"]]
+    for sd in subs:  # name and mrid first: the file reads top-down
+        for bd in sd["bays"]:
+            bd["equipment"] = [_first(ed) for ed in bd["equipment"]]
+        sd["bays"] = [_first(bd) for bd in sd["bays"]]
+    subs = [_first(sd) for sd in subs]
     site = {
         "site": {"name": site_name, "description": region.lits.get("IdentifiedObject.description", "") if region else ""},
         "gateway": {"id": f"{site_name[:60].lower()}-gw"[:64]},
@@ -384,6 +389,10 @@ def _site(model: Model, subs: list[dict], points: list[dict], bay_kind: dict[str
     if geo is not None and geo.name:
         site["site"]["operator"] = geo.name
     return site
+
+
+def _first(d: dict) -> dict:
+    return {k: d[k] for k in ("name", "mrid") if k in d} | {k: v for k, v in d.items() if k not in ("name", "mrid")}
 
 
 def _dnp3_address(meas: dict, counters: Counter) -> dict:

@@ -128,3 +128,16 @@ async def test_imported_site_runs_with_emulated_devices(tmp_path, cfg, mosquitto
     assert by_topic["KGM/F1/FDR/Frequency"]["value"] == pytest.approx(50.0, abs=0.01)
     assert by_topic["KGM/BS/BB1/Voltage/AB"]["value"] == pytest.approx(11.0, abs=0.01)  # kV, from the 11 kV level
     assert by_topic["KGM/T1/TX/TapPosition"]["value"] == 9
+
+
+def test_import_json_report(tmp_path, cfg, capsys):
+    import json
+
+    p = tmp_path / "kgm-eq.xml"
+    p.write_bytes(export(cfg)["eq"])
+    assert main(["cim", "import", str(p), "-o", str(tmp_path / "s.yaml"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["points"] == 97 and rep["devices"] == 7 and rep["ignored"] == {}
+    assert len(rep["notes"]) == 1 and "ExternalNetworkInjection" in rep["notes"][0]
+    first = yaml.safe_load((tmp_path / "s.yaml").read_text())["substations"][0]
+    assert list(first)[:2] == ["name", "mrid"] and list(first["bays"][0]["equipment"][0])[:2] == ["name", "mrid"]
