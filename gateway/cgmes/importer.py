@@ -252,8 +252,15 @@ def _check(model: Model, problems: list[str]) -> None:
             mult = o.refs.get("Measurement.unitMultiplier", "UnitMultiplier.none").removeprefix("UnitMultiplier.")
             if mult not in UNIT_MULTIPLIERS:
                 problems.append(f"{o.label()} at {o.source}: unitMultiplier {mult!r} is not supported; use one of {', '.join(UNIT_MULTIPLIERS)}")
-        elif o.cls in TERMINALS and o.refs.get("Equipment.EquipmentContainer") is None:
-            problems.append(f"{o.label()} at {o.source}: no Equipment.EquipmentContainer; gridgate places equipment in bays")
+        elif o.cls in TERMINALS:
+            cont = o.refs.get("Equipment.EquipmentContainer")
+            if cont is None or model.get(cont) is None:
+                problems.append(f"{o.label()} at {o.source}: " + (f"its EquipmentContainer {cont} is not in the model" if cont else
+                                "no Equipment.EquipmentContainer") + "; gridgate places equipment in bays")
+        elif o.cls == "Bay":
+            vl = model.get(o.refs.get("Bay.VoltageLevel"))
+            if vl is None or vl.cls != "VoltageLevel":
+                problems.append(f"{o.label()} at {o.source}: no VoltageLevel (Bay.VoltageLevel); gridgate takes the bay's voltage from it")
 
 
 def _kv(model: Model, vl: Obj) -> float | None:

@@ -115,3 +115,18 @@ def test_missing_file(tmp_path, capsys):
     assert main(["cim", "import", str(tmp_path / "nope.xml")]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "nope.xml: cannot read (No such file or directory)" in line
+
+
+def test_bay_without_voltage_level_and_equipment_without_container(tmp_path, capsys, doc):
+    def drop(root):
+        b = _first(root, "Bay", "F2")
+        b.remove(b.find(f"{{{CIM}}}Bay.VoltageLevel"))
+        e = _first(root, "ACLineSegment", "FDR")
+        e.find(f"{{{CIM}}}Equipment.EquipmentContainer").set(R, "#_99999999-0000-4000-8000-000000000000")
+        drop.b, drop.e = _mrid(b), _mrid(e)
+
+    lines = _run(tmp_path, capsys, _mutated(doc, drop))
+    assert any(f"Bay 'F2' (mRID {drop.b})" in x and "no VoltageLevel" in x for x in lines)
+    assert any(f"ACLineSegment 'FDR' (mRID {drop.e})" in x and "99999999-0000-4000-8000-000000000000 is not in the model" in x
+               for x in lines)
+    assert len(lines) == 2
