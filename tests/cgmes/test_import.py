@@ -141,3 +141,20 @@ def test_import_json_report(tmp_path, cfg, capsys):
     assert len(rep["notes"]) == 1 and "ExternalNetworkInjection" in rep["notes"][0]
     first = yaml.safe_load((tmp_path / "s.yaml").read_text())["substations"][0]
     assert list(first)[:2] == ["name", "mrid"] and list(first["bays"][0]["equipment"][0])[:2] == ["name", "mrid"]
+
+
+def test_imported_site_runs_in_gridgate_demo(tmp_path, cfg, mosquitto, capsys):
+    import json
+
+    from tests.support.mosquitto import free_port
+
+    _, out = _imported(tmp_path, ("kgm-eq.xml", export(cfg)["eq"]))
+    data = yaml.safe_load(out.read_text())
+    for d in data["devices"]:
+        d["port"] = free_port()
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    capsys.readouterr()
+    assert main(["demo", "--config", str(out), "--broker", mosquitto.url, "--duration", "12", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["measurements_seen"] == 97 and not summary["devices_skipped"]
+    assert sorted(summary["devices_emulated"]) == sorted(d["name"] for d in data["devices"])
