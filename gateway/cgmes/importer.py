@@ -14,21 +14,18 @@ unknown unit symbols are errors (:class:`~gateway.cgmes.model.ModelError`).
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from gateway.cgmes.checks import check
+from gateway.cgmes.layout import propose_site
 from gateway.cgmes.model import Model, ModelError, Obj
-from gateway.cgmes.vocab import (
-    FEEDER_ENDS, MEASUREMENT_CLASSES, READ_CLASSES, TERMINALS, UNIT_MULTIPLIERS, UNIT_SYMBOLS, UNSUPPORTED_EQUIPMENT,
-    gridgate_type,
-)
+from gateway.cgmes.names import name_of, unique
+from gateway.cgmes.vocab import FEEDER_ENDS, MEASUREMENT_CLASSES, READ_CLASSES, TERMINALS, UNSUPPORTED_EQUIPMENT, gridgate_type
 from gateway.config import KIND_OF_TYPE, MRID_NAMESPACE, UNITS_OF_TYPE, PhaseCode
 
 _PHASES = set(PhaseCode.__args__)  # type: ignore[attr-defined]
-_NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @dataclass(slots=True)
@@ -36,12 +33,6 @@ class ImportResult:
     site: dict  # the site file as plain data (YAML-ready)
     ignored: Counter = field(default_factory=Counter)  # class → count
     notes: list[str] = field(default_factory=list)  # skipped items, each naming the element and mRID
-
-
-def name_of(raw: str, fallback: str) -> str:
-    """A gridgate Name (letters, digits, _ . -, ≤64) from a CIM name."""
-    n = _NAME_BAD.sub("_", raw.strip()).strip("_.-")[:64]
-    return n if n and n[0].isalnum() else (fallback if not n else f"X{n}"[:64])
 
 
 def _uuid(o: Obj, res: ImportResult) -> str:
@@ -54,19 +45,10 @@ def _uuid(o: Obj, res: ImportResult) -> str:
         return u
 
 
-def _unique(n: str, used: set[str]) -> str:
-    base, i = n, 2
-    while n in used:
-        n = f"{base[:60]}_{i}"
-        i += 1
-    used.add(n)
-    return n
-
-
 def build_site(model: Model, substation: str | None = None) -> ImportResult:
     res = ImportResult(site={})
     problems: list[str] = []
-    _check(model, problems)
+    check(model, problems)
     if problems:
         raise ModelError(problems)
     for o in model.objects.values():
@@ -96,7 +78,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
     used_subs: set[str] = set()
     sub_ids = {s.id for s in subs}
     for s in subs:
-        sname = _unique(name_of(s.name, "SUB"), used_subs)
+        sname = unique(name_of(s.name, "SUB"), used_subs)
         used_bays: set[str] = set()
         out_bays: list[dict] = []
         bay_of: dict[str, dict] = {}
@@ -105,7 +87,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             vl = levels.get(b.refs.get("Bay.VoltageLevel", ""))
             if vl is None or vl.refs.get("VoltageLevel.Substation") != s.id:
                 continue
-            bd = {"name": _unique(name_of(b.name, "BAY"), used_bays), "voltage_kv": kv_of_level[vl.id],
+            bd = {"name": unique(name_of(b.name, "BAY"), used_bays), "voltage_kv": kv_of_level[vl.id],
                   "description": b.lits.get("IdentifiedObject.description", ""), "equipment": [], "mrid": _uuid(b, res)}
             bay_of[b.id] = bd
             out_bays.append(bd)
@@ -130,7 +112,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
                 key = f"{cont}/{e.cls if e.cls == 'BusbarSection' else e.id}"
                 if key not in bay_of:
                     base = holder.name if e.cls == "BusbarSection" else e.name
-                    bay_of[key] = {"name": _unique(name_of(base, "BAY"), used_bays), "voltage_kv": kv,
+                    bay_of[key] = {"name": unique(name_of(base, "BAY"), used_bays), "voltage_kv": kv,
                                    "description": f"{holder.cls} {holder.name} (bay made by gridgate import)", "equipment": []}
                     out_bays.append(bay_of[key])
                 bd = bay_of[key]
@@ -138,7 +120,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
                 res.notes.append(f"unsupported equipment {e.label()} skipped (gridgate has no {e.cls} type)")
                 continue
             used = {x["name"] for x in bd["equipment"]}
-            ed = {"name": _unique(name_of(e.name, e.cls[:8]), used), "type": e.cls}
+            ed = {"name": unique(name_of(e.name, e.cls[:8]), used), "type": e.cls}
             if desc := e.lits.get("IdentifiedObject.description", ""):
                 ed["description"] = desc
             ed["mrid"] = _uuid(e, res)
@@ -170,7 +152,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         if o.cls == "ExternalNetworkInjection" or o.cls == "EnergySource":
             res.notes.append(f"{o.label()}: the grid source; gridgate derives it again on export")
     points = _points(model, eq_path, ends, res, sub_ids)
-    res.site = _site(model, sub_out, points, bay_kind, kv_by_path=_kv_by_path(sub_out))
+    res.site = propose_site(model, sub_out, points, bay_kind, kv_by_path=_kv_by_path(sub_out))
     _compare_topology(model, res, eq_path)
     return res
 
@@ -226,41 +208,6 @@ def _bay_beside(model: Model, tx: Obj, ends: dict[str, list[Obj]], terminals_of:
                 if bay in bay_of:
                     return bay
     return None
-
-
-def _check(model: Model, problems: list[str]) -> None:
-    """Broken references and values gridgate cannot represent, each naming the element and mRID."""
-    for o in model.objects.values():
-        if o.cls == "Terminal":
-            cn = o.refs.get("Terminal.ConnectivityNode")
-            if cn is None or model.get(cn) is None:
-                problems.append(f"{o.label()} at {o.source}: no ConnectivityNode"
-                                + (f" (refers to {cn}, which is not in the model)" if cn else "")
-                                + "; gridgate needs the node-breaker topology of the EQ profile")
-            ce = o.refs.get("Terminal.ConductingEquipment")
-            if ce is None or model.get(ce) is None:
-                problems.append(f"{o.label()} at {o.source}: its ConductingEquipment {ce or '(none)'} is not in the model")
-        elif o.cls in MEASUREMENT_CLASSES:
-            psr = o.refs.get("Measurement.PowerSystemResource")
-            if psr is None or model.get(psr) is None:
-                problems.append(f"{o.label()} at {o.source}: its PowerSystemResource "
-                                + (f"{psr} is not in the model" if psr else "is missing")
-                                + "; every Measurement must name the equipment it measures")
-            unit = o.refs.get("Measurement.unitSymbol", "UnitSymbol.none").removeprefix("UnitSymbol.")
-            if unit not in UNIT_SYMBOLS:
-                problems.append(f"{o.label()} at {o.source}: unknown unitSymbol {unit!r}; gridgate knows {', '.join(UNIT_SYMBOLS)}")
-            mult = o.refs.get("Measurement.unitMultiplier", "UnitMultiplier.none").removeprefix("UnitMultiplier.")
-            if mult not in UNIT_MULTIPLIERS:
-                problems.append(f"{o.label()} at {o.source}: unitMultiplier {mult!r} is not supported; use one of {', '.join(UNIT_MULTIPLIERS)}")
-        elif o.cls in TERMINALS:
-            cont = o.refs.get("Equipment.EquipmentContainer")
-            if cont is None or model.get(cont) is None:
-                problems.append(f"{o.label()} at {o.source}: " + (f"its EquipmentContainer {cont} is not in the model" if cont else
-                                "no Equipment.EquipmentContainer") + "; gridgate places equipment in bays")
-        elif o.cls == "Bay":
-            vl = model.get(o.refs.get("Bay.VoltageLevel"))
-            if vl is None or vl.cls != "VoltageLevel":
-                problems.append(f"{o.label()} at {o.source}: no VoltageLevel (Bay.VoltageLevel); gridgate takes the bay's voltage from it")
 
 
 def _kv(model: Model, vl: Obj) -> float | None:
@@ -346,100 +293,3 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
         meas["mrid"] = _uuid(m, res)
         out.append(meas)
     return out
-
-
-def _site(model: Model, subs: list[dict], points: list[dict], bay_kind: dict[str, str], kv_by_path: dict[str, float]) -> dict:
-    region = next(iter(model.of("SubGeographicalRegion")), None)
-    site_name = name_of(region.name if region else subs[0]["name"], "SITE")
-    devices: list[dict] = []
-    ieds: dict[str, dict] = {}
-    rtu = {"name": "rtu1", "kind": "rtu", "protocol": "dnp3",
-           "description": "proposed by gridgate import: one RTU for every measurement outside feeder bays",
-           "host": "127.0.0.1", "port": 20000, "poll_interval": "5s", "timeout": "2s", "points": []}
-    counters: Counter = Counter()
-    for meas in points:
-        bay = meas["equipment"].rsplit("/", 1)[0]
-        kv = kv_by_path.get(meas["equipment"], 11.0)
-        if bay_kind.get(bay) == "feeder":
-            dev = ieds.get(bay)
-            if dev is None:
-                ied = name_of(bay.replace("/", "_"), "IED")[:50]
-                dev = ieds[bay] = {"name": _unique(f"ied-{ied}".lower(), {d["name"] for d in ieds.values()}),
-                                   "kind": "ied", "protocol": "iec61850",
-                                   "description": f"proposed by gridgate import: protection/control IED of bay {bay}",
-                                   "host": "127.0.0.1", "port": 10201 + len(ieds), "poll_interval": "2s",
-                                   "timeout": "2s", "iec61850": {"ied_name": ied}, "points": []}
-            addr = _mms_address(dev, meas, counters)
-        else:
-            dev = rtu
-            addr = _dnp3_address(meas, counters)
-        used = {p["name"] for p in dev["points"]}
-        pname = _unique(name_of(meas["name"], "P"), used)
-        if meas["name"] == pname:
-            meas = {k: v for k, v in meas.items() if k != "name"}
-        dev["points"].append({"name": pname, **addr, "measurement": meas, "signal": _signal(meas, kv)})
-    devices = [d for d in [rtu, *ieds.values()] if d["points"]]
-    for sd in subs:  # name and mrid first: the file reads top-down
-        for bd in sd["bays"]:
-            bd["equipment"] = [_first(ed) for ed in bd["equipment"]]
-        sd["bays"] = [_first(bd) for bd in sd["bays"]]
-    subs = [_first(sd) for sd in subs]
-    site = {
-        "site": {"name": site_name, "description": region.lits.get("IdentifiedObject.description", "") if region else ""},
-        "gateway": {"id": f"{site_name[:60].lower()}-gw"[:64]},
-        "substations": subs,
-        "devices": devices,
-    }
-    if not site["site"]["description"]:
-        site["site"].pop("description")
-    geo = model.get(region.refs.get("SubGeographicalRegion.Region")) if region else None
-    if geo is not None and geo.name:
-        site["site"]["operator"] = geo.name
-    return site
-
-
-def _first(d: dict) -> dict:
-    return {k: d[k] for k in ("name", "mrid") if k in d} | {k: v for k, v in d.items() if k not in ("name", "mrid")}
-
-
-def _dnp3_address(meas: dict, counters: Counter) -> dict:
-    t = meas["type"]
-    group = {"SwitchPosition": "double_binary", "ProtectionStart": "binary", "ProtectionOperate": "binary",
-             "ActiveEnergy": "counter", "ReactiveEnergy": "counter"}.get(t, "analog")
-    counters[("rtu", group)] += 1
-    return {"group": group, "index": counters[("rtu", group)] - 1}
-
-
-def _mms_address(dev: dict, meas: dict, counters: Counter) -> dict:
-    t = meas["type"]
-    ld = f"{dev['iec61850']['ied_name']}PROT"
-    if t == "SwitchPosition":
-        ln, do, da, fc = "XCBR", "Pos", "stVal", "ST"
-    elif t in ("ProtectionStart", "ProtectionOperate"):
-        ln, do, da, fc = "GGIO", "Ind", "stVal", "ST"
-    elif t == "TapPosition":
-        ln, do, da, fc = "GGIO", "IntIn", "stVal", "ST"
-    elif KIND_OF_TYPE[t] == "Accumulator":
-        ln, do, da, fc = "GGIO", "Cnt", "actVal", "ST"
-    else:
-        ln, do, da, fc = "GGIO", "AnIn", "mag.f", "MX"
-    counters[(dev["name"], ln, do)] += 1
-    n = counters[(dev["name"], ln, do)]
-    ref = f"{ld}/{ln}{n}.{do}.{da}" if ln == "XCBR" else f"{ld}/{ln}1.{do}{n}.{da}"
-    return {"reference": ref, "fc": fc}
-
-
-def _signal(meas: dict, kv: float) -> dict:
-    """A plausible constant for the emulator, in the measurement's unit and multiplier."""
-    t = meas["type"]
-    div = {"none": 1, "k": 1e3, "M": 1e6}[meas.get("multiplier", "none")]
-    if t == "SwitchPosition":
-        return {"kind": "discrete", "initial": 2}
-    if t in ("ProtectionStart", "ProtectionOperate"):
-        return {"kind": "discrete", "initial": 0, "min": 0, "max": 1}
-    if t == "TapPosition":
-        return {"kind": "discrete", "initial": 9, "min": 1, "max": 17}
-    value = {"Voltage": kv * 1e3, "PhaseVoltage": kv * 1e3 / math.sqrt(3), "LineCurrent": 100.0, "Frequency": 50.0,
-             "ThreePhaseActivePower": 1e6, "ThreePhaseReactivePower": 2e5, "ThreePhasePower": 1.02e6,
-             "Angle": 0.0, "ActiveEnergy": 1e9, "ReactiveEnergy": 2e8}[t]
-    return {"kind": "constant", "value": round(value / div, 3)}
