@@ -130,3 +130,20 @@ def test_bay_without_voltage_level_and_equipment_without_container(tmp_path, cap
     assert any(f"ACLineSegment 'FDR' (mRID {drop.e})" in x and "99999999-0000-4000-8000-000000000000 is not in the model" in x
                for x in lines)
     assert len(lines) == 2
+
+
+def test_external_entities_are_not_resolved(tmp_path):
+    """A model is untrusted input: an XXE entity must not pull a local file into the site."""
+    from gateway.cgmes.importer import build_site
+    from gateway.cgmes.model import read
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    src = (Path(__file__).parent / "data" / "brookfield-eq.xml").read_text()
+    src = src.replace("<rdf:RDF xmlns:cim", f'<!DOCTYPE rdf:RDF [<!ENTITY s SYSTEM "file://{secret}">]>\n<rdf:RDF xmlns:cim', 1)
+    src = src.replace("<cim:IdentifiedObject.name>BRK</cim:IdentifiedObject.name>",
+                      "<cim:IdentifiedObject.name>BRK&s;</cim:IdentifiedObject.name>", 1)
+    p = tmp_path / "xxe.xml"
+    p.write_text(src)
+    site = build_site(read([p])).site
+    assert site["substations"][0]["name"] == "BRK" and "TOPSECRET" not in repr(site)
