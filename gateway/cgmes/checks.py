@@ -6,7 +6,7 @@ Each problem is one line naming the element, its name, its mRID and where it is 
 from __future__ import annotations
 
 from gateway.cgmes.model import Model
-from gateway.cgmes.vocab import MEASUREMENT_CLASSES, TERMINALS, UNIT_MULTIPLIERS, UNIT_SYMBOLS
+from gateway.cgmes.vocab import CIM_UNIT_MULTIPLIERS, CIM_UNIT_SYMBOLS, MEASUREMENT_CLASSES, TERMINALS, UNIT_MULTIPLIERS, UNIT_SYMBOLS
 
 
 def check(model: Model, problems: list[str]) -> None:
@@ -28,11 +28,13 @@ def check(model: Model, problems: list[str]) -> None:
                                 + (f"{psr} is not in the model" if psr else "is missing")
                                 + "; every Measurement must name the equipment it measures")
             unit = o.refs.get("Measurement.unitSymbol", "UnitSymbol.none").removeprefix("UnitSymbol.")
-            if unit not in UNIT_SYMBOLS:
-                problems.append(f"{o.label()} at {o.source}: unknown unitSymbol {unit!r}; gridgate knows {', '.join(UNIT_SYMBOLS)}")
+            if unit not in CIM_UNIT_SYMBOLS:
+                problems.append(f"{o.label()} at {o.source}: unknown unitSymbol {unit!r} (not a CIM UnitSymbol);"
+                                f" gridgate's measurements use {', '.join(UNIT_SYMBOLS)}")
             mult = o.refs.get("Measurement.unitMultiplier", "UnitMultiplier.none").removeprefix("UnitMultiplier.")
-            if mult not in UNIT_MULTIPLIERS:
-                problems.append(f"{o.label()} at {o.source}: unitMultiplier {mult!r} is not supported; use one of {', '.join(UNIT_MULTIPLIERS)}")
+            if mult not in CIM_UNIT_MULTIPLIERS:
+                problems.append(f"{o.label()} at {o.source}: unknown unitMultiplier {mult!r} (not a CIM UnitMultiplier);"
+                                f" gridgate's measurements use {', '.join(UNIT_MULTIPLIERS)}")
         elif o.cls in TERMINALS:
             cont = o.refs.get("Equipment.EquipmentContainer")
             if cont is None or model.get(cont) is None:

@@ -22,7 +22,9 @@ from gateway.cgmes.checks import check
 from gateway.cgmes.layout import propose_site
 from gateway.cgmes.model import Model, ModelError, Obj
 from gateway.cgmes.names import name_of, unique
-from gateway.cgmes.vocab import FEEDER_ENDS, MEASUREMENT_CLASSES, READ_CLASSES, TERMINALS, UNSUPPORTED_EQUIPMENT, gridgate_type
+from gateway.cgmes.vocab import (
+    FEEDER_ENDS, MEASUREMENT_CLASSES, READ_CLASSES, TERMINALS, UNIT_MULTIPLIERS, UNSUPPORTED_EQUIPMENT, gridgate_type,
+)
 from gateway.config import KIND_OF_TYPE, MRID_NAMESPACE, UNITS_OF_TYPE, PhaseCode
 
 _PHASES = set(PhaseCode.__args__)  # type: ignore[attr-defined]
@@ -274,6 +276,10 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
         if unit not in UNITS_OF_TYPE[mtype]:
             res.notes.append(f"{m.label()} skipped: unit {unit} does not fit {raw_type} ({', '.join(UNITS_OF_TYPE[mtype])})")
             continue
+        mult = m.refs.get("Measurement.unitMultiplier", "UnitMultiplier.none").removeprefix("UnitMultiplier.")
+        if mult not in UNIT_MULTIPLIERS:
+            res.notes.append(f"{m.label()} skipped: unitMultiplier {mult} is not one gridgate publishes ({', '.join(UNIT_MULTIPLIERS)})")
+            continue
         phases = m.refs.get("Measurement.phases", "PhaseCode.none").removeprefix("PhaseCode.")
         if phases not in _PHASES:
             res.notes.append(f"{m.label()}: phases {phases!r} not supported; published with phases none")
@@ -284,7 +290,6 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
             continue
         seen[key] = m.label()
         meas = {"equipment": path, "type": mtype}
-        mult = m.refs.get("Measurement.unitMultiplier", "UnitMultiplier.none").removeprefix("UnitMultiplier.")
         if mult != "none":
             meas["multiplier"] = mult
         if phases != "none":

@@ -31,7 +31,19 @@ TYPE_TO_CGMES = {"Voltage": "LineToLineVoltage", "ProtectionStart": "x-gridgate:
 TYPE_FROM_CGMES = {v: k for k, v in TYPE_TO_CGMES.items()}
 
 UNIT_SYMBOLS = ("W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "none")
+#: the other CIM UnitSymbol literals (IEC 61970-301): a measurement in one of them is skipped on import
+#: with a note (gridgate has no such measurement); a literal in neither list is an error
+CIM_UNIT_SYMBOLS = frozenset(UNIT_SYMBOLS) | frozenset("""
+    m kg s K mol cd rad sr Gy Bq degC Sv F C S H ohm J N lx lm Wb T Pa m2 m3 mPers mPers2 m3Pers mPerm3 kgm kgPerm3
+    m2Pers WPermK JPerK ppm rotPers radPers WPerm2 JPerm2 SPerm KPers PaPers JPerkgK cosPhi Vs V2 As A2 A2s VAh VPerHz
+    HzPers character charPers kgm2 dB WPers lPers dBm h min Q Qh ohmm APerm V2h A2h Ah count ft3 m3Perh gal Btu l lPerh
+    lPerl gPerg molPerm3 molPermol molPerkg sPers HzPerHz VPerV APerA VPerVA rev kat JPerkg m3Uncompensated
+    m3Compensated WPerW therm onePerm m3Perkg Pas Nm NPerm radPers2 WPerm2sr WPersr bps JPerm3 VPerm CPerm3 CPerm2 FPerm
+    HPerm JPermol JPermolK CPerkg GyPers katPerm3 d anglemin anglesec ha tonne bar mmHg M nmi kn Mx G Oe Vh WPerA
+    onePerHz VPerVAr ohmPerm kgPerJ JPers VArPerW
+""".split())
 UNIT_MULTIPLIERS = ("none", "k", "M")
+CIM_UNIT_MULTIPLIERS = frozenset("y z a f p n micro m c d none da h k M G T P E Z Y".split())
 
 #: measurement classes and the gridgate kind each is
 MEASUREMENT_CLASSES = {"Analog": "Analog", "Discrete": "Discrete", "Accumulator": "Accumulator"}

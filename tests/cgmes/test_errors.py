@@ -94,9 +94,14 @@ def test_unknown_unit_symbol(tmp_path, capsys, doc):
         m = _first(root, "Analog", "Hz")
         m.find(f"{{{CIM}}}Measurement.unitSymbol").set(R, f"{CIM}UnitSymbol.furlong")
         unit.mrid = _mrid(m)
+        q = _first(root, "Analog", "Vab")
+        q.find(f"{{{CIM}}}Measurement.unitMultiplier").set(R, f"{CIM}UnitMultiplier.kilo")
+        unit.q = _mrid(q)
 
-    (line,) = _run(tmp_path, capsys, _mutated(doc, unit))
-    assert f"Analog 'Hz' (mRID {unit.mrid})" in line and "unknown unitSymbol 'furlong'" in line
+    lines = _run(tmp_path, capsys, _mutated(doc, unit))
+    assert len(lines) == 2
+    assert any(f"Analog 'Hz' (mRID {unit.mrid})" in x and "unknown unitSymbol 'furlong' (not a CIM UnitSymbol)" in x for x in lines)
+    assert any(f"Analog 'Vab' (mRID {unit.q})" in x and "unknown unitMultiplier 'kilo'" in x for x in lines)
 
 
 @pytest.mark.parametrize("data, says", [

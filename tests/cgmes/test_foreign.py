@@ -29,6 +29,7 @@ def test_foreign_model_imports_with_ignored_classes_reported(tmp_path, capsys):
     assert f"unsupported equipment SynchronousMachine 'CHP set' (mRID {U(151)}) skipped" in err
     assert f"Analog 'CHP MW' (mRID {U(306)}) skipped" in err
     assert f"Analog 'GT1 winding temp' (mRID {U(307)}) skipped: measurementType 'Temperature'" in err
+    assert f"Analog 'FDR1 earth leakage' (mRID {U(309)}) skipped: unitMultiplier m is not one gridgate publishes" in err
     assert "error" not in err and "topology" not in err  # the model's connectivity is what gridgate derives
     cfg = load_config(out)
     assert cfg.site.operator == "Example DNO"
