@@ -158,3 +158,33 @@ def test_imported_site_runs_in_gridgate_demo(tmp_path, cfg, mosquitto, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["measurements_seen"] == 97 and not summary["devices_skipped"]
     assert sorted(summary["devices_emulated"]) == sorted(d["name"] for d in data["devices"])
+
+
+def test_two_substations_round_trip_and_choice(tmp_path):
+    site = {
+        "site": {"name": "TWO", "operator": "Example DNO"},
+        "substations": [
+            {"name": "A", "bays": [{"name": "T1", "voltage_kv": 33, "equipment": [{"name": "TX", "type": "PowerTransformer"}]},
+                                   {"name": "INC", "voltage_kv": 11, "equipment": [{"name": "CB", "type": "Breaker"}]},
+                                   {"name": "F1", "voltage_kv": 11, "equipment": [{"name": "CB", "type": "Breaker"},
+                                                                                  {"name": "LOAD", "type": "EnergyConsumer"}]}]},
+            {"name": "B", "bays": [{"name": "F9", "voltage_kv": 11, "equipment": [{"name": "DS", "type": "Disconnector"},
+                                                                                  {"name": "CB", "type": "Breaker"},
+                                                                                  {"name": "L", "type": "ACLineSegment"}]}]},
+        ],
+        "devices": [{"name": "rtu", "kind": "rtu", "protocol": "dnp3", "port": 20000, "points": [
+            {"name": "A_P", "group": "analog", "index": 0, "measurement": {"equipment": "A/F1/LOAD", "type": "ThreePhaseActivePower"}},
+            {"name": "B_I", "group": "analog", "index": 1, "measurement": {"equipment": "B/F9/L", "type": "LineCurrent", "phases": "A"}},
+            {"name": "B_CB", "group": "double_binary", "index": 0, "measurement": {"equipment": "B/F9/CB", "type": "SwitchPosition"}},
+        ]}],
+    }
+    p = tmp_path / "two.yaml"
+    p.write_text(yaml.safe_dump(site, sort_keys=False))
+    cfg = load_config(p)
+    back, _ = _imported(tmp_path, ("two-eq.xml", export(cfg)["eq"]))
+    assert _equipment(back) == _equipment(cfg) and _measurements(back) == _measurements(cfg)
+    assert _topology(back) == _topology(cfg)
+    only_b, out = _imported(tmp_path, ("two-eq.xml", export(cfg)["eq"]), extra=["--substation", "B"])
+    assert [s.name for s in only_b.substations] == ["B"]
+    assert {p.name for d in only_b.devices for p in d.points} == {"B_I", "B_CB"}
+    assert "A_P" not in out.read_text()  # a measurement of the other substation is left out, not noted as a problem
