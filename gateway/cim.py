@@ -93,6 +93,12 @@ class MeasurementRef(_Out):
 class MeasurementValue(_Out):
     """An AnalogValue, DiscreteValue or AccumulatorValue as published on ``.../meas/...``."""
 
+    # CIM: DiscreteValue.value and AccumulatorValue.value are integers (said where the full measurement is embedded)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [{
+        "if": {"properties": {"measurement": {"required": ["kind"], "properties": {"kind": {"enum": ["Discrete", "Accumulator"]}}}}},
+        "then": {"properties": {"value": {"type": ["integer", "null"]}}},
+    }]})
+
     mRID: uuid.UUID = Field(description="the MeasurementValue's own mRID (stable per measurement)")
     measurement: Measurement | MeasurementRef = Field(
         description="the Measurement (payload: full) or only its mRID (payload: compact)"
@@ -112,9 +118,12 @@ class Status(_Out):
     gateway: str
     reason: str | None = None
     since: str | None = None
+    version: str | None = Field(None, description="gridgate version (online)")
     timeStamp: str
     devices: dict[str, dict] | None = None
-    stats: dict[str, int | float] | None = None
+    stats: dict[str, int | float | dict[str, int]] | None = Field(
+        None, description="counters; droppedBy: dropped values by reason"
+    )
 
 
 def iso_ms(t: float) -> str:
@@ -138,6 +147,8 @@ class CatalogEntry:
     json_prefix: str  # '{"mRID":...,"measurement":{...},' — reused for every value
 
     def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
+        if self.kind != "Analog" and isinstance(value, float) and value == value and abs(value) != float("inf"):
+            value = round(value)  # DiscreteValue/AccumulatorValue are integers, whatever the protocol carried
         parts = [self.json_prefix, '"value":', _num(value)]
         if self.is_switch and value is not None:
             parts.append(f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"')

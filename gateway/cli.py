@@ -117,11 +117,12 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
     s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
 
+    from gateway.cgmes.cli import register as cim
     from gateway.conduits.cli import register as courier
 
     commands: dict[str, Command] = {"validate": cmd_validate, "schema": cmd_schema, "gateway": cmd_gateway,
                                     "watch": cmd_watch, "init": cmd_init, "service": cmd_service,
-                                    **courier(sub)}
+                                    **courier(sub), **cim(sub)}
     commands.update(_plugins(sub))
     return p, commands
 

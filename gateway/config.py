@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from gateway.protocols import device_models
 from gateway.site.load import ConfigError, load_model  # noqa: F401 - ConfigError is part of this API
@@ -41,6 +41,7 @@ class Config(_Model):
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
     substations: list[Substation] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
+    _paths_cache: tuple | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
@@ -91,9 +92,15 @@ class Config(_Model):
         return self
 
     def equipment_paths(self) -> dict[str, tuple[Substation, Bay, Equipment]]:
-        return {
+        # cached: equipment_mrid() asks for it once per point (quadratic on a 10,000-point site)
+        cached = self._paths_cache
+        if cached is not None and cached[0] is self.substations:
+            return cached[1]
+        paths = {
             f"{s.name}/{b.name}/{e.name}": (s, b, e) for s in self.substations for b in s.bays for e in b.equipment
         }
+        self._paths_cache = (self.substations, paths)
+        return paths
 
     def measurement_mrid(self, p: PointBase) -> uuid.UUID:
         m = p.measurement

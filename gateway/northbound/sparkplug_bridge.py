@@ -20,7 +20,7 @@ from gateway.northbound.sparkplug import SparkplugNode, is_rebirth_request
 
 log = logging.getLogger(__name__)
 
-DATATYPE = {"Analog": "Double", "Accumulator": "Double", "Discrete": "Int32"}
+DATATYPE = {"Analog": "Double", "Accumulator": "Int64", "Discrete": "Int32"}  # CIM: accumulators are integers
 
 
 def metric_name(e: CatalogEntry) -> str:
