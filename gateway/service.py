@@ -26,9 +26,12 @@ def notify(message: str) -> bool:
         addr = "\0" + addr[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)  # never stall the event loop on a reader that is behind
             s.connect(addr)
-            s.sendall(message.encode())
+            s.send(message.encode())
         return True
+    except BlockingIOError:
+        return False  # the reader's queue is full: this ping is skipped, the next one goes
     except OSError as e:
         log.warning("systemd notify %r failed: %s", message.split("\n", 1)[0], e)
         return False
