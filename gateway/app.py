@@ -226,6 +226,8 @@ class Gateway:
             out.update(sent=ps.published, queued=ps.queued, dropped=sum(ps.dropped.values()), reconnects=ps.reconnects)
             if ps.dropped:
                 out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
+        if getattr(self, "spool", None) is not None:
+            out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, error
         return out
 
     # ------------------------------------------------------------------ lifecycle
@@ -303,6 +305,7 @@ class Gateway:
             await asyncio.sleep(0.5)
             now = time.monotonic()
             states = json.dumps({k: v.get("connected") for k, v in self.device_states().items()}, sort_keys=True)
+            states += self.spool.state if self.spool is not None else ""  # a spool write failure is news too
             if (states != last or now >= due) and self.publisher.connected:
                 self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
                 last, due = states, now + self.opts.status_interval

@@ -1,0 +1,115 @@
+"""A full spool disk is a reported, survived state (issue 14): the real Spool + MqttPublisher
+on a 1 MB tmpfs in a private mount namespace (unshare), filled by the actor, against Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.northbound.rawsub import RawSubscriber
+from tests.support.mosquitto import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
+
+
+def _unshare_reason() -> str | None:
+    try:
+        r = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare not usable: {exc}"
+    return f"unshare --user --mount refused: {r.stderr.decode().strip()}" if r.returncode else None
+
+
+pytestmark = pytest.mark.skipif(_unshare_reason() is not None, reason=str(_unshare_reason()))
+
+
+def _received(sub: RawSubscriber) -> set[int]:
+    return {json.loads(m.payload)["n"] for m in sub.messages}
+
+
+async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    broker = Mosquitto(persistence=True, extra="queue_qos0_messages true\nmax_queued_messages 0\n").start()
+    sub = None
+    proc = None
+    try:
+        sub = await RawSubscriber(broker.port, ["gg/diskfull/#"], client_id="room", clean=False).__aenter__()
+        script = (f"mount -t tmpfs -o size=1m tmpfs {mnt} && cd {ROOT} && "
+                  f"exec {sys.executable} -m tests.hardening.diskfull_actor {broker.port} {mnt}")
+        proc = await asyncio.create_subprocess_exec(*UNSHARE, "sh", "-c", script, stdin=subprocess.PIPE,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        async def phase(name: str) -> dict:
+            line = await asyncio.wait_for(proc.stdout.readline(), 90)
+            assert line, f"actor ended before phase {name}: {(await proc.stderr.read()).decode()[-3000:]}"
+            out = json.loads(line)
+            assert out["phase"] == name, out
+            return out
+
+        async def go() -> None:
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+
+        a = await phase("A")
+        assert a["drained"] and a["state"] == "ok" and a["write_failures"] == 0
+        assert await sub.wait_for(lambda m: len(_received(sub)) == 100, 20)
+
+        b = await phase("B")  # disk full, broker up: every value still goes out, live
+        assert b["filler"] > 0 and "unwritable" in b["seen_states"] and b["write_failures"] == 1, b
+        assert b["drained"] and b["connected"] and b["dropped"] == {}
+        assert b["status"]["state"] == "unwritable" and "full" in b["status"]["error"]
+        assert await sub.wait_for(lambda m: len(_received(sub)) == 400, 20), sorted(set(range(1, 401)) - _received(sub))[:20]
+
+        await sub.__aexit__(None, None, None)
+        broker.stop()  # saves the subscriber's session; the values published meanwhile queue there
+        await go()
+        c = await phase("C")  # disk full, broker down: 200 kept in memory, the rest dropped analog first
+        dropped = {k: v for k, v in c["dropped"].items() if k.startswith("spool_unwritable_")}
+        assert c["state"] == "unwritable" and not c["connected"]
+        assert dropped.get("spool_unwritable_analog", 0) >= 150 and "spool_unwritable_event" not in dropped, c
+        lost = sum(dropped.values())
+        broker.start()
+        sub = await RawSubscriber(broker.port, ["gg/diskfull/#"], client_id="room", clean=False).__aenter__()
+        await go()
+        c2 = await phase("C2")
+        assert c2["drained"] and c2["connected"]
+        got = _received(sub)
+        assert await sub.wait_for(lambda m: len(_received(sub)) == 400 - lost, 20), (len(_received(sub)), lost)
+        got = _received(sub)
+        assert got <= set(range(401, 801)) and {n for n in range(401, 801) if n % 5 == 0} <= got  # every event kept
+
+        d = await phase("D")  # space is back: the next retry succeeds, spooling resumes
+        assert d["state"] == "ok" and d["recovery_s"] < 5 and d["drained"], d
+        assert await sub.wait_for(lambda m: set(range(801, 901)) <= _received(sub), 20)
+
+        await sub.__aexit__(None, None, None)
+        sub = None
+        broker.stop()
+        await go()
+        e = await phase("E")  # a backlog written to the file: what the spool believes is what the file holds
+        assert e["file_rows"] == 200 == e["accounted_rows"] and e["accounted_bytes"] == e["file_bytes"], e
+        assert not any(k.startswith("spool_unwritable") for k in e["dropped"]) or e["dropped"] == c["dropped"]
+        broker.start()
+        await go()
+        e2 = await phase("E2")
+        assert e2["drained"] and e2["file_rows"] == 0
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        err = (await proc.stderr.read()).decode()
+        assert "Traceback" not in err, err[-3000:]
+        assert err.count("cannot write") == 1 and err.count("writable again") == 1, err[-3000:]  # once per change
+        print(f"\nfull-disk timeline: B write_failures={b['write_failures']}, C dropped={dropped}, "
+              f"D recovery {d['recovery_s']} s after space came back")
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if sub is not None:
+            await sub.__aexit__(None, None, None)
+        broker.stop()
