@@ -152,6 +152,7 @@ class Spool:
         self.memory_limit = memory_limit
         self.retry_interval = retry_interval
         self._retry_at = 0.0
+        self._dropping = False  # this unwritable episode has dropped values (logged once)
         self._gone: set[int] = set()  # uncommitted seqs delivered (or dropped) while unwritable: never written
         if self._rows:
             log.info("spool %s: %d value(s) from a previous run to deliver (seq up to %d)", self.path, self._rows, self.last_seq)
@@ -253,6 +254,7 @@ class Spool:
     def _writable_again(self) -> None:
         if self.state != "ok":
             self.state = "ok"
+            self._dropping = False
             log.warning("spool %s: writable again; spooling resumed (%d undelivered value(s), %s dropped so far)",
                         self.path, self._rows, dict(self.dropped) or "none")
 
@@ -273,8 +275,10 @@ class Spool:
         self._rows -= len(doomed)
         if self._mem:
             self._mem = deque(x for x in self._mem if x[0] not in doomed)
-        log.warning("spool %s: unwritable, %d value(s) over the in-memory limit dropped: %s", self.path, len(doomed),
-                    {k: v for k, v in self.dropped.items() if k.startswith("unwritable_")})
+        if not self._dropping:  # once per episode; the counters say how many
+            self._dropping = True
+            log.warning("spool %s: unwritable and %d value(s) waiting in memory; dropping the oldest (analog first),"
+                        " counted as dropped.unwritable_<kind>", self.path, self.memory_limit)
 
     # ------------------------------------------------------------------ reading (the publisher)
 
