@@ -34,7 +34,18 @@ def ssl_context(tls: TlsOptions) -> ssl.SSLContext:
     if (tls.cert_file is None) != (tls.key_file is None):
         raise NorthboundConfigError("northbound tls: set both cert_file and key_file for mutual TLS, or neither")
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.server_hostname:
+        ctx.__class__ = _NamedContext
+        ctx.gg_server_hostname = tls.server_hostname  # type: ignore[attr-defined]
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if tls.cert_file is not None:
         ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
     return ctx
+
+
+class _NamedContext(ssl.SSLContext):
+    """Verifies the broker certificate against ``tls.server_hostname`` instead of the URL's host
+    (gmqtt connects by address and has no server_hostname argument)."""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):  # noqa: ANN001
+        return super().wrap_bio(incoming, outgoing, server_side, self.gg_server_hostname, session)  # type: ignore[attr-defined]

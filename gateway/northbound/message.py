@@ -31,6 +31,7 @@ class TlsOptions(BaseModel):
     ca_file: Path | None = Field(None, description="CA bundle that signed the broker certificate; None = system store")
     cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     key_file: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
+    server_hostname: str | None = Field(None, description="name to verify the broker certificate against (default: the URL's host)")
 
 
 @dataclass
