@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="machine-readable result")
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
-    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
+    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status", "command", "result"],
+                   default="all")
     for sp in (d, e, g):
         sp.add_argument("--profile", default=None,
                         help="network profile configs/profiles/NAME.yaml: flat (default), segmented, one-way, "
@@ -171,7 +172,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.cim import json_schemas
 
-    schemas = json_schemas()
+    from gateway.northbound.command_schema import json_schemas as command_schemas
+
+    schemas = {**json_schemas(), **command_schemas()}
     out = schemas if args.which == "all" else schemas[args.which]
     print(json.dumps(out, indent=2))
     return 0

@@ -17,10 +17,12 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
+
+from gateway.northbound.command_schema import REASONS, BadRequest, CommandRequest, loads_strict
+from gateway.northbound.command_values import check_value
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +31,6 @@ Mode = Literal["direct", "sbo"]
 
 class Operable(Protocol):
     async def operate(self, point_name: str, value: float | int | bool, mode: Mode = "direct") -> Any: ...
-
-
-class CommandRequest(BaseModel):
-    """What a control room sends. ``issued``: epoch seconds or ISO 8601 with a zone."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, max_length=64)
-    value: float | int | bool
-    operator: str = Field(min_length=1, max_length=64)
-    issued: float | str
-
-    @field_validator("issued")
-    @classmethod
-    def _epoch(cls, v: float | str) -> float:
-        if isinstance(v, str):
-            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-            if t.tzinfo is None:
-                raise ValueError("needs a time zone, e.g. 2026-11-22T16:00:00Z")
-            return t.timestamp()
-        return float(v)
 
 
 @dataclass(frozen=True)
@@ -63,6 +44,8 @@ class CommandPoint:
     operators: tuple[str, ...] = ()
     mode: Mode = "direct"
     ttl: float = 10.0
+    measurement_type: str = ""
+    codes: tuple[int, ...] = ()  # a discrete's value_map codes: the only values it takes
 
 
 def command_points(cfg: Any) -> list[CommandPoint]:
@@ -75,7 +58,8 @@ def command_points(cfg: Any) -> list[CommandPoint]:
             c = p.command
             if c is not None and c.enabled:
                 out.append(CommandPoint(str(cfg.measurement_mrid(p)), d.name, p.name, KIND_OF_TYPE[p.measurement.type],
-                                        tuple(c.operators), c.mode, float(c.ttl)))
+                                        tuple(c.operators), c.mode, float(c.ttl), p.measurement.type,
+                                        tuple(sorted(set((p.value_map or {}).values())))))
     return out
 
 
@@ -110,53 +94,60 @@ class CommandRouter:
         task.add_done_callback(self._tasks.discard)
 
     async def handle(self, topic: str, payload: bytes) -> dict:
+        """Exactly one result per request, whatever the payload (a gateway bug answers internal_error)."""
         mrid = topic.rsplit("/", 1)[-1]
+        try:
+            return await self._handle(mrid, payload)
+        except Exception as exc:  # noqa: BLE001 - the control room must still get its one answer
+            log.exception("command on %s: internal error", mrid)
+            return self._result(mrid, None, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    async def _handle(self, mrid: str, payload: bytes) -> dict:
         req_id = None
         try:
-            raw = json.loads(payload)
-            req_id = raw.get("id") if isinstance(raw, dict) else None
+            raw = loads_strict(payload)
+            req_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             req = CommandRequest.model_validate(raw)
-        except (ValueError, ValidationError) as exc:
-            return self._result(mrid, req_id, "rejected", "bad_request", _explain(exc))
+        except (BadRequest, ValidationError) as exc:
+            return self._result(mrid, req_id, "bad_request", _explain(exc))
         point = self.points.get(mrid)
         if not self.allowed:
-            return self._result(mrid, req.id, "rejected", "not_allowed_by_profile",
-                                "this gateway's network profile does not permit commands")
+            return self._result(mrid, req.id, "not_allowed_by_profile", "this gateway's network profile does not permit commands")
         if point is None:
-            return self._result(mrid, req.id, "rejected", "not_commandable",
-                                f"no point with mRID {mrid} has command.enabled in the site config")
+            return self._result(mrid, req.id, "not_commandable", f"no point with mRID {mrid} has command.enabled in the site config")
         if point.operators and req.operator not in point.operators:
-            return self._result(mrid, req.id, "rejected", "operator_not_allowed",
+            return self._result(mrid, req.id, "operator_not_allowed",
                                 f"operator {req.operator!r} is not in command.operators of {point.device}/{point.point}")
         age = time.time() - req.issued
-        if age > point.ttl:
-            return self._result(mrid, req.id, "rejected", "expired", f"issued {age:.1f} s ago, ttl is {point.ttl:g} s")
-        if age < -self.future_skew:
-            return self._result(mrid, req.id, "rejected", "clock_skew", f"issued {-age:.1f} s in the future")
+        if not age <= point.ttl:  # written so that anything not comparable fails closed
+            return self._result(mrid, req.id, "expired", f"issued {age:.1f} s ago, ttl is {point.ttl:g} s")
+        if not age >= -self.future_skew:
+            return self._result(mrid, req.id, "clock_skew", f"issued {-age:.1f} s in the future")
         if req.id in self._seen:
-            return self._result(mrid, req.id, "rejected", "duplicate", f"request id {req.id!r} was already handled")
-        if point.kind == "Discrete" and (isinstance(req.value, float) and not req.value.is_integer()):
-            return self._result(mrid, req.id, "rejected", "bad_value", f"a discrete point takes an integer or bool, not {req.value}")
+            return self._result(mrid, req.id, "duplicate", f"request id {req.id!r} was already handled")
+        value, why = check_value(point.kind, point.measurement_type, point.codes, req.value)
+        if why is not None:
+            return self._result(mrid, req.id, "bad_value", f"{point.device}/{point.point}: {why}")
         target = self.targets.get(point.device)
         if target is None:
-            return self._result(mrid, req.id, "rejected", "device_unavailable", f"no running driver for {point.device}")
+            return self._result(mrid, req.id, "device_unavailable", f"no running driver for {point.device}")
         self._seen[req.id] = None  # accepted: a replay of this id is refused from now on
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
         async with self._locks.setdefault(mrid, asyncio.Lock()):  # one operation per point at a time
             try:
-                res = await target.operate(point.point, req.value, point.mode)
+                res = await target.operate(point.point, value, point.mode)
             except Exception as exc:  # a driver bug must still answer the control room
                 log.exception("command %s on %s/%s: driver raised", req.id, point.device, point.point)
-                return self._result(mrid, req.id, "failed", "driver_error", f"{type(exc).__name__}: {exc}")
+                return self._result(mrid, req.id, "driver_error", f"{type(exc).__name__}: {exc}")
         detail = res.model_dump() if hasattr(res, "model_dump") else {"result": str(res)}
         ok = bool(getattr(res, "ok", False))
-        return self._result(mrid, req.id, "done" if ok else "failed", None if ok else "device_refused", detail,
-                            extra={"device": point.device, "point": point.point, "value": req.value, "mode": point.mode,
+        return self._result(mrid, req.id, None if ok else "device_refused", detail,
+                            extra={"device": point.device, "point": point.point, "value": value, "mode": point.mode,
                                    "operator": req.operator})
 
-    def _result(self, mrid: str, req_id: object, status: str, reason: str | None, detail: object,
-                extra: dict | None = None) -> dict:
+    def _result(self, mrid: str, req_id: object, reason: str | None, detail: object, extra: dict | None = None) -> dict:
+        status = "done" if reason is None else REASONS[reason]
         body = {"id": req_id, "mRID": mrid, "status": status, "reason": reason, "detail": detail, "timeStamp": time.time()}
         body.update(extra or {})
         self.stats[status if reason is None else f"{status}:{reason}"] += 1
@@ -169,4 +160,4 @@ class CommandRouter:
 def _explain(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors())
-    return f"not JSON: {exc}"
+    return str(exc)
