@@ -275,7 +275,8 @@ class Gateway:
 
         targets = {s.device: s for s in self.sources if hasattr(s, "operate")}
         self.commands = CommandRouter(nb.topic_prefix, self.cfg.gateway.id, command_points(self.cfg), targets,
-                                      lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True)
+                                      lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True,
+                                      operator_topics=nb.operator_topics)
         self.publisher.subscribe(self.commands.subscription, self.commands.on_message)
 
     async def run(self) -> None:

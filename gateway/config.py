@@ -409,6 +409,9 @@ class NorthboundOptions(_Model):
     encoding: Literal["cim", "sparkplug", "both"] = "cim"
     sparkplug: SparkplugOptions | None = None
     commands: bool = Field(False, description="subscribe to .../cmd/{mRID} (points still need command.enabled)")
+    operator_topics: bool = Field(
+        False, description="commands on .../cmd/{operator}/{mRID} instead: a broker ACL (pattern write .../cmd/%u/#) "
+        "binds the operator to the authenticated MQTT user; see docs/mqtt-topics.md")
 
     @model_validator(mode="after")
     def _consistent(self) -> "NorthboundOptions":

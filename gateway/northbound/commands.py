@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol
 
@@ -27,6 +28,8 @@ from gateway.northbound.command_values import check_value
 log = logging.getLogger(__name__)
 
 Mode = Literal["direct", "sbo"]
+#: where the result of the request being handled goes (.../cmd or .../cmd/{operator}); one per request task
+_reply_base: ContextVar[str] = ContextVar("command_reply_base")
 
 
 class Operable(Protocol):
@@ -68,7 +71,7 @@ class CommandRouter:
 
     def __init__(self, topic_prefix: str, gateway: str, points: list[CommandPoint], targets: dict[str, Operable],
                  publish: Callable[[str, bytes, int, bool], object], *, allowed: bool, future_skew: float = 5.0,
-                 remember: int = 10000) -> None:
+                 remember: int = 10000, operator_topics: bool = False) -> None:
         self.base = f"{topic_prefix}/{gateway}/cmd"
         self.points = {p.mrid: p for p in points}
         self.targets = targets
@@ -80,29 +83,34 @@ class CommandRouter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self.stats: Counter = Counter()
+        #: requests on {base}/{operator}/{mRID}: the broker's ACL binds the operator to the MQTT user
+        self.operator_topics = operator_topics
 
     @property
     def subscription(self) -> str:
-        return f"{self.base}/+"
+        return f"{self.base}/+/+" if self.operator_topics else f"{self.base}/+"
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """MqttPublisher.subscribe handler: runs the command in its own task."""
         if topic.endswith("/result"):
-            return
+            return  # shared topics: .../cmd/+ never matches a result; kept for brokers that echo
         task = asyncio.get_running_loop().create_task(self.handle(topic, payload))
         self._tasks.add(task)  # keep a reference until done
         task.add_done_callback(self._tasks.discard)
 
     async def handle(self, topic: str, payload: bytes) -> dict:
         """Exactly one result per request, whatever the payload (a gateway bug answers internal_error)."""
-        mrid = topic.rsplit("/", 1)[-1]
+        parts = topic.rsplit("/", 2)
+        mrid = parts[-1]
+        bound = parts[-2] if self.operator_topics else None  # the operator the topic (and so the ACL) names
+        _reply_base.set(self.base if bound is None else f"{self.base}/{bound}")  # per request task
         try:
-            return await self._handle(mrid, payload)
+            return await self._handle(mrid, payload, bound)
         except Exception as exc:  # noqa: BLE001 - the control room must still get its one answer
             log.exception("command on %s: internal error", mrid)
             return self._result(mrid, None, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, mrid: str, payload: bytes) -> dict:
+    async def _handle(self, mrid: str, payload: bytes, bound: str | None) -> dict:
         req_id = None
         try:
             raw = loads_strict(payload)
@@ -110,6 +118,10 @@ class CommandRouter:
             req = CommandRequest.model_validate(raw)
         except (BadRequest, ValidationError) as exc:
             return self._result(mrid, req_id, "bad_request", _explain(exc))
+        if bound is not None and req.operator != bound:
+            return self._result(mrid, req.id, "operator_not_allowed",
+                                f"operator {req.operator!r} on the topic of operator {bound!r}; each operator uses "
+                                f"{self.base}/<own user name>/{mrid}")
         point = self.points.get(mrid)
         if not self.allowed:
             return self._result(mrid, req.id, "not_allowed_by_profile", "this gateway's network profile does not permit commands")
@@ -153,7 +165,7 @@ class CommandRouter:
         self.stats[status if reason is None else f"{status}:{reason}"] += 1
         level = logging.INFO if status == "done" else logging.WARNING
         log.log(level, "command %s on %s: %s%s — %s", req_id, mrid, status, f" ({reason})" if reason else "", detail)
-        self.publish(f"{self.base}/{mrid}/result", json.dumps(body, default=str).encode(), 1, False)
+        self.publish(f"{_reply_base.get(self.base)}/{mrid}/result", json.dumps(body, default=str).encode(), 1, False)
         return body
 
 
