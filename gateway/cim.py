@@ -107,7 +107,9 @@ class Status(_Out):
     gateway: str
     reason: str | None = None
     since: str | None = None
-    timeStamp: str
+    timeStamp: str | None = Field(None, description="when the gateway wrote this status; absent in the last will "
+                                  "(published by the broker at the death: see the retained heartbeat topic)")
+    connectedAt: str | None = Field(None, description="when the current MQTT session connected")
     devices: dict[str, dict] | None = None
     stats: dict[str, int | float] | None = None
 
