@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 MAX_PAYLOAD = 4096  # bytes; a request is ~120
-MAX_DEPTH = 4  # a request is flat (depth 1); headroom for a signature object
+MAX_DEPTH = 4  # a request is flat (depth 1)
 MAX_INT_DIGITS = 20
 
 Status = Literal["done", "rejected", "failed"]
@@ -27,8 +27,7 @@ REASONS: dict[str, Status] = {
     "bad_request": "rejected",  # not a valid request (size, depth, JSON, NaN/Infinity, missing/extra/mistyped field)
     "not_allowed_by_profile": "rejected",  # the network profile forbids commands
     "not_commandable": "rejected",  # no point with this mRID has command.enabled
-    "operator_not_allowed": "rejected",  # operator not in command.operators (or not the one the topic/signature binds)
-    "bad_signature": "rejected",  # the point's site requires a signed request and the signature does not verify
+    "operator_not_allowed": "rejected",  # operator not in command.operators (or not the one the topic names)
     "expired": "rejected",  # issued longer ago than the point's ttl
     "clock_skew": "rejected",  # issued in the future beyond the allowed skew
     "duplicate": "rejected",  # this request id was already handled
@@ -57,9 +56,6 @@ class CommandRequest(BaseModel):
     operator: StrictStr = Field(min_length=1, max_length=64, description="who operates; checked against command.operators")
     issued: StrictFloat | StrictInt | StrictStr = Field(
         description="when the operator issued it: epoch seconds or ISO 8601 with a zone, e.g. 2026-11-22T16:00:00Z")
-    signature: StrictStr | None = Field(None, max_length=200,
-                                        description="base64 Ed25519 signature (see docs/mqtt-topics.md); required where "
-                                                    "the site lists operator keys")
 
     @field_validator("issued")
     @classmethod
