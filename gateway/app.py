@@ -296,12 +296,13 @@ class Gateway:
             log.warning("gateway: commands are enabled in the config but this network profile allows no inbound "
                         "traffic; the gateway subscribes to nothing")
             return
+        from gateway.northbound.command_auth import command_keys
         from gateway.northbound.commands import CommandRouter, command_points
 
         targets = {s.device: s for s in self.sources if hasattr(s, "operate")}
         self.commands = CommandRouter(nb.topic_prefix, self.cfg.gateway.id, command_points(self.cfg), targets,
                                       lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True,
-                                      operator_topics=nb.operator_topics)
+                                      operator_topics=nb.operator_topics, keys=command_keys(nb.command_keys))
         self.publisher.subscribe(self.commands.subscription, self.commands.on_message)
 
     async def run(self) -> None:

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="machine-readable result")
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
-    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status", "command", "result"],
+    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status", "command", "result",
+                                                    "signed_command"],
                    default="all")
     for sp in (d, e, g):
         sp.add_argument("--profile", default=None,

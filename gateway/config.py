@@ -412,6 +412,18 @@ class NorthboundOptions(_Model):
     operator_topics: bool = Field(
         False, description="commands on .../cmd/{operator}/{mRID} instead: a broker ACL (pattern write .../cmd/%u/#) "
         "binds the operator to the authenticated MQTT user; see docs/mqtt-topics.md")
+    command_keys: dict[str, str] = Field(
+        default_factory=dict, description="operator → base64 raw 32-byte Ed25519 public key; when set, only requests "
+        "signed by the operator's key are executed (docs/mqtt-topics.md)")
+
+    @field_validator("command_keys")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        from gateway.northbound.command_auth import public_key
+
+        for operator, key in v.items():
+            public_key(key, f"command_keys.{operator}")  # raises with the place and the fix
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "NorthboundOptions":

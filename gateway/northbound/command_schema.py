@@ -28,6 +28,7 @@ REASONS: dict[str, Status] = {
     "not_allowed_by_profile": "rejected",  # the network profile forbids commands
     "not_commandable": "rejected",  # no point with this mRID has command.enabled
     "operator_not_allowed": "rejected",  # operator not in command.operators (or not the one the topic names)
+    "bad_signature": "rejected",  # signed requests required (command_keys) and this one's signature does not verify
     "expired": "rejected",  # issued longer ago than the point's ttl
     "clock_skew": "rejected",  # issued in the future beyond the allowed skew
     "duplicate": "rejected",  # this request id was already handled
@@ -71,6 +72,16 @@ class CommandRequest(BaseModel):
         if not math.isfinite(v):  # cannot come from parse_request; guards direct use
             raise ValueError("must be a finite number")
         return float(v)
+
+
+class SignedEnvelope(BaseModel):
+    """Where the site lists ``command_keys``: the request as a string, and the operator's signature over it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    request: StrictStr = Field(max_length=MAX_PAYLOAD, description="the CommandRequest JSON, exactly as signed")
+    signature: StrictStr = Field(max_length=200, description="base64 Ed25519 signature of "
+                                 "'gridgate-command-v1\\n' + topic + '\\n' + request (UTF-8)")
 
 
 class CommandResult(BaseModel):
@@ -161,4 +172,4 @@ def json_schemas() -> dict[str, dict]:
                           "no NaN/Infinity, no duplicate keys.")
     res = CommandResult.model_json_schema()
     res["properties"]["reason"]["description"] = "; ".join(f"{r} ({s})" for r, s in REASONS.items())
-    return {"command": req, "result": res}
+    return {"command": req, "result": res, "signed_command": SignedEnvelope.model_json_schema()}

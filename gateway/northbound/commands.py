@@ -22,7 +22,8 @@ from typing import Any, Callable, Literal, Protocol
 
 from pydantic import ValidationError
 
-from gateway.northbound.command_schema import REASONS, BadRequest, CommandRequest, loads_strict
+from gateway.northbound.command_auth import SignatureRefused, verify
+from gateway.northbound.command_schema import REASONS, BadRequest, CommandRequest, SignedEnvelope, loads_strict
 from gateway.northbound.command_values import check_value
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class CommandRouter:
 
     def __init__(self, topic_prefix: str, gateway: str, points: list[CommandPoint], targets: dict[str, Operable],
                  publish: Callable[[str, bytes, int, bool], object], *, allowed: bool, future_skew: float = 5.0,
-                 remember: int = 10000, operator_topics: bool = False) -> None:
+                 remember: int = 10000, operator_topics: bool = False, keys: dict | None = None) -> None:
         self.base = f"{topic_prefix}/{gateway}/cmd"
         self.points = {p.mrid: p for p in points}
         self.targets = targets
@@ -85,6 +86,8 @@ class CommandRouter:
         self.stats: Counter = Counter()
         #: requests on {base}/{operator}/{mRID}: the broker's ACL binds the operator to the MQTT user
         self.operator_topics = operator_topics
+        #: operator → Ed25519 public key; when set, only signed envelopes are accepted (command_auth.py)
+        self.keys = keys or {}
 
     @property
     def subscription(self) -> str:
@@ -105,19 +108,28 @@ class CommandRouter:
         bound = parts[-2] if self.operator_topics else None  # the operator the topic (and so the ACL) names
         _reply_base.set(self.base if bound is None else f"{self.base}/{bound}")  # per request task
         try:
-            return await self._handle(mrid, payload, bound)
+            return await self._handle(topic, mrid, payload, bound)
         except Exception as exc:  # noqa: BLE001 - the control room must still get its one answer
             log.exception("command on %s: internal error", mrid)
             return self._result(mrid, None, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, mrid: str, payload: bytes, bound: str | None) -> dict:
+    async def _handle(self, topic: str, mrid: str, payload: bytes, bound: str | None) -> dict:
         req_id = None
+        envelope = None
         try:
             raw = loads_strict(payload)
+            if self.keys:
+                envelope = SignedEnvelope.model_validate(raw)
+                raw = loads_strict(envelope.request.encode())
             req_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             req = CommandRequest.model_validate(raw)
         except (BadRequest, ValidationError) as exc:
             return self._result(mrid, req_id, "bad_request", _explain(exc))
+        if envelope is not None:
+            try:
+                verify(self.keys, topic, req.operator, envelope.request, envelope.signature)
+            except SignatureRefused as exc:
+                return self._result(mrid, req.id, "bad_signature", str(exc))
         if bound is not None and req.operator != bound:
             return self._result(mrid, req.id, "operator_not_allowed",
                                 f"operator {req.operator!r} on the topic of operator {bound!r}; each operator uses "
