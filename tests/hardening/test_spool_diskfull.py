@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,69 @@ async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path
         if sub is not None:
             await sub.__aexit__(None, None, None)
         broker.stop()
+
+
+async def test_gateway_reports_a_full_spool_disk_on_its_status_topic(tmp_path, mosquitto):
+    """The real `gridgate gateway` with its spool on a full tmpfs: the status topic says
+    ``unwritable`` while values keep flowing, and ``ok`` once space is back; one log line each."""
+    import yaml
+
+    from devices.emulator import Emulator
+    from tests.support.mqtt import Collector
+    from tests.support.sites import modbus_site
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cfg, path = modbus_site(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["gateway"]["northbound"].update({"integrity_interval": "1s", "analog_qos": 1, "spool": {"path": str(mnt / "spool.db")}})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    emu = Emulator(cfg)
+    await emu.start()
+    script = (f"mount -t tmpfs -o size=1m tmpfs {mnt} && cd {ROOT} && "
+              f"exec {sys.executable} -m gateway.cli gateway --config {path} --broker {mosquitto.url}")
+    proc = subprocess.Popen([*UNSHARE, "sh", "-c", script], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gw.log", "wb"))
+    inside = Path(f"/proc/{proc.pid}/root") / str(mnt).lstrip("/")  # the tmpfs as the gateway sees it
+    prefix = "gridgate/v1/gw-test"
+    try:
+        async with Collector(mosquitto.port, [f"{prefix}/status", f"{prefix}/meas/#"]) as sub:
+            def spool_state():
+                st = sub.latest("/status") or {}
+                return (st.get("stats") or {}).get("spool", {}).get("state")
+
+            await sub.wait_for(lambda: spool_state() == "ok", 30, "online with the spool ok")
+            await sub.wait_for(lambda: len(sub.on("/meas/")) >= 14, 20, "values")
+            filler = inside / "filler"
+            with open(filler, "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            t_full = time.monotonic()
+            await sub.wait_for(lambda: spool_state() == "unwritable", 30, "spool reported unwritable")
+            st = sub.latest("/status")
+            assert st["state"] == "online" and "full" in st["stats"]["spool"]["error"]
+            assert st["stats"]["spool"]["writeFailures"] == 1
+            n = len(sub.on("/meas/"))
+            await sub.wait_for(lambda: len(sub.on("/meas/")) >= n + 14, 20, "values still flowing while the disk is full")
+            filler.unlink()
+            t_free = time.monotonic()
+            await sub.wait_for(lambda: spool_state() == "ok", 30, "spool ok again")
+            t_ok = time.monotonic()
+            n = len(sub.on("/meas/"))
+            await sub.wait_for(lambda: len(sub.on("/meas/")) >= n + 14, 20, "values after recovery")
+            assert sub.latest("/status")["stats"]["dropped"] == 0
+        assert proc.poll() is None, (tmp_path / "gw.log").read_text()[-3000:]
+        print(f"\ngateway: unwritable reported {t_free - t_full:.1f} s window; ok again {t_ok - t_free:.1f} s after space came back")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        await emu.stop()
+    log = (tmp_path / "gw.log").read_text()
+    assert "Traceback" not in log and log.count("cannot write") == 1 and log.count("writable again") == 1, log[-3000:]
