@@ -63,7 +63,7 @@ async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path
         assert await sub.wait_for(lambda m: len(_received(sub)) == 100, 20)
 
         b = await phase("B")  # disk full, broker up: every value still goes out, live
-        assert b["filler"] > 0 and "unwritable" in b["seen_states"] and b["write_failures"] == 1, b
+        assert b["filler"] > 0 and "unwritable" in b["seen_states"] and b["write_failures"] >= 1, b
         assert b["drained"] and b["connected"] and b["dropped"] == {}
         assert b["status"]["state"] == "unwritable" and "full" in b["status"]["error"]
         assert await sub.wait_for(lambda m: len(_received(sub)) == 400, 20), sorted(set(range(1, 401)) - _received(sub))[:20]
@@ -100,11 +100,13 @@ async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path
         broker.start()
         await go()
         e2 = await phase("E2")
-        assert e2["drained"] and e2["file_rows"] == 0
+        assert e2["drained"] and e2["file_rows"] == 0 and e2["accounted_bytes"] == 0
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         err = (await proc.stderr.read()).decode()
         assert "Traceback" not in err, err[-3000:]
-        assert err.count("cannot write") == 1 and err.count("writable again") == 1, err[-3000:]  # once per change
+        # one line per state change (SQLite may find room in its own free pages now and then: another episode)
+        episodes = e2["write_failures"]
+        assert episodes >= 1 and err.count("cannot write") == episodes == err.count("writable again"), err[-3000:]
         print(f"\nfull-disk timeline: B write_failures={b['write_failures']}, C dropped={dropped}, "
               f"D recovery {d['recovery_s']} s after space came back")
     finally:
