@@ -160,7 +160,7 @@ async def test_gateway_reports_a_full_spool_disk_on_its_status_topic(tmp_path, m
             await sub.wait_for(lambda: spool_state() == "unwritable", 30, "spool reported unwritable")
             st = sub.latest("/status")
             assert st["state"] == "online" and "full" in st["stats"]["spool"]["error"]
-            assert st["stats"]["spool"]["writeFailures"] == 1
+            assert st["stats"]["spool"]["writeFailures"] >= 1
             n = len(sub.on("/meas/"))
             await sub.wait_for(lambda: len(sub.on("/meas/")) >= n + 14, 20, "values still flowing while the disk is full")
             filler.unlink()
@@ -170,6 +170,7 @@ async def test_gateway_reports_a_full_spool_disk_on_its_status_topic(tmp_path, m
             n = len(sub.on("/meas/"))
             await sub.wait_for(lambda: len(sub.on("/meas/")) >= n + 14, 20, "values after recovery")
             assert sub.latest("/status")["stats"]["dropped"] == 0
+            episodes = sub.latest("/status")["stats"]["spool"]["writeFailures"]
         assert proc.poll() is None, (tmp_path / "gw.log").read_text()[-3000:]
         print(f"\ngateway: unwritable reported {t_free - t_full:.1f} s window; ok again {t_ok - t_free:.1f} s after space came back")
     finally:
@@ -181,4 +182,4 @@ async def test_gateway_reports_a_full_spool_disk_on_its_status_topic(tmp_path, m
             proc.wait(5)
         await emu.stop()
     log = (tmp_path / "gw.log").read_text()
-    assert "Traceback" not in log and log.count("cannot write") == 1 and log.count("writable again") == 1, log[-3000:]
+    assert "Traceback" not in log and log.count("cannot write") == episodes == log.count("writable again"), log[-3000:]
