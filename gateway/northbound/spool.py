@@ -184,8 +184,11 @@ class Spool:
             self._loaded_seq = seq
         if len(self._pending) >= self.batch:
             self.flush()
-            if self.state != "ok" and len(self._pending) - self._fast - len(self._gone) > self.memory_limit:
-                self._drop_unwritable()
+            if self.state != "ok":
+                if self._fast or self._gone:
+                    self._compact()
+                if len(self._pending) > self.memory_limit:
+                    self._drop_unwritable()
         if self.on_append is not None:
             self.on_append()
 
@@ -197,18 +200,19 @@ class Spool:
         now = time.monotonic()
         if self.state != "ok" and now < self._retry_at:
             return
-        if self._pending or self._done:
+        if self._pending or self._done or self.last_seq > self.committed_seq:
             # the first _fast pending values already went out live as QoS 0 (and _gone ones while unwritable)
             gone = self._gone
             rows = [(q, c, m.topic, m.payload, m.qos, int(m.retain), m.expiry, t)
                     for q, c, m, t in (self._pending[self._fast:] if self._fast else self._pending) if q not in gone]
             added = sum(len(r[2]) + len(r[3]) for r in rows) + _ROW_OVERHEAD * len(rows)
-            if not self._write(rows, self._pending[-1][0] if self._pending else None, self._done):
+            high = self.last_seq if self.last_seq > self.committed_seq else None  # (pending may be compacted away)
+            if not self._write(rows, high, self._done):
                 return
             self._bytes += added  # charged only once the rows are really in the file
-            if self._pending:
-                self.committed_seq = self._pending[-1][0]
-                self._reserved = max(self._reserved, self.committed_seq)
+            if high is not None:
+                self.committed_seq = high
+                self._reserved = max(self._reserved, high)
             self._pending.clear()
             self._done.clear()
             self._gone.clear()
@@ -257,6 +261,13 @@ class Spool:
             self._dropping = False
             log.warning("spool %s: writable again; spooling resumed (%d undelivered value(s), %s dropped so far)",
                         self.path, self._rows, dict(self.dropped) or "none")
+
+    def _compact(self) -> None:
+        """Unwritable: forget pending values already delivered (or dropped), so memory holds only the undelivered."""
+        gone = self._gone
+        self._pending = [p for p in self._pending[self._fast:] if p[0] not in gone]
+        self._fast = 0
+        gone.clear()
 
     def _drop_unwritable(self) -> None:
         """Unwritable and too many undelivered values in memory: drop the oldest, analog first, counted."""
