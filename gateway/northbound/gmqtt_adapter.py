@@ -186,3 +186,8 @@ def broker_receive_maximum(client: Client) -> int:
     """The broker's Receive Maximum from CONNACK (65535 when absent, as MQTT 5 defines)."""
     rm = client._package_handler._connack_properties.get("receive_maximum")
     return rm[0] if rm else 65535
+
+
+def acked_all(client: gmqtt.Client) -> bool:
+    """Every QoS 1 message this (plain gmqtt) client sent is acknowledged (conduits' Republisher)."""
+    return client._persistent_storage.is_empty
