@@ -64,7 +64,7 @@ async def main(a: argparse.Namespace) -> None:
     def report(phase: str, **extra: object) -> None:
         st = pub.stats
         out = {"phase": phase, "n": n, "state": spool.state, "seen_states": sorted(seen_states),
-               "write_failures": spool.write_failures, "dropped": dict(st.dropped), "published": st.published,
+               "write_failures": spool.write_failures, "last_write_error": spool.last_write_error, "dropped": dict(st.dropped), "published": st.published,
                "queued": st.queued, "connected": pub.connected, "status": spool.status(), **extra}
         print(json.dumps(out), flush=True)
         seen_states.clear()

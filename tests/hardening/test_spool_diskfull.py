@@ -66,7 +66,8 @@ async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path
         assert b["filler"] > 0 and "unwritable" in b["seen_states"] and b["write_failures"] >= 1, b
         assert b["drained"] and b["connected"] and b["dropped"] == {}
         assert b["held_in_memory"] <= 100, b  # delivered values are forgotten, not kept until the disk recovers
-        assert b["status"]["state"] == "unwritable" and "full" in b["status"]["error"]
+        # (SQLite may squeeze a small commit into a partly used page now and then: the state can flip back)
+        assert "full" in b["last_write_error"], b
         assert await sub.wait_for(lambda m: len(_received(sub)) == 2400, 20), sorted(set(range(1, 2401)) - _received(sub))[:20]
 
         await sub.__aexit__(None, None, None)
