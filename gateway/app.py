@@ -30,6 +30,12 @@ def status_topic(cfg: Config) -> str:
     return f"{cfg.gateway.northbound.topic_prefix}/{cfg.gateway.id}/status"
 
 
+def heartbeat_topic(cfg: Config) -> str:
+    """Retained ``{"timeStamp", "connectedAt", "interval"}``, renewed with every online status: when the
+    gateway was last heard. The will cannot say when the gateway died; this survives the will."""
+    return f"{cfg.gateway.northbound.topic_prefix}/{cfg.gateway.id}/heartbeat"
+
+
 def catalog_topic(cfg: Config, mrid: str) -> str:
     return f"{cfg.gateway.northbound.topic_prefix}/{cfg.gateway.id}/catalog/{mrid}"
 
@@ -67,12 +73,13 @@ class Gateway:
         self.catalog: dict[str, CatalogEntry] = build_catalog(cfg)
         nb = cfg.gateway.northbound
         self.started = time.time()
-        will = Message(status_topic(cfg), self._status_payload("offline", "connection lost"), qos=1, retain=True)
+        self.connected_at: float | None = None  # when the current MQTT session's CONNECT went out
         self.spool = None
         if self.opts.northbound is not None:
-            self.publisher = self.opts.northbound(self, will)
+            self.connected_at = self.started
+            self.publisher = self.opts.northbound(self, self._will())
         else:
-            self.publisher = self._mqtt(will=will, on_connect=self.birth, outbox=self._open_spool())
+            self.publisher = self._mqtt(will=self._will, on_connect=self.birth, outbox=self._open_spool())
         first_seq = self.spool.last_seq + 1 if self.spool is not None else 1  # seq stays gap-free across restarts
         self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos, first_seq=first_seq)
         self.cim_values = nb.encoding in ("cim", "both")
@@ -156,9 +163,23 @@ class Gateway:
             last = self.normaliser.last[p.key]
             self.sparkplug.on_value(p.key, last.value, last.quality, last.timestamp)
 
+    def _will(self) -> Message:
+        """The last will, built for each CONNECT: it carries that connect time as ``connectedAt`` and no
+        ``timeStamp`` (the broker publishes it later, at the death; see heartbeat_topic for last heard)."""
+        self.connected_at = time.time()
+        return Message(status_topic(self.cfg), self._status_payload("offline", "connection lost", will=True), qos=1,
+                       retain=True)
+
+    def _heartbeat(self) -> None:
+        body = {"gateway": self.cfg.gateway.id, "timeStamp": iso_ms(time.time()),
+                "connectedAt": iso_ms(self.connected_at or self.started), "interval": self.opts.status_interval}
+        self.publisher.publish(heartbeat_topic(self.cfg), json.dumps(body, separators=(",", ":")).encode(), qos=1,
+                               retain=True)
+
     def birth(self) -> None:
         """Birth: retained online status and the catalog (on every MQTT (re)connect; conduits call it once)."""
         self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
+        self._heartbeat()
         for e in self.catalog.values():
             self.publisher.publish(
                 catalog_topic(self.cfg, e.measurement["mRID"]),
@@ -167,8 +188,12 @@ class Gateway:
                 retain=True,
             )
 
-    def _status_payload(self, state: str, reason: str | None = None) -> bytes:
-        body: dict = {"state": state, "gateway": self.cfg.gateway.id, "timeStamp": iso_ms(time.time())}
+    def _status_payload(self, state: str, reason: str | None = None, will: bool = False) -> bytes:
+        body: dict = {"state": state, "gateway": self.cfg.gateway.id}
+        if not will:
+            body["timeStamp"] = iso_ms(time.time())
+        if self.connected_at is not None:
+            body["connectedAt"] = iso_ms(self.connected_at)
         if reason:
             body["reason"] = reason
         if state == "online":
@@ -210,6 +235,8 @@ class Gateway:
             out.update(sent=ps.published, queued=ps.queued, dropped=sum(ps.dropped.values()), reconnects=ps.reconnects)
             if ps.dropped:
                 out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
+        if getattr(self, "spool", None) is not None:
+            out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, error
         return out
 
     # ------------------------------------------------------------------ lifecycle
@@ -253,11 +280,13 @@ class Gateway:
             log.warning("gateway: commands are enabled in the config but this network profile allows no inbound "
                         "traffic; the gateway subscribes to nothing")
             return
+        from gateway.northbound.command_auth import command_keys
         from gateway.northbound.commands import CommandRouter, command_points
 
         targets = {s.device: s for s in self.sources if isinstance(s, Operable)}
         self.commands = CommandRouter(nb.topic_prefix, self.cfg.gateway.id, command_points(self.cfg), targets,
-                                      lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True)
+                                      lambda t, p, q, r: self.publisher.publish(t, p, q, r), allowed=True,
+                                      operator_topics=nb.operator_topics, keys=command_keys(nb.command_keys))
         self.publisher.subscribe(self.commands.subscription, self.commands.on_message)
 
     async def run(self) -> None:
@@ -287,6 +316,8 @@ class Gateway:
             await asyncio.sleep(0.5)
             now = time.monotonic()
             states = json.dumps({k: v.get("connected") for k, v in self.device_states().items()}, sort_keys=True)
+            states += self.spool.state if self.spool is not None else ""  # a spool write failure is news too
             if (states != last or now >= due) and self.publisher.connected:
                 self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
+                self._heartbeat()
                 last, due = states, now + self.opts.status_interval

@@ -119,11 +119,23 @@ class Status(_Out):
     reason: str | None = None
     since: str | None = None
     version: str | None = Field(None, description="gridgate version (online)")
-    timeStamp: str
+    timeStamp: str | None = Field(None, description="when the gateway wrote this status; absent in the last will "
+                                  "(published by the broker at the death: see the retained heartbeat topic)")
+    connectedAt: str | None = Field(None, description="when the current MQTT session connected")
     devices: dict[str, dict] | None = None
-    stats: dict[str, int | float | dict[str, int]] | None = Field(
-        None, description="counters; droppedBy: dropped values by reason"
+    stats: dict[str, int | float | dict[str, int | float | str]] | None = Field(
+        None, description="counters; droppedBy: dropped values by reason; spool: state (ok/unwritable), writeFailures, "
+        "values, bytes, error"
     )
+
+
+class Heartbeat(_Out):
+    """``.../heartbeat`` (retained, QoS 1): when the gateway was last heard, for outage times after its death."""
+
+    gateway: str
+    timeStamp: str = Field(description="when this heartbeat was written (every status interval)")
+    connectedAt: str = Field(description="when the current MQTT session connected")
+    interval: float = Field(description="seconds between heartbeats")
 
 
 def iso_ms(t: float) -> str:
@@ -241,4 +253,5 @@ def json_schemas() -> dict[str, dict]:
         "measurement": Measurement.model_json_schema(),
         "value": MeasurementValue.model_json_schema(),
         "status": Status.model_json_schema(),
+        "heartbeat": Heartbeat.model_json_schema(),
     }

@@ -115,7 +115,8 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     v.add_argument("--json", action="store_true", help="machine-readable result")
 
     s = sub.add_parser("schema", help="print the JSON Schema of the config and of the MQTT payloads")
-    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status"], default="all")
+    s.add_argument("which", nargs="?", choices=["all", "config", "measurement", "value", "status", "heartbeat", "command",
+                                                "result", "signed_command"], default="all")
 
     from gateway.cgmes.cli import register as cim
     from gateway.conduits.cli import register as courier
@@ -297,8 +298,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.cim import json_schemas
+    from gateway.northbound.command_schema import json_schemas as command_schemas
 
-    schemas = json_schemas()
+    schemas = {**json_schemas(), **command_schemas()}
     out = schemas if args.which == "all" else schemas[args.which]
     print(json.dumps(out, indent=2))
     return 0

@@ -10,6 +10,7 @@ import uuid
 from gmqtt import Client
 
 from gateway.conduits.records import Record
+from gateway.northbound.gmqtt_adapter import acked_all
 
 
 class Republisher:
@@ -36,9 +37,8 @@ class Republisher:
 
     async def drain(self, timeout: float = 30) -> bool:
         """True once every QoS>0 publish is acknowledged."""
-        storage = self.client._persistent_storage  # noqa: SLF001 - gmqtt exposes no public API for this
         deadline = time.monotonic() + timeout
-        while not storage.is_empty:
+        while not acked_all(self.client):  # gmqtt has no public API for this: gmqtt_adapter owns the internals
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)

@@ -1,7 +1,9 @@
-"""gmqtt, adapted: its reconnect loop off, PUBACKs (with MQTT 5 reason codes) reported to us.
+"""gmqtt, adapted: its reconnect loop off, PUBACKs (with MQTT 5 reason codes) reported to us,
+one owner of packet ids.
 
 Everything here leans on gmqtt 0.8.0 internals (pinned in pyproject.toml); it is kept in
-one place so a gmqtt upgrade is checked here and in tests/northbound.
+one place so a gmqtt upgrade is checked here and in tests/northbound. MqttPublisher
+touches no gmqtt attribute with a leading underscore: it calls the functions below.
 """
 
 from __future__ import annotations
@@ -53,6 +55,47 @@ class AckStorage(PersistentStorage):
             self.on_ack(mid)
 
 
+class PacketIds:
+    """The single allocator of one connection's packet ids (QoS 1 PUBLISH, SUBSCRIBE, UNSUBSCRIBE).
+
+    Installed as gmqtt's ``id_generator``, so gmqtt's SUBSCRIBE and our PUBLISH encoder draw
+    from one pool. gmqtt's own generator caps ids at the broker's Receive Maximum, which
+    bounds only QoS 1 PUBLISHes in flight (MQTT 5 §3.3.4); with our window at Receive
+    Maximum − 1 one SUBSCRIBE in flight exhausted it (``OverflowError: All ids has already
+    used``, issue 14). The publisher's window keeps PUBLISHes below Receive Maximum; ids
+    use the whole 1..65535 range.
+    """
+
+    LIMIT = 65535
+
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+        self._last = 0
+
+    @property
+    def _max(self) -> int:  # gmqtt sets this from CONNACK's Receive Maximum: not an id bound, ignored
+        return self.LIMIT
+
+    @_max.setter
+    def _max(self, _value: int) -> None:
+        pass
+
+    def next_id(self) -> int:
+        if len(self._used) >= self.LIMIT:
+            raise OverflowError(f"all {self.LIMIT} MQTT packet ids are in flight")
+        while True:
+            self._last = self._last % self.LIMIT + 1
+            if self._last not in self._used:
+                self._used.add(self._last)
+                return self._last
+
+    def free_id(self, mid: int) -> None:
+        self._used.discard(mid)
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+
 class DroppedBeforeConnack(ConnectionError):
     pass
 
@@ -83,6 +126,7 @@ def new_client(client_id: str, will: Message | None, username: str | None, passw
     client.gg_lost = asyncio.Event()
     client.on_disconnect = on_disconnect
     handler = client._package_handler
+    handler.id_generator = PacketIds()  # before connect: gmqtt hands it to the protocol at connect time
     original = handler._handle_puback_packet
 
     def puback_with_reason(cmd: int, packet: bytes) -> None:
@@ -95,3 +139,55 @@ def new_client(client_id: str, will: Message | None, username: str | None, passw
 
     handler._handle_puback_packet = puback_with_reason  # found by gmqtt's getattr dispatch
     return client
+
+
+# ---------------------------------------------------------------- what MqttPublisher needs of a connected client
+
+
+def new_mid(client: Client) -> int:
+    """A packet id for one QoS 1 PUBLISH (from the connection's single PacketIds)."""
+    return client._package_handler.id_generator.next_id()
+
+
+def track(client: Client, mid: int, packet: bytes) -> None:
+    """Hold a sent QoS 1 PUBLISH until its PUBACK (then AckStorage reports it)."""
+    client._persistent_storage.push_message(mid, packet)
+
+
+def puback_reason(client: Client) -> int:
+    """The MQTT 5 reason code of the PUBACK being handled (0 on 3.1.1)."""
+    return client._persistent_storage.reason
+
+
+def transport(client: Client) -> asyncio.Transport:
+    return client._connection._transport
+
+
+def send_raw(client: Client, data: bytes | bytearray) -> None:
+    """Write already-encoded packets; nothing if the connection is closing."""
+    if not client._connection.is_closing():
+        client._connection.send_package(data)
+
+
+def abort(client: Client) -> None:
+    conn = client._connection
+    if conn is not None and not conn.is_closing():
+        conn._transport.abort()
+
+
+def downgraded_to_311(client: Client) -> bool:
+    """True when gmqtt saw CONNACK 0x01 (no MQTT 5) and switched the client to 3.1.1."""
+    from gmqtt.mqtt.constants import MQTTv311
+
+    return client._connection_state.protocol_version == MQTTv311
+
+
+def broker_receive_maximum(client: Client) -> int:
+    """The broker's Receive Maximum from CONNACK (65535 when absent, as MQTT 5 defines)."""
+    rm = client._package_handler._connack_properties.get("receive_maximum")
+    return rm[0] if rm else 65535
+
+
+def acked_all(client: gmqtt.Client) -> bool:
+    """Every QoS 1 message this (plain gmqtt) client sent is acknowledged (conduits' Republisher)."""
+    return client._persistent_storage.is_empty

@@ -22,14 +22,9 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
+from gateway.northbound import gmqtt_adapter as gq
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
-from gateway.northbound.gmqtt_adapter import (
-    PUBACK_REFUSALS,
-    Client,
-    DroppedBeforeConnack,
-    loss_cause,
-    new_client,
-)
+from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
 from gateway.northbound.message import Message, PublisherStats
 from gateway.northbound.outbox import MemoryOutbox, Outbox
 from gateway.northbound.wire import publish_packet
@@ -259,7 +254,7 @@ class MqttPublisher:
             try:
                 await self._connect(client, version)
             except (OSError, asyncio.TimeoutError, MQTTConnectError, ssl.SSLError) as exc:
-                if version == MQTTv50 and client._connection_state.protocol_version == MQTTv311:
+                if version == MQTTv50 and gq.downgraded_to_311(client):
                     # CONNACK 0x01 "unacceptable protocol version" (amqtt): gmqtt flagged the downgrade
                     log.warning("northbound: %s does not speak MQTT 5; falling back to MQTT 3.1.1"
                                 " (set protocol '3.1.1' to skip this)", self._where())
@@ -285,6 +280,10 @@ class MqttPublisher:
                 self._first_attempt.set()
                 self._wake.set()  # whatever waited for this connection goes now
                 await self._send_loop(client)
+            except Exception as exc:  # a bug must not silence the gateway for good: say so, reconnect
+                log.exception("northbound: sending to %s failed; reconnecting", self._where())
+                self._stats.last_error = f"send failed: {type(exc).__name__}: {exc}"
+                await asyncio.sleep(self._backoff.next())
             finally:
                 self._stats.connected = False
             if self._stopping:
@@ -336,9 +335,7 @@ class MqttPublisher:
 
     @staticmethod
     def _abort(client: Client) -> None:
-        conn = client._connection
-        if conn is not None and not conn.is_closing():
-            conn._transport.abort()
+        gq.abort(client)
 
     def _connection_lost(self) -> None:
         self._client = None
@@ -371,15 +368,13 @@ class MqttPublisher:
 
     @staticmethod
     def _set_nodelay(client: Client) -> None:
-        sock = client._connection._transport.get_extra_info("socket")
+        sock = gq.transport(client).get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _receive_window(self, client: Client) -> int:
         """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
-        rm = client._package_handler._connack_properties.get("receive_maximum")
-        broker = rm[0] if rm else 65535
-        return max(1, min(self.max_inflight, broker - 1))
+        return max(1, min(self.max_inflight, gq.broker_receive_maximum(client) - 1))
 
     # ------------------------------------------------------------------ sending
 
@@ -390,7 +385,7 @@ class MqttPublisher:
         if entry is None:
             return
         source, ref, msg = entry
-        reason = client._persistent_storage.reason
+        reason = gq.puback_reason(client)
         if reason >= 0x80:
             # re-sending cannot help: count it as dropped, say once per topic why
             name = PUBACK_REFUSALS.get(reason, "refused")
@@ -407,7 +402,7 @@ class MqttPublisher:
 
     async def _send_loop(self, client: Client) -> None:
         """Send while connected; packets of one pass go out in 64 kB writes, not one syscall each."""
-        transport = client._connection._transport
+        transport = gq.transport(client)
         bucket = _TokenBucket(self.rate_limit) if self.rate_limit else None
         while not self._lost.is_set():
             await self._wake.wait()
@@ -438,8 +433,8 @@ class MqttPublisher:
 
     @staticmethod
     def _write(client: Client, out: bytearray) -> bytearray:
-        if out and not client._connection.is_closing():
-            client._connection.send_package(out)
+        if out:
+            gq.send_raw(client, out)
         return bytearray()
 
     def _next(self) -> tuple[Outbox | None, tuple[int, Message] | None]:
@@ -457,12 +452,12 @@ class MqttPublisher:
 
     def _send(self, client: Client, source: Outbox | None, ref: int, msg: Message, out: bytearray) -> None:
         """Encode one PUBLISH into ``out``; QoS 0 counts as delivered here (written in the same loop step)."""
-        mid = client._package_handler.id_generator.next_id() if msg.qos else None
+        mid = gq.new_mid(client) if msg.qos else None
         packet = publish_packet(msg.topic.encode(), msg.payload, msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
         out += packet
         self._stats.published += 1
         if msg.qos:
-            client._persistent_storage.push_message(mid, packet)
+            gq.track(client, mid, packet)
             self._inflight[mid] = (source, ref, msg)
         elif source is not None:
             source.done(ref)

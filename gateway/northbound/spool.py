@@ -29,6 +29,14 @@ Bounds: when ``max_bytes`` is exceeded the oldest values are dropped by kind in 
 analog → accumulator → discrete → event; values older than ``max_age_s`` are dropped
 whatever their kind. Every drop is counted in ``dropped`` (by kind) and leaves a gap in
 ``seq`` that subscribers can match against the counts published on the status topic.
+
+A write that fails (disk full, I/O error) is a *state*, not a crash: ``state`` turns
+``"unwritable"`` (logged once, ``write_failures`` counts the episodes), nothing is charged to
+the byte bound, and values keep flowing to the publisher from memory — QoS 1 values leave
+uncommitted, so a crash in this state can lose them. At most ``memory_limit`` undelivered
+values wait in memory; beyond that the oldest are dropped by kind (analog first) and counted
+as ``dropped["unwritable_<kind>"]``. A write is retried every ``retry_interval`` seconds; the
+first that succeeds writes what is still undelivered and the state returns to ``"ok"``.
 """
 
 from __future__ import annotations
@@ -95,6 +103,8 @@ class Spool:
         read_ahead: int = 5000,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         qos0_fast_path: bool = True,
+        memory_limit: int = 100_000,
+        retry_interval: float = 1.0,
     ) -> None:
         self.path = Path(path)
         if max_bytes < 4096:
@@ -135,6 +145,15 @@ class Spool:
         self._loaded_seq = 0  # every row with seq <= this is in _mem, taken or deleted
         self._taken: dict[int, Message] = {}
         self._last_commit = time.monotonic()
+        # write-failure state (module docstring): values delivered before they could be written
+        self.state: Literal["ok", "unwritable"] = "ok"
+        self.last_write_error = ""
+        self.write_failures = 0  # episodes of "unwritable"
+        self.memory_limit = memory_limit
+        self.retry_interval = retry_interval
+        self._retry_at = 0.0
+        self._dropping = False  # this unwritable episode has dropped values (logged once)
+        self._gone: set[int] = set()  # uncommitted seqs delivered (or dropped) while unwritable: never written
         if self._rows:
             log.info("spool %s: %d value(s) from a previous run to deliver (seq up to %d)", self.path, self._rows, self.last_seq)
 
@@ -165,36 +184,112 @@ class Spool:
             self._loaded_seq = seq
         if len(self._pending) >= self.batch:
             self.flush()
+            if self.state != "ok":
+                if self._fast or self._gone:
+                    self._compact()
+                if len(self._pending) > self.memory_limit:
+                    self._drop_unwritable()
         if self.on_append is not None:
             self.on_append()
 
     def flush(self) -> None:
-        """Commit appended values (acknowledging them) and delete delivered ones, then apply the bounds."""
-        if self._pending or self._done:
-            # the first _fast pending values already went out live as QoS 0: nothing left to keep
+        """Commit appended values (acknowledging them) and delete delivered ones, then apply the bounds.
+
+        Never raises on a failed write: the spool turns ``unwritable`` and retries later.
+        """
+        now = time.monotonic()
+        if self.state != "ok" and now < self._retry_at:
+            return
+        if self._pending or self._done or self.last_seq > self.committed_seq:
+            # the first _fast pending values already went out live as QoS 0 (and _gone ones while unwritable)
+            gone = self._gone
             rows = [(q, c, m.topic, m.payload, m.qos, int(m.retain), m.expiry, t)
-                    for q, c, m, t in (self._pending[self._fast:] if self._fast else self._pending)]
-            self._bytes += sum(len(r[2]) + len(r[3]) for r in rows) + _ROW_OVERHEAD * len(rows)
-            with self._db:
-                self._db.execute("BEGIN")
-                if rows:
-                    self._db.executemany("INSERT INTO spool VALUES (?,?,?,?,?,?,?,?)", rows)
-                if self._pending:
-                    # the high-water seq outlives the rows, so a restart never reuses a delivered seq
-                    self._db.execute("UPDATE meta SET v = ? WHERE k = 'last_seq'", (self._pending[-1][0],))
-                if self._done:
-                    self._db.executemany("DELETE FROM spool WHERE seq BETWEEN ? AND ?", _ranges(sorted(self._done)))
-            if self._pending:
-                self.committed_seq = self._pending[-1][0]
-                self._reserved = max(self._reserved, self.committed_seq)
+                    for q, c, m, t in (self._pending[self._fast:] if self._fast else self._pending) if q not in gone]
+            added = sum(len(r[2]) + len(r[3]) for r in rows) + _ROW_OVERHEAD * len(rows)
+            high = self.last_seq if self.last_seq > self.committed_seq else None  # (pending may be compacted away)
+            if not self._write(rows, high, self._done):
+                return
+            self._bytes += added  # charged only once the rows are really in the file
+            if high is not None:
+                self.committed_seq = high
+                self._reserved = max(self._reserved, high)
             self._pending.clear()
             self._done.clear()
+            self._gone.clear()
             self._fast = 0
-        now = time.monotonic()
+        elif self.state != "ok" and not self._write([], None, []):
+            return
+        self._writable_again()
         self._last_commit = now
         if self._bytes > self.max_bytes or (self.max_age_s is not None and now - self._last_age_check >= 1.0):
             self._last_age_check = now
             self._enforce_bounds()
+
+    def _write(self, rows: list[tuple], high_seq: int | None, done: list[int]) -> bool:
+        """One transaction; False (and the spool unwritable) if SQLite could not write it."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                if rows:
+                    self._db.executemany("INSERT INTO spool VALUES (?,?,?,?,?,?,?,?)", rows)
+                # the high-water seq outlives the rows, so a restart never reuses a delivered seq
+                if high_seq is not None:
+                    self._db.execute("UPDATE meta SET v = ? WHERE k = 'last_seq'", (high_seq,))
+                elif not rows and not done:
+                    self._db.execute("UPDATE meta SET v = v WHERE k = 'last_seq'")  # a probe: can we write at all?
+                if done:
+                    self._db.executemany("DELETE FROM spool WHERE seq BETWEEN ? AND ?", _ranges(sorted(done)))
+            return True
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            return False
+
+    def _write_failed(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + self.retry_interval
+        self.last_write_error = f"{type(exc).__name__}: {exc}"
+        if self.state == "ok":
+            self.state = "unwritable"
+            self.write_failures += 1
+            log.error("spool %s: cannot write (%s); values now go out live from memory (at most %d kept while "
+                      "the broker is away, then the oldest are dropped and counted); retrying every %g s — free "
+                      "space on that file system", self.path, self.last_write_error, self.memory_limit,
+                      self.retry_interval)
+
+    def _writable_again(self) -> None:
+        if self.state != "ok":
+            self.state = "ok"
+            self._dropping = False
+            log.warning("spool %s: writable again; spooling resumed (%d undelivered value(s), %s dropped so far)",
+                        self.path, self._rows, dict(self.dropped) or "none")
+
+    def _compact(self) -> None:
+        """Unwritable: forget pending values already delivered (or dropped), so memory holds only the undelivered."""
+        gone = self._gone
+        self._pending = [p for p in self._pending[self._fast:] if p[0] not in gone]
+        self._fast = 0
+        gone.clear()
+
+    def _drop_unwritable(self) -> None:
+        """Unwritable and too many undelivered values in memory: drop the oldest, analog first, counted."""
+        excess = len(self._pending) - self._fast - len(self._gone) - int(self.memory_limit * 0.9)
+        taken = self._taken
+        doomed: set[int] = set()
+        for code in range(len(KINDS)):
+            for seq, c, _m, _t in self._pending[self._fast:]:
+                if excess <= 0:
+                    break
+                if c == code and seq not in self._gone and seq not in taken:
+                    doomed.add(seq)
+                    self.dropped[f"unwritable_{KINDS[code]}"] += 1
+                    excess -= 1
+        self._gone |= doomed
+        self._rows -= len(doomed)
+        if self._mem:
+            self._mem = deque(x for x in self._mem if x[0] not in doomed)
+        if not self._dropping:  # once per episode; the counters say how many
+            self._dropping = True
+            log.warning("spool %s: unwritable and %d value(s) waiting in memory; dropping the oldest (analog first),"
+                        " counted as dropped.unwritable_<kind>", self.path, self.memory_limit)
 
     # ------------------------------------------------------------------ reading (the publisher)
 
@@ -207,6 +302,12 @@ class Spool:
         if seq > self.committed_seq:
             if msg.qos or not self.qos0_fast_path:
                 self.flush()  # QoS 1 leaves only once committed: after a crash it is re-sent, never missing
+                # (unless the spool is unwritable: then it leaves uncommitted, tracked in _taken)
+            elif self.state != "ok":
+                self._mem.popleft()  # unwritable: delivered live, never to be written
+                self._gone.add(seq)
+                self._rows -= 1
+                return seq, msg
             else:
                 # QoS 0 going out live: delivered once written, so never tracked nor written to the file.
                 # Uncommitted values are taken in seq order, so these are a prefix of _pending.
@@ -222,14 +323,15 @@ class Spool:
 
     def _reserve(self) -> None:
         """Make the seqs about to go out live durable as *used*, without writing their values."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("UPDATE meta SET v = ? WHERE k = 'last_seq'", (self.last_seq,))
-        self._reserved = self.last_seq
+        if self._write([], self.last_seq, []):
+            self._reserved = self.last_seq
 
     def done(self, seq: int) -> None:
         msg = self._taken.pop(seq, None)
-        if msg is not None:
+        if msg is not None and seq > self.committed_seq:
+            self._gone.add(seq)  # left uncommitted while unwritable: never in the file, nothing to delete
+            self._rows -= 1
+        elif msg is not None:
             self._done.append(seq)
             self._rows -= 1
             self._bytes -= len(msg.topic) + len(msg.payload) + _ROW_OVERHEAD
@@ -246,8 +348,24 @@ class Spool:
         return self._rows
 
     def close(self) -> None:
+        self._retry_at = 0.0  # one last attempt even if unwritable
         self.flush()
+        if self.state != "ok":
+            lost = [(q, c) for q, c, _m, _t in self._pending[self._fast:] if q not in self._gone]
+            for _q, c in lost:
+                self.dropped[f"unwritable_{KINDS[c]}"] += 1
+            if lost:
+                log.error("spool %s: closed while unwritable (%s); %d undelivered value(s) could not be kept",
+                          self.path, self.last_write_error, len(lost))
         self._db.close()
+
+    def status(self) -> dict:
+        """For the status topic: write state, episodes, and what could not be kept."""
+        out: dict = {"state": self.state, "writeFailures": self.write_failures, "values": self._rows,
+                     "bytes": self._bytes}
+        if self.state != "ok":
+            out["error"] = self.last_write_error
+        return out
 
     # ------------------------------------------------------------------ internals
 
@@ -259,7 +377,20 @@ class Spool:
         ).fetchall()
         for seq, topic, payload, qos, retain, expiry in rows:
             self._mem.append((seq, Message(topic, payload, qos, bool(retain), expiry)))
-        self._loaded_seq = rows[-1][0] if len(rows) == self.read_ahead else self.last_seq
+        if len(rows) == self.read_ahead:
+            self._loaded_seq = rows[-1][0]
+            return
+        # the file is exhausted; values it could not take (unwritable) follow from memory
+        after = rows[-1][0] if rows else self._loaded_seq
+        room = self.read_ahead - len(rows)
+        for seq, _c, msg, _t in self._pending[self._fast:]:
+            if seq > after and seq not in self._gone and seq not in self._taken:
+                if not room:
+                    self._loaded_seq = self._mem[-1][0]
+                    return
+                self._mem.append((seq, msg))
+                room -= 1
+        self._loaded_seq = self.last_seq
 
     def _enforce_bounds(self) -> None:
         doomed: list[tuple[int, int, int]] = []  # (seq, kind, size)
@@ -293,9 +424,13 @@ class Spool:
                 excess -= size + _ROW_OVERHEAD
         if not doomed:
             return
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM spool WHERE seq = ?", [(r[0],) for r in doomed])
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM spool WHERE seq = ?", [(r[0],) for r in doomed])
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            return
         for _seq, kind, size in doomed:
             self.dropped[KINDS[kind]] += 1
             self._bytes -= size + _ROW_OVERHEAD

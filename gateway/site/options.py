@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from gateway.site.model import Duration, Name, _Model
+
+
+def ed25519_public_bytes(b64: str, where: str) -> bytes:
+    """A site-file key: base64 of the raw 32-byte Ed25519 public key (nothing stripped or guessed)."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where}: not base64; give the raw 32-byte Ed25519 public key in base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"{where}: {len(raw)} bytes; an Ed25519 public key is 32 bytes (raw, base64-encoded)")
+    return raw
 
 
 class TlsOptions(_Model):
@@ -63,6 +76,19 @@ class NorthboundOptions(_Model):
     encoding: Literal["cim", "sparkplug", "both"] = "cim"
     sparkplug: SparkplugOptions | None = None
     commands: bool = Field(False, description="subscribe to .../cmd/{mRID} (points still need command.enabled)")
+    operator_topics: bool = Field(
+        False, description="commands on .../cmd/{operator}/{mRID} instead: a broker ACL (pattern write .../cmd/%u/#) "
+        "binds the operator to the authenticated MQTT user; see docs/mqtt-topics.md")
+    command_keys: dict[str, str] = Field(
+        default_factory=dict, description="operator → base64 raw 32-byte Ed25519 public key; when set, only requests "
+        "signed by the operator's key are executed (docs/mqtt-topics.md)")
+
+    @field_validator("command_keys")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for operator, key in v.items():
+            ed25519_public_bytes(key, f"command_keys.{operator}")  # raises with the place and the fix
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "NorthboundOptions":

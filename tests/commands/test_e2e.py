@@ -97,7 +97,11 @@ async def test_refusals_through_all_three_protocols_touch_nothing(mosquitto):
             ("mb1", "F", request("exc-mb", 49.5), "failed", "device_refused",
              {"status": "device_error", "exception_code": 2, "exception_name": "illegal data address", "function": 6}),
             ("mb1", "V", request("ro-mb", 10.0), "failed", "device_refused", {"status": "refused", "function": None}),
-            ("mb1", "CB", request("map-mb", 3), "failed", "device_refused", {"status": "refused", "function": None}),
+            # one value rule for every protocol, before any driver: a breaker takes 1 or 2, nothing else
+            ("mb1", "CB", request("map-mb", 3), "rejected", "bad_value", "SwitchPosition command is 1 (open), 2 (closed)"),
+            ("rtu1", "CB", request("map-dnp", 3), "rejected", "bad_value", "SwitchPosition command is 1 (open), 2 (closed)"),
+            ("F1", "Pos", request("map-iec", 3), "rejected", "bad_value", "SwitchPosition command is 1 (open), 2 (closed)"),
+            ("F1", "Pos", request("str-iec", "2"), "rejected", "bad_request", "value"),
             ("mb1", "TAP", request("rng-mb", 40000), "failed", "device_refused", {"status": "refused", "function": None}),
         ]
         results = []
@@ -112,12 +116,11 @@ async def test_refusals_through_all_three_protocols_touch_nothing(mosquitto):
         by_id = {r["id"]: r for r in results}
         assert "read-only input table" in by_id["ro-mb"]["detail"]["reason"]
         assert "no select-before-operate" in by_id["sel-mb"]["detail"]["reason"]
-        assert "not in the point's value_map" in by_id["map-mb"]["detail"]["reason"]
         assert "outside int16" in by_id["rng-mb"]["detail"]["reason"]
         await asyncio.sleep(0.3)  # a few firmware ticks: nothing may have moved
         assert {k: L.state(*k) for k in watched} == before
         mb = L.source("mb1")
-        assert dict(mb.counters["command_exceptions"]) == {2: 1} and mb.counters["commands_refused"] == 5
+        assert dict(mb.counters["command_exceptions"]) == {2: 1} and mb.counters["commands_refused"] == 4
         assert L.emu.devices["F1"].server is not None and L.source("F1").connected and L.source("rtu1").connected
         # after all that, a good command still works on each protocol
         for i, (dev, pt) in enumerate([("mb1", "CB"), ("rtu1", "CB"), ("F1", "Pos")]):

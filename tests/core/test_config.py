@@ -175,7 +175,7 @@ def test_cli_schema_and_help():
     import json
 
     schemas = json.loads(r.stdout)
-    assert set(schemas) == {"config", "measurement", "value", "status"}
+    assert set(schemas) == {"config", "measurement", "value", "status", "heartbeat", "command", "result", "signed_command"}
     assert "timeStamp" in schemas["value"]["properties"]
     assert run_cli("--help").returncode == 0
     assert run_cli().returncode == 2

@@ -39,16 +39,16 @@ async def test_every_topic_of_a_run_validates_and_counters_are_integers(tmp_path
                 await sub.wait_for(lambda: want <= {m.topic for m in sub.messages} and sub.on("/DBIRTH/"), 60,
                                    "a value of every measurement and the Sparkplug births")
                 await sub.wait_for(lambda: _sparkplug_values(sub, "T1/TX/ActiveEnergy"), 30, "a Sparkplug accumulator value")
-    kinds = {"meas": 0, "catalog": 0, "status": 0}
+    kinds = {"meas": 0, "catalog": 0, "status": 0, "heartbeat": 0}
     for m in sub.messages:
         if not m.topic.startswith(prefix):
             continue
         part = m.topic[len(prefix) + 1:].split("/", 1)[0]
-        which = {"meas": "value", "catalog": "measurement", "status": "status"}[part]
+        which = {"meas": "value", "catalog": "measurement", "status": "status", "heartbeat": "heartbeat"}[part]
         errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in schemas[which].iter_errors(m.json)]
         assert not errors, f"{m.topic} does not validate against `gridgate schema {which}`: {errors}"
         kinds[part] += 1
-    assert kinds["catalog"] == 97 and kinds["meas"] >= 97 and kinds["status"] >= 1
+    assert kinds["catalog"] == 97 and kinds["meas"] >= 97 and kinds["status"] >= 1 and kinds["heartbeat"] >= 1
     by_topic = {m.topic: m for m in sub.messages}
     for e in catalog.values():
         v = by_topic[e.topic].json["value"]
