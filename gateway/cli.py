@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
     d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
+    from gateway.hmi.cli import add_demo_options
+
+    add_demo_options(d)  # --hmi PORT, --ws-url
 
     e = sub.add_parser("emulate", help="run only the emulated devices of a config")
     common(e, broker=False)
@@ -104,7 +107,7 @@ def _register_optional(sub) -> None:
     """Subcommands that live beside their subsystem (scenario runner, fault API, network lab)."""
     import importlib
 
-    for module in ("devices.scenario.cli", "devices.netlab.cli"):
+    for module in ("devices.scenario.cli", "devices.netlab.cli", "gateway.hmi.cli"):
         try:
             register = importlib.import_module(module).register
         except (ImportError, AttributeError):
@@ -263,10 +266,18 @@ async def _demo(cfg, args) -> int:
         port = args.broker_port if _port_free(args.broker_port) else _free_port()
         if port != args.broker_port:
             _say(f"demo: port {args.broker_port} is taken; embedded broker on 127.0.0.1:{port}")
-        broker = await EmbeddedBroker("127.0.0.1", port).start()
+        broker = await EmbeddedBroker("127.0.0.1", port, ws_port=_free_port() if args.hmi else None).start()
         url, version = broker.url, version or "3.1.1"
         _say(f"demo: embedded MQTT 3.1.1 broker on {url} (use --broker for Mosquitto)")
     version = version or "5"
+    from gateway.hmi.cli import start_for_demo
+
+    try:
+        hmi = await start_for_demo(cfg, args, broker.ws_url if broker else None)
+    except Exception:
+        if broker is not None:
+            await broker.stop()
+        raise
     emu = Emulator(cfg, seed=args.seed, skip=_say)
     await emu.start()
     gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
@@ -293,6 +304,8 @@ async def _demo(cfg, args) -> int:
             pass
         await gw.stop()
         await emu.stop()
+        if hmi is not None:
+            await hmi.stop()
         if broker is not None:
             await broker.stop()
     st = watcher.state

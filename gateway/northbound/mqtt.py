@@ -372,7 +372,8 @@ class MqttPublisher:
         """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
         rm = client._package_handler._connack_properties.get("receive_maximum")
         broker = rm[0] if rm else 65535
-        return max(1, min(self.max_inflight, broker - 1))
+        # gmqtt's id pool holds Receive Maximum - 1 ids and SUBSCRIBE (the command path) takes one of them too
+        return max(1, min(self.max_inflight, broker - 2))
 
     # ------------------------------------------------------------------ sending
 

@@ -54,7 +54,7 @@ export function parseCatalog(payload, topicMrid) {
       mrid: obj.mRID, name: String(obj.name ?? ""), kind: String(obj.kind ?? "Analog"),
       type: String(obj.measurementType ?? ""), unit: String(obj.unitSymbol ?? ""),
       multiplier: obj.unitMultiplier && obj.unitMultiplier !== "none" ? String(obj.unitMultiplier) : "",
-      phases: obj.phases ? String(obj.phases) : "", topic: String(obj.topic ?? ""),
+      phases: obj.phases && obj.phases !== "none" ? String(obj.phases) : "", topic: String(obj.topic ?? ""),
       substation: String(psr.substation ?? ""), bay: psr.bay, equipment: psr.name, equipmentType: String(psr.type ?? ""),
     },
   };
