@@ -70,6 +70,9 @@ class Stack:
         return self.js("const t = document.querySelector(`text.val[data-mrid='${arguments[0]}']`);"
                        "return t ? {text: t.textContent, quality: t.dataset.quality} : null", mrid)
 
+    def bay_live(self, bay: str) -> list[str]:
+        return self.js("return [...document.querySelectorAll(`[data-live][data-bay='${arguments[0]}']`)].map(e => e.dataset.live)", bay)
+
     def alarms_text(self) -> list[str]:
         return self.js("return window.gridgateHmi.alarms.view('').map(a => a.text)")
 
@@ -133,10 +136,15 @@ def test_value_changes_on_screen_after_it_changes_on_mqtt(stack):
     wait_until(lambda: (stack.published(tap) or {}).get("value") == 13, 30, "tap 13 on MQTT")
     after = wait_until(lambda: (v := stack.value_of(tap)) and v["text"] == "tap 13" and v, 30, "tap 13 on screen")
     assert after["quality"] == "good"
-    # an analogue: the screen shows the last value published for it
+    # an analogue: the screen shows the last value published for it, with its unit
     ia = stack.mrid("ied-f1", "Ia")
-    wait_until(lambda: stack.value_of(ia) and stack.value_of(ia)["text"] == f"Ia: {stack.published(ia)['value']:.1f} A"
-               if abs(stack.published(ia)["value"]) < 100 else f"Ia: {stack.published(ia)['value']:.0f} A", 30, "F1 Ia as published")
+
+    def ia_as_published():
+        v = stack.published(ia)["value"]
+        want = f"Ia: {v:.0f} A" if abs(v) >= 100 else f"Ia: {v:.1f} A"
+        return stack.value_of(ia)["text"] == want
+
+    wait_until(ia_as_published, 30, "F1 Ia as published")
     assert any("tap 9 → 13" in t for t in stack.alarms_text())
 
 
@@ -182,7 +190,7 @@ def test_sbo_from_the_page_opens_a_feeder_breaker(stack):
     from selenium.webdriver.common.by import By
 
     wait_until(lambda: stack.breaker_states().get("F2/CB") == "closed", 30, "F2 closed")
-    assert stack.js("return document.querySelector(\"line[data-live][x1='\" + document.querySelector(\"g.breaker[data-bay='F2'] rect\").x.baseVal.value + \"']\")") is not None or True
+    assert set(stack.bay_live("F2")) == {"true"}, "F2 energised before the command"
     status = _sbo(stack, "F2", "control-engineer", "open")
     text = stack.driver.find_element(By.ID, "sbo-result").text
     assert status == "done", text
@@ -191,9 +199,8 @@ def test_sbo_from_the_page_opens_a_feeder_breaker(stack):
     assert result[-1]["status"] == "done" and result[-1]["operator"] == "control-engineer"
     stack.driver.find_element(By.ID, "sbo-cancel").click()
     wait_until(lambda: stack.breaker_states()["F2/CB"] == "open", 30, "F2 drawn open")
-    f2_live = stack.js("return [...document.querySelectorAll('[data-live]')].filter(e => e.closest('svg') && "
-                       "window.gridgateHmi && e.dataset.live === 'false').length")
-    assert f2_live >= 1, "the open feeder is drawn de-energised"
+    wait_until(lambda: set(stack.bay_live("F2")) == {"false"}, 10, "F2 drawn de-energised")
+    assert set(stack.bay_live("F1")) == {"true"} and set(stack.bay_live("F4")) == {"true"}, "the other feeders stay energised"
     assert any("F2/CB: breaker closed → open" in t for t in stack.alarms_text())
     stack.shot("04-f2-open")
 
@@ -244,4 +251,24 @@ def test_gateway_offline_makes_control_unavailable(stack):
     assert stack.js("return document.getElementById('control-state').dataset.state") == "unavailable"
     assert any("gateway offline (shutdown)" in t for t in stack.alarms_text())
     stack.shot("08-offline")
+    assert console_errors(stack.driver) == []
+
+
+def test_profile_without_inbound_commands_shows_control_unavailable(stack):
+    """A one-way profile: the gateway subscribes to nothing and says so in its status (`commands: false`)."""
+    from selenium.webdriver.common.by import By
+
+    async def restart_one_way():
+        stack.gw = Gateway(stack.cfg, GatewayOptions(broker=stack.mosq.url, protocol="5", status_interval=2.0, inbound=False))
+        await stack.gw.start()
+
+    stack.loop.run(restart_one_way())
+    wait_until(lambda: stack.js("return document.getElementById('gw-state').dataset.state") == "online", 30, "gateway online again")
+    state = stack.driver.find_element(By.ID, "control-state")
+    assert state.get_attribute("data-state") == "unavailable"
+    assert "accepts no commands" in state.text, state.text
+    stack.driver.find_element(By.CSS_SELECTOR, "g.breaker[data-bay='F5'][data-eq='CB']").click()
+    assert not stack.driver.find_element(By.ID, "sbo").is_displayed()
+    assert "control unavailable" in stack.driver.find_element(By.ID, "banner").text
+    stack.shot("09-one-way")
     assert console_errors(stack.driver) == []

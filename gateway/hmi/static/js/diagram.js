@@ -195,6 +195,7 @@ export class Diagram {
         l.e.classList.toggle("live", on);
         l.e.classList.toggle("dead", !on);
         l.e.setAttribute("data-live", on ? "true" : "false");
+        if (l.name) l.e.setAttribute("data-bay", l.kind === "section" ? `section:${l.name}` : l.name);
       }
     }
   }

@@ -284,7 +284,8 @@ export class AlarmList {
 export function eventsFor(entry, prev, cur) {
   const out = [];
   const where = `${entry.bay}/${entry.equipment}`;
-  const base = { bay: entry.bay, mrid: entry.mrid, seq: cur.seq ?? null, ts: cur.ts ?? Date.now() };
+  // source time as published; a time before 2000 is an unset device clock: then the time it arrived
+  const base = { bay: entry.bay, mrid: entry.mrid, seq: cur.seq ?? null, ts: cur.ts > 946684800000 ? cur.ts : Date.now() };
   if (cur.error) return [{ ...base, text: `${where} ${entry.name}: bad payload — ${cur.error}`, severity: "bad" }];
   const pq = prev && !prev.error ? prev.validity : null;
   if (prev && pq !== cur.validity) {
