@@ -18,8 +18,8 @@ function controlState() {
   if (!state.site) return { ok: false, why: "no site description" };
   if (state.broker !== "connected") return { ok: false, why: "broker not connected" };
   if (!state.status || state.status.state !== "online") return { ok: false, why: "gateway not online" };
-  if (state.status.commands === false) return { ok: false, why: "gateway accepts no commands (profile or config)" };
-  if (!state.site.commandsEnabled) return { ok: false, why: "commands are off in the site config" };
+  if (!state.site.commandsEnabled) return { ok: false, why: "commands are off in the site config (gateway.northbound.commands)" };
+  if (state.status.commands === false) return { ok: false, why: "gateway accepts no commands (its network profile allows no inbound traffic)" };
   return { ok: true, why: "" };
 }
 
