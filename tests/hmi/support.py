@@ -37,7 +37,10 @@ class WsMosquitto(Mosquitto):
 
     def __init__(self) -> None:
         self.ws_port = free_port()
-        super().__init__(extra=f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n")
+        # a page subscribing to a gateway gets every retained catalog entry and value in one burst: above
+        # Mosquitto's default queue of 1000 per client the rest would be dropped (gateway/hmi/README.md)
+        super().__init__(extra=f"max_queued_messages 100000\nlistener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
+                               "socket_domain ipv4\n")
 
     @property
     def ws_url(self) -> str:

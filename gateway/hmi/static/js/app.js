@@ -226,7 +226,7 @@ async function main() {
   setInterval(() => { $("clock").textContent = `${utcTime(Date.now()).slice(11, 19)} UTC`; tooltip.show(); }, 1000);
   $("bay-filter").addEventListener("change", (ev) => { alarmView.bay = ev.target.value; state.rebuild = true; schedule(); });
   $("only-alarms").addEventListener("change", (ev) => { alarmView.onlyAlarms = ev.target.checked; schedule(); });
-  $("ack-all").addEventListener("click", () => { for (const a of alarmView.visible()) a.acked = true; schedule(); });
+  $("ack-all").addEventListener("click", () => { state.alarms.ackAll(alarmView.visible()); schedule(); });
   let site;
   try {
     const r = await fetch("/site.json", { cache: "no-store" });

@@ -52,6 +52,9 @@ export class Diagram {
     wrap.appendChild(cap);
     const svg = el("svg", { viewBox: `0 0 ${lay.width} ${lay.height}`, class: "sld", "data-substation": sub.name, preserveAspectRatio: "xMinYMin meet" });
     wrap.appendChild(svg);
+    const pat = el("pattern", { id: "hatch", width: 5, height: 5, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, el("defs", {}, svg));
+    el("rect", { width: 5, height: 5, fill: "#4a4a4a" }, pat);
+    el("line", { x1: 0, y1: 0, x2: 0, y2: 5, stroke: "#9a9a9a", "stroke-width": 2 }, pat);
     this.container.appendChild(wrap);
     const y = lay.y;
     const hv = sub.transformers.find((t) => t.voltage)?.voltage;

@@ -255,10 +255,11 @@ export function layout(sub, onlyBays = null) {
  * ones (comms) take the arrival order. Bounded: the oldest acknowledged go first.
  */
 export class AlarmList {
-  constructor(max = 5000) { this.max = max; this.items = []; this.n = 0; }
+  constructor(max = 5000) { this.max = max; this.items = []; this.n = 0; this.version = 0; }
 
   add(a) {
     const item = { id: ++this.n, acked: false, alarm: true, ts: Date.now(), seq: null, bay: "", ...a };
+    this.version++;
     this.items.push(item);
     if (this.items.length > this.max) {
       const i = this.items.findIndex((x, k) => (x.acked || !x.alarm) && k < this.items.length - 1);
@@ -267,9 +268,9 @@ export class AlarmList {
     return item;
   }
 
-  ack(id) { const a = this.items.find((x) => x.id === id); if (a) a.acked = true; return !!a; }
+  ack(id) { const a = this.items.find((x) => x.id === id); if (a) { a.acked = true; this.version++; } return !!a; }
 
-  ackAll(bay = "") { for (const a of this.view(bay)) a.acked = true; }
+  ackAll(items) { for (const a of items) a.acked = true; this.version++; }
 
   /** Newest first: by seq where both have one, else by arrival. Filter by bay ("" = all). */
   view(bay = "") {

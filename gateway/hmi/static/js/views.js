@@ -13,7 +13,7 @@ export class AlarmView {
   constructor(box, alarms, onChange) {
     this.box = box; this.inner = box.firstElementChild; this.alarms = alarms; this.onChange = onChange;
     this.bay = ""; this.onlyAlarms = false; this.rows = [];
-    box.addEventListener("scroll", () => this.render());
+    box.addEventListener("scroll", () => this.draw());
     this.inner.addEventListener("click", (ev) => {
       const id = Number(ev.target?.dataset?.ack);
       if (id && this.alarms.ack(id)) { this.render(); this.onChange(); }
@@ -25,11 +25,17 @@ export class AlarmView {
     return this.onlyAlarms ? xs.filter((a) => a.alarm) : xs;
   }
 
-  render() {
-    this.rows = this.visible();
+  /** Re-sort only when the list or the filter changed; scrolling just redraws the rows in view. */
+  render(force = false) {
+    const key = `${this.alarms.version}|${this.bay}|${this.onlyAlarms}`;
+    if (force || key !== this.key) { this.rows = this.visible(); this.key = key; }
+    this.draw();
+  }
+
+  draw() {
     this.inner.style.height = `${this.rows.length * ROW}px`;
     const first = Math.max(0, Math.floor(this.box.scrollTop / ROW) - 5);
-    const last = Math.min(this.rows.length, first + Math.ceil((this.box.clientHeight || 600) / ROW) + 10);
+    const last = Math.min(this.rows.length, first + Math.ceil(Math.min(this.box.clientHeight || 600, 4000) / ROW) + 10);
     const frag = document.createDocumentFragment();
     for (let i = first; i < last; i++) {
       const a = this.rows[i];
