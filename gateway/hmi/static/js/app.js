@@ -11,6 +11,8 @@ const state = {
   catalog: new Map(), byTopic: new Map(), readings: new Map(), status: null,
   broker: "connecting", alarms: new M.AlarmList(), trends: new M.TrendStore(15),
   topology: [], changed: new Set(), rebuild: false, client: null,
+  received: 0, readyAt: null, // messages handled; performance.now() when every breaker first showed a position
+  marks: { script: performance.now() }, // load milestones (ms since navigation) for bench/bench_hmi.py
 };
 window.gridgateHmi = state; // for diagnostics in the browser console and for tests
 
@@ -129,6 +131,7 @@ function deviceBays() {
 }
 
 function onMessage(topic, payload) {
+  if (state.received++ === 0) state.marks.firstMessage = performance.now();
   const t = M.parseTopic(state.prefix, state.gateway, topic);
   if (!t) return;
   if (t.kind === "status") onStatus(payload);
@@ -168,6 +171,7 @@ function render() {
   if (state.changed.size) { diagram.update(state.readings, state.changed); state.changed = new Set(); }
   alarmView.render();
   renderStatus();
+  if (state.readyAt === null && diagram.breakers.length && diagram.breakers.every((b) => b.g.dataset.state !== "unknown")) state.readyAt = performance.now();
 }
 
 function fillBayFilter() {
@@ -206,6 +210,7 @@ function connect() {
     clean: true, reconnectPeriod: 2000, connectTimeout: 10000, keepalive: 30 });
   state.client = client;
   client.on("connect", () => {
+    state.marks.connected ??= performance.now();
     state.broker = "connected";
     client.subscribe(`${state.prefix}/${state.gateway}/#`, { qos: 1 }, (err) => {
       if (err) banner(`subscribe to ${state.prefix}/${state.gateway}/# refused by the broker: ${err.message || err}`);
@@ -237,6 +242,7 @@ async function main() {
     return;
   }
   state.site = site; state.prefix = site.prefix; state.gateway = site.gateway;
+  state.marks.site = performance.now();
   $("site-name").textContent = `${site.site?.description || site.site?.name || "site"} · ${site.gateway}`;
   document.title = `${site.site?.name ?? "gridgate"} mimic`;
   connect();
