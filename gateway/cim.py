@@ -110,6 +110,7 @@ class Status(_Out):
     timeStamp: str
     devices: dict[str, dict] | None = None
     stats: dict[str, int | float] | None = None
+    commands: bool | None = None  # the gateway subscribes to cmd/{mRID} (config and network profile allow it)
 
 
 def iso_ms(t: float) -> str:
