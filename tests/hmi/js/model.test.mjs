@@ -198,3 +198,31 @@ test("values are formatted with units", () => {
   assert.equal(M.formatValue(e, { error: "x" }), "—");
   assert.equal(M.ageText(75000), "1 min 15 s");
 });
+
+test("a breaker-only bay named or described as a feeder is a feeder; configured bays without points are drawn", () => {
+  const es = [entry("T1", "TX", "PowerTransformer", "TapPosition"), entry("T1", "CB", "Breaker", "SwitchPosition"),
+    entry("F1", "CB1", "Breaker", "SwitchPosition"), entry("F1", "CB2", "Breaker", "SwitchPosition"), entry("X9", "CB", "Breaker", "SwitchPosition")];
+  const site = { substations: [{ name: "KGM", bays: [{ name: "X9", description: "11 kV feeder to the mill", equipment: [] },
+    { name: "INC1", voltage_kv: 11, equipment: [{ name: "CB", type: "Breaker" }] }] }] };
+  const [sub] = M.buildTopology(es, site);
+  assert.deepEqual(sub.feeders.map((b) => b.name), ["F1", "X9"]);
+  assert.deepEqual(sub.incomers.map((b) => [b.name, b.voltage]), [["INC1", 11]]);
+  assert.deepEqual(sub.incomers[0].equipment.map((q) => q.points.length), [0]);
+  assert.equal(sub.transformers[0].incomer, "INC1");
+});
+
+test("transformers without an incomer bay feed their busbar section directly", () => {
+  const es = [entry("T1", "TX", "PowerTransformer", "TapPosition"), entry("T1", "CB", "Breaker", "SwitchPosition"),
+    entry("T2", "TX", "PowerTransformer", "TapPosition"), entry("T2", "CB", "Breaker", "SwitchPosition"),
+    entry("F1", "CB", "Breaker", "SwitchPosition"), entry("F2", "CB", "Breaker", "SwitchPosition")];
+  const [sub] = M.buildTopology(es);
+  assert.deepEqual(sub.incomers, []);
+  assert.deepEqual(sub.transformers.map((t) => [t.incomer, t.section]), [[null, "BB"], [null, "BB"]]);
+  const lay = M.layout(sub);
+  const xs = [...lay.tcols.map((c) => c.x), ...lay.cols.map((c) => c.x)];
+  assert.equal(new Set(xs).size, 4, "transformers and feeders in their own columns");
+  assert.ok(lay.sections[0].x0 < Math.min(...xs) && Math.max(...xs) < lay.sections[0].x1);
+  const pos = new Map([["T1/CB", "open"], ["T2/CB", "closed"], ["F1/CB", "closed"], ["F2/CB", "open"]]);
+  const live = M.energise(sub, (b, q) => pos.get(`${b}/${q}`));
+  assert.ok(live.sections.has("BB") && live.bays.has("F1") && !live.bays.has("F2") && !live.bays.has("T1"));
+});

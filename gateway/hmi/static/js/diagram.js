@@ -71,7 +71,7 @@ export class Diagram {
       const hvcb = bay.equipment.find((q) => q.type === "Breaker");
       const tx = bay.equipment.find((q) => q.type === "PowerTransformer");
       this.lines.push({ e: el("line", { x1: x, x2: x, y1: y.source, y2: y.tx - 22, class: "conn hv" }, svg), kind: "bay", name: bay.name, hv: true });
-      this.lines.push({ e: el("line", { x1: x, x2: x, y1: y.tx + 22, y2: y.inc - 14, class: "conn" }, svg), kind: "bay", name: bay.name });
+      this.lines.push({ e: el("line", { x1: x, x2: x, y1: y.tx + 22, y2: bay.incomer ? y.inc - 14 : y.bus, class: "conn" }, svg), kind: "bay", name: bay.name });
       if (hvcb) this._breaker(svg, x, y.hvcb, bay, hvcb);
       const g = el("g", { class: "transformer", "data-bay": bay.name }, svg);
       el("circle", { cx: x, cy: y.tx - 8, r: 14, class: "winding hv" }, g);
@@ -106,7 +106,16 @@ export class Diagram {
     }
     // incomers and feeders
     for (const { bay, x } of lay.cols) {
-      const cb = bay.equipment.find((q) => q.type === "Breaker");
+      const cbs = bay.equipment.filter((q) => q.type === "Breaker");
+      const cb = cbs[0];
+      // further breakers of the bay: the second in series on the same line, any others beside the first
+      const mid = bay.role === "incomer" ? (y.inc + y.bus) / 2 : (y.bus + y.fdr) / 2 - 2;
+      const main = bay.role === "incomer" ? y.inc : y.fdr;
+      cbs.slice(1).forEach((q, i) => {
+        const [bx, by] = i === 0 ? [x, mid] : [x - 28 * i, main];
+        this._breaker(svg, bx, by, bay, q);
+        el("text", { x: bx - 14, y: by + 4, class: "label small", "text-anchor": "end" }, svg, q.name);
+      });
       if (bay.role === "incomer") {
         const hasTx = sub.transformers.some((t) => t.incomer === bay.name);
         this.lines.push({ e: el("line", { x1: x, x2: x, y1: hasTx ? y.inc - 14 : y.source, y2: y.bus, class: "conn" }, svg), kind: "bay", name: bay.name });

@@ -131,6 +131,9 @@ export function bayRole(types) {
   return "other";
 }
 
+/** A bay with only switchgear is an incomer unless its name (F1, FDR2) or description says feeder. */
+const FEEDER_HINT = /^(f|fdr|feeder)[-_ ]?\d|\bfeeder\b/i;
+
 const natural = (a, b) => a.localeCompare(b, undefined, { numeric: true });
 
 /**
@@ -148,7 +151,13 @@ export function buildTopology(entries, site = null) {
     eqs.get(e.equipment).points.push(e.mrid);
   }
   const siteBays = new Map();
-  for (const s of site?.substations ?? []) for (const b of s.bays ?? []) siteBays.set(`${s.name}/${b.name}`, b);
+  for (const s of site?.substations ?? []) {
+    if (!subs.has(s.name)) subs.set(s.name, new Map());
+    for (const b of s.bays ?? []) {
+      siteBays.set(`${s.name}/${b.name}`, b);
+      if (!subs.get(s.name).has(b.name)) subs.get(s.name).set(b.name, new Map()); // configured, no points yet: still drawn
+    }
+  }
   const out = [];
   for (const sname of [...subs.keys()].sort(natural)) {
     const bays = [];
@@ -156,8 +165,9 @@ export function buildTopology(entries, site = null) {
       const sb = siteBays.get(`${sname}/${bname}`);
       for (const eq of sb?.equipment ?? []) if (!eqs.has(eq.name)) eqs.set(eq.name, { name: eq.name, type: eq.type, points: [] });
       const equipment = [...eqs.values()].sort((a, b) => natural(a.name, b.name));
-      bays.push({ name: bname, role: bayRole(new Set(equipment.map((q) => q.type))), equipment,
-        description: sb?.description ?? "", voltage: sb?.voltage_kv ?? null });
+      let role = bayRole(new Set(equipment.map((q) => q.type)));
+      if (role === "incomer" && (FEEDER_HINT.test(bname) || FEEDER_HINT.test(sb?.description ?? ""))) role = "feeder";
+      bays.push({ name: bname, role, equipment, description: sb?.description ?? "", voltage: sb?.voltage_kv ?? null });
     }
     const of = (role) => bays.filter((b) => b.role === role);
     const bs = of("bussection")[0] ?? null;
@@ -167,6 +177,8 @@ export function buildTopology(entries, site = null) {
     incomers.forEach((b, i) => { b.section = sections[Math.min(sections.length - 1, Math.floor(i * sections.length / Math.max(1, incomers.length)))]; });
     feeders.forEach((b, i) => { b.section = sections[Math.min(sections.length - 1, Math.floor(i * sections.length / Math.max(1, feeders.length)))]; });
     transformers.forEach((b, i) => { b.incomer = incomers[i]?.name ?? null; });
+    const direct = transformers.filter((t) => !t.incomer); // no incomer bay: the transformer feeds the busbar itself
+    direct.forEach((b, i) => { b.section = sections[Math.min(sections.length - 1, Math.floor(i * sections.length / direct.length))]; });
     out.push({ name: sname, bays, sections, busSection: bs ? bs.name : null, transformers, incomers, feeders, others: of("other") });
   }
   return out;
@@ -199,7 +211,7 @@ export function energise(sub, posOf) {
   };
   const live = { bays: new Set(), sections: new Set() };
   const byName = new Map(sub.bays.map((b) => [b.name, b]));
-  for (const t of sub.transformers) if (closed(t)) live.bays.add(t.name);
+  for (const t of sub.transformers) if (closed(t)) { live.bays.add(t.name); if (!t.incomer && t.section) live.sections.add(t.section); }
   for (const inc of sub.incomers) {
     const tx = sub.transformers.find((t) => t.incomer === inc.name);
     const fed = tx ? live.bays.has(tx.name) : true;
@@ -231,8 +243,10 @@ export function layout(sub, onlyBays = null) {
   let x = col / 2 + 20;
   const cols = [], sections = [];
   let busSectionX = null;
+  const direct = new Map();
   sub.sections.forEach((s, i) => {
     const x0 = x - col / 2 + 10;
+    for (const t of sub.transformers.filter((t) => !t.incomer && t.section === s)) { direct.set(t.name, x); x += col; }
     for (const b of sub.incomers.filter((b) => b.section === s)) { cols.push({ bay: b, x }); x += col; }
     for (const b of sub.feeders.filter((b) => b.section === s && (!onlyBays || onlyBays.has(b.name)))) { cols.push({ bay: b, x }); x += col; }
     if (x - col / 2 + 10 <= x0 + 20) x += col; // empty section still gets room
@@ -242,7 +256,7 @@ export function layout(sub, onlyBays = null) {
   });
   const tcols = sub.transformers.map((t, i) => {
     const inc = cols.find((c) => c.bay.name === t.incomer);
-    return { bay: t, x: inc ? inc.x : col / 2 + 20 + i * col };
+    return { bay: t, x: inc ? inc.x : direct.get(t.name) ?? col / 2 + 20 + i * col };
   });
   return { width: Math.max(x, 400), height: 560, cols, tcols, sections, busSectionX,
     y: { source: 40, hvcb: 95, tx: 165, inc: 250, bus: 320, fdr: 390, line: 450, label: 500 } };
