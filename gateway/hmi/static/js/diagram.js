@@ -76,7 +76,7 @@ export class Diagram {
       const g = el("g", { class: "transformer", "data-bay": bay.name }, svg);
       el("circle", { cx: x, cy: y.tx - 8, r: 14, class: "winding hv" }, g);
       el("circle", { cx: x, cy: y.tx + 8, r: 14, class: "winding" }, g);
-      el("text", { x: x - 44, y: y.tx + 4, class: "label bay-name", "text-anchor": "end" }, svg, bay.name);
+      el("text", { x: x - 8, y: y.tx - 30, class: "label bay-name", "text-anchor": "end" }, svg, bay.name);
       if (tx) {
         const tap = tx.points.map((m) => catalog.get(m)).find((e) => e && e.type === "TapPosition");
         if (tap) {
