@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from devices.emulator import Emulator
+from devices.faultapi.client import FaultClient
+from devices.faultapi.server import FaultApiServer
 from devices.scenario.inject import Injector
 from gateway.app import Gateway, GatewayOptions
 from gateway.hmi.server import HmiServer
@@ -35,6 +37,8 @@ class Stack:
         self.emu = Emulator(self.cfg, seed=0)
         await self.emu.start()
         self.injector = Injector(self.emu)
+        self.faultapi = await FaultApiServer(self.injector, state_file=self.artefacts / "faultapi.json").start()
+        self.faults = FaultClient(self.faultapi.url, self.faultapi.token)
         self.gw = Gateway(self.cfg, GatewayOptions(broker=self.mosq.url, protocol="5", status_interval=2.0))
         await self.gw.start()
         self.hmi = await HmiServer(site_description(self.cfg, self.mosq.ws_url), "127.0.0.1", 0).start()
@@ -44,6 +48,7 @@ class Stack:
     async def _stop(self) -> None:
         await self.mqtt.__aexit__()
         await self.hmi.stop()
+        await self.faultapi.stop()
         if self.gw is not None:
             await self.gw.stop()
         await self.emu.stop()
@@ -151,7 +156,7 @@ def test_value_changes_on_screen_after_it_changes_on_mqtt(stack):
 def test_comms_loss_shows_the_points_invalid(stack):
     p = stack.mrid("ied-f3", "P")
     wait_until(lambda: (v := stack.value_of(p)) and v["quality"] == "good", 30, "F3 P good")
-    fid = stack.loop.run(stack.injector.inject({"device": "ied-f3"}, {"kind": "disconnect"})).id
+    fid = stack.faults.inject({"device": "ied-f3"}, {"kind": "disconnect"})["id"]  # through the fault API (HTTP)
     try:
         wait_until(lambda: stack.value_of(p)["quality"] == "invalid", 60, "F3 P invalid on screen")
         assert stack.breaker_states()["F3/CB"] == "invalid"
@@ -165,7 +170,7 @@ def test_comms_loss_shows_the_points_invalid(stack):
         stack.shot("02-comms-loss-f3")
         stack.js("const s = document.getElementById('bay-filter'); s.value = ''; s.dispatchEvent(new Event('change'))")
     finally:
-        stack.loop.run(stack.injector.clear(fid))
+        stack.faults.clear(fid)
     wait_until(lambda: stack.value_of(p)["quality"] == "good", 60, "F3 P good again")
 
 
