@@ -294,6 +294,24 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
         stack.faults.clear(fid)
 
 
+def test_laptop_and_wall_display_layouts(stack):
+    """Responsive: no horizontal scrolling; alarms beside the diagram when wide, below it when narrow."""
+    geometry = ("const d = document.getElementById('diagram-pane').getBoundingClientRect(), a = document.getElementById('alarm-pane')"
+                ".getBoundingClientRect(), s = document.querySelector('svg.sld').getBoundingClientRect();"
+                "return {page: document.documentElement.scrollWidth, inner: window.innerWidth, d: [d.left, d.top, d.width], "
+                "a: [a.left, a.top], svg: s.width}")
+    try:
+        for (w, h), beside in (((900, 1000), False), ((1366, 768), True), ((2560, 1440), True)):
+            stack.driver.set_window_size(w, h)
+            g = wait_until(lambda: (x := stack.js(geometry)) and x["inner"] <= w and x, 10, f"{w}x{h} layout")
+            assert g["page"] <= g["inner"], f"{w}x{h}: page wider than the window: {g}"
+            assert (g["a"][0] > g["d"][0] + g["d"][2] - 1) == beside and (g["a"][1] > g["d"][1]) != beside, g
+            assert g["svg"] > 0.8 * g["d"][2], f"{w}x{h}: the diagram uses the pane's width: {g}"
+            stack.shot(f"11-layout-{w}x{h}")
+    finally:
+        stack.driver.set_window_size(1600, 1000)
+
+
 def test_gateway_offline_makes_control_unavailable(stack):
     stack.loop.run(stack.gw.stop())
     stack.gw = None
