@@ -107,3 +107,19 @@ def test_demo_hmi_with_the_embedded_broker_websocket_listener(tmp_path):
             proc.kill()
             out, err = proc.communicate()
     assert "demo: mimic on http://127.0.0.1:" in err, err[-2000:]
+
+
+def test_gridgate_hmi_serves_the_site_of_its_config(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "hmi", "--config", str(EXAMPLE), "--ws-url", "ws://127.0.0.1:9001",
+                             "--broker", f"mqtt://127.0.0.1:{free_port()}", "--port", str(port), "--duration", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        site = wait_until(lambda: json.loads(_get(f"http://127.0.0.1:{port}/site.json")[2]), 30, "gridgate hmi serving")
+        assert site["gateway"] == "kgm-gw1" and site["wsUrl"] == "ws://127.0.0.1:9001"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"hmi: http://127.0.0.1:{port}/" in out
+    assert "is not reachable now" in err  # --broker is checked at start and a dead one named
