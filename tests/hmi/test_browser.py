@@ -340,3 +340,30 @@ def test_profile_without_inbound_commands_shows_control_unavailable(stack):
     assert "control unavailable" in stack.driver.find_element(By.ID, "banner").text
     stack.shot("09-one-way")
     assert console_errors(stack.driver) == []
+
+
+def test_value_hover_shows_quality_source_time_and_age(stack):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    ia = stack.mrid("ied-f4", "Ia")
+    el = stack.driver.find_element(By.CSS_SELECTOR, f"text.val[data-mrid='{ia}']")
+    ActionChains(stack.driver).move_to_element(el).perform()
+    tip = wait_until(lambda: (t := stack.driver.find_element(By.ID, "tooltip")).is_displayed() and t.text, 10, "tooltip")
+    assert "KGM/F4/FDR Ia" in tip and "LineCurrent A" in tip, tip
+    assert "quality " in tip and "source time 20" in tip and ", age " in tip, tip
+    ActionChains(stack.driver).move_by_offset(0, 300).perform()
+
+
+def test_broker_loss_and_return_in_the_status_bar(stack):
+    state = lambda: stack.js("return document.getElementById('broker-state').dataset.state")  # noqa: E731
+    assert state() == "connected"
+    stack.mosq.stop()
+    try:
+        wait_until(lambda: state() in ("reconnecting", "offline", "disconnected"), 30, "broker loss shown")
+        assert any("broker connection lost" in t for t in stack.alarms_text())
+        stack.shot("12-broker-lost")
+    finally:
+        stack.mosq.start()
+    wait_until(lambda: state() == "connected", 60, "broker connection back")
+    assert console_errors(stack.driver) == [] or all("WebSocket" in e["message"] for e in console_errors(stack.driver))

@@ -217,9 +217,14 @@ function connect() {
     });
     schedule();
   });
-  client.on("reconnect", () => { state.broker = "reconnecting"; schedule(); });
-  client.on("offline", () => { state.broker = "offline"; schedule(); });
-  client.on("close", () => { if (state.broker === "connected") { state.broker = "disconnected"; alarm({ text: `broker connection lost (${url})`, severity: "alarm" }); schedule(); } });
+  const lost = (now) => {
+    if (state.broker === "connected") alarm({ text: `broker connection lost (${url})`, severity: "alarm" });
+    state.broker = now;
+    schedule();
+  };
+  client.on("reconnect", () => lost("reconnecting"));
+  client.on("offline", () => lost("offline"));
+  client.on("close", () => lost(state.broker === "connected" ? "disconnected" : state.broker));
   client.on("error", (e) => { banner(`broker ${url}: ${e.message || e}`); });
   client.on("message", (topic, payload) => {
     try { onMessage(topic, payload); } catch (e) { alarm({ text: `${topic}: could not handle message — ${e.message || e}`, severity: "bad" }); schedule(); }
