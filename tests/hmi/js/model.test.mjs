@@ -226,3 +226,22 @@ test("transformers without an incomer bay feed their busbar section directly", (
   const live = M.energise(sub, (b, q) => pos.get(`${b}/${q}`));
   assert.ok(live.sections.has("BB") && live.bays.has("F1") && !live.bays.has("F2") && !live.bays.has("T1"));
 });
+
+test("alarms without seq (comms, commands) sort right after the last published seq", () => {
+  const list = new M.AlarmList();
+  list.add({ text: "a", seq: 10 });
+  list.add({ text: "comms lost" });
+  list.add({ text: "late SOE", seq: 5 });
+  list.add({ text: "b", seq: 11 });
+  list.add({ text: "command done" });
+  assert.deepEqual(list.view().map((x) => x.text), ["command done", "b", "comms lost", "a", "late SOE"]);
+});
+
+test("trend data for a chosen span", () => {
+  const t = new M.TrendStore(60, 5000);
+  for (let i = 0; i <= 600; i++) t.push("a", i * 1000, i); // 10 minutes, one sample a second
+  assert.equal(t.data("a", 5)[0].length, 301);
+  assert.equal(t.data("a", 5)[0][0], 300);
+  assert.equal(t.data("a")[0].length, 601);
+  assert.deepEqual(t.data("nothing", 5), [[], []]);
+});

@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   site: null, prefix: "gridgate/v1", gateway: null,
   catalog: new Map(), byTopic: new Map(), readings: new Map(), status: null,
-  broker: "connecting", alarms: new M.AlarmList(), trends: new M.TrendStore(15),
+  broker: "connecting", alarms: new M.AlarmList(), trends: new M.TrendStore(60, 4000),
   topology: [], changed: new Set(), rebuild: false, client: null,
   received: 0, readyAt: null, // messages handled; performance.now() when every breaker first showed a position
   marks: { script: performance.now() }, // load milestones (ms since navigation) for bench/bench_hmi.py

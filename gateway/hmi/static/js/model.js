@@ -269,10 +269,13 @@ export function layout(sub, onlyBays = null) {
  * ones (comms) take the arrival order. Bounded: the oldest acknowledged go first.
  */
 export class AlarmList {
-  constructor(max = 5000) { this.max = max; this.items = []; this.n = 0; this.version = 0; }
+  constructor(max = 5000) { this.max = max; this.items = []; this.n = 0; this.version = 0; this.lastSeq = 0; }
 
   add(a) {
     const item = { id: ++this.n, acked: false, alarm: true, ts: Date.now(), seq: null, bay: "", ...a };
+    // one total order: a value's seq; an entry without one (comms, commands) right after the last seq seen
+    if (item.seq !== null) this.lastSeq = Math.max(this.lastSeq, item.seq);
+    item.order = item.seq ?? this.lastSeq + 0.5;
     this.version++;
     this.items.push(item);
     if (this.items.length > this.max) {
@@ -286,10 +289,10 @@ export class AlarmList {
 
   ackAll(items) { for (const a of items) a.acked = true; this.version++; }
 
-  /** Newest first: by seq where both have one, else by arrival. Filter by bay ("" = all). */
+  /** Newest first in the publisher's seq order (SOE). Filter by bay ("" = all). */
   view(bay = "") {
     const xs = bay ? this.items.filter((a) => a.bay === bay) : this.items.slice();
-    return xs.sort((a, b) => (a.seq !== null && b.seq !== null ? b.seq - a.seq : b.id - a.id));
+    return xs.sort((a, b) => b.order - a.order || b.id - a.id);
   }
 
   unacked() { return this.items.filter((a) => a.alarm && !a.acked).length; }
@@ -352,8 +355,13 @@ export class TrendStore {
     if (drop) { s.t.splice(0, drop); s.v.splice(0, drop); }
   }
 
-  /** uPlot data: [[seconds], [values]]. */
-  data(mrid) { const s = this.series.get(mrid) ?? { t: [], v: [] }; return [s.t.map((t) => t / 1000), s.v.slice()]; }
+  /** uPlot data [[seconds], [values]], the last `minutes` (default: all kept) before the newest sample. */
+  data(mrid, minutes = null) {
+    const s = this.series.get(mrid) ?? { t: [], v: [] };
+    let i = 0;
+    if (minutes !== null && s.t.length) { const cut = s.t[s.t.length - 1] - minutes * 60000; while (i < s.t.length && s.t[i] < cut) i++; }
+    return [s.t.slice(i).map((t) => t / 1000), s.v.slice(i)];
+  }
 }
 
 /** The documented command request (docs/mqtt-topics.md, Commands). */

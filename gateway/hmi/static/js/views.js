@@ -86,6 +86,7 @@ export class TrendView {
     this.dialog = dialog; this.trends = trends; this.plot = null; this.entry = null; this.timer = null;
     dialog.querySelector("#trend-close").addEventListener("click", () => this.close());
     dialog.addEventListener("close", () => this.close());
+    dialog.querySelector("#trend-span").addEventListener("change", () => this.refresh());
   }
 
   open(entry) {
@@ -98,16 +99,17 @@ export class TrendView {
     box.replaceChildren();
     const width = Math.max(320, Math.min(900, window.innerWidth - 80));
     this.plot = new uPlot({ width, height: 300, scales: { x: { time: true } },
-      series: [{}, { label: entry.name, stroke: "#2471a3", width: 1.5 }], axes: [{}, { label: unit }] }, this.trends.data(entry.mrid), box);
+      series: [{}, { label: entry.name, stroke: "#2471a3", width: 1.5 }], axes: [{}, { label: unit }] }, [[], []], box);
     this.refresh();
     this.timer = setInterval(() => this.refresh(), 1000);
   }
 
   refresh() {
     if (!this.plot || !this.entry) return;
-    const d = this.trends.data(this.entry.mrid);
+    const minutes = Number(this.dialog.querySelector("#trend-span").value);
+    const d = this.trends.data(this.entry.mrid, minutes);
     this.plot.setData(d);
-    this.dialog.querySelector("#trend-hint").textContent = `${d[0].length} samples over the last ${this.trends.span / 60000} min seen by this page`;
+    this.dialog.querySelector("#trend-hint").textContent = `${d[0].length} samples in the last ${minutes} min (values this page has received since it opened)`;
     this.dialog.dataset.samples = String(d[0].length);
   }
 
