@@ -247,6 +247,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.hmi is not None and args.profile not in (None, "flat"):
+        print("error: demo --hmi works with the flat (loopback) profile only; run `gridgate hmi` against the profile's broker", file=sys.stderr)
+        return 2
     if (rc := _profiled("demo", args)) is not None:
         return rc
     cfg = load_config(args.config or _default_config())

@@ -65,6 +65,11 @@ def test_bad_ws_url_is_a_usage_error_naming_the_option(url, capsys):
     assert "--ws-url" in capsys.readouterr().err
 
 
+def test_demo_hmi_refuses_a_network_profile(capsys):
+    assert main(["demo", "--hmi", "8080", "--profile", "one-way", "--duration", "0"]) == 2
+    assert "flat (loopback) profile only" in capsys.readouterr().err
+
+
 def test_bad_config_is_reported_with_its_place(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("site: {name: X}\nsubstations: []\n")
