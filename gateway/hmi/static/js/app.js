@@ -153,11 +153,12 @@ function schedule() {
   });
 }
 
-let rebuildAt = 0;
+let rebuildAt = 0, rebuildCost = 0;
 function render() {
   if (state.rebuild) {
     const now = performance.now();
-    if (now - rebuildAt < 250 && state.topology.length) { setTimeout(schedule, 260); } // catalog burst: rebuild at most 4/s
+    const gap = Math.max(120, 4 * rebuildCost); // catalog burst: spend at most a fifth of the time rebuilding
+    if (now - rebuildAt < gap && state.topology.length) { setTimeout(schedule, gap - (now - rebuildAt) + 5); }
     else {
       state.rebuild = false; rebuildAt = now;
       state.topology = M.buildTopology([...state.catalog.values()], state.site);
@@ -166,6 +167,7 @@ function render() {
       diagram.build(state.topology, $("bay-filter").value);
       diagram.update(state.readings);
       state.changed.clear();
+      rebuildCost = performance.now() - now;
     }
   }
   if (state.changed.size) { diagram.update(state.readings, state.changed); state.changed = new Set(); }
