@@ -13,6 +13,7 @@ from typing import Callable
 from gateway import service
 from gateway.cli import common, profiled
 from gateway.config import load_config
+from gateway.hmi.cli import add_demo_options, start_for_demo
 from gateway.runtime import default_config, free_port, port_free, run, say, sleep_for
 
 
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
     d.add_argument("--filter", default=None, metavar="TEXT", help="live table: only measurements whose name contains TEXT")
     d.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve the gateway's Prometheus /metrics")
+    add_demo_options(d)  # --hmi PORT, --ws-url: the browser mimic (gateway/hmi)
 
     e = sub.add_parser("emulate", help="run only the emulated devices of a config")
     common(e, broker=False, profile=True)
@@ -111,6 +113,10 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.hmi is not None and args.profile not in (None, "flat"):
+        print("error: demo --hmi works with the flat (loopback) profile only; run `gridgate hmi` against the profile's "
+              "broker", file=sys.stderr)
+        return 2
     if (rc := profiled("demo", args)) is not None:
         return rc
     if (why := _check_metrics(args)) is not None:
@@ -133,10 +139,16 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
         port = args.broker_port if port_free(args.broker_port) else free_port()
         if port != args.broker_port:
             say(f"demo: port {args.broker_port} is taken; embedded broker on 127.0.0.1:{port}")
-        broker = await EmbeddedBroker("127.0.0.1", port).start()
+        broker = await EmbeddedBroker("127.0.0.1", port, ws_port=free_port() if args.hmi else None).start()
         url, version = broker.url, version or "3.1.1"
         say(f"demo: embedded MQTT 3.1.1 broker on {url} (use --broker for Mosquitto)")
     version = version or "5"
+    try:
+        hmi = await start_for_demo(cfg, args, broker.ws_url if broker else None)
+    except Exception:
+        if broker is not None:
+            await broker.stop()
+        raise
     emu = Emulator(cfg, seed=args.seed, skip=say)
     await emu.start()
     gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
@@ -171,6 +183,8 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
             pass
         await gw.stop()
         await emu.stop()
+        if hmi is not None:
+            await hmi.stop()
         if broker is not None:
             await broker.stop()
     st = watcher.state

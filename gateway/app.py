@@ -199,6 +199,7 @@ class Gateway:
         if state == "online":
             body["since"] = iso_ms(self.started)
             body["version"] = VERSION
+            body["commands"] = getattr(self, "commands", None) is not None  # cmd/{mRID} subscribed (config and profile)
             body["devices"] = self.device_states()
             body["stats"] = self.stats()
         return json.dumps(body, separators=(",", ":")).encode()

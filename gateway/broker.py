@@ -15,22 +15,28 @@ PLUGINS = {
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, ws_port: int | None = None) -> None:
+        self.host, self.port, self.ws_port = host, port, ws_port
         self._broker = None
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    @property
+    def ws_url(self) -> str | None:
+        """MQTT over WebSockets (for the browser mimic), when a ``ws_port`` was given."""
+        return None if self.ws_port is None else f"ws://{self.host}:{self.ws_port}"
+
     async def start(self) -> "EmbeddedBroker":
         from amqtt.broker import Broker
 
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = Broker(
-            {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": dict(PLUGINS)}
-        )
+        listeners = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
+        if self.ws_port is not None:
+            listeners["ws"] = {"type": "ws", "bind": f"{self.host}:{self.ws_port}"}
+        self._broker = Broker({"listeners": listeners, "plugins": dict(PLUGINS)})
         await self._broker.start()
         return self
 

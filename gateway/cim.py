@@ -127,6 +127,7 @@ class Status(_Out):
         None, description="counters; droppedBy: dropped values by reason; spool: state (ok/unwritable), writeFailures, "
         "values, bytes, error"
     )
+    commands: bool | None = None  # the gateway subscribes to cmd/{mRID} (config and network profile allow it)
 
 
 class Heartbeat(_Out):

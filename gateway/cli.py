@@ -120,10 +120,11 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
 
     from gateway.cgmes.cli import register as cim
     from gateway.conduits.cli import register as courier
+    from gateway.hmi.cli import register as hmi
 
     commands: dict[str, Command] = {"validate": cmd_validate, "schema": cmd_schema, "gateway": cmd_gateway,
                                     "watch": cmd_watch, "init": cmd_init, "service": cmd_service,
-                                    **courier(sub), **cim(sub)}
+                                    **courier(sub), **cim(sub), **hmi(sub)}
     commands.update(_plugins(sub))
     return p, commands
 
