@@ -233,6 +233,20 @@ class MmsPoint(PointBase):
         description="IEC 61850 object reference of the data attribute, LD/LN.DO[.DA] e.g. F1PROT/MMXU1.TotW.mag.f"
     )
     fc: Literal["MX", "ST", "CO", "SP", "CF"] = "MX"
+    db: int | None = Field(
+        None, ge=0, le=100_000, description="IED deadband of mag (0.001 % of range); default: the point's deadband, else 100"
+    )
+    zero_db: int = Field(0, ge=0, le=100_000, description="IED zero deadband (0.001 % of range): |mag| below it is 0")
+    range: tuple[float, float] | None = Field(
+        None, description="IED rangeC [min, max] of mag in served units; default: a per-quantity range"
+    )
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("range must be [min, max] with min < max")
+        return v
 
     @field_validator("reference")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Callable
 
 from devices.iec61850.faults import CB_ACCESS_WRITE, ControlBlockAccessHandler, IedFaults, abort_connections, xlib
 from devices.iec61850.model import ModelError, build, parse_ref, plan
+from devices.iec61850.walk import status_pairs, wlib
 from gateway.config import Iec61850Device, MmsPoint
 from gateway.southbound.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
@@ -50,12 +51,22 @@ REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept whil
 
 @dataclass
 class _Attr:
-    """The three DAs one point update touches (value, and the q/t of its DO)."""
+    """The three DAs one point update touches (value, and the q/t of its DO), and what else follows:
+    instMag and the deadbands of a measured value, the controller position and OpCnt of a switch."""
 
     value: int
     type: int
     q: int | None
     t: int | None
+    inst: int | None = None  # instMag.f / instCVal.mag.f: every sample
+    db: float = 0.0  # absolute deadband of mag (served units), from db × rangeC
+    zero_db: float = 0.0
+    last: float | int | bool | None = None  # last value written to the DA (for deadband and OpCnt)
+    last_q: int | None = None
+    follower: "_Attr | None" = None  # CSWIn.Pos.stVal follows XCBRn.Pos.stVal
+    op_cnt: "_Attr | None" = None  # XCBRn.OpCnt.stVal counts position changes
+    blk: tuple[int | None, int | None] = (None, None)  # BlkOpn.stVal, BlkCls.stVal
+    loc: int | None = None  # Loc.stVal
 
 
 class Iec61850Ied:
@@ -71,6 +82,8 @@ class Iec61850Ied:
         self._attrs: dict[str, _Attr] = {}
         self._handlers: list[object] = []  # ctypes callbacks must outlive the server
         self._ctl_points: list[MmsPoint] = []
+        self._local: list[_Attr] = []  # BlkOpn/BlkCls stVal, operated by the IED itself
+        self._own: set[str] | None = None  # DOs whose value the IED itself sets (None: a user's model)
         self._pending: dict[int, dict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -88,7 +101,12 @@ class Iec61850Ied:
         except RuntimeError:
             self._loop = None
         scl = self.device.iec61850.scl
-        self._model = _load_model_file(scl) if scl else build(plan(self.device))
+        if scl:
+            self._model, self._own = _load_model_file(scl), None
+        else:
+            pl = plan(self.device)
+            self._model = build(pl)
+            self._own = pl.own
         try:
             self._resolve()
         except ModelError:
@@ -99,6 +117,7 @@ class Iec61850Ied:
         L.IedServerConfig_setMaxMmsConnections(cfg, 10)
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
+        self._resolve_links()
         self._install_controls()
         cb = ControlBlockAccessHandler(self._rcb_access)
         self._handlers.append(cb)
@@ -112,14 +131,18 @@ class Iec61850Ied:
         log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
 
     def _initialise(self) -> None:
-        """Until the firmware writes a point it is INVALID, stamped with the start time (never 1970)."""
+        """Every q/t in the model: the IED's own state (Beh, Health, Loc, OpCnt, ...) GOOD, anything the
+        firmware feeds INVALID until it writes, anything nothing feeds INVALID for good; all stamped
+        with the start time (never 1970)."""
         L, ts = lib(), Timestamp()
         L.Timestamp_setTimeInNanoseconds(C.byref(ts), int(time.time() * 1e6) * 1000)
-        for a in self._attrs.values():
-            if a.q:
-                L.IedServer_updateQuality(self._server, a.q, 0x2)
-            if a.t:
-                L.IedServer_updateTimestampAttributeValue(self._server, a.t, C.byref(ts))
+        fed = {a.q for a in self._attrs.values() if a.q} | {
+            a.follower.q for a in self._attrs.values() if a.follower is not None and a.follower.q
+        }
+        for ref, q, t in status_pairs(self._model):
+            if self._own is not None or q in fed:  # a user's model: its own values stay as it gives them
+                L.IedServer_updateQuality(self._server, q, 0 if self._own and ref in self._own else 0x2)
+            L.IedServer_updateTimestampAttributeValue(self._server, t, C.byref(ts))
 
     def stop(self) -> None:
         L = lib()
@@ -164,7 +187,15 @@ class Iec61850Ied:
         L, s = lib(), self._server
         t = a.type
         if t in (IEC61850_FLOAT32, IEC61850_FLOAT64):
-            L.IedServer_updateFloatAttributeValue(s, a.value, float(value))
+            value = float(value)
+            if a.inst:
+                L.IedServer_updateFloatAttributeValue(s, a.inst, value)  # instMag: every sample, no trigger
+            if abs(value) <= a.zero_db:
+                value = 0.0
+            if a.last is not None and abs(value - a.last) <= a.db and quality == a.last_q:
+                self.updates += 1  # inside the deadband: mag, q and t stay as reported
+                return
+            L.IedServer_updateFloatAttributeValue(s, a.value, value)
         elif t == IEC61850_CODEDENUM:
             L.IedServer_updateDbposValue(s, a.value, int(value) & 3)
         elif t in (IEC61850_INT32, IEC61850_ENUMERATED):
@@ -181,6 +212,12 @@ class Iec61850Ied:
             L.IedServer_updateTimestampAttributeValue(s, a.t, C.byref(ts))
         if a.q:
             L.IedServer_updateQuality(s, a.q, int(quality) & 0xFFFF)
+        if a.follower is not None:
+            self._write(a.follower, value, quality, timestamp)
+        if a.op_cnt is not None and a.last in (1, 2) and int(value) in (1, 2) and int(value) != a.last:
+            n = int(a.op_cnt.last or 0) + 1
+            self._write(a.op_cnt, n, 0, timestamp)
+        a.last, a.last_q = value, quality
         self.updates += 1
 
     def _write_silent(self, a: _Attr, value: float | int | bool, quality: int, timestamp: float) -> None:
@@ -246,6 +283,65 @@ class Iec61850Ied:
         if errors:
             raise ModelError("; ".join(errors))
 
+    def _node(self, ref: str) -> int | None:
+        return lib().IedModel_getModelNodeByObjectReference(self._model, ref.encode()) or None
+
+    def _sibling_attr(self, do_ref: str, da: str = "stVal") -> "_Attr | None":
+        v = self._node(f"{do_ref}.{da}")
+        if not v:
+            return None
+        return _Attr(v, lib().DataAttribute_getType(v), self._node(f"{do_ref}.q"), self._node(f"{do_ref}.t"))
+
+    def _model_value(self, ref: str) -> float | int | bool | None:
+        n = self._node(ref)
+        v = xlib().IedServer_getAttributeValue(self._server, n) if n else None
+        return scalar(v) if v else None
+
+    def _resolve_links(self) -> None:
+        """Deadbands and instMag of measured values (from the model's db, zeroDb and rangeC, so the
+        served configuration is the applied one); CSWI/OpCnt/Blk of switch positions."""
+        for p in self.device.points:
+            a = self._attrs[p.name]
+            parts = p.reference.split(".")
+            if a.type in (IEC61850_FLOAT32, IEC61850_FLOAT64) and "mag" in parts:
+                i = parts.index("mag")
+                vec = parts[i - 1] == "cVal"
+                base = ".".join(parts[: i - 1] if vec else parts[:i])
+                inst = ".".join(parts[: i - 1] + ["instCVal"] + parts[i:] if vec else parts[:i] + ["instMag"] + parts[i + 1 :])
+                a.inst = self._node(inst)
+                lo, hi = self._model_value(f"{base}.rangeC.min.f"), self._model_value(f"{base}.rangeC.max.f")
+                db, zdb = self._model_value(f"{base}.db"), self._model_value(f"{base}.zeroDb")
+                if lo is not None and hi is not None:
+                    span = float(hi) - float(lo)
+                    a.db = float(db or 0) * 1e-5 * span
+                    a.zero_db = float(zdb or 0) * 1e-5 * span
+            r = parse_ref(p.reference)
+            if r.ln_class in ("XCBR", "XSWI") and r.do == "Pos" and r.rest == ("stVal",):
+                ln_ref = f"{r.ld}/{r.ln}"
+                a.op_cnt = self._sibling_attr(f"{ln_ref}.OpCnt")
+                if a.op_cnt is not None:
+                    a.op_cnt.last = self._model_value(f"{ln_ref}.OpCnt.stVal") or 0
+                a.blk = (self._node(f"{ln_ref}.BlkOpn.stVal"), self._node(f"{ln_ref}.BlkCls.stVal"))
+                a.loc = self._node(f"{ln_ref}.Loc.stVal")
+                if r.ln_class == "XCBR":
+                    a.follower = self._sibling_attr(f"{r.ld}/CSWI{r.ln[4:]}.Pos")
+
+    def _blocked(self, p: MmsPoint, raw: object) -> int | None:
+        """AddCause when the switch cannot move: Loc → Blocked-by-switching-hierarchy, BlkOpn/BlkCls →
+        Blocked-by-process (IEC 61850-7-2 Ed. 2, AddCause: a blocking at process level)."""
+        a = self._attrs[p.name]
+        if a.loc and self._bool(a.loc):
+            return 2
+        opening = raw in (1, False)
+        blk = a.blk[0] if opening else a.blk[1]
+        if blk and self._bool(blk):
+            return ADD_CAUSE_BLOCKED_BY_PROCESS
+        return None
+
+    def _bool(self, node: int) -> bool:
+        v = xlib().IedServer_getAttributeValue(self._server, node)
+        return bool(v and scalar(v))
+
     # ------------------------------------------------------------ controls
 
     def _install_controls(self) -> None:
@@ -263,6 +359,29 @@ class Iec61850Ied:
             seen.add(r.do_ref)
             self._ctl_points.append(p)
             L.IedServer_setControlHandler(self._server, do, cb, C.c_void_p(len(self._ctl_points)))
+            if r.ln_class == "XCBR" and r.do == "Pos":  # the bay controller operates the same breaker
+                cswi = self._node(f"{r.ld}/CSWI{r.ln[4:]}.Pos")
+                if cswi and L.ModelNode_getChild(cswi, b"Oper"):
+                    self._ctl_points.append(p)
+                    L.IedServer_setControlHandler(self._server, cswi, cb, C.c_void_p(len(self._ctl_points)))
+        local = ControlHandler(self._local_control)
+        self._handlers.append(local)
+        for a in self._attrs.values():
+            for node in a.blk:
+                do = wlib().ModelNode_getParent(node) if node else None
+                if do and L.ModelNode_getChild(do, b"Oper"):
+                    self._local.append(_Attr(node, IEC61850_BOOLEAN, L.ModelNode_getChild(do, b"q"), L.ModelNode_getChild(do, b"t")))
+                    L.IedServer_setControlHandler(self._server, do, local, C.c_void_p(len(self._local)))
+
+    def _local_control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
+        """libiec61850's thread: BlkOpn/BlkCls are the IED's own state, set at once."""
+        try:
+            a = self._local[(param or 0) - 1]
+            self._write(a, bool(scalar(ctl_val)), 0, time.time())
+            return CONTROL_RESULT_OK
+        except Exception:  # an exception must not unwind into C
+            log.exception("IED %s: block control failed", self.device.name)
+            return CONTROL_RESULT_FAILED
 
     def _control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
         """libiec61850's thread: never block here; the verdict comes from asyncio."""
@@ -276,6 +395,8 @@ class Iec61850Ied:
                 st = self._pending.get(param)
                 if st is None:
                     cause = self.faults.refuse_add_cause
+                    if cause is None:
+                        cause = self._blocked(p, raw)
                     if cause is not None:  # fault: refused before reaching the process
                         self.counters["controls_refused"] += 1
                         lib().ControlAction_setAddCause(action, cause)
