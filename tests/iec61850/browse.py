@@ -127,3 +127,35 @@ class Browser:
                 ref = f"{ld}/{parts[0]}.{'.'.join(parts[2:])}"
                 out[ref] = Leaf(ref, parts[1], self.read(ref, parts[1]))
         return out
+
+
+def operate(b: Browser, do_ref: str, value: bool, timeout: float = 5.0) -> tuple[bool, int | None]:
+    """Operate a DPC/SPC as a real client does (select-with-value first when the model says SBO);
+    returns (success, AddCause of a refusal). Enhanced security: the CommandTermination decides."""
+    import threading
+
+    from gateway.southbound.iec61850.libiec import CTL_DIRECT_ENHANCED, CTL_SBO_ENHANCED, CTL_SBO_NORMAL, TerminationHandler
+
+    L = lib()
+    co = L.ControlObjectClient_create(do_ref.encode(), b.con)
+    assert co, f"{do_ref} is not controllable"
+    done = threading.Event()
+    on_term = TerminationHandler(lambda _p, _c: done.set())
+    v = L.MmsValue_newBoolean(value)
+    try:
+        L.ControlObjectClient_setOrigin(co, b"conformance-test", 3)
+        L.ControlObjectClient_setCommandTerminationHandler(co, on_term, None)
+        model = L.ControlObjectClient_getControlModel(co)
+        if model in (CTL_SBO_NORMAL, CTL_SBO_ENHANCED) and not L.ControlObjectClient_selectWithValue(co, v):
+            return False, L.ControlObjectClient_getLastApplError(co).addCause
+        if not L.ControlObjectClient_operate(co, v, 0):
+            return False, L.ControlObjectClient_getLastApplError(co).addCause
+        if model in (CTL_DIRECT_ENHANCED, CTL_SBO_ENHANCED):
+            assert done.wait(timeout), f"no CommandTermination for {do_ref}"
+            appl = L.ControlObjectClient_getLastApplError(co)
+            if appl.error or appl.addCause:
+                return False, appl.addCause
+        return True, None
+    finally:
+        L.MmsValue_delete(v)
+        L.ControlObjectClient_destroy(co)
