@@ -357,7 +357,7 @@ class Dnp3Device(DeviceBase):
 
 class Iec61850Options(_Model):
     ied_name: Name | None = Field(None, description="IED name (prefix of the logical devices); default: device name")
-    scl: str | None = Field(None, description="path of a libiec61850 .cfg/.cid model to serve instead of the generated one")
+    scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
     buffered: bool = True
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 OnControl = Callable[[str, "int | float"], bool]
 CONTROL_VERDICT_TIMEOUT = 5.0
+SCL_SUFFIXES = (".cid", ".icd", ".scd", ".iid", ".xml")
 REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
 
 
@@ -101,7 +102,14 @@ class Iec61850Ied:
         except RuntimeError:
             self._loop = None
         scl = self.device.iec61850.scl
-        if scl:
+        if scl and scl.lower().endswith(SCL_SUFFIXES):
+            from devices.iec61850.scl_in import load_scl
+
+            self._model, meta = load_scl(scl, self.device.iec61850.ied_name)
+            self._own = meta.own
+            for skipped in meta.skipped:
+                log.warning("IED %s: %s: %s", self.device.name, scl, skipped)
+        elif scl:
             self._model, self._own = _load_model_file(scl), None
         else:
             pl = plan(self.device)
@@ -465,11 +473,6 @@ def _load_model_file(path: str) -> int:
     """A libiec61850 config-file model (.cfg, made from SCL by genconfig.jar)."""
     if not os.path.isfile(path):
         raise ModelError(f"iec61850.scl: {path} does not exist; give the path of a libiec61850 .cfg model")
-    if path.lower().endswith((".cid", ".icd", ".scd", ".iid", ".xml")):
-        raise ModelError(
-            f"iec61850.scl: {path} is SCL XML; convert it with libiec61850's genconfig.jar"
-            " (java -jar genconfig.jar model.cid model.cfg) and point iec61850.scl at the .cfg"
-        )
     L = lib()
     model = L.ConfigFileParser_createModelFromConfigFileEx(path.encode())
     if model and L.IedModel_getLogicalDeviceCount(model) == 0:
