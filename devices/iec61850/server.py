@@ -332,7 +332,7 @@ class Iec61850Ied:
                 a.blk = (self._node(f"{ln_ref}.BlkOpn.stVal"), self._node(f"{ln_ref}.BlkCls.stVal"))
                 a.loc = self._node(f"{ln_ref}.Loc.stVal")
                 if r.ln_class == "XCBR":
-                    a.follower = self._sibling_attr(f"{r.ld}/CSWI{r.ln[4:]}.Pos")
+                    a.follower = self._sibling_attr(_controller_of(r))
 
     def _blocked(self, p: MmsPoint, raw: object) -> int | None:
         """AddCause when the switch cannot move: Loc → Blocked-by-switching-hierarchy, BlkOpn/BlkCls →
@@ -368,7 +368,7 @@ class Iec61850Ied:
             self._ctl_points.append(p)
             L.IedServer_setControlHandler(self._server, do, cb, C.c_void_p(len(self._ctl_points)))
             if r.ln_class == "XCBR" and r.do == "Pos":  # the bay controller operates the same breaker
-                cswi = self._node(f"{r.ld}/CSWI{r.ln[4:]}.Pos")
+                cswi = self._node(_controller_of(r))
                 if cswi and L.ModelNode_getChild(cswi, b"Oper"):
                     self._ctl_points.append(p)
                     L.IedServer_setControlHandler(self._server, cswi, cb, C.c_void_p(len(self._ctl_points)))
@@ -447,6 +447,12 @@ class Iec61850Ied:
         else:
             decide()
         return CONTROL_RESULT_WAITING
+
+
+def _controller_of(r) -> str:
+    """The CSWI.Pos that controls an XCBR: same prefix and instance (Q0XCBR1 → Q0CSWI1.Pos)."""
+    prefix, _, inst = r.ln.rpartition("XCBR")
+    return f"{r.ld}/{prefix}CSWI{inst}.Pos"
 
 
 def to_raw(p: MmsPoint, value: float | int | bool) -> float | int | bool:
