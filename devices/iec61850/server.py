@@ -22,6 +22,7 @@ from typing import Callable
 from devices.iec61850.faults import CB_ACCESS_WRITE, ControlBlockAccessHandler, IedFaults, abort_connections, xlib
 from devices.iec61850.model import ModelError, build, parse_ref, plan
 from devices.iec61850.walk import status_pairs, wlib
+from gateway.southbound.iec61850.units import model_factors
 from gateway.config import Iec61850Device, MmsPoint
 from gateway.southbound.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
@@ -68,6 +69,7 @@ class _Attr:
     op_cnt: "_Attr | None" = None  # XCBRn.OpCnt.stVal counts position changes
     blk: tuple[int | None, int | None] = (None, None)  # BlkOpn.stVal, BlkCls.stVal
     loc: int | None = None  # Loc.stVal
+    factor: float | None = None  # engineering = raw × factor, from the model's units (None: the point's scale)
 
 
 class Iec61850Ied:
@@ -187,7 +189,9 @@ class Iec61850Ied:
         try:
             write = self._write_silent if self.faults.suppress_reports else self._write
             for name, value, quality, ts in items:
-                write(self._attrs[name], to_raw(self.points[name], value), quality, ts)
+                a = self._attrs[name]
+                raw = to_raw(self.points[name], value) if a.factor is None else _by_factor(value, a.factor)
+                write(a, raw, quality, ts)
         finally:
             L.IedServer_unlockDataModel(self._server)
 
@@ -307,8 +311,11 @@ class Iec61850Ied:
 
     def _resolve_links(self) -> None:
         """Deadbands and instMag of measured values (from the model's db, zeroDb and rangeC, so the
-        served configuration is the applied one); CSWI/OpCnt/Blk of switch positions."""
+        served configuration is the applied one); units (an SCL model's multiplier decides what the
+        served number means); CSWI/OpCnt/Blk of switch positions."""
+        factors = model_factors(lambda ref, _fc: self._model_value(ref), self.device.points, self.device.name)
         for p in self.device.points:
+            self._attrs[p.name].factor = factors.get(p.name)
             a = self._attrs[p.name]
             parts = p.reference.split(".")
             if a.type in (IEC61850_FLOAT32, IEC61850_FLOAT64) and "mag" in parts:
@@ -453,6 +460,12 @@ def _controller_of(r) -> str:
     """The CSWI.Pos that controls an XCBR: same prefix and instance (Q0XCBR1 → Q0CSWI1.Pos)."""
     prefix, _, inst = r.ln.rpartition("XCBR")
     return f"{r.ld}/{prefix}CSWI{inst}.Pos"
+
+
+def _by_factor(value: float | int | bool, factor: float) -> float | int | bool:
+    if isinstance(value, bool) or factor == 1.0:
+        return value
+    return value / factor
 
 
 def to_raw(p: MmsPoint, value: float | int | bool) -> float | int | bool:

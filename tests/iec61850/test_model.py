@@ -98,6 +98,7 @@ async def test_own_config_file_model_reports_and_polls(tmp_path):
             await sink.wait(lambda: src.connected and sink.of("P") and sink.of("A1") and sink.of("A2"), what="GI + poll")
             assert [r.ref for r in src._rcbs] == ["OWNLD0/LLN0.BR.MeasBRCB01"]
             assert list(src._polled) == [("OWNLD0/GGIO1.Ind2", "ST")]
+            assert src._factors == {}  # an old-style model without units: the points' scale stays
             ts = ied.update("A1", 2, 0)  # closed → Ind1.stVal true (value_map undone by the IED)
             r = await sink.wait(lambda: [x for x in sink.of("A1") if x.timestamp == ts], what="Ind1 report")
             assert r[-1].value == 2 and r[-1].event  # value_map: true → closed again

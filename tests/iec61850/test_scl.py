@@ -102,13 +102,20 @@ async def test_hand_written_vendor_icd_is_served():
         async with running(src) as sink:
             await sink.wait(lambda: src.connected and sink.of("CB"), what="association")
             assert {r.ref for r in src._rcbs} >= {"VND1CTRL/LLN0.BR.MeasBRCB01"}
+            # the file says kW (units.multiplier k): the IED serves 1500 W as 1.5, the gateway reads the
+            # units from the model (the point's scale of 1 is replaced) and publishes 1500 W again
             ts = ied.update("P", 1500.0)
             r = await sink.wait(lambda: [x for x in sink.of("P") if x.timestamp == ts], what="P report")
             assert r[-1].value == 1500.0 and r[-1].quality == 0
-            # db 500 of rangeC ±20000 → 200: a change of 100 is not reported, instMag still follows
-            ied.update("P", 1600.0)
-            assert b.read("VND1CTRL/MMXU1.TotW.instMag.f", "MX") == 1600.0
-            assert b.read("VND1CTRL/MMXU1.TotW.mag.f", "MX") == 1500.0
+            assert b.read("VND1CTRL/MMXU1.TotW.mag.f", "MX") == 1.5
+            assert src._factors["P"] == 1000.0 and src._factors["Va"] == 1000.0
+            # db 500 of rangeC ±20000 kW → 200 kW: a change of 100 kW is not reported, instMag still follows
+            ts = ied.update("P", 101_500.0)
+            assert b.read("VND1CTRL/MMXU1.TotW.instMag.f", "MX") == 101.5
+            assert b.read("VND1CTRL/MMXU1.TotW.mag.f", "MX") == 1.5
+            ts = ied.update("P", 301_500.0)
+            r = await sink.wait(lambda: [x for x in sink.of("P") if x.timestamp == ts], what="P beyond db")
+            assert r[-1].value == 301_500.0
             ied.update("CB", 2)
             assert b.read("VND1CTRL/Q0CSWI1.Pos.stVal", "ST") == 2  # the controller follows (prefix Q0)
             ied.update("CB", 1)

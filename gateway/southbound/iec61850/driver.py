@@ -59,6 +59,7 @@ from gateway.southbound.iec61850.libiec import (
     octets,
 )
 from gateway.southbound.iec61850.mapping import Binding, covers, decode, locate, split_member
+from gateway.southbound.iec61850.units import model_factors, reader
 from gateway.southbound.session import DeviceSession, DriverError
 
 log = logging.getLogger(__name__)
@@ -282,12 +283,14 @@ class MmsSource(DeviceSession):
         self._first_request(self._conn)
 
     def _binding(self, p: MmsPoint, path, qpath, tpath) -> Binding:
-        return Binding(f"{self.device}/{p.name}", p, path, qpath, tpath, p.measurement.kind == "Discrete")
+        factor = getattr(self, "_factors", {}).get(p.name)
+        return Binding(f"{self.device}/{p.name}", p, path, qpath, tpath, p.measurement.kind == "Discrete", factor)
 
     def _bind(self, conn: MmsConnection) -> None:
         """Find an RCB for every point (data set membership), the rest is polled."""
         L = lib()
         self._rcbs, self._polled = [], {}
+        self._factors = model_factors(reader(conn), self.cfg.points, self.device)
         pending = {p.name: p for p in self.cfg.points}
         opts = self.cfg.iec61850
         if opts.reports:
