@@ -234,7 +234,7 @@ class MmsPoint(PointBase):
     )
     fc: Literal["MX", "ST", "CO", "SP", "CF"] = "MX"
     db: int | None = Field(
-        None, ge=0, le=100_000, description="IED deadband of mag (0.001 % of range); default: the point's deadband, else 100"
+        None, ge=0, le=100_000, description="IED deadband of mag (0.001 % of range); default: 100, or the point's deadband if wider"
     )
     zero_db: int = Field(0, ge=0, le=100_000, description="IED zero deadband (0.001 % of range): |mag| below it is 0")
     range: tuple[float, float] | None = Field(

@@ -69,7 +69,7 @@ DEFAULT_RANGE_SI: dict[str, tuple[float, float]] = {
     "TotVAr": (-40e6, 40e6), "TotVA": (0.0, 40e6), "TotPF": (-1.0, 1.0), "W": (-15e6, 15e6), "VAr": (-15e6, 15e6),
     "VA": (0.0, 15e6), "PF": (-1.0, 1.0),
 }
-DEFAULT_DB = 100  # 0.1 % of the range when the point sets no deadband
+DEFAULT_DB = 100  # 0.1 % of the range unless the point sets db (or a wider deadband)
 
 
 class UnitError(ValueError):
@@ -112,10 +112,8 @@ def analogue(p: MmsPoint, do: str) -> Analogue:
     span = hi - lo
     if p.db is not None:
         db = p.db
-    elif p.deadband > 0:
-        db = max(1, round(p.deadband / p.scale / span * 1e5))
-    else:
-        db = DEFAULT_DB
+    else:  # at least the IED default; wider when the point's own deadband is wider
+        db = max(DEFAULT_DB, round(p.deadband / p.scale / span * 1e5) if p.deadband > 0 else 0)
     return Analogue(SI_UNIT[p.measurement.unit or "none"], m, lo, hi, db, p.zero_db)
 
 

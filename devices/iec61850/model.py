@@ -171,12 +171,12 @@ def plan(device: Iec61850Device) -> Plan:
     for ld, lns in pl.lds.items():
         for ln in BAY_LNS:
             lns.setdefault(ln, {})
+        _link_controller(lns)
         for ln, have in lns.items():
             cls = Ref(ld, ln, "", ()).ln_class
             for do, cdc in MANDATORY.get(cls, []):
                 if do not in have:
                     have[do] = (cdc, CTL_DIRECT_NORMAL if do in ("BlkOpn", "BlkCls") else 0)
-        _link_controller(lns)
         entries = fcds.get(ld, [])
         pl.datasets[ld] = [entries[i : i + DATASET_LIMIT] for i in range(0, len(entries), DATASET_LIMIT)]
     return pl
@@ -185,7 +185,7 @@ def plan(device: Iec61850Device) -> Plan:
 def _link_controller(lns: dict[str, dict[str, tuple[str, int]]]) -> None:
     """CSWIn controls XCBRn (7-4: the controller carries the ctlModel): a controllable breaker
     position makes the controller's position controllable with the same model."""
-    for ln, dos in lns.items():
+    for ln, dos in list(lns.items()):
         m = re.match(r"^XCBR(\d+)$", ln)
         if m and dos.get("Pos", ("", 0))[1]:
             cswi = lns.setdefault(f"CSWI{m.group(1)}", {})

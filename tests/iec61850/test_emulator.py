@@ -14,6 +14,14 @@ from tests.iec61850.support import ROOT
 from tests.support.mosquitto import free_port
 
 
+def _ied_band(p) -> float:
+    """The IED's deadband of a point in engineering units (db × rangeC span × scale)."""
+    from devices.iec61850.conform import analogue
+
+    parts = p.reference.split(".")
+    return analogue(p, parts[1]).abs_db() * p.scale * 1.001 + 1e-6
+
+
 async def test_firmware_values_and_breaker_operate_through_the_emulator():
     base = load_config(os.path.join(ROOT, "configs", "primary-substation.yaml")).model_dump()
     for d in base["devices"]:
@@ -37,7 +45,7 @@ async def test_firmware_values_and_breaker_operate_through_the_emulator():
 
             rd.update = spy
             analogs = {p.name for p in dev.points if p.measurement.kind == "Analog"}
-            band = {p.name: p.deadband * 1.01 + 1e-3 for p in dev.points}  # the IED's db is the point's deadband
+            band = {p.name: _ied_band(p) for p in dev.points if p.measurement.kind == "Analog"}
             await sink.wait(lambda: len(analogs & set(sent)) >= 3, timeout=5, what="firmware changes")
             rd.update = real_update
             await asyncio.sleep(0.3)  # the last spied updates' reports arrive

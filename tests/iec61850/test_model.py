@@ -125,3 +125,13 @@ def test_port_in_use_is_a_clear_error():
         assert not ied.running
     finally:
         s.close()
+
+
+def test_every_breaker_gets_its_controller_with_mandatory_objects():
+    d = ied_device()
+    data = d.model_dump()
+    pos2 = dict(data["points"][5], name="Pos2", reference="F1PROT/XCBR2.Pos.stVal")
+    data["points"].append(pos2)
+    lns = plan(type(d).model_validate(data)).lds["F1PROT"]
+    assert lns["CSWI2"]["Pos"] == ("DPC", 4) and "Beh" in lns["CSWI2"]
+    assert {"Loc", "OpCnt", "BlkOpn", "BlkCls", "Beh"} <= set(lns["XCBR2"])
