@@ -33,7 +33,7 @@ from gateway.southbound.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANC
 DATASET_LIMIT = 100
 CTL_HAS_CANCEL = 16
 INTEGRITY_MS = 60_000  # every value re-sent once a minute (reason integrity), also a sign of life
-BUF_TM_MS = 0  # report every change at once: 10 ms of buffer time would add ~10 ms of latency
+BUF_TM_MS = 5  # a burst (every value at once) goes out as one report, not one per value: p99 burst latency 274 → 40-57 ms (bench_iec61850, 200 points)
 TRG_OPS = 1 | 2 | 8 | 16  # dchg | qchg | integrity | GI
 OPT_FLDS = 1 | 2 | 4 | 8 | 32 | 64 | 128  # seqNum time reason dataSet bufOvfl entryID confRev
 
