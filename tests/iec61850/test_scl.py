@@ -122,6 +122,23 @@ async def test_hand_written_vendor_icd_is_served():
             assert b.read("VND1CTRL/Q0XCBR1.OpCnt.stVal", "ST") == 1
 
 
+def test_one_ied_of_an_scd_is_served(tmp_path):
+    """An SCD with two IEDs: iec61850.ied_name picks one, the other is ignored."""
+    text = open(VENDOR).read()
+    ied = text[text.index("  <IED "):text.index("</IED>") + len("</IED>")]
+    scd = tmp_path / "station.scd"
+    scd.write_text(text.replace("</IED>", "</IED>\n" + ied.replace('name="VND1"', 'name="VND2"'), 1))
+    dev = Iec61850Device.model_validate({
+        "name": "vnd2", "kind": "ied", "protocol": "iec61850", "port": free_port(),
+        "iec61850": {"ied_name": "VND2", "scl": str(scd)},
+        "points": [{"name": "P", "reference": "VND2CTRL/MMXU1.TotW.mag.f",
+                    "measurement": {"equipment": "S1/F1/CB1", "type": "ThreePhaseActivePower"}}],
+    })
+    with IedProcess(dev), Browser("127.0.0.1", dev.port) as b:
+        assert b.lds() == ["VND2CTRL"]
+        assert b.read("VND2CTRL/LLN0.NamPlt.swRev", "DC") == "5.2.1"
+
+
 def _broken(tmp_path, old: str, new: str) -> str:
     text = open(VENDOR).read()
     assert old in text
