@@ -177,9 +177,27 @@ def plan(device: Iec61850Device) -> Plan:
             for do, cdc in MANDATORY.get(cls, []):
                 if do not in have:
                     have[do] = (cdc, CTL_DIRECT_NORMAL if do in ("BlkOpn", "BlkCls") else 0)
-        entries = fcds.get(ld, [])
+        entries = fcds.setdefault(ld, [])
+        for e in _linked_status(lns):  # what the IED derives is reported too (OpCnt counting, CSWI following)
+            if e not in entries:
+                entries.append(e)
         pl.datasets[ld] = [entries[i : i + DATASET_LIMIT] for i in range(0, len(entries), DATASET_LIMIT)]
     return pl
+
+
+def _linked_status(lns: dict[str, dict[str, tuple[str, int]]]) -> list[tuple[str, str, str]]:
+    """Data-set entries for the status an IED derives from a mapped switch position: its controller's
+    position, its operation counter and its blockings (a client sees them change by report)."""
+    out: list[tuple[str, str, str]] = []
+    for ln in lns:
+        m = re.match(r"^(XCBR|XSWI)(\d+)$", ln)
+        if not m or "Pos" not in lns[ln]:
+            continue
+        cswi = f"CSWI{m.group(2)}"
+        if m.group(1) == "XCBR" and "Pos" in lns.get(cswi, {}):
+            out.append((cswi, "ST", "Pos"))
+        out += [(ln, "ST", "OpCnt"), (ln, "ST", "BlkOpn"), (ln, "ST", "BlkCls")]
+    return out
 
 
 def _link_controller(lns: dict[str, dict[str, tuple[str, int]]]) -> None:

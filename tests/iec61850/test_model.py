@@ -18,8 +18,11 @@ def test_plan_builds_standard_bay_and_chunks_datasets():
     assert lns["MMTR1"]["TotWh"][0] == "BCR"
     assert set(lns) >= {"LLN0", "LPHD1", "CSWI1", "GGIO1"}
     chunks = pl.datasets["F1PROT"]
-    # one FCD per referenced data object (7 bay DOs + 250 GGIO AnIn), split at the limit
-    assert [len(c) for c in chunks] == [DATASET_LIMIT, DATASET_LIMIT, 257 - 2 * DATASET_LIMIT]
+    # one FCD per referenced data object (7 bay DOs + 250 GGIO AnIn) and the 4 the IED derives from the
+    # breaker (CSWI1.Pos, XCBR1.OpCnt/BlkOpn/BlkCls), split at the limit
+    assert [len(c) for c in chunks] == [DATASET_LIMIT, DATASET_LIMIT, 261 - 2 * DATASET_LIMIT]
+    assert chunks[-1][-4:] == [("CSWI1", "ST", "Pos"), ("XCBR1", "ST", "OpCnt"), ("XCBR1", "ST", "BlkOpn"),
+                               ("XCBR1", "ST", "BlkCls")]
     assert chunks[0][0] == ("MMXU1", "MX", "TotW") and ("XCBR1", "ST", "Pos") in chunks[0]
 
 

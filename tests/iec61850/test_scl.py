@@ -40,7 +40,8 @@ def test_every_site_ied_exports_a_valid_cid(idx: int):
     assert cap.xpath("s:Address/s:P[@type='IP']/text()", namespaces=NS) == ["127.0.0.1"]
     assert cap.xpath("s:Private[@type='gridgate-mms-port']/text()", namespaces=NS) == [str(dev.port)]
     fcdas = doc.xpath("//s:DataSet[@name='ds1']/s:FCDA", namespaces=NS)
-    assert len(fcdas) == len({p.reference.split(".")[0] + "." + p.reference.split(".")[1] for p in dev.points})
+    fed = {p.reference.split(".")[0] + "." + p.reference.split(".")[1] for p in dev.points}
+    assert len(fcdas) == len(fed) + 4  # + CSWI1.Pos, XCBR1.OpCnt/BlkOpn/BlkCls the IED derives
     assert len(doc.xpath("//s:LN0/s:ReportControl", namespaces=NS)) == 4
     # the TotW units as served: kW values with scale 1000 → MW (multiplier M) of W
     totw = doc.xpath("//s:LN[@lnClass='MMXU']/s:DOI[@name='TotW']", namespaces=NS)[0]
