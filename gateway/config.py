@@ -360,6 +360,9 @@ class Iec61850Options(_Model):
     scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
     buffered: bool = True
+    goose_interface: str | None = Field(
+        None, description="publish breaker position and trips as GOOSE on this interface (only inside a lab namespace)"
+    )
 
 
 class Iec61850Device(DeviceBase):

@@ -27,6 +27,7 @@ from devices.iec61850.conform import (
     counter_units,
     own_value,
 )
+from devices.iec61850.goose import add_gocb, goose_entries
 from gateway.southbound.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANCED, lib
 
 #: libiec61850 gets disproportionately slow above ~200 report entries per data set
@@ -120,6 +121,7 @@ class Plan:
     subs: dict[str, list[str]] = field(default_factory=dict)  # WYE/DEL reference → the fed phases (phsA, ...)
     own: set[str] = field(default_factory=set)  # DO references whose value the IED itself sets (good from start)
     config_rev: str = "1"
+    goose: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # ld → GOOSE data-set entries
 
 
 def plan(device: Iec61850Device) -> Plan:
@@ -182,6 +184,8 @@ def plan(device: Iec61850Device) -> Plan:
             if e not in entries:
                 entries.append(e)
         pl.datasets[ld] = [entries[i : i + DATASET_LIMIT] for i in range(0, len(entries), DATASET_LIMIT)]
+        if device.iec61850.goose_interface:
+            pl.goose[ld] = goose_entries(lns)
     return pl
 
 
@@ -385,4 +389,6 @@ def build(pl: Plan) -> int:
                         rcb.encode(), lln0, f"{ld_name}/LLN0.{rcb}".encode(), buffered, ds_name.encode(),
                         1, TRG_OPS, OPT_FLDS, BUF_TM_MS, INTEGRITY_MS,
                     )
+        if pl.goose.get(ld_name):
+            add_gocb(lln0, ld_name, pl.goose[ld_name], list(pl.lds).index(ld_name))
     return model

@@ -133,8 +133,15 @@ class Iec61850Ied:
         self._handlers.append(cb)
         xlib().IedServer_setControlBlockAccessHandler(self._server, cb, None)
         self._initialise()
+        goose_if = self.device.iec61850.goose_interface
+        if goose_if:
+            from devices.iec61850 import goose
+
+            goose.start_publishing(self._server, goose_if)
         L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
         L.IedServer_start(self._server, self.device.port)
+        if goose_if:
+            goose.enable(self._server)
         if not L.IedServer_isRunning(self._server):
             self.stop()
             raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
