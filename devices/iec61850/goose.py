@@ -9,6 +9,7 @@ gridgate created): GOOSE is layer-2 multicast and must never reach a real statio
 from __future__ import annotations
 
 import ctypes as C
+import os
 import re
 from functools import lru_cache
 
@@ -64,7 +65,23 @@ def add_gocb(lln0: int, ld_name: str, entries: list[tuple[str, str, str]], index
     L.GSEControlBlock_addPhyComAddress(gcb, L.PhyComAddress_create(4, 0, APP_ID + index, mac))
 
 
+def lab_interface(interface: str) -> bool:
+    """GOOSE leaves the host on any interface but loopback; allowed only inside a network namespace
+    other than the host's (a lab namespace), never on the host's own interfaces (fail closed)."""
+    if interface == "lo":
+        return True
+    try:
+        return os.stat("/proc/self/ns/net").st_ino != os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+
+
 def start_publishing(server: int, interface: str) -> None:
+    if not lab_interface(interface):
+        raise OSError(
+            f"iec61850.goose_interface {interface!r}: GOOSE is published only on 'lo' or inside a lab network "
+            "namespace, never on the host's interfaces; run the IED in a netlab profile or use 'lo'"
+        )
     L = glib()
     L.IedServer_setGooseInterfaceId(server, interface.encode())
 

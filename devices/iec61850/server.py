@@ -137,7 +137,11 @@ class Iec61850Ied:
         if goose_if:
             from devices.iec61850 import goose
 
-            goose.start_publishing(self._server, goose_if)
+            try:
+                goose.start_publishing(self._server, goose_if)
+            except OSError:
+                self.stop()
+                raise
         L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
         L.IedServer_start(self._server, self.device.port)
         if goose_if:
