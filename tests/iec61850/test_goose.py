@@ -53,7 +53,7 @@ def test_goose_on_a_host_interface_is_refused():
     from tests.iec61850.support import ied_device
 
     assert lab_interface("lo")
-    if os.stat("/proc/self/ns/net").st_ino != os.stat("/proc/1/ns/net").st_ino:
+    if os.environ.get("GRIDGATE_LAB_ZONE"):
         pytest.skip("already inside a lab namespace")
     assert not lab_interface("eth0")
     dev = ied_device(iec61850={"goose_interface": "eth0"})
