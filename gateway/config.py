@@ -363,6 +363,9 @@ class Iec61850Options(_Model):
     goose_interface: str | None = Field(
         None, description="publish breaker position and trips as GOOSE on this interface (only inside a lab namespace)"
     )
+    goose_subscribe: str | None = Field(
+        None, description="gateway: also take the IED's GOOSE (position, trips) as events, received on this interface"
+    )
 
 
 class Iec61850Device(DeviceBase):

@@ -61,3 +61,19 @@ def test_goose_on_a_host_interface_is_refused():
     with pytest.raises(OSError, match="only on 'lo' or inside a lab network namespace"):
         ied.start()
     assert not ied.running
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs network namespaces (root or unshare)")
+def test_gateway_driver_takes_goose_events_once():
+    """Report and GOOSE bring the same close: the driver passes one event on."""
+    dev = Iec61850Device.model_validate({
+        "name": "F1", "kind": "ied", "protocol": "iec61850", "host": "127.0.0.1", "port": 10102, "timeout": 1.0,
+        "iec61850": {"goose_interface": "lo", "goose_subscribe": "lo"}, "points": bay_points("F1PROT"),
+    })
+    r = subprocess.run(["unshare", "-n", sys.executable, os.path.join(HERE, "goose_source_ns.py"), dev.model_dump_json()],
+                       capture_output=True, text=True, timeout=90, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    closes = [e for e in out["events"] if e["value"] == 2]
+    assert len(closes) == 1 and abs(closes[0]["t"] - out["ts"]) < 2e-3
+    assert out["goose"]["changes"] >= 2 and out["goose"]["retransmissions"] >= 3

@@ -59,6 +59,7 @@ from gateway.southbound.iec61850.libiec import (
     octets,
 )
 from gateway.southbound.iec61850.mapping import Binding, covers, decode, locate, split_member
+from gateway.southbound.iec61850.goose import attach
 from gateway.southbound.iec61850.units import model_factors, reader
 from gateway.southbound.session import DeviceSession, DriverError
 
@@ -122,6 +123,8 @@ class MmsSource(DeviceSession):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_rx = 0.0
         self._last_report = 0.0  # time.monotonic() of the last report (set on libiec61850's thread)
+        self._events_seen: dict[str, tuple] = {}  # point key → (value, t) of the last event passed on
+        self._goose = None  # GooseSubscriber while associated (iec61850.goose_subscribe)
         self._gi_at: float | None = None  # monotonic time of the outstanding silence GI
         self._silent = False  # reported values are marked QUESTIONABLE|oldData
         self._gi_task: asyncio.Task | None = None
@@ -146,6 +149,9 @@ class MmsSource(DeviceSession):
             log.debug("%s: close: %s", self.device, e)
 
     def _close_conn(self) -> None:
+        goose, self._goose = getattr(self, "_goose", None), None
+        if goose is not None:
+            goose.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -263,6 +269,9 @@ class MmsSource(DeviceSession):
                     conn.close()
                     continue
                 self._bind(conn)
+                if self.cfg.iec61850.goose_subscribe:
+                    self._goose = attach(self.device, self.cfg.iec61850.goose_subscribe, conn, self.cfg.points,
+                                         self._goose_reading)
             except BaseException:
                 conn.close()
                 raise
@@ -482,8 +491,20 @@ class MmsSource(DeviceSession):
             self.stats.dropped += len(readings)
             return
         self.stats.values += len(readings)
+        seen = self._events_seen
         for rd in readings:
+            if rd.event:  # the same event by report and by GOOSE (or a resumed buffer): passed on once
+                k = (rd.value, rd.timestamp)
+                if seen.get(rd.key) == k:
+                    continue
+                seen[rd.key] = k
             emit(rd)
+
+    def _goose_reading(self, r: Reading) -> None:
+        """libiec61850's GOOSE receive thread."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._deliver, [r])
 
     def _poll(self) -> None:
         conn = self._conn

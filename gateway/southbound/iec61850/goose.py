@@ -166,3 +166,22 @@ def _engineering(p: MmsPoint, raw):
         code = int(raw)
         return p.value_map.get(code, code) if p.value_map else code
     return raw
+
+
+def attach(device: str, interface: str, conn, points: list[MmsPoint], on_reading) -> GooseSubscriber | None:
+    """Subscribe to the GoCB of every LD that has gridgate's GOOSE data set (members read over MMS);
+    None if no LD publishes GOOSE."""
+    from gateway.southbound.iec61850.connection import MmsError
+
+    sub = GooseSubscriber(device, interface, on_reading)
+    for ld in dict.fromkeys(p.reference.split("/", 1)[0] for p in points):
+        try:
+            members = conn.dataset_members(f"{ld}/LLN0$dsGoose")
+        except MmsError:
+            continue
+        sub.subscribe(f"{ld}/LLN0$GO$gcb01", members, points)
+    if not sub._subs:
+        log.warning("%s: goose_subscribe is set but no LD has a GOOSE data set (LLN0$dsGoose)", device)
+        return None
+    sub.start()
+    return sub
