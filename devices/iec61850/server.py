@@ -37,6 +37,8 @@ from gateway.southbound.iec61850.libiec import (
     IEC61850_INT32,
     IEC61850_INT32U,
     IEC61850_INT64,
+    CONTROL_ACCEPTED,
+    CheckHandler,
     ControlHandler,
     Timestamp,
     lib,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 OnControl = Callable[[str, "int | float"], bool]
 CONTROL_VERDICT_TIMEOUT = 5.0
+CONTROL_OBJECT_ACCESS_DENIED = 3  # CheckHandlerResult
 SCL_SUFFIXES = (".cid", ".icd", ".scd", ".iid", ".xml")
 REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
 
@@ -275,6 +278,20 @@ class Iec61850Ied:
             return False
         return True
 
+    def set_local(self, local: bool) -> None:
+        """The bay's local/remote switch (XCBR/XSWI Loc): while local, remote operates are refused with
+        AddCause Blocked-by-switching-hierarchy."""
+        L = lib()
+        for a in self._attrs.values():
+            if a.loc:
+                do = wlib().ModelNode_getParent(a.loc)
+                loc = _Attr(a.loc, IEC61850_BOOLEAN, L.ModelNode_getChild(do, b"q"), L.ModelNode_getChild(do, b"t"))
+                L.IedServer_lockDataModel(self._server)
+                try:
+                    self._write(loc, bool(local), 0, time.time())
+                finally:
+                    L.IedServer_unlockDataModel(self._server)
+
     def abort_associations(self) -> int:
         """Drop every client association now (TCP shut down); new ones are accepted as usual."""
         n = abort_connections(self.device.host, self.device.port)
@@ -373,7 +390,8 @@ class Iec61850Ied:
     def _install_controls(self) -> None:
         L = lib()
         cb = ControlHandler(self._control)
-        self._handlers.append(cb)
+        check = CheckHandler(self._check)
+        self._handlers += [cb, check]
         seen: set[str] = set()
         for p in self.device.points:
             r = parse_ref(p.reference)
@@ -385,11 +403,13 @@ class Iec61850Ied:
             seen.add(r.do_ref)
             self._ctl_points.append(p)
             L.IedServer_setControlHandler(self._server, do, cb, C.c_void_p(len(self._ctl_points)))
+            L.IedServer_setPerformCheckHandler(self._server, do, check, C.c_void_p(len(self._ctl_points)))
             if r.ln_class == "XCBR" and r.do == "Pos":  # the bay controller operates the same breaker
                 cswi = self._node(_controller_of(r))
                 if cswi and L.ModelNode_getChild(cswi, b"Oper"):
                     self._ctl_points.append(p)
                     L.IedServer_setControlHandler(self._server, cswi, cb, C.c_void_p(len(self._ctl_points)))
+                    L.IedServer_setPerformCheckHandler(self._server, cswi, check, C.c_void_p(len(self._ctl_points)))
         local = ControlHandler(self._local_control)
         self._handlers.append(local)
         for a in self._attrs.values():
@@ -398,6 +418,24 @@ class Iec61850Ied:
                 if do and L.ModelNode_getChild(do, b"Oper"):
                     self._local.append(_Attr(node, IEC61850_BOOLEAN, L.ModelNode_getChild(do, b"q"), L.ModelNode_getChild(do, b"t")))
                     L.IedServer_setControlHandler(self._server, do, local, C.c_void_p(len(self._local)))
+
+    def _check(self, action: int, param: int, ctl_val: int, test: bool, interlock: bool) -> int:
+        """libiec61850's thread, before a select or operate is accepted: a blocked switch is refused here
+        (negative response with AddCause), so direct-normal control can refuse too."""
+        try:
+            p = self._ctl_points[(param or 0) - 1]
+            raw = scalar(ctl_val) if ctl_val else None
+            if isinstance(raw, bool) and self._attrs[p.name].type == IEC61850_CODEDENUM:
+                raw = 2 if raw else 1
+            cause = self._blocked(p, raw) if raw is not None else None
+            if cause is None:
+                return CONTROL_ACCEPTED
+            self.counters["controls_refused"] += 1
+            lib().ControlAction_setAddCause(action, cause)
+            return CONTROL_OBJECT_ACCESS_DENIED
+        except Exception:  # an exception must not unwind into C
+            log.exception("IED %s: control check failed", self.device.name)
+            return CONTROL_OBJECT_ACCESS_DENIED
 
     def _local_control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
         """libiec61850's thread: BlkOpn/BlkCls are the IED's own state, set at once."""

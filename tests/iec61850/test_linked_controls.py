@@ -86,3 +86,27 @@ def test_blocked_operations_are_refused_with_add_cause():
         ok, cause = operate(b, f"{ld}/CSWI1.Pos", True)
         assert not ok and cause == BLOCKED_BY_PROCESS
         assert b.read(f"{ld}/XCBR1.OpCnt.stVal", "ST") == 1
+
+
+def test_local_mode_refuses_remote_operates_with_switching_hierarchy():
+    """XCBR.Loc true (the bay switched to local): AddCause 2 Blocked-by-switching-hierarchy.
+    (IED in this process: the local/remote switch is the IED's own state, no MMS write sets it.)"""
+    from devices.iec61850.server import Iec61850Ied
+
+    dev = ied_device(breaker_mode="direct")
+    ied = Iec61850Ied(dev)
+    ied.start()
+    try:
+        ied.update("Pos", CLOSED, 0, time.time())
+        with Browser("127.0.0.1", dev.port) as b:
+            ied.set_local(True)
+            assert b.read("F1PROT/XCBR1.Loc.stVal", "ST") is True and b.read("F1PROT/XCBR1.Loc.q", "ST") == 0
+            ok, cause = operate(b, "F1PROT/CSWI1.Pos", False)
+            assert not ok and cause == 2
+            assert b.read("F1PROT/XCBR1.Pos.stVal", "ST") == CLOSED
+            ied.set_local(False)
+            ok, cause = _operate_when_free(b, "F1PROT/CSWI1.Pos", False)
+            assert ok, cause
+            assert _poll(lambda: b.read("F1PROT/XCBR1.Pos.stVal", "ST"), OPEN) == OPEN
+    finally:
+        ied.stop()
