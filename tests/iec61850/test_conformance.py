@@ -151,3 +151,34 @@ def test_check_finds_the_problems_it_is_for():
     assert any("GOOD before" in x for x in check(good, {"L/LLN0.Mod"}))
     mv = {"L/MMXU1.TotW.mag.f": Leaf("L/MMXU1.TotW.mag.f", "MX", 1.0)}
     assert any("units.SIUnit missing" in x for x in check(mv, set()))
+
+
+def test_other_ln_classes_conform():
+    """A bay with a disconnector (XSWI), a trip conditioning LN (PTRC), generic I/O (GGIO) and
+    phase-to-phase voltages (DEL): mandatory objects, legal values, units, nothing GOOD at 1970."""
+    from gateway.config import Iec61850Device
+    from tests.iec61850.support import bay_points
+
+    eq = "S1/F1/CB1"
+    pts = bay_points("F1PROT") + [
+        {"name": "DS", "reference": "F1PROT/XSWI1.Pos.stVal", "fc": "ST", "measurement": {"equipment": eq, "type": "SwitchPosition"}},
+        {"name": "Trip", "reference": "F1PROT/PTRC1.Tr.general", "fc": "ST", "measurement": {"equipment": eq, "type": "ProtectionOperate"}},
+        {"name": "Alarm", "reference": "F1PROT/GGIO1.Ind1.stVal", "fc": "ST", "measurement": {"equipment": eq, "type": "ProtectionStart"}},
+        {"name": "Vab", "reference": "F1PROT/MMXU1.PPV.phsAB.cVal.mag.f", "scale": 1000,
+         "measurement": {"equipment": eq, "type": "Voltage", "phases": "AB", "multiplier": "k"}},
+        {"name": "Aux", "reference": "F1PROT/GGIO1.AnIn1.mag.f", "measurement": {"equipment": eq, "type": "Voltage", "name": "Aux"}},
+    ]
+    dev = Iec61850Device.model_validate({"name": "F1", "kind": "ied", "protocol": "iec61850", "port": free_port(),
+                                         "points": pts})
+    fed = {p.reference.split(".")[0] + "." + p.reference.split(".")[1] for p in dev.points}
+    with IedProcess(dev) as ied, Browser("127.0.0.1", dev.port) as b:
+        leaves = b.walk()
+        assert check(leaves, fed) == []
+        assert leaves["F1PROT/XSWI1.SwTyp.stVal"].value == 2  # disconnector
+        assert leaves["F1PROT/PTRC1.Beh.stVal"].value == 1
+        assert leaves["F1PROT/MMXU1.PPV.phsAB.units.SIUnit"].value == 29
+        assert leaves["F1PROT/MMXU1.PPV.phsAB.units.multiplier"].value == 6  # kV with scale 1000: served in MV
+        assert leaves["F1PROT/GGIO1.AnIn1.units.SIUnit"].value == 29
+        ied.update("DS", 1)
+        ied.update("DS", 2)
+        assert b.read("F1PROT/XSWI1.OpCnt.stVal", "ST") == 1
