@@ -9,6 +9,7 @@ from lxml import etree
 from devices.iec61850.faults import xlib
 from devices.iec61850.model import BUF_TM_MS, INTEGRITY_MS, OPT_FLDS, TRG_OPS, Plan, build, plan
 from devices.iec61850.scl_out import Rcb, SclMeta, export
+from devices.iec61850.server import SCL_SUFFIXES, _load_model_file
 from gateway.config import Iec61850Device
 from gateway.southbound.iec61850.libiec import lib, scalar
 
@@ -59,11 +60,15 @@ def export_device(device: Iec61850Device) -> etree._ElementTree:
     """The CID of an emulated IED as it is served (model built, values read, no socket opened)."""
     L = lib()
     scl = device.iec61850.scl
-    if scl:
+    if scl and scl.lower().endswith(SCL_SUFFIXES):
         from devices.iec61850.scl_in import load_scl
 
         model, meta = load_scl(scl, device.iec61850.ied_name)
         meta.host, meta.port = device.host, device.port
+    elif scl:  # a libiec61850 .cfg model: its LNs, DOs and values (its data sets and RCBs are not exported)
+        model = _load_model_file(scl)
+        meta = SclMeta(device.iec61850.ied_name or device.name, device.host, device.port, desc=device.description)
+        meta.rcbs = {}
     else:
         pl = plan(device)
         model = build(pl)

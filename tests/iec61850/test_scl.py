@@ -185,3 +185,17 @@ def test_structural_check_reports_broken_references(tmp_path):
     path = _broken(tmp_path, '<DAI name="stVal"><Val>Ok</Val></DAI></DOI>\n            <DOI name="NamPlt">',
                    '<DAI name="stVal"><Val>Fine</Val></DAI></DOI>\n            <DOI name="NamPlt">')
     assert any("Val 'Fine' is not in EnumType HealthKind" in p for p in check(etree.parse(path)))
+
+
+def test_a_users_cfg_model_exports_its_structure():
+    dev = Iec61850Device.model_validate({
+        "name": "own", "kind": "ied", "protocol": "iec61850", "port": free_port(),
+        "iec61850": {"ied_name": "OWN", "scl": os.path.join(HERE, "data", "own_model.cfg")},
+        "points": [{"name": "P", "reference": "OWNLD0/MMXU1.TotW.mag.f",
+                    "measurement": {"equipment": "S1/F1/CB1", "type": "ThreePhaseActivePower"}}],
+    })
+    doc = etree.fromstring(to_bytes(export_device(dev)))
+    assert check(etree.ElementTree(doc)) == []
+    assert doc.xpath("//s:LDevice/@inst", namespaces=NS) == ["LD0"]
+    assert doc.xpath("//s:LN/@lnClass", namespaces=NS) == ["MMXU", "GGIO"]
+    assert doc.xpath("//s:DOType[@cdc='MV']/s:DA/@name", namespaces=NS) == ["mag", "q", "t"]
