@@ -299,7 +299,11 @@ class MmsSource(DeviceSession):
         """Find an RCB for every point (data set membership), the rest is polled."""
         L = lib()
         self._rcbs, self._polled = [], {}
-        self._factors = model_factors(reader(conn), self.cfg.points, self.device)
+        read = reader(conn)
+        try:
+            self._factors = model_factors(read, self.cfg.points, self.device)
+        finally:
+            read.close()
         pending = {p.name: p for p in self.cfg.points}
         opts = self.cfg.iec61850
         if opts.reports:
