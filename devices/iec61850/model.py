@@ -367,6 +367,16 @@ def build(pl: Plan) -> int:
     """Create the IedModel in C memory; returns the IedModel* (caller destroys it)."""
     L = lib()
     model = L.IedModel_create(pl.ied_name.encode())
+    try:
+        _build_into(pl, model)
+    except BaseException:
+        L.IedModel_destroy(model)
+        raise
+    return model
+
+
+def _build_into(pl: Plan, model: int) -> None:
+    L = lib()
     for ld_name, lns in pl.lds.items():
         inst = ld_name[len(pl.ied_name) :]
         ld = L.LogicalDevice_createEx(inst.encode(), model, ld_name.encode())
@@ -391,4 +401,3 @@ def build(pl: Plan) -> int:
                     )
         if pl.goose.get(ld_name):
             add_gocb(lln0, ld_name, pl.goose[ld_name], list(pl.lds).index(ld_name))
-    return model

@@ -138,3 +138,17 @@ def test_every_breaker_gets_its_controller_with_mandatory_objects():
     lns = plan(type(d).model_validate(data)).lds["F1PROT"]
     assert lns["CSWI2"]["Pos"] == ("DPC", 4) and "Beh" in lns["CSWI2"]
     assert {"Loc", "OpCnt", "BlkOpn", "BlkCls", "Beh"} <= set(lns["XCBR2"])
+
+
+def test_scale_that_units_cannot_state_is_named():
+    d = ied_device()
+    data = d.model_dump()
+    data["points"][0]["scale"] = 2.5
+    ied = Iec61850Ied(type(d).model_validate(data))
+    with pytest.raises(ModelError) as e:
+        ied.start()
+    ied.stop()
+    assert "point P (F1PROT/MMXU1.TotW.mag.f)" in str(e.value) and "not a power of ten" in str(e.value)
+    data["points"][0]["scale"], data["points"][0]["offset"] = 1000.0, 5.0
+    with pytest.raises(ModelError, match="offset 5.0 cannot be stated"):
+        Iec61850Ied(type(d).model_validate(data)).start()
