@@ -43,7 +43,7 @@ wait(lambda: any(g["event"] and g["key"].endswith("/Pos") and g["value"] == 2 fo
 stamps["trip"] = t2 = round(time.time(), 3)
 ied.update("Op", True, 0, t2)
 wait(lambda: any(g["event"] and g["key"].endswith("/Op") and g["value"] == 1 for g in got))
-time.sleep(1.2)  # retransmissions at 4, 8, 16 ... ms up to 1 s
+time.sleep(2.0)  # retransmissions at 4, 8, 16 ... ms up to 1 s
 print(json.dumps({"members": members, "got": got, "stamps": stamps, "stats": sub.stats.__dict__}), flush=True)
 sub.stop()
 conn.close()
