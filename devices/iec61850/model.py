@@ -14,6 +14,19 @@ import ctypes as C
 import re
 from dataclasses import dataclass, field
 
+from devices.iec61850.conform import (
+    BAY_LNS,
+    LD_NS,
+    MANDATORY,
+    SW_REV,
+    VENDOR,
+    Analogue,
+    UnitError,
+    analogue,
+    counter_units,
+    own_value,
+)
+from devices.iec61850.goose import add_gocb, goose_entries
 from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
 from gateway.protocols.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANCED, lib
 
@@ -21,7 +34,7 @@ from gateway.protocols.iec61850.libiec import CTL_DIRECT_NORMAL, CTL_SBO_ENHANCE
 DATASET_LIMIT = 100
 CTL_HAS_CANCEL = 16
 INTEGRITY_MS = 60_000  # every value re-sent once a minute (reason integrity), also a sign of life
-BUF_TM_MS = 0  # report every change at once: 10 ms of buffer time would add ~10 ms of latency
+BUF_TM_MS = 5  # a burst (every value at once) goes out as one report, not one per value: p99 burst latency 274 → 40-57 ms (bench_iec61850, 200 points)
 TRG_OPS = 1 | 2 | 8 | 16  # dchg | qchg | integrity | GI
 OPT_FLDS = 1 | 2 | 4 | 8 | 32 | 64 | 128  # seqNum time reason dataSet bufOvfl entryID confRev
 
@@ -40,26 +53,16 @@ _CDC_BY_DO = {
     ("XCBR", "OpCnt"): "INS", ("XSWI", "OpCnt"): "INS", ("XCBR", "CBOpCap"): "ENS",
     ("PTOC", "Op"): "ACT", ("PTOC", "Str"): "ACD", ("PIOC", "Op"): "ACT", ("PIOC", "Str"): "ACD",
     ("PTRC", "Tr"): "ACT", ("PTRC", "Op"): "ACT", ("PTRC", "Str"): "ACD",
-    ("LLN0", "Mod"): "ENS", ("LLN0", "Beh"): "ENS", ("LLN0", "Health"): "ENS", ("LLN0", "NamPlt"): "LPL",
+    ("LLN0", "Beh"): "ENS", ("LLN0", "Health"): "ENS", ("LLN0", "NamPlt"): "LPL",
     ("LPHD", "PhyNam"): "DPL", ("LPHD", "PhyHealth"): "ENS", ("LPHD", "Proxy"): "SPS",
     ("YLTC", "TapPos"): "INS", ("ATCC", "TapChg"): "INS",
+    ("XCBR", "BlkOpn"): "SPC", ("XCBR", "BlkCls"): "SPC", ("XSWI", "BlkOpn"): "SPC", ("XSWI", "BlkCls"): "SPC",
+    ("XSWI", "SwTyp"): "ENS", ("LLN0", "Mod"): "ENC", ("GGIO", "Beh"): "ENS",
 }
 _CDC_BY_PREFIX = {"Ind": "SPS", "AnIn": "MV", "SPCSO": "SPC", "IntIn": "INS", "Alm": "SPS", "Cnt": "BCR"}
 _CDC_BY_DA = {"mag": "MV", "cVal": "CMV", "actVal": "BCR", "general": "ACD"}
 _CONTROLLABLE = {"DPC", "SPC"}
-
-#: the LNs and DOs of a feeder-bay protection IED (added to every LD unless already there)
-STANDARD_LNS: dict[str, list[str]] = {
-    "LLN0": ["Mod", "Beh", "Health", "NamPlt"],
-    "LPHD1": ["PhyNam", "PhyHealth", "Proxy"],
-    "MMXU1": ["TotW", "TotVAr", "Hz", "PhV", "A"],
-    "MMTR1": ["TotWh"],
-    "XCBR1": ["Pos", "Loc", "OpCnt"],
-    "CSWI1": ["Pos"],
-    "PTOC1": ["Op", "Str"],
-    "GGIO1": ["Ind1", "Ind2", "Ind3", "Ind4"],
-}
-
+_PHASED = {"WYE": "cVal", "DEL": "cVal"}
 
 @dataclass(frozen=True)
 class Ref:
@@ -114,6 +117,11 @@ class Plan:
     ied_name: str
     lds: dict[str, dict[str, dict[str, tuple[str, int]]]] = field(default_factory=dict)
     datasets: dict[str, list[list[tuple[str, str, str]]]] = field(default_factory=dict)  # ld → chunks of (ln, fc, do)
+    points: dict[str, list[MmsPoint]] = field(default_factory=dict)  # DO reference → the points that feed it
+    subs: dict[str, list[str]] = field(default_factory=dict)  # WYE/DEL reference → the fed phases (phsA, ...)
+    own: set[str] = field(default_factory=set)  # DO references whose value the IED itself sets (good from start)
+    config_rev: str = "1"
+    goose: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # ld → GOOSE data-set entries
 
 
 def plan(device: Iec61850Device) -> Plan:
@@ -152,6 +160,9 @@ def plan(device: Iec61850Device) -> Plan:
         if prev and prev[1] and ctl and prev[1] != ctl:
             errors.append(f"{where}: {r.do_ref} is already configured with a different command mode")
         dos[r.do] = (cdc, max(ctl, prev[1] if prev else 0))
+        pl.points.setdefault(r.do_ref, []).append(p)
+        if cdc in _PHASED and r.rest[0] not in pl.subs.setdefault(r.do_ref, []):
+            pl.subs[r.do_ref].append(r.rest[0])
         fc = "ST" if p.fc == "CO" else p.fc
         entry = (r.ln, fc, r.do)
         lst = fcds.setdefault(r.ld, [])
@@ -160,23 +171,52 @@ def plan(device: Iec61850Device) -> Plan:
     if errors:
         raise ModelError("; ".join(errors))
     for ld, lns in pl.lds.items():
-        for ln, dos in STANDARD_LNS.items():
-            have = lns.setdefault(ln, {})
-            for do in dos:
+        for ln in BAY_LNS:
+            lns.setdefault(ln, {})
+        _link_controller(lns)
+        for ln, have in lns.items():
+            cls = Ref(ld, ln, "", ()).ln_class
+            for do, cdc in MANDATORY.get(cls, []):
                 if do not in have:
-                    c = cdc_of(Ref(ld, ln, do, ()))
-                    assert c is not None
-                    have[do] = (c, 0)
-        entries = fcds.get(ld, [])
+                    have[do] = (cdc, CTL_DIRECT_NORMAL if do in ("BlkOpn", "BlkCls") else 0)
+        entries = fcds.setdefault(ld, [])
+        for e in _linked_status(lns):  # what the IED derives is reported too (OpCnt counting, CSWI following)
+            if e not in entries:
+                entries.append(e)
         pl.datasets[ld] = [entries[i : i + DATASET_LIMIT] for i in range(0, len(entries), DATASET_LIMIT)]
+        if device.iec61850.goose_interface:
+            pl.goose[ld] = goose_entries(lns)
     return pl
+
+
+def _linked_status(lns: dict[str, dict[str, tuple[str, int]]]) -> list[tuple[str, str, str]]:
+    """Data-set entries for the status an IED derives from a mapped switch position: its controller's
+    position, its operation counter and its blockings (a client sees them change by report)."""
+    out: list[tuple[str, str, str]] = []
+    for ln in lns:
+        m = re.match(r"^(XCBR|XSWI)(\d+)$", ln)
+        if not m or "Pos" not in lns[ln]:
+            continue
+        cswi = f"CSWI{m.group(2)}"
+        if m.group(1) == "XCBR" and "Pos" in lns.get(cswi, {}):
+            out.append((cswi, "ST", "Pos"))
+        out += [(ln, "ST", "OpCnt"), (ln, "ST", "BlkOpn"), (ln, "ST", "BlkCls")]
+    return out
+
+
+def _link_controller(lns: dict[str, dict[str, tuple[str, int]]]) -> None:
+    """CSWIn controls XCBRn (7-4: the controller carries the ctlModel): a controllable breaker
+    position makes the controller's position controllable with the same model."""
+    for ln, dos in list(lns.items()):
+        m = re.match(r"^XCBR(\d+)$", ln)
+        if m and dos.get("Pos", ("", 0))[1]:
+            cswi = lns.setdefault(f"CSWI{m.group(1)}", {})
+            cswi["Pos"] = ("DPC", dos["Pos"][1])
 
 
 _CDC_SIGS = {
     "CDC_MV_create": [C.c_char_p, C.c_void_p, C.c_uint32, C.c_bool],
     "CDC_CMV_create": [C.c_char_p, C.c_void_p, C.c_uint32],
-    "CDC_WYE_create": [C.c_char_p, C.c_void_p, C.c_uint32],
-    "CDC_DEL_create": [C.c_char_p, C.c_void_p, C.c_uint32],
     "CDC_BCR_create": [C.c_char_p, C.c_void_p, C.c_uint32],
     "CDC_SPS_create": [C.c_char_p, C.c_void_p, C.c_uint32],
     "CDC_INS_create": [C.c_char_p, C.c_void_p, C.c_uint32],
@@ -187,7 +227,26 @@ _CDC_SIGS = {
     "CDC_DPL_create": [C.c_char_p, C.c_void_p, C.c_uint32],
     "CDC_DPC_create": [C.c_char_p, C.c_void_p, C.c_uint32, C.c_uint32],
     "CDC_SPC_create": [C.c_char_p, C.c_void_p, C.c_uint32, C.c_uint32],
+    "CDC_ENC_create": [C.c_char_p, C.c_void_p, C.c_uint32, C.c_uint32],
+    "DataObject_create": [C.c_char_p, C.c_void_p, C.c_int],
+    "DataAttribute_create": [C.c_char_p, C.c_void_p, C.c_int, C.c_int, C.c_uint8, C.c_int, C.c_uint32],
+    "CAC_AnalogueValue_create": [C.c_char_p, C.c_void_p, C.c_int, C.c_uint8, C.c_bool],
+    "CAC_Unit_create": [C.c_char_p, C.c_void_p, C.c_bool],
+    "DataAttribute_setValue": [C.c_void_p, C.c_void_p],
 }
+_VALUE_SIGS = {
+    "MmsValue_newVisibleString": [C.c_char_p],
+    "MmsValue_newIntegerFromInt32": [C.c_int32],
+    "MmsValue_newIntegerFromInt64": [C.c_int64],
+    "MmsValue_newUnsignedFromUint32": [C.c_uint32],
+    "MmsValue_newFloat": [C.c_float],
+    "MmsValue_newBoolean": [C.c_bool],
+}
+# CDC option bits (libiec61850 iec61850_cdc.h)
+OPT_INST_MAG, OPT_DPL_SWREV, OPT_LN0_M, OPT_LN0_EX = 1 << 10, 1 << 18, 1 << 24, 1 << 25
+DA_INT32U, DA_FLOAT32, DA_ENUM, DA_VSTRING255, DA_CONSTRUCTED = 9, 10, 12, 20, 27
+FC_MX, FC_CF = 1, 4
+TRG_DCHG = 1
 
 
 def _cdc(name: str):
@@ -198,19 +257,126 @@ def _cdc(name: str):
     return f
 
 
-def _create_do(cdc: str, do: str, ln: int, ctl: int) -> int:
+def mms_value(value: object, da_type: int) -> int:
+    """A new MmsValue for a DA of ``da_type`` (enumerations and INT types as integers)."""
+    L = lib()
+    for name, args in _VALUE_SIGS.items():
+        f = getattr(L, name)
+        if f.argtypes is None:
+            f.restype, f.argtypes = C.c_void_p, args
+    if da_type in (16, 17, 18, 19, 20, 21):
+        return L.MmsValue_newVisibleString(str(value).encode())
+    if da_type in (10, 11):
+        return L.MmsValue_newFloat(float(value))  # type: ignore[arg-type]
+    if da_type == 0:
+        return L.MmsValue_newBoolean(bool(value))
+    if da_type in (6, 7, 8, 9):
+        return L.MmsValue_newUnsignedFromUint32(int(value))  # type: ignore[call-overload]
+    if da_type == 4:
+        return L.MmsValue_newIntegerFromInt64(int(value))  # type: ignore[call-overload]
+    return L.MmsValue_newIntegerFromInt32(int(value))  # type: ignore[call-overload]
+
+
+def set_value(node: int, value: object) -> None:
+    """Initial value of a DA in the model (before the server exists)."""
+    t = lib().DataAttribute_getType(node)
+    _cdc("DataAttribute_setValue")(node, mms_value(value, t))
+
+
+def _da(name: str, parent: int, da_type: int, fc: int, trg: int = 0) -> int:
+    return _cdc("DataAttribute_create")(name.encode(), parent, da_type, fc, trg, 0, 0)
+
+
+def _child(node: int, *path: str) -> int:
+    L = lib()
+    for n in path:
+        node = L.ModelNode_getChild(node, n.encode())
+        if not node:
+            raise ModelError(f"model node {'.'.join(path)} missing (libiec61850 CDC changed?)")
+    return node
+
+
+def _analogue_cf(do: int, ana: Analogue) -> None:
+    """units, db, zeroDb and rangeC (CF) of an MV or CMV, filled with its configured values."""
+    units = _cdc("CAC_Unit_create")(b"units", do, True)
+    set_value(_child(units, "SIUnit"), ana.si_unit)
+    set_value(_child(units, "multiplier"), ana.multiplier)
+    set_value(_da("db", do, DA_INT32U, FC_CF, TRG_DCHG), ana.db)
+    set_value(_da("zeroDb", do, DA_INT32U, FC_CF, TRG_DCHG), ana.zero_db)
+    rng = _da("rangeC", do, DA_CONSTRUCTED, FC_CF, TRG_DCHG)
+    for lim, v in (("hhLim", ana.range_max), ("hLim", ana.range_max), ("lLim", ana.range_min),
+                   ("llLim", ana.range_min), ("min", ana.range_min), ("max", ana.range_max)):
+        av = _cdc("CAC_AnalogueValue_create")(lim.encode(), rng, FC_CF, TRG_DCHG, False)
+        set_value(_child(av, "f"), v)
+
+
+def _analogue_of(pl: Plan, do_ref: str, do: str, sub: str | None = None) -> Analogue:
+    pts = [p for p in pl.points.get(do_ref, []) if sub is None or parse_ref(p.reference).rest[:1] == (sub,)]
+    try:
+        return analogue(pts[0], do)
+    except UnitError as e:
+        raise ModelError(f"point {pts[0].name} ({pts[0].reference}): {e}") from None
+
+
+def _create_do(pl: Plan, ld: str, ln_name: str, cdc: str, do: str, ln: int, ctl: int) -> None:
     n = do.encode()
+    ref = f"{ld}/{ln_name}.{do}"
+    cls = Ref(ld, ln_name, do, ()).ln_class
     if cdc == "MV":
-        return _cdc("CDC_MV_create")(n, ln, 0, False)
-    if cdc in ("DPC", "SPC"):
-        return _cdc(f"CDC_{cdc}_create")(n, ln, 0, (ctl | CTL_HAS_CANCEL) if ctl else 0)
-    return _cdc(f"CDC_{cdc}_create")(n, ln, 0)
+        node = _cdc("CDC_MV_create")(n, ln, OPT_INST_MAG, False)
+        if ref in pl.points:
+            _analogue_cf(node, _analogue_of(pl, ref, do))
+    elif cdc in _PHASED:
+        node = _cdc("DataObject_create")(n, ln, 0)
+        for phs in pl.subs.get(ref, []):  # only the phases a point feeds (all are optional in 7-3)
+            sub = _cdc("CDC_CMV_create")(phs.encode(), node, OPT_INST_MAG)
+            _analogue_cf(sub, _analogue_of(pl, ref, do, phs))
+    elif cdc in ("DPC", "SPC"):
+        node = _cdc(f"CDC_{cdc}_create")(n, ln, 0, (ctl | CTL_HAS_CANCEL) if ctl else 0)
+    elif cdc == "ENC":
+        node = _cdc("CDC_ENC_create")(n, ln, 0, 0)  # Mod: status-only, the IED is always on
+    elif cdc == "BCR":
+        node = _cdc("CDC_BCR_create")(n, ln, 0)
+        if ref in pl.points:
+            si, mult, puls = counter_units(pl.points[ref][0])
+            units = _cdc("CAC_Unit_create")(b"units", node, True)
+            set_value(_child(units, "SIUnit"), si)
+            set_value(_child(units, "multiplier"), mult)
+            set_value(_child(node, "pulsQty"), puls)
+    elif cdc == "LPL":
+        node = _cdc("CDC_LPL_create")(n, ln, OPT_LN0_M | OPT_LN0_EX)
+        set_value(_child(node, "vendor"), VENDOR)
+        set_value(_child(node, "swRev"), SW_REV)
+        set_value(_child(node, "configRev"), pl.config_rev)
+        set_value(_child(node, "ldNs"), LD_NS)
+    elif cdc == "DPL":
+        node = _cdc("CDC_DPL_create")(n, ln, OPT_DPL_SWREV)
+        set_value(_child(node, "vendor"), VENDOR)
+        set_value(_child(node, "swRev"), SW_REV)
+    else:
+        node = _cdc(f"CDC_{cdc}_create")(n, ln, 0)
+    own = own_value(cls, do, "stVal")
+    if own is not None and ref not in pl.points:
+        set_value(_child(node, "stVal"), own)
+        pl.own.add(ref)
+    elif cdc in ("LPL", "DPL"):
+        pl.own.add(ref)
 
 
 def build(pl: Plan) -> int:
     """Create the IedModel in C memory; returns the IedModel* (caller destroys it)."""
     L = lib()
     model = L.IedModel_create(pl.ied_name.encode())
+    try:
+        _build_into(pl, model)
+    except BaseException:
+        L.IedModel_destroy(model)
+        raise
+    return model
+
+
+def _build_into(pl: Plan, model: int) -> None:
+    L = lib()
     for ld_name, lns in pl.lds.items():
         inst = ld_name[len(pl.ied_name) :]
         ld = L.LogicalDevice_createEx(inst.encode(), model, ld_name.encode())
@@ -219,7 +385,7 @@ def build(pl: Plan) -> int:
             ln = L.LogicalNode_create(ln_name.encode(), ld)
             ln_ptrs[ln_name] = ln
             for do, (cdc, ctl) in lns.get(ln_name, {}).items():
-                _create_do(cdc, do, ln, ctl)
+                _create_do(pl, ld_name, ln_name, cdc, do, ln, ctl)
         lln0 = ln_ptrs["LLN0"]
         for k, chunk in enumerate(pl.datasets.get(ld_name, []), start=1):
             ds_name = f"ds{k}"
@@ -233,4 +399,5 @@ def build(pl: Plan) -> int:
                         rcb.encode(), lln0, f"{ld_name}/LLN0.{rcb}".encode(), buffered, ds_name.encode(),
                         1, TRG_OPS, OPT_FLDS, BUF_TM_MS, INTEGRITY_MS,
                     )
-    return model
+        if pl.goose.get(ld_name):
+            add_gocb(lln0, ld_name, pl.goose[ld_name], list(pl.lds).index(ld_name))

@@ -21,10 +21,12 @@ from typing import Callable
 
 from devices.iec61850.faults import IedFaults, abort_connections
 from devices.iec61850.model import ModelError, build, parse_ref, plan
+from devices.iec61850.walk import status_pairs, wlib
 from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
 from gateway.protocols.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
     CB_ACCESS_WRITE,
+    CONTROL_ACCEPTED,
     CONTROL_RESULT_FAILED,
     CONTROL_RESULT_OK,
     CONTROL_RESULT_WAITING,
@@ -36,28 +38,43 @@ from gateway.protocols.iec61850.libiec import (
     IEC61850_INT32,
     IEC61850_INT32U,
     IEC61850_INT64,
+    CheckHandler,
     ControlBlockAccessHandler,
     ControlHandler,
     Timestamp,
     lib,
     scalar,
 )
+from gateway.protocols.iec61850.units import model_factors
 
 log = logging.getLogger(__name__)
 
 OnControl = Callable[[str, "int | float"], bool]
 CONTROL_VERDICT_TIMEOUT = 5.0
+CONTROL_OBJECT_ACCESS_DENIED = 3  # CheckHandlerResult
+SCL_SUFFIXES = (".cid", ".icd", ".scd", ".iid", ".xml")
 REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
 
 
 @dataclass
 class _Attr:
-    """The three DAs one point update touches (value, and the q/t of its DO)."""
+    """The three DAs one point update touches (value, and the q/t of its DO), and what else follows:
+    instMag and the deadbands of a measured value, the controller position and OpCnt of a switch."""
 
     value: int
     type: int
     q: int | None
     t: int | None
+    inst: int | None = None  # instMag.f / instCVal.mag.f: every sample
+    db: float = 0.0  # absolute deadband of mag (served units), from db × rangeC
+    zero_db: float = 0.0
+    last: float | int | bool | None = None  # last value written to the DA (for deadband and OpCnt)
+    last_q: int | None = None
+    follower: "_Attr | None" = None  # CSWIn.Pos.stVal follows XCBRn.Pos.stVal
+    op_cnt: "_Attr | None" = None  # XCBRn.OpCnt.stVal counts position changes
+    blk: tuple[int | None, int | None] = (None, None)  # BlkOpn.stVal, BlkCls.stVal
+    loc: int | None = None  # Loc.stVal
+    factor: float | None = None  # engineering = raw × factor, from the model's units (None: the point's scale)
 
 
 class Iec61850Ied:
@@ -73,6 +90,8 @@ class Iec61850Ied:
         self._attrs: dict[str, _Attr] = {}
         self._handlers: list[object] = []  # ctypes callbacks must outlive the server
         self._ctl_points: list[MmsPoint] = []
+        self._local: list[_Attr] = []  # BlkOpn/BlkCls stVal, operated by the IED itself
+        self._own: set[str] | None = None  # DOs whose value the IED itself sets (None: a user's model)
         self._pending: dict[int, dict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -91,7 +110,19 @@ class Iec61850Ied:
         except RuntimeError:
             self._loop = None
         scl = self.device.iec61850.scl
-        self._model = _load_model_file(scl) if scl else build(plan(self.device))
+        if scl and scl.lower().endswith(SCL_SUFFIXES):
+            from devices.iec61850.scl_in import load_scl
+
+            self._model, meta = load_scl(scl, self.device.iec61850.ied_name)
+            self._own = meta.own
+            for skipped in meta.skipped:
+                log.warning("IED %s: %s: %s", self.device.name, scl, skipped)
+        elif scl:
+            self._model, self._own = _load_model_file(scl), None
+        else:
+            pl = plan(self.device)
+            self._model = build(pl)
+            self._own = pl.own
         try:
             self._resolve()
         except ModelError:
@@ -102,27 +133,43 @@ class Iec61850Ied:
         L.IedServerConfig_setMaxMmsConnections(cfg, 10)
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
+        self._resolve_links()
         self._install_controls()
         cb = ControlBlockAccessHandler(self._rcb_access)
         self._handlers.append(cb)
         lib().IedServer_setControlBlockAccessHandler(self._server, cb, None)
         self._initialise()
+        goose_if = self.device.iec61850.goose_interface
+        if goose_if:
+            from devices.iec61850 import goose
+
+            try:
+                goose.start_publishing(self._server, goose_if)
+            except OSError:
+                self.stop()
+                raise
         L.IedServer_setLocalIpAddress(self._server, self.device.host.encode())
         L.IedServer_start(self._server, self.device.port)
+        if goose_if:
+            goose.enable(self._server)
         if not L.IedServer_isRunning(self._server):
             self.stop()
             raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
         log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
 
     def _initialise(self) -> None:
-        """Until the firmware writes a point it is INVALID, stamped with the start time (never 1970)."""
+        """Every q/t in the model: the IED's own state (Beh, Health, Loc, OpCnt, ...) GOOD, anything the
+        firmware feeds INVALID until it writes, anything nothing feeds INVALID for good; all stamped
+        with the start time (never 1970)."""
         L, ts = lib(), Timestamp()
         L.Timestamp_setTimeInNanoseconds(C.byref(ts), int(time.time() * 1e6) * 1000)
-        for a in self._attrs.values():
-            if a.q:
-                L.IedServer_updateQuality(self._server, a.q, 0x2)
-            if a.t:
-                L.IedServer_updateTimestampAttributeValue(self._server, a.t, C.byref(ts))
+        fed = {a.q for a in self._attrs.values() if a.q} | {
+            a.follower.q for a in self._attrs.values() if a.follower is not None and a.follower.q
+        }
+        for ref, q, t in status_pairs(self._model):
+            if self._own is not None or q in fed:  # a user's model: its own values stay as it gives them
+                L.IedServer_updateQuality(self._server, q, 0 if self._own and ref in self._own else 0x2)
+            L.IedServer_updateTimestampAttributeValue(self._server, t, C.byref(ts))
 
     def stop(self) -> None:
         L = lib()
@@ -159,7 +206,9 @@ class Iec61850Ied:
         try:
             write = self._write_silent if self.faults.suppress_reports else self._write
             for name, value, quality, ts in items:
-                write(self._attrs[name], to_raw(self.points[name], value), quality, ts)
+                a = self._attrs[name]
+                raw = to_raw(self.points[name], value) if a.factor is None else _by_factor(value, a.factor)
+                write(a, raw, quality, ts)
         finally:
             L.IedServer_unlockDataModel(self._server)
 
@@ -167,7 +216,15 @@ class Iec61850Ied:
         L, s = lib(), self._server
         t = a.type
         if t in (IEC61850_FLOAT32, IEC61850_FLOAT64):
-            L.IedServer_updateFloatAttributeValue(s, a.value, float(value))
+            value = float(value)
+            if a.inst:
+                L.IedServer_updateFloatAttributeValue(s, a.inst, value)  # instMag: every sample, no trigger
+            if abs(value) <= a.zero_db:
+                value = 0.0
+            if a.last is not None and abs(value - a.last) <= a.db and quality == a.last_q:
+                self.updates += 1  # inside the deadband: mag, q and t stay as reported
+                return
+            L.IedServer_updateFloatAttributeValue(s, a.value, value)
         elif t == IEC61850_CODEDENUM:
             L.IedServer_updateDbposValue(s, a.value, int(value) & 3)
         elif t in (IEC61850_INT32, IEC61850_ENUMERATED):
@@ -184,6 +241,12 @@ class Iec61850Ied:
             L.IedServer_updateTimestampAttributeValue(s, a.t, C.byref(ts))
         if a.q:
             L.IedServer_updateQuality(s, a.q, int(quality) & 0xFFFF)
+        if a.follower is not None:
+            self._write(a.follower, value, quality, timestamp)
+        if a.op_cnt is not None and a.last in (1, 2) and int(value) in (1, 2) and int(value) != a.last:
+            n = int(a.op_cnt.last or 0) + 1
+            self._write(a.op_cnt, n, 0, timestamp)
+        a.last, a.last_q = value, quality
         self.updates += 1
 
     def _write_silent(self, a: _Attr, value: float | int | bool, quality: int, timestamp: float) -> None:
@@ -218,6 +281,20 @@ class Iec61850Ied:
             return False
         return True
 
+    def set_local(self, local: bool) -> None:
+        """The bay's local/remote switch (XCBR/XSWI Loc): while local, remote operates are refused with
+        AddCause Blocked-by-switching-hierarchy."""
+        L = lib()
+        for a in self._attrs.values():
+            if a.loc:
+                do = wlib().ModelNode_getParent(a.loc)
+                loc = _Attr(a.loc, IEC61850_BOOLEAN, L.ModelNode_getChild(do, b"q"), L.ModelNode_getChild(do, b"t"))
+                L.IedServer_lockDataModel(self._server)
+                try:
+                    self._write(loc, bool(local), 0, time.time())
+                finally:
+                    L.IedServer_unlockDataModel(self._server)
+
     def abort_associations(self) -> int:
         """Drop every client association now (TCP shut down); new ones are accepted as usual."""
         n = abort_connections(self.device.host, self.device.port)
@@ -249,12 +326,75 @@ class Iec61850Ied:
         if errors:
             raise ModelError("; ".join(errors))
 
+    def _node(self, ref: str) -> int | None:
+        return lib().IedModel_getModelNodeByObjectReference(self._model, ref.encode()) or None
+
+    def _sibling_attr(self, do_ref: str, da: str = "stVal") -> "_Attr | None":
+        v = self._node(f"{do_ref}.{da}")
+        if not v:
+            return None
+        return _Attr(v, lib().DataAttribute_getType(v), self._node(f"{do_ref}.q"), self._node(f"{do_ref}.t"))
+
+    def _model_value(self, ref: str) -> float | int | bool | None:
+        n = self._node(ref)
+        v = lib().IedServer_getAttributeValue(self._server, n) if n else None
+        return scalar(v) if v else None
+
+    def _resolve_links(self) -> None:
+        """Deadbands and instMag of measured values (from the model's db, zeroDb and rangeC, so the
+        served configuration is the applied one); units (an SCL model's multiplier decides what the
+        served number means); CSWI/OpCnt/Blk of switch positions."""
+        factors = model_factors(lambda ref, _fc: self._model_value(ref), self.device.points, self.device.name)
+        for p in self.device.points:
+            self._attrs[p.name].factor = factors.get(p.name)
+            a = self._attrs[p.name]
+            parts = p.reference.split(".")
+            if a.type in (IEC61850_FLOAT32, IEC61850_FLOAT64) and "mag" in parts:
+                i = parts.index("mag")
+                vec = parts[i - 1] == "cVal"
+                base = ".".join(parts[: i - 1] if vec else parts[:i])
+                inst = ".".join(parts[: i - 1] + ["instCVal"] + parts[i:] if vec else parts[:i] + ["instMag"] + parts[i + 1 :])
+                a.inst = self._node(inst)
+                lo, hi = self._model_value(f"{base}.rangeC.min.f"), self._model_value(f"{base}.rangeC.max.f")
+                db, zdb = self._model_value(f"{base}.db"), self._model_value(f"{base}.zeroDb")
+                if lo is not None and hi is not None:
+                    span = float(hi) - float(lo)
+                    a.db = float(db or 0) * 1e-5 * span
+                    a.zero_db = float(zdb or 0) * 1e-5 * span
+            r = parse_ref(p.reference)
+            if r.ln_class in ("XCBR", "XSWI") and r.do == "Pos" and r.rest == ("stVal",):
+                ln_ref = f"{r.ld}/{r.ln}"
+                a.op_cnt = self._sibling_attr(f"{ln_ref}.OpCnt")
+                if a.op_cnt is not None:
+                    a.op_cnt.last = self._model_value(f"{ln_ref}.OpCnt.stVal") or 0
+                a.blk = (self._node(f"{ln_ref}.BlkOpn.stVal"), self._node(f"{ln_ref}.BlkCls.stVal"))
+                a.loc = self._node(f"{ln_ref}.Loc.stVal")
+                if r.ln_class == "XCBR":
+                    a.follower = self._sibling_attr(_controller_of(r))
+
+    def _blocked(self, p: MmsPoint, raw: object) -> int | None:
+        """AddCause when the switch cannot move: Loc → Blocked-by-switching-hierarchy, BlkOpn/BlkCls →
+        Blocked-by-process (IEC 61850-7-2 Ed. 2, AddCause: a blocking at process level)."""
+        a = self._attrs[p.name]
+        if a.loc and self._bool(a.loc):
+            return 2
+        opening = raw in (1, False)
+        blk = a.blk[0] if opening else a.blk[1]
+        if blk and self._bool(blk):
+            return ADD_CAUSE_BLOCKED_BY_PROCESS
+        return None
+
+    def _bool(self, node: int) -> bool:
+        v = lib().IedServer_getAttributeValue(self._server, node)
+        return bool(v and scalar(v))
+
     # ------------------------------------------------------------ controls
 
     def _install_controls(self) -> None:
         L = lib()
         cb = ControlHandler(self._control)
-        self._handlers.append(cb)
+        check = CheckHandler(self._check)
+        self._handlers += [cb, check]
         seen: set[str] = set()
         for p in self.device.points:
             r = parse_ref(p.reference)
@@ -266,6 +406,49 @@ class Iec61850Ied:
             seen.add(r.do_ref)
             self._ctl_points.append(p)
             L.IedServer_setControlHandler(self._server, do, cb, C.c_void_p(len(self._ctl_points)))
+            L.IedServer_setPerformCheckHandler(self._server, do, check, C.c_void_p(len(self._ctl_points)))
+            if r.ln_class == "XCBR" and r.do == "Pos":  # the bay controller operates the same breaker
+                cswi = self._node(_controller_of(r))
+                if cswi and L.ModelNode_getChild(cswi, b"Oper"):
+                    self._ctl_points.append(p)
+                    L.IedServer_setControlHandler(self._server, cswi, cb, C.c_void_p(len(self._ctl_points)))
+                    L.IedServer_setPerformCheckHandler(self._server, cswi, check, C.c_void_p(len(self._ctl_points)))
+        local = ControlHandler(self._local_control)
+        self._handlers.append(local)
+        for a in self._attrs.values():
+            for node in a.blk:
+                do = wlib().ModelNode_getParent(node) if node else None
+                if do and L.ModelNode_getChild(do, b"Oper"):
+                    self._local.append(_Attr(node, IEC61850_BOOLEAN, L.ModelNode_getChild(do, b"q"), L.ModelNode_getChild(do, b"t")))
+                    L.IedServer_setControlHandler(self._server, do, local, C.c_void_p(len(self._local)))
+
+    def _check(self, action: int, param: int, ctl_val: int, test: bool, interlock: bool) -> int:
+        """libiec61850's thread, before a select or operate is accepted: a blocked switch is refused here
+        (negative response with AddCause), so direct-normal control can refuse too."""
+        try:
+            p = self._ctl_points[(param or 0) - 1]
+            raw = scalar(ctl_val) if ctl_val else None
+            if isinstance(raw, bool) and self._attrs[p.name].type == IEC61850_CODEDENUM:
+                raw = 2 if raw else 1
+            cause = self._blocked(p, raw) if raw is not None else None
+            if cause is None:
+                return CONTROL_ACCEPTED
+            self.counters["controls_refused"] += 1
+            lib().ControlAction_setAddCause(action, cause)
+            return CONTROL_OBJECT_ACCESS_DENIED
+        except Exception:  # an exception must not unwind into C
+            log.exception("IED %s: control check failed", self.device.name)
+            return CONTROL_OBJECT_ACCESS_DENIED
+
+    def _local_control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
+        """libiec61850's thread: BlkOpn/BlkCls are the IED's own state, set at once."""
+        try:
+            a = self._local[(param or 0) - 1]
+            self._write(a, bool(scalar(ctl_val)), 0, time.time())
+            return CONTROL_RESULT_OK
+        except Exception:  # an exception must not unwind into C
+            log.exception("IED %s: block control failed", self.device.name)
+            return CONTROL_RESULT_FAILED
 
     def _control(self, action: int, param: int, ctl_val: int, test: bool) -> int:
         """libiec61850's thread: never block here; the verdict comes from asyncio."""
@@ -279,6 +462,8 @@ class Iec61850Ied:
                 st = self._pending.get(param)
                 if st is None:
                     cause = self.faults.refuse_add_cause
+                    if cause is None:
+                        cause = self._blocked(p, raw)
                     if cause is not None:  # fault: refused before reaching the process
                         self.counters["controls_refused"] += 1
                         lib().ControlAction_setAddCause(action, cause)
@@ -323,6 +508,18 @@ class Iec61850Ied:
         return CONTROL_RESULT_WAITING
 
 
+def _controller_of(r) -> str:
+    """The CSWI.Pos that controls an XCBR: same prefix and instance (Q0XCBR1 → Q0CSWI1.Pos)."""
+    prefix, _, inst = r.ln.rpartition("XCBR")
+    return f"{r.ld}/{prefix}CSWI{inst}.Pos"
+
+
+def _by_factor(value: float | int | bool, factor: float) -> float | int | bool:
+    if isinstance(value, bool) or factor == 1.0:
+        return value
+    return value / factor
+
+
 def to_raw(p: MmsPoint, value: float | int | bool) -> float | int | bool:
     """Engineering value (what the firmware computes) → the DA's value, inverse of the gateway's mapping."""
     if p.measurement.kind == "Discrete":
@@ -347,11 +544,6 @@ def _load_model_file(path: str) -> int:
     """A libiec61850 config-file model (.cfg, made from SCL by genconfig.jar)."""
     if not os.path.isfile(path):
         raise ModelError(f"iec61850.scl: {path} does not exist; give the path of a libiec61850 .cfg model")
-    if path.lower().endswith((".cid", ".icd", ".scd", ".iid", ".xml")):
-        raise ModelError(
-            f"iec61850.scl: {path} is SCL XML; convert it with libiec61850's genconfig.jar"
-            " (java -jar genconfig.jar model.cid model.cfg) and point iec61850.scl at the .cfg"
-        )
     L = lib()
     model = L.ConfigFileParser_createModelFromConfigFileEx(path.encode())
     if model and L.IedModel_getLogicalDeviceCount(model) == 0:

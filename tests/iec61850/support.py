@@ -16,16 +16,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def bay_points(ld: str = "F1PROT", eq: str = "S1/F1/CB1", breaker_mode: str = "sbo", extra: int = 0) -> list[dict]:
+def bay_points(ld: str = "F1PROT", eq: str = "S1/F1/CB1", breaker_mode: str = "sbo", extra: int = 0,
+               db: int = 0) -> list[dict]:
+    """db: the IED deadband of every measured value (0 here: every change is a report, as the tests count them;
+    without it the IED applies its default of 0.1 % of the range)."""
     pts: list[dict[str, Any]] = [
-        {"name": "P", "reference": f"{ld}/MMXU1.TotW.mag.f", "scale": 1000.0,
+        {"name": "P", "reference": f"{ld}/MMXU1.TotW.mag.f", "scale": 1000.0, "db": db,
          "measurement": {"equipment": eq, "type": "ThreePhaseActivePower"}},
-        {"name": "Q", "reference": f"{ld}/MMXU1.TotVAr.mag.f",
+        {"name": "Q", "reference": f"{ld}/MMXU1.TotVAr.mag.f", "db": db,
          "measurement": {"equipment": eq, "type": "ThreePhaseReactivePower"}},
-        {"name": "F", "reference": f"{ld}/MMXU1.Hz.mag.f", "measurement": {"equipment": eq, "type": "Frequency"}},
-        {"name": "Ia", "reference": f"{ld}/MMXU1.A.phsA.cVal.mag.f",
+        {"name": "F", "reference": f"{ld}/MMXU1.Hz.mag.f", "db": db, "measurement": {"equipment": eq, "type": "Frequency"}},
+        {"name": "Ia", "reference": f"{ld}/MMXU1.A.phsA.cVal.mag.f", "db": db,
          "measurement": {"equipment": eq, "type": "LineCurrent", "phases": "A"}},
-        {"name": "Va", "reference": f"{ld}/MMXU1.PhV.phsA.cVal.mag.f",
+        {"name": "Va", "reference": f"{ld}/MMXU1.PhV.phsA.cVal.mag.f", "db": db,
          "measurement": {"equipment": eq, "type": "PhaseVoltage", "phases": "A"}},
         {"name": "Pos", "reference": f"{ld}/XCBR1.Pos.stVal", "fc": "ST",
          "measurement": {"equipment": eq, "type": "SwitchPosition"},
@@ -34,7 +37,7 @@ def bay_points(ld: str = "F1PROT", eq: str = "S1/F1/CB1", breaker_mode: str = "s
          "measurement": {"equipment": eq, "type": "ActiveEnergy"}},
     ]
     for i in range(extra):
-        pts.append({"name": f"An{i + 1}", "reference": f"{ld}/GGIO1.AnIn{i + 1}.mag.f",
+        pts.append({"name": f"An{i + 1}", "reference": f"{ld}/GGIO1.AnIn{i + 1}.mag.f", "db": db,
                     "measurement": {"equipment": eq, "type": "Voltage", "name": f"An{i + 1}"}})
     return pts
 

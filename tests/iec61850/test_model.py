@@ -18,8 +18,11 @@ def test_plan_builds_standard_bay_and_chunks_datasets():
     assert lns["MMTR1"]["TotWh"][0] == "BCR"
     assert set(lns) >= {"LLN0", "LPHD1", "CSWI1", "GGIO1"}
     chunks = pl.datasets["F1PROT"]
-    # one FCD per referenced data object (7 bay DOs + 250 GGIO AnIn), split at the limit
-    assert [len(c) for c in chunks] == [DATASET_LIMIT, DATASET_LIMIT, 257 - 2 * DATASET_LIMIT]
+    # one FCD per referenced data object (7 bay DOs + 250 GGIO AnIn) and the 4 the IED derives from the
+    # breaker (CSWI1.Pos, XCBR1.OpCnt/BlkOpn/BlkCls), split at the limit
+    assert [len(c) for c in chunks] == [DATASET_LIMIT, DATASET_LIMIT, 261 - 2 * DATASET_LIMIT]
+    assert chunks[-1][-4:] == [("CSWI1", "ST", "Pos"), ("XCBR1", "ST", "OpCnt"), ("XCBR1", "ST", "BlkOpn"),
+                               ("XCBR1", "ST", "BlkCls")]
     assert chunks[0][0] == ("MMXU1", "MX", "TotW") and ("XCBR1", "ST", "Pos") in chunks[0]
 
 
@@ -55,7 +58,7 @@ def test_bad_reference_is_named(ref, words):
 def test_scl_errors_are_clear(tmp_path):
     cid = tmp_path / "bay.cid"
     cid.write_text("<SCL/>")
-    with pytest.raises(ModelError, match="genconfig.jar"):
+    with pytest.raises(ModelError, match=r"line 1: root element is <SCL>, expected <SCL xmlns="):
         Iec61850Ied(_dev("F1PROT/MMXU1.TotW.mag.f", iec61850={"scl": str(cid)})).start()
     with pytest.raises(ModelError, match="does not exist"):
         Iec61850Ied(_dev("F1PROT/MMXU1.TotW.mag.f", iec61850={"scl": str(tmp_path / "nope.cfg")})).start()
@@ -98,6 +101,7 @@ async def test_own_config_file_model_reports_and_polls(tmp_path):
             await sink.wait(lambda: src.connected and sink.of("P") and sink.of("A1") and sink.of("A2"), what="GI + poll")
             assert [r.ref for r in src._rcbs] == ["OWNLD0/LLN0.BR.MeasBRCB01"]
             assert list(src._polled) == [("OWNLD0/GGIO1.Ind2", "ST")]
+            assert src._factors == {}  # an old-style model without units: the points' scale stays
             ts = ied.update("A1", 2, 0)  # closed → Ind1.stVal true (value_map undone by the IED)
             r = await sink.wait(lambda: [x for x in sink.of("A1") if x.timestamp == ts], what="Ind1 report")
             assert r[-1].value == 2 and r[-1].event  # value_map: true → closed again
@@ -124,3 +128,27 @@ def test_port_in_use_is_a_clear_error():
         assert not ied.running
     finally:
         s.close()
+
+
+def test_every_breaker_gets_its_controller_with_mandatory_objects():
+    d = ied_device()
+    data = d.model_dump()
+    pos2 = dict(data["points"][5], name="Pos2", reference="F1PROT/XCBR2.Pos.stVal")
+    data["points"].append(pos2)
+    lns = plan(type(d).model_validate(data)).lds["F1PROT"]
+    assert lns["CSWI2"]["Pos"] == ("DPC", 4) and "Beh" in lns["CSWI2"]
+    assert {"Loc", "OpCnt", "BlkOpn", "BlkCls", "Beh"} <= set(lns["XCBR2"])
+
+
+def test_scale_that_units_cannot_state_is_named():
+    d = ied_device()
+    data = d.model_dump()
+    data["points"][0]["scale"] = 2.5
+    ied = Iec61850Ied(type(d).model_validate(data))
+    with pytest.raises(ModelError) as e:
+        ied.start()
+    ied.stop()
+    assert "point P (F1PROT/MMXU1.TotW.mag.f)" in str(e.value) and "not a power of ten" in str(e.value)
+    data["points"][0]["scale"], data["points"][0]["offset"] = 1000.0, 5.0
+    with pytest.raises(ModelError, match="offset 5.0 cannot be stated"):
+        Iec61850Ied(type(d).model_validate(data)).start()

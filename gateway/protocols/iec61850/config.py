@@ -15,6 +15,20 @@ class MmsPoint(PointBase):
         description="IEC 61850 object reference of the data attribute, LD/LN.DO[.DA] e.g. F1PROT/MMXU1.TotW.mag.f"
     )
     fc: Literal["MX", "ST", "CO", "SP", "CF"] = "MX"
+    db: int | None = Field(
+        None, ge=0, le=100_000, description="IED deadband of mag (0.001 % of range); default: 100, or the point's deadband if wider"
+    )
+    zero_db: int = Field(0, ge=0, le=100_000, description="IED zero deadband (0.001 % of range): |mag| below it is 0")
+    range: tuple[float, float] | None = Field(
+        None, description="IED rangeC [min, max] of mag in served units; default: a per-quantity range"
+    )
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("range must be [min, max] with min < max")
+        return v
 
     @field_validator("reference")
     @classmethod
@@ -26,9 +40,15 @@ class MmsPoint(PointBase):
 
 class Iec61850Options(_Model):
     ied_name: Name | None = Field(None, description="IED name (prefix of the logical devices); default: device name")
-    scl: str | None = Field(None, description="path of a libiec61850 .cfg/.cid model to serve instead of the generated one")
+    scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
     buffered: bool = True
+    goose_interface: str | None = Field(
+        None, description="publish breaker position and trips as GOOSE on this interface (only inside a lab namespace)"
+    )
+    goose_subscribe: str | None = Field(
+        None, description="gateway: also take the IED's GOOSE (position, trips) as events, received on this interface"
+    )
 
 
 class Iec61850Device(DeviceBase):

@@ -54,10 +54,12 @@ from gateway.protocols.iec61850.libiec import (
     lib,
     octets,
 )
+from gateway.protocols.iec61850.units import model_factors
 from gateway.site.quality import Q
 from gateway.southbound.contract import CommandOutcome
 from gateway.southbound.degrade import degraded
 from gateway.southbound.iec61850.connection import MmsConnection, MmsError
+from gateway.southbound.iec61850.goose import attach
 from gateway.southbound.iec61850.mapping import (
     Binding,
     covers,
@@ -65,6 +67,7 @@ from gateway.southbound.iec61850.mapping import (
     locate,
     split_member,
 )
+from gateway.southbound.iec61850.units import reader
 from gateway.southbound.session import DeviceSession, DriverError
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,8 @@ class MmsSource(DeviceSession):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_rx = 0.0
         self._last_report = 0.0  # time.monotonic() of the last report (set on libiec61850's thread)
+        self._events_seen: dict[str, tuple] = {}  # point key → (value, t) of the last event passed on
+        self._goose = None  # GooseSubscriber while associated (iec61850.goose_subscribe)
         self._gi_at: float | None = None  # monotonic time of the outstanding silence GI
         self._silent = False  # reported values are marked QUESTIONABLE|oldData
         self._gi_task: asyncio.Task | None = None
@@ -147,6 +152,9 @@ class MmsSource(DeviceSession):
             log.debug("%s: close: %s", self.device, e)
 
     def _close_conn(self) -> None:
+        goose, self._goose = getattr(self, "_goose", None), None
+        if goose is not None:
+            goose.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -264,6 +272,9 @@ class MmsSource(DeviceSession):
                     conn.close()
                     continue
                 self._bind(conn)
+                if self.cfg.iec61850.goose_subscribe:
+                    self._goose = attach(self.device, self.cfg.iec61850.goose_subscribe, conn, self.cfg.points,
+                                         self._goose_reading)
             except BaseException:
                 conn.close()
                 raise
@@ -284,12 +295,18 @@ class MmsSource(DeviceSession):
         self._first_request(self._conn)
 
     def _binding(self, p: MmsPoint, path, qpath, tpath) -> Binding:
-        return Binding(f"{self.device}/{p.name}", p, path, qpath, tpath, p.measurement.kind == "Discrete")
+        factor = getattr(self, "_factors", {}).get(p.name)
+        return Binding(f"{self.device}/{p.name}", p, path, qpath, tpath, p.measurement.kind == "Discrete", factor)
 
     def _bind(self, conn: MmsConnection) -> None:
         """Find an RCB for every point (data set membership), the rest is polled."""
         L = lib()
         self._rcbs, self._polled = [], {}
+        read = reader(conn)
+        try:
+            self._factors = model_factors(read, self.cfg.points, self.device)
+        finally:
+            read.close()
         pending = {p.name: p for p in self.cfg.points}
         opts = self.cfg.iec61850
         if opts.reports:
@@ -481,8 +498,20 @@ class MmsSource(DeviceSession):
             self.stats.dropped += len(readings)
             return
         self.stats.values += len(readings)
+        seen = self._events_seen
         for rd in readings:
+            if rd.event:  # the same event by report and by GOOSE (or a resumed buffer): passed on once
+                k = (rd.value, rd.timestamp)
+                if seen.get(rd.key) == k:
+                    continue
+                seen[rd.key] = k
             emit(rd)
+
+    def _goose_reading(self, r: Reading) -> None:
+        """libiec61850's GOOSE receive thread."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._deliver, [r])
 
     def _poll(self) -> None:
         conn = self._conn

@@ -32,6 +32,7 @@ class Binding:
     qpath: tuple[int, ...] | None
     tpath: tuple[int, ...] | None
     discrete: bool
+    factor: float | None = None  # from the IED's units (units.py); None: the point's scale/offset
 
 
 def split_member(member: str) -> tuple[str, str]:
@@ -99,6 +100,8 @@ def engineering(b: Binding, raw: float | int | bool | None) -> float | int | boo
         return p.value_map.get(code, code) if p.value_map else code
     if isinstance(raw, bool):
         return raw
+    if b.factor is not None:
+        return raw if b.factor == 1.0 and isinstance(raw, int) else raw * b.factor
     if isinstance(raw, int) and p.scale == 1.0 and p.offset == 0.0:
         return raw
     return raw * p.scale + p.offset
