@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# RSS and CPU of `gridgate gateway` running as aarch64 code (qemu-user) against the example site's
+# devices emulated on the host and a host Mosquitto. Emulated: figures are INDICATIVE only (qemu's
+# translation costs CPU; RSS includes qemu's own few MB). Needs .ci/aarch64-run.sh's work dir.
+#   bench/bench_aarch64_gateway.sh WORKDIR [SITE.yaml] [SECONDS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:?the work dir of .ci/aarch64-run.sh}; site_file=${2:-$here/configs/primary-substation.yaml}; secs=${3:-30}
+root="$work/root"; rt="$work/site-rt"; pkg="$work/pkg"
+if [ ! -d "$rt/gmqtt" ]; then
+  "$here/.venv/bin/python" -m pip download -q --only-binary=:all: --platform manylinux2014_aarch64 \
+      --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+      -d "$work/wheels-rt" "pydantic>=2.6,<3" "PyYAML>=6.0" "pymodbus>=3.6,<4" "gmqtt==0.8.0" "rich>=13" "dnp3py==0.6.0" \
+      "pyiec61850-ng==1.6.1.10" "aiohttp>=3.9,<4" "prometheus-client>=0.20,<1" "lxml>=5" "cryptography>=42" 2>/dev/null
+  mkdir -p "$rt"; for w in "$work"/wheels-rt/*.whl; do python3 -m zipfile -e "$w" "$rt/"; done
+fi
+rm -rf "$pkg/gateway" "$pkg/configs"; cp -r "$here/gateway" "$pkg/gateway"; cp -r "$here/configs" "$pkg/configs"
+port=$("$here/.venv/bin/python" -c "from gateway.runtime import free_port; print(free_port())")
+mosquitto -p "$port" >/dev/null 2>&1 & mq=$!
+"$here/.venv/bin/gridgate" emulate --config "$site_file" --no-fault-api >/dev/null 2>&1 & emu=$!
+trap 'kill $mq $emu 2>/dev/null || true' EXIT
+sleep 5
+cd "$pkg"
+PYTHONPATH="$pkg:$rt" qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" -m gateway.cli gateway --config "$site_file" \
+    --broker "mqtt://127.0.0.1:$port" --duration "$secs" >"$work/gw.out" 2>"$work/gw.err" & gw=$!
+peak=0; sleep 2
+while kill -0 $gw 2>/dev/null; do
+  rss=$(awk '/VmRSS/{print $2}' /proc/$gw/status 2>/dev/null || echo 0); [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+  ticks=$(awk '{print $14+$15}' /proc/$gw/stat 2>/dev/null || echo "$ticks"); sleep 1
+done
+wait $gw || true
+hz=$(getconf CLK_TCK)
+stats=$(grep -o 'stopped; .*' "$work/gw.out" | cut -d' ' -f2-)
+echo "aarch64 (qemu-user, indicative) gateway on $(basename "$site_file") for ${secs}s: peak RSS $((peak/1024)) MB," \
+     "CPU $(awk -v t="$ticks" -v hz="$hz" -v s="$secs" 'BEGIN{printf "%.1f", 100*t/hz/s}') % of one core; $stats"
