@@ -245,6 +245,16 @@ class MmsPoint(PointBase):
 # ---------------------------------------------------------------- devices
 
 
+class ConnectionOptions(_Model):
+    """How the emulated device treats its TCP peers (devices/netguard.py)."""
+
+    max_connections: int = Field(16, ge=1, le=1024, description="open connections at most; at the cap the oldest idle one is closed for a newcomer")
+    idle_timeout: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = Field(
+        120.0, description="close a connection that sent nothing this long (0: never)"
+    )
+    evict_idle_after: Duration = Field(5.0, description="at the cap, a connection idle this long may be closed for a newcomer")
+
+
 class DeviceBase(_Model):
     name: Name
     kind: Literal["rtu", "ied", "meter"]
@@ -255,6 +265,7 @@ class DeviceBase(_Model):
     timeout: Duration = 1.0
     enabled: bool = True
     groups: list[LoadGroup] = Field(default_factory=list, description="load groups for `derived` signals")
+    connections: ConnectionOptions = Field(default_factory=ConnectionOptions, description="emulated device's TCP peer policy")
 
     #: the key of a point that names its protocol address (for error paths)
     address_key: ClassVar[str] = "address"

@@ -1,0 +1,203 @@
+"""Connection hygiene shared by every emulated device's server (Modbus, DNP3, IEC 61850).
+
+A lab network holds careless and hostile peers: masters that connect and never speak,
+connection bursts, floods of malformed frames. Each device therefore
+
+- closes a connection that has been idle (nothing received) longer than ``idle_timeout``;
+- when its connection cap is reached, closes the *oldest idle* connection for a newcomer
+  instead of refusing the newest (a restarted gateway always gets back in), and refuses the
+  newcomer only when every held connection was active within ``evict_idle_after``;
+- logs per-frame complaints once per peer per interval, with a count (``PeerWarnings``);
+- survives EMFILE/ENFILE on accept with one warning per interval instead of a traceback
+  per attempt (``quiet_accept_errors``); asyncio itself retries the accept after a pause.
+
+``ConnGuard`` is plain bookkeeping over objects with ``last_active``/``opened``/``close()``;
+each protocol server calls ``admit``/``gone``/``touch`` and runs ``sweep`` periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+#: accept errors that mean "out of descriptors or memory" (asyncio pauses accepting on these)
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Guarded(Protocol):
+    """What the guard needs of one connection."""
+
+    peer: str
+    opened: float  # time.monotonic() at accept
+    last_active: float  # time.monotonic() of the last byte received
+
+    def close_by_guard(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """A device's connection policy (plain data; built from the site file's ``connections:``)."""
+
+    max_connections: int = 16
+    idle_timeout: float = 120.0  # 0: never close idle connections
+    evict_idle_after: float = 5.0  # a held connection idle this long may be closed for a newcomer
+
+
+@dataclass
+class GuardCounters:
+    accepted: int = 0
+    refused: int = 0  # newcomers turned away (cap reached, every connection busy; or single-master policy)
+    evicted: int = 0  # idle connections closed to admit a newcomer
+    idle_closed: int = 0  # connections closed by the idle timeout
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ConnGuard:
+    """The live connections of one device and the policy over them."""
+
+    name: str
+    limits: GuardLimits = field(default_factory=GuardLimits)
+    counters: GuardCounters = field(default_factory=GuardCounters)
+    conns: list[Guarded] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+
+    def admit(self, conn: Guarded) -> bool:
+        """Take ``conn`` in, closing the longest-idle held connection if the cap is reached."""
+        if len(self.conns) >= self.limits.max_connections:
+            victim = self.oldest_idle()
+            if victim is None:
+                self.counters.refused += 1
+                log.warning(
+                    "%s: refused connection from %s: %d connections open (the cap) and all active within %.0f s; "
+                    "raise connections.max_connections or stop the extra masters",
+                    self.name, conn.peer, len(self.conns), self.limits.evict_idle_after,
+                )
+                return False
+            self.counters.evicted += 1
+            idle = self.clock() - victim.last_active
+            log.warning(
+                "%s: connection cap %d reached; closing %s (idle %.1f s) to admit %s",
+                self.name, self.limits.max_connections, victim.peer, idle, conn.peer,
+            )
+            self.gone(victim)
+            victim.close_by_guard(f"idle {idle:.1f} s, closed for a new connection")
+        self.counters.accepted += 1
+        self.conns.append(conn)
+        return True
+
+    def gone(self, conn: Guarded) -> None:
+        try:
+            self.conns.remove(conn)
+        except ValueError:
+            pass
+
+    def oldest_idle(self) -> Guarded | None:
+        """The held connection idle longest, if idle at least ``evict_idle_after``."""
+        if not self.conns:
+            return None
+        c = min(self.conns, key=lambda c: c.last_active)
+        return c if self.clock() - c.last_active >= self.limits.evict_idle_after else None
+
+    def sweep(self) -> int:
+        """Close connections idle past ``idle_timeout``; returns how many."""
+        t = self.limits.idle_timeout
+        if t <= 0:
+            return 0
+        now = self.clock()
+        stale = [c for c in self.conns if now - c.last_active > t]
+        for c in stale:
+            self.counters.idle_closed += 1
+            log.info("%s: closing %s, idle %.0f s (idle_timeout %.0f s)", self.name, c.peer, now - c.last_active, t)
+            self.gone(c)
+            c.close_by_guard("idle timeout")
+        return len(stale)
+
+    def sweep_interval(self) -> float:
+        t = self.limits.idle_timeout
+        return max(0.05, min(5.0, t / 4)) if t > 0 else 5.0
+
+    async def run_sweeps(self) -> None:
+        """Periodic ``sweep``; run as a task next to the server, cancel it on stop."""
+        while True:
+            await asyncio.sleep(self.sweep_interval())
+            self.sweep()
+
+
+class PeerWarnings:
+    """Per-frame warnings, at most one line per (peer, kind) per ``interval``, with the count it stands for."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # (peer, kind) -> (logged at, suppressed since)
+        self.suppressed = 0
+
+    def warn(self, peer: str, kind: str, msg: str, *args: Any) -> bool:
+        """Log ``msg % args`` unless this peer's ``kind`` was logged within the interval; True if logged."""
+        now = self.clock()
+        key = (peer, kind)
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            self.suppressed += 1
+            return False
+        more = f" ({last[1]} more like it from {peer} in the last {now - last[0]:.0f} s)" if last and last[1] else ""
+        self.logger.warning(msg + more, *args)
+        self._last[key] = (now, 0)
+        if len(self._last) > 4096:  # a scan from many source ports: forget the oldest
+            for k in sorted(self._last, key=lambda k: self._last[k][0])[:2048]:
+                del self._last[k]
+        return True
+
+
+class _AcceptErrorFilter:
+    """Loop exception handler: accept() resource errors become one warning per interval (no traceback)."""
+
+    def __init__(self, previous: Callable[..., Any] | None, interval: float) -> None:
+        self.previous = previous
+        self.interval = interval
+        self.count = 0
+        self._since = 0
+        self._logged_at = float("-inf")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS and "accept" in str(context.get("message", "")):
+            self.count += 1
+            self._since += 1
+            now = time.monotonic()
+            if now - self._logged_at >= self.interval:
+                log.warning(
+                    "accept() failed: %s (%d time(s) in the last %.0f s); new connections wait until descriptors "
+                    "are free; raise `ulimit -n` or lower connections.max_connections",
+                    exc.strerror, self._since, min(now - self._logged_at, 1e9) if self._logged_at > 0 else 0.0,
+                )
+                self._logged_at = now
+                self._since = 0
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop | None = None, interval: float = 10.0) -> _AcceptErrorFilter:
+    """Install (once per loop) the accept-error filter; returns it (its ``count`` is the number of failed accepts)."""
+    loop = loop or asyncio.get_running_loop()
+    h = loop.get_exception_handler()
+    if isinstance(h, _AcceptErrorFilter):
+        return h
+    f = _AcceptErrorFilter(h, interval)
+    loop.set_exception_handler(f)
+    return f
