@@ -339,6 +339,11 @@ class Dnp3Options(_Model):
     event_buffer: dict[Literal["class1", "class2", "class3"], int] = Field(
         default_factory=lambda: {"class1": 500, "class2": 500, "class3": 500}
     )
+    second_master: Literal["refuse", "replace"] = Field(
+        "refuse",
+        description="emulated outstation: a new connection while a master heard within connections.idle_timeout is "
+        "refused (refuse) or takes over (replace)",
+    )
 
 
 class Dnp3Device(DeviceBase):
