@@ -20,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import socket
+import stat
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -122,6 +126,21 @@ class ConnGuard:
             c.close_by_guard("idle timeout")
         return len(stale)
 
+    def trim(self) -> int:
+        """Close the oldest idle connections while more than ``max_connections`` are held; returns how many."""
+        n = 0
+        while len(self.conns) > self.limits.max_connections:
+            victim = self.oldest_idle()
+            if victim is None:
+                break
+            self.counters.evicted += 1
+            log.warning("%s: %d connections, cap %d; closing %s (idle %.1f s)", self.name, len(self.conns),
+                        self.limits.max_connections, victim.peer, self.clock() - victim.last_active)
+            self.gone(victim)
+            victim.close_by_guard("closed for a new connection")
+            n += 1
+        return n
+
     def sweep_interval(self) -> float:
         t = self.limits.idle_timeout
         return max(0.05, min(5.0, t / 4)) if t > 0 else 5.0
@@ -201,3 +220,109 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop | None = None, interval:
     f = _AcceptErrorFilter(h, interval)
     loop.set_exception_handler(f)
     return f
+
+
+# ---------------------------------------------------------------- sockets owned by C code (libiec61850)
+
+#: offset of ``tcpi_last_data_recv`` (ms since the peer last sent data) in Linux's struct tcp_info
+_TCPI_LAST_DATA_RECV = 52
+
+
+def accepted_sockets(host: str, port: int) -> Iterator[socket.socket]:
+    """Every accepted TCP connection of this process on ``host:port``, as a dup'd socket (closed after use).
+
+    For servers whose sockets live in C (libiec61850): we reach them through /proc/self/fd."""
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if not stat.S_ISSOCK(st.st_mode):
+            continue
+        try:
+            dup = os.dup(fd)
+        except OSError:
+            continue
+        try:
+            s = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)  # socket() does not take ownership when it fails
+            continue
+        try:
+            if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            local = s.getsockname()
+            if local[1] != port or (host not in ("", "0.0.0.0", "::") and local[0] != host):
+                continue
+            try:
+                s.getpeername()  # the listener has no peer
+            except OSError:
+                continue
+            yield s
+        except OSError:
+            continue
+        finally:
+            s.close()
+
+
+def idle_seconds(s: socket.socket) -> float:
+    """Seconds since the peer last sent data on ``s`` (the kernel's TCP_INFO; 0.0 if unavailable)."""
+    try:
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return struct.unpack_from("I", info, _TCPI_LAST_DATA_RECV)[0] / 1000.0
+    except (OSError, struct.error):
+        return 0.0
+
+
+@dataclass
+class _ForeignConn:
+    """A ``Guarded`` view of an accepted socket that C code owns; closing it shuts it down for that code."""
+
+    peer: str
+    opened: float
+    last_active: float
+    host: str
+    port: int
+
+    def close_by_guard(self, reason: str) -> None:
+        for s in accepted_sockets(self.host, self.port):
+            p = s.getpeername()
+            if f"{p[0]}:{p[1]}" == self.peer:
+                s.shutdown(socket.SHUT_RDWR)  # the C server sees the peer gone and releases the association
+
+
+class ForeignGuard:
+    """Applies a ``ConnGuard`` to a C server's connections by periodic inspection.
+
+    The C server is given a cap one above ``max_connections``, so a newcomer always finds the
+    spare slot; each sweep then closes the oldest idle connection to free it again, and any
+    connection idle past ``idle_timeout``."""
+
+    def __init__(self, guard: ConnGuard, host: str, port: int, interval: float = 0.5) -> None:
+        self.guard, self.host, self.port, self.interval = guard, host, port, interval
+        self._seen: dict[str, float] = {}
+
+    def sweep(self) -> None:
+        now = self.guard.clock()
+        conns: list[Guarded] = []
+        for s in accepted_sockets(self.host, self.port):
+            p = s.getpeername()
+            peer = f"{p[0]}:{p[1]}"
+            opened = self._seen.setdefault(peer, now)
+            conns.append(_ForeignConn(peer, opened, now - idle_seconds(s), self.host, self.port))
+        if len(self._seen) > len(conns):
+            live = {c.peer for c in conns}
+            self._seen = {k: v for k, v in self._seen.items() if k in live}
+        self.guard.counters.accepted += sum(1 for c in conns if c.opened == now)
+        self.guard.conns = conns
+        self.guard.sweep()
+        self.guard.trim()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.sweep()

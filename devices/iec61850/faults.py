@@ -14,11 +14,11 @@ libiec61850 prototypes they need.
 from __future__ import annotations
 
 import ctypes as C
-import os
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
+from devices.netguard import accepted_sockets
 from gateway.southbound.iec61850.libiec import lib
 
 P = C.c_void_p
@@ -65,32 +65,10 @@ def abort_connections(host: str, port: int) -> int:
     libiec61850's connection thread then sees the peer gone and releases the association,
     exactly as after a network abort; the listening socket is untouched."""
     n = 0
-    for fd in _fds():
+    for s in accepted_sockets(host, port):
         try:
-            s = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            continue
-        try:
-            if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            local = s.getsockname()
-            if local[1] != port or (host not in ("", "0.0.0.0", "::") and local[0] != host):
-                continue
-            try:
-                s.getpeername()  # the listener has no peer
-            except OSError:
-                continue
             s.shutdown(socket.SHUT_RDWR)
             n += 1
         except OSError:
             continue
-        finally:
-            s.close()
     return n
-
-
-def _fds() -> list[int]:
-    try:
-        return [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        return []

@@ -21,6 +21,7 @@ from typing import Callable
 
 from devices.iec61850.faults import CB_ACCESS_WRITE, ControlBlockAccessHandler, IedFaults, abort_connections, xlib
 from devices.iec61850.model import ModelError, build, parse_ref, plan
+from devices.netguard import ConnGuard, ForeignGuard, GuardLimits
 from gateway.config import Iec61850Device, MmsPoint
 from gateway.southbound.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
@@ -78,6 +79,9 @@ class Iec61850Ied:
         self.updates = 0
         self.faults = IedFaults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
         self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
+        c = device.connections
+        self.guard = ConnGuard(f"IED {device.name}", GuardLimits(c.max_connections, float(c.idle_timeout), float(c.evict_idle_after)))
+        self._sweeper: asyncio.Task | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -96,7 +100,8 @@ class Iec61850Ied:
             raise
         cfg = L.IedServerConfig_create()
         L.IedServerConfig_setReportBufferSize(cfg, REPORT_BUFFER_BYTES)
-        L.IedServerConfig_setMaxMmsConnections(cfg, 10)
+        # one spare slot above the cap: a newcomer always gets in, the guard then closes the oldest idle one
+        L.IedServerConfig_setMaxMmsConnections(cfg, self.guard.limits.max_connections + 1)
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
         self._install_controls()
@@ -109,6 +114,8 @@ class Iec61850Ied:
         if not L.IedServer_isRunning(self._server):
             self.stop()
             raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
+        if self._loop is not None:
+            self._sweeper = self._loop.create_task(ForeignGuard(self.guard, self.device.host, self.device.port).run())
         log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
 
     def _initialise(self) -> None:
@@ -123,6 +130,9 @@ class Iec61850Ied:
 
     def stop(self) -> None:
         L = lib()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server:
             L.IedServer_stop(self._server)
             L.IedServer_destroy(self._server)
