@@ -86,7 +86,12 @@ async def test_sweeps_leak_no_descriptors() -> None:
     peers = [socket.create_connection(("127.0.0.1", dev.port), timeout=2) for _ in range(3)]
     try:
         fg = ForeignGuard(ied.guard, dev.host, dev.port)
-        fg.sweep()
+        for _ in range(100):  # libiec61850 accepts on its own thread
+            fg.sweep()
+            if len(ied.guard.conns) == 3:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
         before = len(os.listdir("/proc/self/fd"))
         for _ in range(200):
             fg.sweep()
