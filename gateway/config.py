@@ -8,12 +8,13 @@ Measurement. Emulator and gateway read the same file. Unknown keys are errors.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import uuid
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from firmware_sim.spec import FaultSpec, LoadGroup, SignalSpec
 
@@ -96,13 +97,32 @@ def parse_duration(v: object) -> float:
     """`250ms`, `2s`, `5m`, `1h` or a number of seconds → seconds."""
     if isinstance(v, bool):
         raise ValueError("expected a duration such as 500ms, 2s, 5m")
+    d: float | None = None
     if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
+        d = float(v)
+    elif isinstance(v, str):
         m = _DURATION.match(v)
         if m:
-            return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
+            d = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if d is None:
+        raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
+    if not math.isfinite(d):
+        raise ValueError(f"expected a finite duration such as 500ms, 2s, 5m, got {v!r}")
+    return d
+
+
+#: the shortest poll interval: below a millisecond a poll loop only burns the CPU
+MIN_POLL = 0.001
+
+
+def _min_poll(v: float) -> float:
+    if v < MIN_POLL:
+        raise ValueError(f"{v * 1000:g} ms is under the 1 ms minimum poll interval; use e.g. 100ms or 1s")
+    return v
+
+
+#: a poll period: a Duration of at least a millisecond
+PollInterval = Annotated[float, BeforeValidator(parse_duration), Field(gt=0), AfterValidator(_min_poll)]
 
 
 class _Model(BaseModel):
@@ -260,8 +280,11 @@ class DeviceBase(_Model):
     kind: Literal["rtu", "ied", "meter"]
     description: str = ""
     host: str = Field("127.0.0.1", description="address the emulated device binds and the gateway connects to")
+    bind_all_interfaces: bool = Field(
+        False, description="allow host 0.0.0.0/:: (the emulated device then listens on every network interface)"
+    )
     port: int = Field(ge=1, le=65535)
-    poll_interval: Duration = Field(1.0, description="seconds (or 500ms, 2s, ...)")
+    poll_interval: PollInterval = Field(1.0, description="seconds (or 500ms, 2s, ...), at least 1ms")
     timeout: Duration = 1.0
     enabled: bool = True
     groups: list[LoadGroup] = Field(default_factory=list, description="load groups for `derived` signals")
@@ -289,6 +312,15 @@ class DeviceBase(_Model):
                         f" {self.describe_address(addr)}; give each point its own addresses"
                     )
                 owner[addr] = p.name
+        return self
+
+    @model_validator(mode="after")
+    def _not_everywhere_by_accident(self) -> "DeviceBase":
+        if self.host in ("0.0.0.0", "::") and not self.bind_all_interfaces:
+            raise ValueError(
+                f"@host: {self.host} would expose the emulated device on every network interface; use 127.0.0.1, "
+                "or add `bind_all_interfaces: true` to the device if that is meant"
+            )
         return self
 
     @field_validator("host")
@@ -334,8 +366,8 @@ class Dnp3Options(_Model):
     master_address: int = Field(1, ge=0, le=65519)
     outstation_address: int = Field(10, ge=0, le=65519)
     unsolicited: bool = True
-    integrity_interval: Duration = 600.0
-    event_poll_interval: Duration = 5.0
+    integrity_interval: PollInterval = 600.0
+    event_poll_interval: PollInterval = 5.0
     event_buffer: dict[Literal["class1", "class2", "class3"], int] = Field(
         default_factory=lambda: {"class1": 500, "class2": 500, "class3": 500}
     )
@@ -404,7 +436,7 @@ class SparkplugOptions(_Model):
 
 
 class NorthboundOptions(_Model):
-    topic_prefix: str = Field("gridgate/v1", pattern=r"^[^#+]+$")
+    topic_prefix: str = Field("gridgate/v1", min_length=1, max_length=256)
     url: str | None = Field(None, pattern=r"^mqtts?://", description="broker URL; `--broker` overrides it")
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = None
@@ -433,6 +465,18 @@ class NorthboundOptions(_Model):
         if self.url and (self.require_tls or self.tls) and not self.url.startswith("mqtts://"):
             raise ValueError("@url: TLS is required or configured; use an mqtts:// URL (e.g. mqtts://broker:8883)")
         return self
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, v: str) -> str:
+        """MQTT forbids NUL in topics and +/# in published ones; a leading / or $ makes an odd or system topic."""
+        bad = sorted({c for c in v if c in "+#\x00" or ord(c) < 0x20})
+        if bad:
+            names = ", ".join({"\x00": "NUL", "+": "'+'", "#": "'#'"}.get(c, f"control character {ord(c):#04x}") for c in bad)
+            raise ValueError(f"{names} not allowed in a topic prefix (MQTT wildcards or invalid); use e.g. gridgate/v1")
+        if v.startswith(("/", "$")) or v.endswith("/") or "//" in v:
+            raise ValueError(f"{v!r}: no leading '/' or '$', trailing '/' or empty level; use e.g. gridgate/v1")
+        return v
 
 
 class GatewayOptions(_Model):
