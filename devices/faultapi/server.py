@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from devices.faultapi.state import default_state_file, remove_state, write_state
+from devices.faultapi.state import StateFileBusy, default_state_file, remove_state, state_path, write_state
 from devices.scenario.inject import Injector
 from devices.scenario.model import Target
 from devices.scenario.resolve import TargetError
@@ -103,7 +103,7 @@ class FaultApiServer:
         self.token = token or secrets.token_urlsafe(24)
         self.allow_remote = allow_remote
         self._state_arg = Path(state_file) if state_file else None
-        self.state_file = self._state_arg or default_state_file(create=False)
+        self.state_file = self._state_arg or state_path()
         self.refused = {"non_loopback": 0, "unauthorised": 0, "bad_request": 0}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -135,9 +135,17 @@ class FaultApiServer:
         self._site = web.TCPSite(self._runner, self.host, self._port)
         try:
             await self._site.start()
-            if self._state_arg is None:
+            state = {"url": self.url, "token": self.token, "pid": os.getpid()}
+            if self._state_arg is not None:
+                write_state(self.state_file, state)
+            else:
                 self.state_file = default_state_file(create=True)
-            write_state(self.state_file, {"url": self.url, "token": self.token, "pid": os.getpid()})
+                try:
+                    write_state(self.state_file, state)
+                except StateFileBusy as e:  # another emulator of this user is running: ours goes beside it
+                    self.state_file = self.state_file.with_name(f"faultapi-{os.getpid()}.json")
+                    log.warning("fault API: %s; using %s (pass --state to the fault CLI)", e, self.state_file)
+                    write_state(self.state_file, state)
         except BaseException:
             await self._runner.cleanup()
             self._runner = None

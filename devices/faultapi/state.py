@@ -19,6 +19,10 @@ class StateFileError(OSError):
     """The state file or its directory is not safe to use; the message names the path and the fix."""
 
 
+class StateFileBusy(StateFileError):
+    """The state file exists and is not a stale one of ours (another emulator's, or something planted)."""
+
+
 def _private_dir(d: Path, create: bool) -> Path:
     if create:
         try:
@@ -29,6 +33,9 @@ def _private_dir(d: Path, create: bool) -> Path:
         st = os.lstat(d)
     except FileNotFoundError:
         return d  # the client side: nothing running yet
+    if create and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+        _tighten(d)  # ours, left group/other-accessible by an older gridgate: make it private
+        st = os.lstat(d)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise StateFileError(
             f"{d} is not a private directory of this user (must be a real directory owned by uid {os.getuid()}, "
@@ -37,10 +44,33 @@ def _private_dir(d: Path, create: bool) -> Path:
     return d
 
 
-def default_state_file(create: bool = False) -> Path:
-    """``<runtime dir>/gridgate/faultapi.json``; ``create`` makes (and checks) the private directories."""
+def _tighten(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def _base() -> tuple[Path, bool]:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) if runtime and os.path.isabs(runtime) else Path(f"/tmp/gridgate-{os.getuid()}")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime), True
+    return Path(f"/tmp/gridgate-{os.getuid()}"), False
+
+
+def state_path() -> Path:
+    """Where the default state file goes (no checks; see ``default_state_file``)."""
+    return _base()[0] / "gridgate" / "faultapi.json"
+
+
+def default_state_file(create: bool = False) -> Path:
+    """``<runtime dir>/gridgate/faultapi.json``, its directories checked private (``create``: made so)."""
+    base, runtime = _base()
     if not runtime:
         _private_dir(base, create)
     return _private_dir(base / "gridgate", create) / "faultapi.json"
@@ -89,7 +119,7 @@ def write_state(path: Path, data: dict[str, Any]) -> None:
                 os.unlink(path)  # a crashed emulator's leftover (unlink never follows a link)
                 continue
             who = f"a running emulator (pid {old.get('pid')})" if old else "not a state file of this user (a symlink?)"
-            raise StateFileError(
+            raise StateFileBusy(
                 f"fault API state file {path} already exists and belongs to {who}; "
                 "stop that emulator, remove the file, or give this one its own state file"
             ) from None

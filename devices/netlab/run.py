@@ -238,12 +238,26 @@ def courier_import(s: Session) -> dict:
     """Carry the transfer directory across the air gap: ``gridgate courier import`` in control."""
     assert s.transfer is not None and s.key_file is not None
     r = s.lab.run_in("control", [PY, "-m", "gateway.cli", "courier", "import", str(s.transfer), "--broker",
-                                 f"mqtt://127.0.0.1:{s.lab.profile.broker_port}", "--key-file", str(s.key_file),
+                                 f"mqtt://127.0.0.1:{s.lab.profile.broker_port}", "--key-file", str(public_key_of(s.key_file)),
                                  "--state", str(s.work / "import-state.json"), "--json"], timeout=60, env=s.env("control"))
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise ProfileRunError(f"courier import failed ({r.returncode}): {r.stderr.strip()}") from None
+
+
+def public_key_of(private: Path) -> Path:
+    """Where the control side's public key lives next to a private key (``courier.key`` → ``courier.pub``);
+    written from the private key if missing (a lab convenience: in the field only the .pub crosses the gap)."""
+    pub = private.with_suffix(".pub")
+    if private.exists() and not pub.exists():
+        from cryptography.hazmat.primitives import serialization
+
+        from gateway.conduits.signing import load_signing_key
+
+        pub.write_bytes(load_signing_key(private).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pub
 
 
 def last_json(text: str) -> dict:
@@ -351,10 +365,11 @@ def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work
     else:
         s.transfer = Path(os.environ.get(ENV_TRANSFER) or work / "transfer")
         s.transfer.mkdir(parents=True, exist_ok=True)
-        s.key_file = Path(os.environ.get(ENV_KEY) or work / "courier.key")
+        s.key_file = Path(os.environ.get(ENV_KEY) or work / "courier.key")  # private: the field side signs
         if not s.key_file.exists():
-            s.key_file.write_bytes(os.urandom(32).hex().encode())
-            s.key_file.chmod(0o600)
+            from gateway.conduits.signing import keygen
+
+            keygen(s.key_file, public_key_of(s.key_file))
     start_emulator(s, seed)
     start_gateway(s)
     local = f"mqtt://127.0.0.1:{profile.broker_port}"
@@ -460,7 +475,8 @@ async def _zone_gateway(cfg: Any, broker: str | None, profile_name: str, policy:
     from gateway.app import Gateway, GatewayOptions
     from gateway.cli import _sleep as sleep
     from gateway.conduits.northbound import CourierNorthbound, DiodeNorthbound
-    from gateway.conduits.records import load_key
+    from gateway.conduits.records import KeyError_
+    from gateway.conduits.signing import load_signing_key
 
     opts = GatewayOptions(broker=broker or "none", skip=_say, inbound=policy.subscribe and policy.accept_commands)
     target = broker
@@ -476,7 +492,11 @@ async def _zone_gateway(cfg: Any, broker: str | None, profile_name: str, policy:
         if not tdir or not kfile:
             print(f"error: profile {profile_name}: set {ENV_TRANSFER}=DIR and {ENV_KEY}=FILE for the courier", file=sys.stderr)
             return 2
-        key = load_key(kfile)
+        try:
+            key = load_signing_key(kfile)
+        except KeyError_ as e:
+            print(f"error: profile {profile_name}: {e}", file=sys.stderr)
+            return 2
         target = f"courier {tdir}"
         state = Path(tdir) / f".writer-state-{cfg.gateway.id}.json"
         opts.northbound = lambda gw, will: CourierNorthbound(tdir, key, cfg.gateway.id, state, birth=gw.birth)

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from gateway.conduits.courier import CourierWriter
 from gateway.conduits.diode import DiodeSender
 from gateway.conduits.records import Record
@@ -103,7 +105,7 @@ class CourierNorthbound(ConduitPublisher):
     """Write the northbound stream as signed bundles into a transfer directory, one bundle
     every ``flush_s`` seconds or ``max_records`` records, whichever comes first."""
 
-    def __init__(self, transfer_dir: str | Path, key: bytes, source: str, state: str | Path, flush_s: float = 2.0,
+    def __init__(self, transfer_dir: str | Path, key: Ed25519PrivateKey, source: str, state: str | Path, flush_s: float = 2.0,
                  max_records: int = 1000, birth: Callable[[], None] | None = None) -> None:
         super().__init__(birth)
         self.writer = CourierWriter(transfer_dir, key, source, state, max_records=max_records)

@@ -22,7 +22,8 @@ from dataclasses import asdict
 from gateway.conduits.courier import CourierWriter, ImportReport, import_dir
 from gateway.conduits.diode import DiodeSender, run_receiver
 from gateway.conduits.mqtt_out import Republisher
-from gateway.conduits.records import KeyError_, Record, load_key
+from gateway.conduits.records import KeyError_, Record
+from gateway.conduits.signing import keygen, load_signing_key, load_verify_key
 
 
 def _records_from(lines) -> list[Record]:  # noqa: ANN001
@@ -73,7 +74,7 @@ async def diode_receive(a: argparse.Namespace) -> int:
 
 
 def courier_write(a: argparse.Namespace) -> int:
-    w = CourierWriter(a.dir, load_key(a.key_file), a.source, a.state, max_records=a.per_bundle)
+    w = CourierWriter(a.dir, load_signing_key(a.key_file), a.source, a.state, max_records=a.per_bundle)
     paths = [p for rec in _records_from(sys.stdin) if (p := w.add(rec))]
     if last := w.flush():
         paths.append(last)
@@ -85,7 +86,7 @@ async def courier_import(a: argparse.Namespace) -> int:
     pub = Republisher(*_hostport(a.broker))
     await pub.connect()
     rep = ImportReport()
-    for bundle in import_dir(a.dir, load_key(a.key_file), a.state, rep):
+    for bundle in import_dir(a.dir, load_verify_key(a.key_file), a.state, rep):
         for rec in bundle.records:
             await pub.publish(rec)
         if not await pub.drain():  # acknowledged before the bundle counts as imported
@@ -115,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--status-topic", default="gridgate/diode/status")
     w = sub.add_parser("courier-write")
     w.add_argument("dir")
-    w.add_argument("--key-file", required=True)
+    w.add_argument("--key-file", required=True, help="the field side's Ed25519 private key (PEM)")
     w.add_argument("--source", required=True)
     w.add_argument("--state", required=True)
     w.add_argument("--per-bundle", type=int, default=1000)
     i = sub.add_parser("courier-import")
     i.add_argument("dir")
-    i.add_argument("--key-file", required=True)
+    i.add_argument("--key-file", required=True, help="the field side's Ed25519 public key (PEM)")
+    k = sub.add_parser("keygen", help="write a new Ed25519 key pair (private 0600, public for the control side)")
+    k.add_argument("private")
+    k.add_argument("public")
     i.add_argument("--state", required=True)
     i.add_argument("--broker", required=True)
     a = ap.parse_args(argv)
@@ -132,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(diode_receive(a))
         if a.cmd == "courier-write":
             return courier_write(a)
+        if a.cmd == "keygen":
+            keygen(a.private, a.public)
+            print(json.dumps({"private": a.private, "public": a.public}), flush=True)
+            return 0
         return asyncio.run(courier_import(a))
     except (KeyError_, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -123,11 +123,12 @@ def test_a_planted_symlink_is_never_followed(tmp_path: Path) -> None:
     assert victim.read_text() == "precious"
 
 
-def test_a_shared_or_foreign_runtime_dir_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_runtime_dir_that_is_a_symlink_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "gridgate").mkdir(mode=0o777)
-    os.chmod(run / "gridgate", 0o777)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (run / "gridgate").symlink_to(elsewhere)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     with pytest.raises(StateFileError, match="0700"):
         default_state_file(create=True)
@@ -138,3 +139,32 @@ def test_a_stale_state_file_of_a_dead_emulator_is_replaced(tmp_path: Path) -> No
     p.write_text(json.dumps({"token": "old", "pid": 2**22 + 12345}))
     write_state(p, {"token": "new", "pid": os.getpid()})
     assert json.loads(p.read_text())["token"] == "new" and stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+async def test_a_second_emulator_does_not_clobber_the_first_ones_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    default = run / "gridgate" / "faultapi.json"
+    default.parent.mkdir(mode=0o700)
+    default.write_text(json.dumps({"token": "theirs", "pid": 1}))  # pid 1 is alive: another emulator
+    from devices.scenario.inject import Injector
+
+    srv = FaultApiServer(Injector.__new__(Injector))
+    await srv.start()
+    try:
+        assert srv.state_file == default.with_name(f"faultapi-{os.getpid()}.json")
+        assert json.loads(default.read_text())["token"] == "theirs"
+    finally:
+        await srv.stop()
+    assert json.loads(default.read_text())["token"] == "theirs" and not srv.state_file.exists()
+
+
+def test_an_old_world_readable_directory_of_ours_is_made_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "gridgate").mkdir()
+    os.chmod(run / "gridgate", 0o755)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    p = default_state_file(create=True)
+    assert stat.S_IMODE(os.lstat(p.parent).st_mode) == 0o700
