@@ -215,9 +215,15 @@ def start_broker(s: Session) -> str:
 def start_diode_receiver(s: Session) -> None:
     port = s.lab.profile.gateway.diode_port
     ctl = s.lab.address("control", towards="gateway")
+    s.key_file = Path(os.environ.get(ENV_KEY) or s.work / "diode.key")  # shared secret of sender and receiver
+    if not s.key_file.exists():
+        fd = os.open(s.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
     s.start("diode-receiver", "control", [PY, "-m", "gateway.conduits.run", "diode-receive", "0.0.0.0", str(port),
                                           "--broker", f"{ctl}:{s.lab.profile.broker_port}", "--grace", "0.5",
-                                          "--status-topic", DIODE_STATUS], stdin=subprocess.PIPE)
+                                          "--status-topic", DIODE_STATUS, "--key-file", str(s.key_file)],
+            stdin=subprocess.PIPE)
     s.wait_for("diode-receiver", "ready", lambda: "ready" in s.log("diode-receiver"), timeout=10)
 
 
@@ -244,6 +250,16 @@ def courier_import(s: Session) -> dict:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise ProfileRunError(f"courier import failed ({r.returncode}): {r.stderr.strip()}") from None
+
+
+def conduit_key(s: Session) -> Path:
+    """The field side's signing key for the courier or the diode (made, with its .pub, if missing)."""
+    key = Path(os.environ.get(ENV_KEY) or s.work / "courier.key")
+    if not key.exists():
+        from gateway.conduits.signing import keygen
+
+        keygen(key, public_key_of(key))
+    return key
 
 
 def public_key_of(private: Path) -> Path:
@@ -365,11 +381,7 @@ def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work
     else:
         s.transfer = Path(os.environ.get(ENV_TRANSFER) or work / "transfer")
         s.transfer.mkdir(parents=True, exist_ok=True)
-        s.key_file = Path(os.environ.get(ENV_KEY) or work / "courier.key")  # private: the field side signs
-        if not s.key_file.exists():
-            from gateway.conduits.signing import keygen
-
-            keygen(s.key_file, public_key_of(s.key_file))
+        s.key_file = conduit_key(s)
     start_emulator(s, seed)
     start_gateway(s)
     local = f"mqtt://127.0.0.1:{profile.broker_port}"
@@ -476,7 +488,7 @@ async def _zone_gateway(cfg: Any, broker: str | None, profile_name: str, policy:
     from gateway.cli import _sleep as sleep
     from gateway.conduits.northbound import CourierNorthbound, DiodeNorthbound
     from gateway.conduits.records import KeyError_
-    from gateway.conduits.signing import load_signing_key
+    from gateway.conduits.signing import load_mac_key, load_signing_key
 
     opts = GatewayOptions(broker=broker or "none", skip=_say, inbound=policy.subscribe and policy.accept_commands)
     target = broker
@@ -486,7 +498,15 @@ async def _zone_gateway(cfg: Any, broker: str | None, profile_name: str, policy:
             print(f"error: profile {profile_name}: set {ENV_DIODE}=HOST:PORT (the diode receiver)", file=sys.stderr)
             return 2
         target = f"diode udp://{host}:{port}"
-        opts.northbound = lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth)
+        kfile = os.environ.get(ENV_KEY)
+        try:
+            dkey = load_mac_key(kfile) if kfile else None
+        except KeyError_ as e:
+            print(f"error: profile {profile_name}: {e}", file=sys.stderr)
+            return 2
+        if dkey is None:
+            _say(f"warning: profile {profile_name}: no {ENV_KEY}; diode datagrams are not authenticated")
+        opts.northbound = lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth, key=dkey)
     elif policy.northbound == "courier":
         tdir, kfile = os.environ.get(ENV_TRANSFER), os.environ.get(ENV_KEY)
         if not tdir or not kfile:

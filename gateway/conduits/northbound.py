@@ -82,9 +82,9 @@ class DiodeNorthbound(ConduitPublisher):
     """Publish over the UDP data diode (the receiver in the control zone republishes to MQTT)."""
 
     def __init__(self, host: str, port: int, copies: int = 2, parity_group: int = 4, heartbeat_s: float = 1.0,
-                 birth: Callable[[], None] | None = None) -> None:
+                 birth: Callable[[], None] | None = None, key: bytes | None = None) -> None:
         super().__init__(birth)
-        self.sender = DiodeSender(host, port, copies=copies, parity_group=parity_group, heartbeat_s=heartbeat_s)
+        self.sender = DiodeSender(host, port, copies=copies, parity_group=parity_group, heartbeat_s=heartbeat_s, key=key)
 
     def _put(self, rec: Record) -> str | None:
         errors = self.sender.stats.send_errors

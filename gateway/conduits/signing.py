@@ -1,4 +1,5 @@
-"""Ed25519 keys for the one-way conduits: the field side signs, the control side only verifies.
+"""Keys for the one-way conduits. Courier: Ed25519, the field side signs, the control side only verifies.
+Diode: a shared HMAC secret (``load_mac_key``; see gateway/conduits/diode.py for why).
 
 A shared HMAC secret would let whoever imports bundles forge them; with a key pair the
 control side holds only the public key. Keys are PEM files (PKCS#8 private, SubjectPublicKeyInfo
@@ -68,6 +69,18 @@ def load_verify_key(path: str | Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise KeyError_(f"{path}: a {type(key).__name__}, not an Ed25519 key; {_HOWTO}")
     return key
+
+
+MIN_MAC_KEY = 32
+
+
+def load_mac_key(path: str | Path) -> bytes:
+    """A shared secret for the diode's HMAC (both ends hold it), read byte for byte: never stripped,
+    so a binary key keeps every byte (a trailing 0x0a or 0x20 is key material)."""
+    data = _read(path)
+    if len(data) < MIN_MAC_KEY:
+        raise KeyError_(f"{path}: key is {len(data)} bytes; use at least {MIN_MAC_KEY} (head -c 32 /dev/urandom > {path})")
+    return data
 
 
 def verifies(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
