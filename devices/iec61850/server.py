@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 OnControl = Callable[[str, "int | float"], bool]
 CONTROL_VERDICT_TIMEOUT = 5.0
+#: the libiec61850 build in pyiec61850-ng accepts at most this many MMS connections (compile-time
+#: CONFIG_MAXIMUM_TCP_CLIENT_CONNECTIONS; a higher IedServerConfig value has no effect): measured
+LIBIEC_MAX_CONNECTIONS = 5
 REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
 
 
@@ -80,7 +83,9 @@ class Iec61850Ied:
         self.faults = IedFaults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
         self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
         c = device.connections
-        self.guard = ConnGuard(f"IED {device.name}", GuardLimits(c.max_connections, float(c.idle_timeout), float(c.evict_idle_after)))
+        # one slot of libiec61850's fixed maximum stays free for a newcomer; the guard then frees another
+        cap = max(1, min(c.max_connections, LIBIEC_MAX_CONNECTIONS - 1))
+        self.guard = ConnGuard(f"IED {device.name}", GuardLimits(cap, float(c.idle_timeout), float(c.evict_idle_after)))
         self._sweeper: asyncio.Task | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -101,7 +106,7 @@ class Iec61850Ied:
         cfg = L.IedServerConfig_create()
         L.IedServerConfig_setReportBufferSize(cfg, REPORT_BUFFER_BYTES)
         # one spare slot above the cap: a newcomer always gets in, the guard then closes the oldest idle one
-        L.IedServerConfig_setMaxMmsConnections(cfg, self.guard.limits.max_connections + 1)
+        L.IedServerConfig_setMaxMmsConnections(cfg, LIBIEC_MAX_CONNECTIONS)
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
         self._install_controls()
