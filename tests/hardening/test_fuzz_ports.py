@@ -28,7 +28,7 @@ SEED = 14
 
 
 def site() -> Config:
-    """The shipped example site, cut to two devices of each protocol... but one DNP3 RTU, on free ports."""
+    """The shipped example site cut to two Modbus meters, its DNP3 RTU and two IEDs, on free ports."""
     raw = load_config(ROOT / "configs" / "primary-substation.yaml").model_dump(mode="json")
     raw["devices"] = [d for d in raw["devices"] if d["name"] in KEEP]
     for d in raw["devices"]:
@@ -76,7 +76,6 @@ async def test_fuzz_campaign_on_a_device_port(target: str, mosquitto, capsys: py
     dev = next(d for d in cfg.devices if d.name == target)
     async with asyncio.timeout(240):
         async with Lab(cfg, broker=mosquitto.url, seed=SEED) as lab:
-            t_warm = time.time()
             assert await _until(lambda: len(_good_points(lab, cfg, 0)) >= sum(len(d.points) for d in cfg.devices) * 0.9, 60)
             await asyncio.sleep(2.0)
             watched = {p for p in _good_points(lab, cfg, time.time() - 1.5) if not p.startswith(target + "/")}
