@@ -42,6 +42,7 @@ import hashlib
 import hmac
 
 from gateway.conduits.records import Record
+from gateway.ratelimit import PeerWarnings
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ class DiodeReceiver(asyncio.DatagramProtocol):
                  key: bytes | None = None) -> None:
         self.deliver, self.on_gap = deliver, on_gap
         self.key = key  # when set, only datagrams tagged with this key are accepted
-        self._warned: dict[str, tuple[float, int]] = {}  # reason → (logged at, suppressed since)
+        self.warnings = PeerWarnings(log)  # a flood of bad datagrams must not flood the log
         self.grace, self.silence_s, self.max_pending = gap_grace_s, silence_s, max_pending
         self.stats = ReceiverStats()
         self.session: int | None = None
@@ -264,17 +265,7 @@ class DiodeReceiver(asyncio.DatagramProtocol):
             self.stats.bad += 1
             self.stats.unauthenticated += isinstance(e, Unauthenticated)
             self.stats.bad_reasons[reason] = self.stats.bad_reasons.get(reason, 0) + 1
-            self._warn(reason, f"diode: dropped bad datagram from {addr}: {e}")
-
-    def _warn(self, reason: str, msg: str, interval: float = 10.0) -> None:
-        """One line per reason per interval, with the count it stands for (a flood must not flood the log)."""
-        now = time.monotonic()
-        at, n = self._warned.get(reason, (float("-inf"), 0))
-        if now - at < interval:
-            self._warned[reason] = (at, n + 1)
-            return
-        log.warning("%s%s", msg, f" ({n} more like it in the last {now - at:.0f} s)" if n else "")
-        self._warned[reason] = (now, 0)
+            self.warnings.warn(str(addr[0]) if addr else "?", reason, "diode: dropped bad datagram from %s: %s", addr, e)
 
     def _new_session(self, session: int) -> None:
         if self.session is not None:

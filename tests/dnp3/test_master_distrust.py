@@ -67,3 +67,29 @@ async def test_iin2_errors_on_a_poll_flag_values_until_a_clean_poll() -> None:
             n1 = len(got.items)
             await got.wait_for(lambda rs: {r.key for r in rs[n1:] if r.quality == 0} >= {"rtu1/P", "rtu1/Q"}, 10)
             assert src.stats["read_errors_seen"] == 1
+
+
+async def test_master_drops_frames_from_a_wrong_source_address() -> None:
+    from dnp3.datalink.control import ControlByte
+    from dnp3.datalink.frame import DataLinkFrame
+
+    dev = device(POINTS)
+    async with outstation(dev) as os_:
+        os_.update("P", 10.0, 0, 1_700_000_000)
+        async with source(dev, os_.port) as (src, got):
+            await _ready(src, os_, got)
+            n0 = len(got.items)
+            ev = o.hdr_prefixed(32, 7, [(0, o.encode(32, 7, o.Obj(0, 555.0, o.ONLINE, 1_700_000_001_000)))])
+            frag = o.response_header(o.FIR | o.FIN | o.UNS | 12, o.UNSOLICITED_RESPONSE, 0) + ev
+            ctrl = ControlByte(dir_from_master=False, prm=True, fcb=False, fcv=False, function_code=4)
+            rogue = DataLinkFrame.build(destination=1, source=99, control=ctrl, user_data=bytes([0xC0]) + frag).to_bytes()
+            os_._session.ch.writer.write(rogue)  # a station that is not our outstation, on the same stream
+            for _ in range(100):
+                if src.link_stats.wrong_source:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            assert src.link_stats.wrong_source == 1
+            assert not any(r.value == 555.0 for r in got.items[n0:])
+            os_.update("P", 12.0, 0, 1_700_000_002)  # the real outstation still gets through
+            await got.wait_for(lambda rs: any(r.key == "rtu1/P" and r.value == 12.0 for r in rs[n0:]), 10)

@@ -19,6 +19,8 @@ from dnp3.datalink.control import ControlByte
 from dnp3.datalink.frame import DataLinkFrame
 from dnp3.transport.segmenter import segment_fragment
 
+from gateway.ratelimit import PeerWarnings
+
 log = logging.getLogger(__name__)
 
 START = b"\x05\x64"
@@ -184,8 +186,11 @@ class LinkChannel:
         self.reasm = Reassembler(self.stats)
         self.tseq = 0
         self._ready: list[bytes] = []
-        #: ``warn(kind, msg, *args)``; the outstation passes a per-peer rate-limited one
-        self.warn = warn or (lambda kind, msg, *args: log.warning(msg, *args))
+        #: ``warn(kind, msg, *args)``, one line per kind per 10 s with a count (the outstation passes its own, per peer)
+        if warn is None:
+            limiter = PeerWarnings(log)
+            warn = lambda kind, msg, *args: limiter.warn("link", kind, msg, *args)  # noqa: E731
+        self.warn = warn
 
     def send(self, fragment: bytes) -> None:
         """Segment, frame and write one application fragment (unconfirmed user data)."""
