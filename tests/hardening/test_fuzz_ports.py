@@ -40,6 +40,11 @@ def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 async def _until(cond, timeout: float) -> bool:  # noqa: ANN001
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -80,7 +85,7 @@ async def test_fuzz_campaign_on_a_device_port(target: str, mosquitto, capsys: py
             await asyncio.sleep(2.0)
             watched = {p for p in _good_points(lab, cfg, time.time() - 1.5) if not p.startswith(target + "/")}
             assert watched, "no GOOD points on the other devices to watch"
-            base = fds()
+            base, rss0 = fds(), rss_mb()
             t0 = time.time()
             n, n_held = await _campaign(dev.port, dev.protocol, SEED)
             extra = ""
@@ -113,3 +118,4 @@ async def test_fuzz_campaign_on_a_device_port(target: str, mosquitto, capsys: py
             assert await _until(lambda: mine & _good_points(lab, cfg, time.time() - 5), 30)
             # descriptors back to the baseline (connections closed on both sides)
             assert await _until(lambda: fds() <= base + 2, 30), (fds(), base)
+            assert rss_mb() - rss0 < 40, (rss0, rss_mb())  # no growth per case (250 cases would show it)
