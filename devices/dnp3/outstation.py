@@ -26,7 +26,7 @@ from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_
 from gateway.config import Dnp3Device, Dnp3Point
 from gateway.southbound.dnp3 import objects as o
 from gateway.southbound.dnp3.flags import from_quality
-from gateway.southbound.dnp3.link import LinkChannel, LinkStats
+from gateway.southbound.dnp3.link import REQUEST_LINK_STATUS, LinkChannel, LinkStats
 from gateway.southbound.dnp3.points import PointTable, to_engineering, to_raw
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Dnp3Outstation:
         self.link_stats = LinkStats()
         self.counters = {
             "malformed_requests": 0, "unknown_function": 0, "unsol_sent": 0, "unsol_retried": 0,
-            "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0,
+            "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0, "keepalive_probes": 0,
         }
         self._server: asyncio.base_events.Server | None = None
         self._session: _Session | None = None
@@ -116,6 +116,8 @@ class Dnp3Outstation:
         old = self._session
         if not self.guard.admit(s):  # the current master stays; the newcomer is closed at once
             writer.transport.abort()
+            if old is not None:
+                old.probe()  # a half-open association (master host gone) then ends by RST, so a retry gets in
             return
         if old is not None:
             log.info("%s: new master connection replaces the current one", self.cfg.name)
@@ -257,6 +259,12 @@ class _Session:
             pass  # stop() or a newer master connection closed us
         finally:
             await self.close()
+
+    def probe(self) -> None:
+        """DNP3 keep-alive (REQUEST_LINK_STATUS) to the current master; a live one answers LINK_STATUS."""
+        if not self._closed and not self.ch.writer.is_closing():
+            self.os.counters["keepalive_probes"] += 1
+            self.ch.writer.write(self.ch._frame(REQUEST_LINK_STATUS, True))
 
     def close_by_guard(self, reason: str) -> None:
         log.info("%s: closing master connection %s (%s)", self.os.cfg.name, self.peer, reason)

@@ -37,6 +37,32 @@ async def test_second_connection_is_refused_while_the_master_is_active() -> None
                 assert await _closed(b)
             await integrity_ok(a, k + 1)  # the gateway's association is untouched
         assert os_.stats["guard"]["refused"] == 3 and os_.counters["connections"] == 1
+        assert os_.counters["keepalive_probes"] == 3  # the live master answered each and kept its association
+
+
+async def test_a_master_whose_connection_was_reset_gets_back_in() -> None:
+    """A rebooted master host resets its old connection (to the probe sent on contention, or to
+    anything): the association ends and the master's next attempt is served, not refused.
+    (A truly silent half-open peer cannot be made on loopback; the idle timeout covers that.)"""
+    import socket
+    import struct
+
+    async with outstation(_dev()) as os_:
+        dead = socket.create_connection(("127.0.0.1", os_.port))
+        for _ in range(100):
+            if os_._session is not None:
+                break
+            await asyncio.sleep(0.02)
+        dead.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        dead.close()  # RST: what a rebooted master host answers to the probe on its old connection
+        async with raw_master(os_.port) as b:
+            await _closed(b, timeout=2)  # refused (or served) while the outstation finds out
+        for _ in range(100):
+            if os_._session is None:
+                break
+            await asyncio.sleep(0.02)
+        async with raw_master(os_.port) as c:
+            await integrity_ok(c, 0)
 
 
 async def test_replace_policy_lets_the_newcomer_take_over() -> None:
