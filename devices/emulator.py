@@ -13,13 +13,11 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
+from devices.netguard import GuardLimits
 from firmware_sim import Firmware, RegisterLayout, SimPoint
 from gateway.config import Config, DeviceBase, ModbusDevice
-
-if TYPE_CHECKING:
-    from devices.netguard import GuardLimits
 
 log = logging.getLogger(__name__)
 
@@ -194,18 +192,10 @@ async def _start_modbus(emu: Emulator, d: ModbusDevice) -> RunningDevice:
     from devices.modbus.server import ModbusServer
 
     server = ModbusServer(
-        emu.fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name, limits=guard_limits(d)
+        emu.fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name, limits=GuardLimits.of(d.connections)
     )
     await server.start()
     return RunningDevice(d, server, server.port)
-
-
-def guard_limits(d: DeviceBase) -> "GuardLimits":
-    """The device's connection policy as plain data for its server."""
-    from devices.netguard import GuardLimits
-
-    c = d.connections
-    return GuardLimits(c.max_connections, float(c.idle_timeout), float(c.evict_idle_after))
 
 
 def _optional(module: str, cls: str) -> Any:

@@ -57,6 +57,11 @@ class GuardLimits:
     idle_timeout: float = 120.0  # 0: never close idle connections
     evict_idle_after: float = 5.0  # a held connection idle this long may be closed for a newcomer
 
+    @classmethod
+    def of(cls, options: Any) -> "GuardLimits":
+        """From a device's ``connections:`` options (gateway.config.ConnectionOptions)."""
+        return cls(int(options.max_connections), float(options.idle_timeout), float(options.evict_idle_after))
+
 
 @dataclass
 class GuardCounters:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes as C
+import dataclasses
 import logging
 import os
 import threading
@@ -84,8 +85,9 @@ class Iec61850Ied:
         self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
         c = device.connections
         # one slot of libiec61850's fixed maximum stays free for a newcomer; the guard then frees another
-        cap = max(1, min(c.max_connections, LIBIEC_MAX_CONNECTIONS - 1))
-        self.guard = ConnGuard(f"IED {device.name}", GuardLimits(cap, float(c.idle_timeout), float(c.evict_idle_after)))
+        limits = GuardLimits.of(c)
+        limits = dataclasses.replace(limits, max_connections=max(1, min(c.max_connections, LIBIEC_MAX_CONNECTIONS - 1)))
+        self.guard = ConnGuard(f"IED {device.name}", limits)
         self._sweeper: asyncio.Task | None = None
 
     # ------------------------------------------------------------ lifecycle

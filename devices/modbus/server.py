@@ -76,6 +76,7 @@ class ModbusServer:
     @classmethod
     def for_device(cls, device: "ModbusDevice", model: ModbusDataModel, **kw: object) -> "ModbusServer":
         """The server of one configured device: its host, port, unit id and name."""
+        kw.setdefault("limits", GuardLimits.of(device.connections))
         return cls(model, host=device.host, port=device.port, unit_id=device.unit_id, name=device.name, **kw)  # type: ignore[arg-type]
 
     async def start(self) -> None:
