@@ -74,6 +74,10 @@ class GuardCounters:
         return dict(self.__dict__)
 
 
+def _host(peer: str) -> str:
+    return peer.rsplit(":", 1)[0]
+
+
 @dataclass
 class ConnGuard:
     """The live connections of one device and the policy over them."""
@@ -83,6 +87,7 @@ class ConnGuard:
     counters: GuardCounters = field(default_factory=GuardCounters)
     conns: list[Guarded] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
+    warnings: PeerWarnings = field(default_factory=lambda: PeerWarnings(log))  # a connection flood logs a line per 10 s
 
     def admit(self, conn: Guarded) -> bool:
         """Take ``conn`` in, closing the longest-idle held connection if the cap is reached."""
@@ -90,7 +95,8 @@ class ConnGuard:
             victim = self.oldest_idle()
             if victim is None:
                 self.counters.refused += 1
-                log.warning(
+                self.warnings.warn(
+                    _host(conn.peer), "refused",
                     "%s: refused connection from %s: %d connections open (the cap) and all active within %.0f s; "
                     "raise connections.max_connections or stop the extra masters",
                     self.name, conn.peer, len(self.conns), self.limits.evict_idle_after,
@@ -98,7 +104,8 @@ class ConnGuard:
                 return False
             self.counters.evicted += 1
             idle = self.clock() - victim.last_active
-            log.warning(
+            self.warnings.warn(
+                _host(conn.peer), "evicted",
                 "%s: connection cap %d reached; closing %s (idle %.1f s) to admit %s",
                 self.name, self.limits.max_connections, victim.peer, idle, conn.peer,
             )
@@ -143,8 +150,9 @@ class ConnGuard:
             if victim is None:
                 break
             self.counters.evicted += 1
-            log.warning("%s: %d connections, cap %d; closing %s (idle %.1f s)", self.name, len(self.conns),
-                        self.limits.max_connections, victim.peer, self.clock() - victim.last_active)
+            self.warnings.warn(_host(victim.peer), "evicted", "%s: %d connections, cap %d; closing %s (idle %.1f s)",
+                               self.name, len(self.conns), self.limits.max_connections, victim.peer,
+                               self.clock() - victim.last_active)
             self.gone(victim)
             victim.close_by_guard("closed for a new connection")
             n += 1

@@ -84,3 +84,19 @@ async def test_malformed_frame_warnings_are_one_line_per_peer_per_interval(
         assert s.stats.malformed["length"] == 50
         lines = [r for r in caplog.records if "MBAP length" in r.getMessage()]
         assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+async def test_a_connection_flood_logs_one_refusal_line_per_interval(
+    model: ArrayDataModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="devices.netguard")
+    limits = GuardLimits(max_connections=2, idle_timeout=0, evict_idle_after=30)
+    async with ModbusServer(model, limits=limits) as s:
+        keep = [await Raw.open(s.port), await Raw.open(s.port)]
+        for _ in range(30):
+            c = await Raw.open(s.port)
+            assert await c.closed()
+            await c.close()
+        assert s.guard.counters.refused == 30
+        assert len([r for r in caplog.records if "refused connection" in r.getMessage()]) == 1
+        await asyncio.gather(*(c.close() for c in keep))
