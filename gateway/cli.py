@@ -91,7 +91,8 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
                    help="where values go: an MQTT broker (default), a data diode (UDP, one way) or air-gap courier bundles")
     g.add_argument("--diode-target", default=None, metavar="HOST:PORT", help="the diode receiver (with --northbound diode)")
     g.add_argument("--transfer-dir", default=None, help="bundle directory (with --northbound courier)")
-    g.add_argument("--key-file", default=None, help="courier signing key (with --northbound courier)")
+    g.add_argument("--key-file", default=None,
+                   help="courier: the Ed25519 signing key (PEM); diode: the MAC key shared with the receiver")
     g.add_argument("--no-inbound", action="store_true", help="subscribe to nothing (no commands, no rebirth requests)")
     g.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
                    help="serve Prometheus /metrics (loopback unless a host is given), the status topic's figures")
@@ -337,18 +338,22 @@ def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target t
     """The northbound the options ask for: the broker (None), a data diode sender, or courier bundles."""
     if args.northbound == "diode":
         from gateway.conduits.northbound import DiodeNorthbound
+        from gateway.conduits.signing import load_mac_key
 
         host, _, port = (args.diode_target or "").rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("--northbound diode needs --diode-target HOST:PORT (the diode receiver)")
-        return f"diode udp://{host}:{port}", lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth)
+        key = load_mac_key(args.key_file) if args.key_file else None  # shared with the diode receiver
+        if key is None:
+            say("warning: --northbound diode without --key-file: diode datagrams are not authenticated")
+        return f"diode udp://{host}:{port}", lambda gw, will: DiodeNorthbound(host, int(port), birth=gw.birth, key=key)
     if args.northbound == "courier":
         from gateway.conduits.northbound import CourierNorthbound
-        from gateway.conduits.records import load_key
+        from gateway.conduits.signing import load_signing_key
 
         if not args.transfer_dir or not args.key_file:
             raise ValueError("--northbound courier needs --transfer-dir DIR and --key-file FILE")
-        key = load_key(args.key_file)
+        key = load_signing_key(args.key_file)  # Ed25519 private key: the field side signs, the control side verifies
         state = Path(args.transfer_dir) / f".writer-state-{cfg.gateway.id}.json"
         return f"courier {args.transfer_dir}", lambda gw, will: CourierNorthbound(args.transfer_dir, key, cfg.gateway.id,
                                                                                   state, birth=gw.birth)

@@ -6,7 +6,9 @@ unsolicited reporting (FC 20/21 per class, confirm and retry), timestamped event
 variations chosen per point, select-before-operate and direct operate applied to the
 simulated equipment, and a count of every malformed frame or request. Comms faults (IIN1.6 DEVICE_TROUBLE,
 ignored confirms) come from ``self.faults`` (devices/dnp3/faults.py).
-One master at a time: a new connection replaces the old one.
+One master at a time (devices/netguard.py): a second connection is refused while the current
+master was heard within ``connections.idle_timeout`` (``dnp3.second_master: refuse``, as real
+outstations do), or takes over (``replace``); a silent master is closed after the idle timeout.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any
 from devices.dnp3.events import EventBuffers
 from devices.dnp3.faults import Dnp3Faults
 from devices.dnp3.responses import FragmentPacker
+from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
 from gateway.protocols.dnp3 import objects as o
 from gateway.protocols.dnp3.config import Dnp3Device, Dnp3Point
 from gateway.protocols.dnp3.flags import from_quality
-from gateway.protocols.dnp3.link import LinkChannel, LinkStats
+from gateway.protocols.dnp3.link import REQUEST_LINK_STATUS, LinkChannel, LinkStats
 from gateway.protocols.dnp3.points import PointTable, to_engineering, to_raw
 
 log = logging.getLogger(__name__)
@@ -65,11 +68,16 @@ class Dnp3Outstation:
         self.link_stats = LinkStats()
         self.counters = {
             "malformed_requests": 0, "unknown_function": 0, "unsol_sent": 0, "unsol_retried": 0,
-            "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0,
+            "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0, "keepalive_probes": 0,
         }
         self._server: asyncio.base_events.Server | None = None
         self._session: _Session | None = None
         self._wake = asyncio.Event()
+        c = device.connections
+        take_over_after = 0.0 if device.dnp3.second_master == "replace" else (float(c.idle_timeout) or float("inf"))
+        self.guard = ConnGuard(f"{device.name}: DNP3 outstation", GuardLimits(1, float(c.idle_timeout), take_over_after))
+        self.warnings = PeerWarnings(log)
+        self._sweeper: asyncio.Task | None = None
         for p in device.points:
             if p.variation is not None and (o.EVENT_GROUP[p.group], p.variation) not in o.LAYOUT:
                 ok = sorted(v for (g, v) in o.LAYOUT if g == o.EVENT_GROUP[p.group])
@@ -82,9 +90,14 @@ class Dnp3Outstation:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        quiet_accept_errors()
+        self._sweeper = asyncio.get_running_loop().create_task(self.guard.run_sweeps())
         log.info("%s: DNP3 outstation %d listening on %s:%d", self.cfg.name, self.cfg.dnp3.outstation_address, self.cfg.host, self.port)
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server:
             self._server.close()
         if self._session:
@@ -99,15 +112,22 @@ class Dnp3Outstation:
             self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._session:
-            log.info("%s: new master connection replaces the current one", self.cfg.name)
-            await self._session.close()
-        self.counters["connections"] += 1
         s = _Session(self, reader, writer)
+        old = self._session
+        if not self.guard.admit(s):  # the current master stays; the newcomer is closed at once
+            writer.transport.abort()
+            if old is not None:
+                old.probe()  # a half-open association (master host gone) then ends by RST, so a retry gets in
+            return
+        if old is not None:
+            log.info("%s: new master connection replaces the current one", self.cfg.name)
+            await old.close()
+        self.counters["connections"] += 1
         self._session = s
         try:
             await s.run()
         finally:
+            self.guard.gone(s)
             if self._session is s:
                 self._session = None
 
@@ -145,6 +165,7 @@ class Dnp3Outstation:
         out["events_buffered"] = self.events.count()
         out["malformed_frames"] = self.link_stats.malformed
         out["link"] = self.link_stats.as_dict()
+        out["guard"] = self.guard.counters.as_dict()
         return out
 
     def iin(self) -> int:
@@ -193,7 +214,14 @@ class _Session:
     def __init__(self, os_: Dnp3Outstation, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.os = os_
         d = os_.cfg.dnp3
-        self.ch = LinkChannel(reader, writer, d.outstation_address, d.master_address, is_master=False, stats=os_.link_stats)
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.opened = self.last_active = time.monotonic()
+        host = self.peer.rsplit(":", 1)[0]
+        self.warn = lambda kind, msg, *args: os_.warnings.warn(host, kind, msg, *args)
+        self.ch = LinkChannel(
+            reader, writer, d.outstation_address, d.master_address, is_master=False, stats=os_.link_stats, warn=self.warn
+        )
         self.sol_queue: list[bytes] = []  # fragments still to send after the one awaiting confirm
         self.sol_wait: int | None = None  # seq of the solicited fragment awaiting confirm
         self.sol_timer: asyncio.TimerHandle | None = None
@@ -218,11 +246,12 @@ class _Session:
         try:
             while True:
                 frag = await self.ch.recv()
+                self.last_active = time.monotonic()
                 try:
                     self.on_fragment(frag)
                 except Exception as e:  # a request we cannot handle must not kill the association
                     self.os.counters["malformed_requests"] += 1
-                    log.warning("%s: request %s dropped: %s", self.os.cfg.name, frag[:8].hex(), e)
+                    self.warn("request", "%s: request %s dropped: %s", self.os.cfg.name, frag[:8].hex(), e)
                 await self.ch.writer.drain()
         except (EOFError, ConnectionError, OSError) as e:
             log.info("%s: master connection ended (%s)", self.os.cfg.name, e or type(e).__name__)
@@ -230,6 +259,16 @@ class _Session:
             pass  # stop() or a newer master connection closed us
         finally:
             await self.close()
+
+    def probe(self) -> None:
+        """DNP3 keep-alive (REQUEST_LINK_STATUS) to the current master; a live one answers LINK_STATUS."""
+        if not self._closed and not self.ch.writer.is_closing():
+            self.os.counters["keepalive_probes"] += 1
+            self.ch.writer.write(self.ch._frame(REQUEST_LINK_STATUS, True))
+
+    def close_by_guard(self, reason: str) -> None:
+        log.info("%s: closing master connection %s (%s)", self.os.cfg.name, self.peer, reason)
+        asyncio.get_running_loop().create_task(self.close())
 
     async def close(self) -> None:
         if self._closed:
@@ -248,7 +287,7 @@ class _Session:
     def on_fragment(self, frag: bytes) -> None:
         if len(frag) < 2:
             self.os.counters["malformed_requests"] += 1
-            log.warning("%s: %d-octet fragment is too short for a request header; dropped", self.os.cfg.name, len(frag))
+            self.warn("short", "%s: %d-octet fragment is too short for a request header; dropped", self.os.cfg.name, len(frag))
             return
         ac, fc = frag[0], frag[1]
         seq = ac & 0x0F
@@ -257,7 +296,7 @@ class _Session:
             return
         if fc >= o.RESPONSE:
             self.os.counters["malformed_requests"] += 1
-            log.warning("%s: response function %d sent to an outstation; dropped", self.os.cfg.name, fc)
+            self.warn("response", "%s: response function %d sent to an outstation; dropped", self.os.cfg.name, fc)
             return
         if self.sol_wait is not None:  # a new request abandons the unconfirmed response
             self._abandon_solicited()
@@ -278,7 +317,7 @@ class _Session:
             handler = self.on_control
         if handler is None:
             self.os.counters["unknown_function"] += 1
-            log.warning("%s: function code %d not supported; answered IIN2.0", self.os.cfg.name, fc)
+            self.warn("function", "%s: function code %d not supported; answered IIN2.0", self.os.cfg.name, fc)
             self._respond_simple(seq, o.IIN_NO_FUNC_CODE)
         else:
             handler(seq, fc, frag[2:])
@@ -294,7 +333,7 @@ class _Session:
         res = o.parse_objects(body, with_data, base=2)
         if res.error:
             self.os.counters["malformed_requests"] += 1
-            log.warning("%s: malformed request: %s; answered IIN2.2", self.os.cfg.name, res.error)
+            self.warn("malformed", "%s: malformed request: %s; answered IIN2.2", self.os.cfg.name, res.error)
             self._respond_simple(seq, o.IIN_PARAMETER_ERROR)
             return None
         return res.headers

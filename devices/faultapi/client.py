@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devices.faultapi.server import default_state_file
+from devices.faultapi.state import StateFileError, default_state_file
 
 
 class FaultApiError(Exception):
@@ -18,9 +18,12 @@ class FaultApiError(Exception):
 class FaultClient:
     def __init__(self, url: str | None = None, token: str | None = None, state_file: str | Path | None = None) -> None:
         if url is None or token is None:
-            p = Path(state_file) if state_file else default_state_file()
+            p = Path(state_file) if state_file else None
             try:
+                p = p or default_state_file()
                 st = json.loads(p.read_text())
+            except StateFileError as e:
+                raise FaultApiError(str(e)) from None
             except (OSError, ValueError):
                 raise FaultApiError(
                     f"no running emulator found ({p} missing or unreadable); start `gridgate scenario run` or pass --url and --token"

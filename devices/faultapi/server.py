@@ -1,37 +1,54 @@
-"""Loopback HTTP + bearer token, served inside the emulator process.
+"""Loopback HTTP + bearer token, served inside the emulator process (aiohttp's server).
 
 ``GET /faults`` lists, ``POST /faults`` injects ``{"target": {...}, "fault": {...},
 "duration": "30s"}``, ``DELETE /faults/<id>`` clears one, ``DELETE /faults`` all.
 Never listens beyond loopback unless asked (``allow_remote``), and even then answers only
-loopback peers unless ``allow_remote``; every request needs the token, which is written
-with the URL to a 0600 state file for the CLI.
+loopback peers unless ``allow_remote``; every request needs the token (``Authorization:
+Bearer <token>``, scheme case-insensitive). HTTP parsing, header and body limits are
+aiohttp's: every malformed request gets a 4xx with a JSON error, never silence.
+The URL and token go to a 0600 state file (``state.py``), created exclusively and removed on stop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import json
 import logging
+import math
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from devices.faultapi.state import StateFileBusy, default_state_file, remove_state, state_path, write_state
 from devices.scenario.inject import Injector
 from devices.scenario.model import Target
 from devices.scenario.resolve import TargetError
 from gateway.site.model import parse_duration
 
+__all__ = ["FaultApiServer", "InjectRequest", "default_state_file", "is_loopback"]
+
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+MAX_HEADER_FIELD = 8 * 1024  # one header line; the whole block is bounded by aiohttp's field count
 
 
-def default_state_file() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/gridgate-{os.getuid()}"
-    return Path(base) / "gridgate" / "faultapi.json"
+class _OneLine(logging.Filter):
+    """aiohttp logs a malformed request with a traceback; a hostile client is worth one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg, record.args = f"{record.getMessage()} {record.exc_info[1]!s:.200}", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+http_log = logging.getLogger("devices.faultapi.http")
+http_log.addFilter(_OneLine())
 
 
 def is_loopback(host: str) -> bool:
@@ -42,6 +59,12 @@ def is_loopback(host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive, RFC 7235)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 class InjectRequest(BaseModel):
@@ -55,7 +78,19 @@ class InjectRequest(BaseModel):
     @field_validator("duration", mode="before")
     @classmethod
     def _d(cls, v: Any) -> float | None:
-        return None if v is None else parse_duration(v)
+        if v is None:
+            return None
+        d = parse_duration(v)
+        if not math.isfinite(d) or d <= 0:
+            raise ValueError(f"duration must be a positive finite time such as 500ms or 30s, got {v!r}")
+        return d
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 class FaultApiServer:
@@ -67,104 +102,132 @@ class FaultApiServer:
         self.host, self._port = host, port
         self.token = token or secrets.token_urlsafe(24)
         self.allow_remote = allow_remote
-        self.state_file = Path(state_file) if state_file else default_state_file()
+        self._state_arg = Path(state_file) if state_file else None
+        self.state_file = self._state_arg or state_path()
         self.refused = {"non_loopback": 0, "unauthorised": 0, "bad_request": 0}
-        self._server: asyncio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        assert self._runner is not None and self._runner.addresses, "fault API not started"
+        return self._runner.addresses[0][1]
 
     @property
     def url(self) -> str:
         h = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{h}:{self.port}"
 
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_BODY, middlewares=[self._guard],
+            handler_args={"max_field_size": MAX_HEADER_FIELD, "max_line_size": MAX_HEADER_FIELD, "logger": http_log},
+        )
+        app.router.add_get("/faults", self._list)
+        app.router.add_post("/faults", self._inject)
+        app.router.add_delete("/faults", self._clear_all)
+        app.router.add_delete("/faults/{id}", self._clear)
+        return app
+
     async def start(self) -> "FaultApiServer":
-        self._server = await asyncio.start_server(self._handle, self.host, self._port)
-        self.state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"url": self.url, "token": self.token, "pid": os.getpid()}, f)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.host, self._port)
+        try:
+            await self._site.start()
+            state = {"url": self.url, "token": self.token, "pid": os.getpid()}
+            if self._state_arg is not None:
+                write_state(self.state_file, state)
+            else:
+                self.state_file = default_state_file(create=True)
+                try:
+                    write_state(self.state_file, state)
+                except StateFileBusy as e:  # another emulator of this user is running: ours goes beside it
+                    self.state_file = self.state_file.with_name(f"faultapi-{os.getpid()}.json")
+                    log.warning("fault API: %s; using %s (pass --state to the fault CLI)", e, self.state_file)
+                    write_state(self.state_file, state)
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         return self
 
     async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        try:
-            if json.loads(self.state_file.read_text()).get("token") == self.token:
-                self.state_file.unlink()
-        except (OSError, ValueError):
-            pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            remove_state(self.state_file, self.token)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = (writer.get_extra_info("peername") or ("?",))[0]
-        try:
-            status, body = await asyncio.wait_for(self._serve(peer, reader), 10)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            status, body = 408, {"error": "request incomplete or too slow"}
-        data = json.dumps(body).encode()
-        reason = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-                  404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-                  413: "Payload Too Large"}.get(status, "Error")
-        try:
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    # ---------------------------------------------------------------- checks (every request)
 
-    async def _serve(self, peer: str, reader: asyncio.StreamReader) -> tuple[int, Any]:
-        if not self.allow_remote and not is_loopback(peer):
-            self.refused["non_loopback"] += 1
-            log.warning("fault API: refused request from non-loopback peer %s", peer)
-            return 403, {"error": f"peer {peer} is not loopback; the fault API answers only this machine"}
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
+    def peer_refusal(self, peer: str) -> web.Response | None:
+        """403 unless the peer is on this machine (or remote peers are allowed)."""
+        if self.allow_remote or is_loopback(peer):
+            return None
+        self.refused["non_loopback"] += 1
+        log.warning("fault API: refused request from non-loopback peer %s", peer)
+        return _error(403, f"peer {peer} is not loopback; the fault API answers only this machine")
+
+    def auth_refusal(self, header: str, what: str, peer: str) -> web.Response | None:
+        """401 unless the header carries our token (compared in constant time)."""
+        token = bearer_token(header)
+        if token is not None and secrets.compare_digest(token.encode(), self.token.encode()):
+            return None
+        self.refused["unauthorised"] += 1
+        log.warning("fault API: refused %s from %s without the token", what, peer)
+        return _error(401, "missing or wrong token; send 'Authorization: Bearer <token>' (see the state file)")
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Peer and token first, then the route; one JSON reply per request and the connection closed
+        (a CLI tool's API needs no keep-alive, and idle sockets cannot pile up)."""
+        resp = await self._checked(request, handler)
+        resp.force_close()
+        return resp
+
+    async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.remote or "?"
+        refusal = self.peer_refusal(peer) or self.auth_refusal(
+            request.headers.get("Authorization", ""), f"{request.method} {request.path}", peer
+        )
+        if refusal is not None:
+            return refusal
         try:
-            method, path, _ = lines[0].split(" ", 2)
-        except ValueError:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
             self.refused["bad_request"] += 1
-            return 400, {"error": "malformed request line"}
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-        if not secrets.compare_digest(headers.get("authorization", ""), f"Bearer {self.token}"):
-            self.refused["unauthorised"] += 1
-            log.warning("fault API: refused %s %s from %s without the token", method, path, peer)
-            return 401, {"error": "missing or wrong token; send 'Authorization: Bearer <token>' (see the state file)"}
-        n = int(headers.get("content-length", "0") or 0)
-        if n > MAX_BODY:
-            return 413, {"error": f"body of {n} bytes is over the {MAX_BODY} byte limit"}
-        raw = await reader.readexactly(n) if n else b""
-        return await self._route(method, path.rstrip("/"), raw)
+            return _error(413, f"body over the {MAX_BODY} byte limit")
+        except web.HTTPMethodNotAllowed:
+            return _error(405, f"{request.method} {request.path}: use GET/POST /faults or DELETE /faults[/<id>]")
+        except web.HTTPNotFound:
+            return _error(404, f"no resource {request.path}; use /faults")
+        except web.HTTPException as e:
+            self.refused["bad_request"] += 1
+            return _error(e.status if e.status >= 400 else 400, e.reason)
 
-    async def _route(self, method: str, path: str, raw: bytes) -> tuple[int, Any]:
-        inj = self.injector
-        if path == "/faults" and method == "GET":
-            return 200, {"active": inj.list()}
-        if path == "/faults" and method == "POST":
-            try:
-                req = InjectRequest.model_validate_json(raw or b"{}")
-                a = await inj.inject(req.target, req.fault, req.duration, req.id)
-            except ValidationError as e:
-                self.refused["bad_request"] += 1
-                return 400, {"error": "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())}
-            except (TargetError, KeyError, ValueError) as e:
-                self.refused["bad_request"] += 1
-                return 400, {"error": str(e).strip('"')}
-            return 201, a.describe()
-        if path == "/faults" and method == "DELETE":
-            return 200, {"cleared": await inj.clear_all()}
-        if path.startswith("/faults/") and method == "DELETE":
-            fid = path.removeprefix("/faults/")
-            try:
-                return 200, (await inj.clear(fid)).describe()
-            except KeyError as e:
-                return 404, {"error": str(e).strip('"')}
-        if path.startswith("/faults"):
-            return 405, {"error": f"{method} {path}: use GET/POST /faults or DELETE /faults[/<id>]"}
-        return 404, {"error": f"no resource {path}; use /faults"}
+    # ---------------------------------------------------------------- routes
+
+    async def _list(self, request: web.Request) -> web.Response:
+        return web.json_response({"active": self.injector.list()})
+
+    async def _inject(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            req = InjectRequest.model_validate_json(raw or b"{}")
+            a = await self.injector.inject(req.target, req.fault, req.duration, req.id)
+        except ValidationError as e:
+            self.refused["bad_request"] += 1
+            return _error(400, "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors()))
+        except (TargetError, KeyError, ValueError) as e:
+            self.refused["bad_request"] += 1
+            return _error(400, str(e).strip('"'))
+        return web.json_response(a.describe(), status=201)
+
+    async def _clear_all(self, request: web.Request) -> web.Response:
+        return web.json_response({"cleared": await self.injector.clear_all()})
+
+    async def _clear(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response((await self.injector.clear(request.match_info["id"])).describe())
+        except KeyError as e:
+            return _error(404, str(e).strip('"'))

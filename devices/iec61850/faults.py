@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
+
+from devices.netguard import accepted_sockets
 
 
 @dataclass(frozen=True)
@@ -34,35 +35,13 @@ def abort_connections(host: str, port: int) -> int:
     libiec61850's connection thread then sees the peer gone and releases the association,
     exactly as after a network abort; the listening socket is untouched."""
     n = 0
-    for fd in _fds():
+    for s in accepted_sockets(host, port):
         try:
-            s = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            continue
-        try:
-            if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            local = s.getsockname()
-            if local[1] != port or (host not in ("", "0.0.0.0", "::") and local[0] != host):
-                continue
-            try:
-                s.getpeername()  # the listener has no peer
-            except OSError:
-                continue
             s.shutdown(socket.SHUT_RDWR)
             n += 1
         except OSError:
             continue
-        finally:
-            s.close()
     return n
-
-
-def _fds() -> list[int]:
-    try:
-        return [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        return []
 
 
 def merge(faults: list[Any]) -> IedFaults:

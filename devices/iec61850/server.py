@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes as C
+import dataclasses
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from typing import Callable
 from devices.iec61850.faults import IedFaults, abort_connections
 from devices.iec61850.model import ModelError, build, parse_ref, plan
 from devices.iec61850.walk import status_pairs, wlib
+from devices.netguard import ConnGuard, ForeignGuard, GuardLimits
 from gateway.protocols.iec61850.config import Iec61850Device, MmsPoint
 from gateway.protocols.iec61850.libiec import (
     ADD_CAUSE_BLOCKED_BY_PROCESS,
@@ -53,6 +55,9 @@ OnControl = Callable[[str, "int | float"], bool]
 CONTROL_VERDICT_TIMEOUT = 5.0
 CONTROL_OBJECT_ACCESS_DENIED = 3  # CheckHandlerResult
 SCL_SUFFIXES = (".cid", ".icd", ".scd", ".iid", ".xml")
+#: the libiec61850 build in pyiec61850-ng accepts at most this many MMS connections (compile-time
+#: CONFIG_MAXIMUM_TCP_CLIENT_CONNECTIONS; a higher IedServerConfig value has no effect): measured
+LIBIEC_MAX_CONNECTIONS = 5
 REPORT_BUFFER_BYTES = 1_000_000  # per BRCB: ~10k single-value entries kept while the gateway is away
 
 
@@ -100,6 +105,12 @@ class Iec61850Ied:
         self.port = device.port
         self.faults = IedFaults()  # replaced as a whole by the fault engine (devices/scenario/inject.py)
         self.counters = {"silent_updates": 0, "rcb_writes_refused": 0, "controls_refused": 0, "aborted": 0}
+        c = device.connections
+        # one slot of libiec61850's fixed maximum stays free for a newcomer; the guard then frees another
+        limits = GuardLimits.of(c)
+        limits = dataclasses.replace(limits, max_connections=max(1, min(c.max_connections, LIBIEC_MAX_CONNECTIONS - 1)))
+        self.guard = ConnGuard(f"IED {device.name}", limits)
+        self._sweeper: asyncio.Task | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -130,7 +141,8 @@ class Iec61850Ied:
             raise
         cfg = L.IedServerConfig_create()
         L.IedServerConfig_setReportBufferSize(cfg, REPORT_BUFFER_BYTES)
-        L.IedServerConfig_setMaxMmsConnections(cfg, 10)
+        # one spare slot above the cap: a newcomer always gets in, the guard then closes the oldest idle one
+        L.IedServerConfig_setMaxMmsConnections(cfg, LIBIEC_MAX_CONNECTIONS)
         self._server = L.IedServer_createWithConfig(self._model, None, cfg)
         L.IedServerConfig_destroy(cfg)
         self._resolve_links()
@@ -155,6 +167,8 @@ class Iec61850Ied:
         if not L.IedServer_isRunning(self._server):
             self.stop()
             raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
+        if self._loop is not None:
+            self._sweeper = self._loop.create_task(ForeignGuard(self.guard, self.device.host, self.device.port).run())
         log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
 
     def _initialise(self) -> None:
@@ -173,6 +187,9 @@ class Iec61850Ied:
 
     def stop(self) -> None:
         L = lib()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server:
             L.IedServer_stop(self._server)
             L.IedServer_destroy(self._server)

@@ -12,8 +12,10 @@ RESTART_ON_DISCONNECT = False
 async def start(d: Any, on_command: Any, fw: Any) -> Any:
     """Modbus devices serve the firmware's register image (writes land there directly)."""
     from devices.modbus.server import ModbusServer
+    from devices.netguard import GuardLimits
 
-    server = ModbusServer(fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name)
+    server = ModbusServer(fw.modbus(d.name), host=d.host, port=d.port, unit_id=d.unit_id, name=d.name,
+                          limits=GuardLimits.of(d.connections))
     await server.start()
     return server
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from struct import pack, unpack_from
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from devices.modbus import pdu as _pdu
 from devices.modbus.faults import HEALTHY, ModbusFaults
 from devices.modbus.model import ModbusDataModel
 from devices.modbus.stats import LENGTH, PROTOCOL_ID, TRUNCATED, ConnStats, ServerStats
+from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
 
 if TYPE_CHECKING:
     from gateway.protocols.modbus.config import ModbusDevice
@@ -48,29 +50,33 @@ class ModbusServer:
         max_connections: int = 16,
         name: str = "",
         faults: ModbusFaults = HEALTHY,
+        limits: GuardLimits | None = None,
     ) -> None:
         if not 0 <= unit_id <= 255:
             raise ValueError(f"unit_id {unit_id} is out of range; use 0..255")
-        if max_connections < 1:
-            raise ValueError(f"max_connections {max_connections} must be at least 1")
+        limits = limits or GuardLimits(max_connections=max_connections)
+        if limits.max_connections < 1:
+            raise ValueError(f"max_connections {limits.max_connections} must be at least 1")
         self.model = model
         self.host = host
         self.unit_id = unit_id
-        self.max_connections = max_connections
+        self.max_connections = limits.max_connections
         self.name = name or f"unit {unit_id}"
+        self.guard = ConnGuard(f"modbus device {self.name}", limits)
+        self._sweeper: asyncio.Task | None = None
+        self.warnings = PeerWarnings(log)  # per-frame complaints: one line per peer per interval
         self.faults = faults
         self._units = frozenset((unit_id, 0, 255))
         self._want_port = port
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
         self._closed = ConnStats()
-        self._accepted = 0
-        self._rejected = 0
         self._refused = 0  # connections closed at once by the ``refuse`` fault
 
     @classmethod
     def for_device(cls, device: "ModbusDevice", model: ModbusDataModel, **kw: object) -> "ModbusServer":
         """The server of one configured device: its host, port, unit id and name."""
+        kw.setdefault("limits", GuardLimits.of(device.connections))
         return cls(model, host=device.host, port=device.port, unit_id=device.unit_id, name=device.name, **kw)  # type: ignore[arg-type]
 
     async def start(self) -> None:
@@ -85,6 +91,8 @@ class ModbusServer:
                 f"modbus device {self.name} cannot listen on {self.host}:{self._want_port} ({e.strerror}); "
                 "give it a free port and an address of this machine",
             ) from None
+        quiet_accept_errors(loop)
+        self._sweeper = loop.create_task(self.guard.run_sweeps())
         log.info("modbus device %s listening on %s:%d", self.name, self.host, self.port)
 
     @property
@@ -97,6 +105,9 @@ class ModbusServer:
         if self._server is None:
             return
         self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for c in list(self._conns):
             c.transport.abort()
         await self._server.wait_closed()
@@ -127,7 +138,8 @@ class ModbusServer:
         total.add(self._closed)
         for c in self._conns:
             total.add(c.stats)
-        return ServerStats.of(total, len(self._conns), self._accepted, self._rejected + self._refused)
+        g = self.guard.counters
+        return ServerStats.of(total, len(self._conns), g.accepted, g.refused + self._refused)
 
     def connection_stats(self) -> dict[str, ConnStats]:
         """live connections by peer address ``host:port``"""
@@ -136,19 +148,13 @@ class ModbusServer:
     # ---- called by connections
 
     def _admit(self, conn: "_Connection") -> bool:
-        if len(self._conns) >= self.max_connections:
-            self._rejected += 1
-            log.warning(
-                "modbus device %s on %s:%d refused connection from %s: %d connections open, the limit; "
-                "raise max_connections or close idle masters",
-                self.name, self.host, self.port, conn.peer, len(self._conns),
-            )
+        if not self.guard.admit(conn):
             return False
-        self._accepted += 1
         self._conns.add(conn)
         return True
 
     def _gone(self, conn: "_Connection") -> None:
+        self.guard.gone(conn)
         if conn in self._conns:
             self._conns.discard(conn)
             self._closed.add(conn.stats)
@@ -158,12 +164,13 @@ class _Connection(asyncio.BufferedProtocol):
     """One master's TCP connection. A BufferedProtocol: the loop ``recv_into``s a fixed
     buffer instead of allocating 256 KiB per read (measurably cheaper per request)."""
 
-    __slots__ = ("server", "transport", "stats", "peer", "_buf", "_view", "_len", "_trickling")
+    __slots__ = ("server", "transport", "stats", "peer", "opened", "last_active", "_buf", "_view", "_len", "_trickling")
 
     def __init__(self, server: ModbusServer) -> None:
         self.server = server
         self.stats = ConnStats()
         self.peer = "?"
+        self.opened = self.last_active = time.monotonic()
         self._buf = bytearray(RECV_BUFFER)
         self._view = memoryview(self._buf)
         self._len = 0  # bytes of an incomplete ADU kept at the front of _buf
@@ -178,7 +185,11 @@ class _Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         if not self.server._admit(self):
-            transport.close()
+            transport.abort()
+
+    def close_by_guard(self, reason: str) -> None:
+        """The device's guard drops this connection (idle timeout, or room for a newer one)."""
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._len:
@@ -192,6 +203,7 @@ class _Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         st = self.stats
         st.bytes_in += nbytes
+        self.last_active = time.monotonic()
         buf = self._buf
         n = self._len + nbytes
         i = 0
@@ -204,7 +216,8 @@ class _Connection(asyncio.BufferedProtocol):
             tid, pid, length, unit = unpack_from(">HHHB", buf, i)
             if not MIN_LENGTH <= length <= MAX_LENGTH:
                 st.malformed[LENGTH] += 1
-                log.warning(
+                server.warnings.warn(
+                    self.peer.rsplit(":", 1)[0], "length",
                     "modbus device %s: MBAP length %d from %s is outside %d..%d; framing lost, closing the connection",
                     server.name, length, self.peer, MIN_LENGTH, MAX_LENGTH,
                 )

@@ -198,9 +198,7 @@ def _signal_inside(p: subprocess.Popen, sig: int) -> None:
 
 
 def start_broker(s: Session) -> str:
-    from devices.mosquitto import (
-        mosquitto_binary,  # the one place that knows where mosquitto lives
-    )
+    from devices.mosquitto import mosquitto_binary  # the one place that knows where mosquitto lives
 
     binary = mosquitto_binary()
     if binary is None:
@@ -219,9 +217,15 @@ def start_broker(s: Session) -> str:
 def start_diode_receiver(s: Session) -> None:
     port = s.lab.profile.gateway.diode_port
     ctl = s.lab.address("control", towards="gateway")
+    s.key_file = Path(os.environ.get(ENV_KEY) or s.work / "diode.key")  # shared secret of sender and receiver
+    if not s.key_file.exists():
+        fd = os.open(s.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
     s.start("diode-receiver", "control", [PY, "-m", "gateway.conduits.run", "diode-receive", "0.0.0.0", str(port),
                                           "--broker", f"{ctl}:{s.lab.profile.broker_port}", "--grace", "0.5",
-                                          "--status-topic", DIODE_STATUS], stdin=subprocess.PIPE)
+                                          "--status-topic", DIODE_STATUS, "--key-file", str(s.key_file)],
+            stdin=subprocess.PIPE)
     s.wait_for("diode-receiver", "ready", lambda: "ready" in s.log("diode-receiver"), timeout=10)
 
 
@@ -239,8 +243,10 @@ def start_gateway(s: Session) -> None:
         argv += ["--broker", s.broker_url]
     if policy.northbound == "diode":
         argv += ["--diode-target", f"{s.lab.address('control', towards='gateway')}:{policy.diode_port}"]
+        if s.key_file is not None:
+            argv += ["--key-file", str(s.key_file)]  # the MAC key shared with the diode receiver
     if policy.northbound == "courier":
-        argv += ["--transfer-dir", str(s.transfer), "--key-file", str(s.key_file)]
+        argv += ["--transfer-dir", str(s.transfer), "--key-file", str(s.key_file)]  # the Ed25519 signing key
     if not (policy.subscribe and policy.accept_commands):
         argv += ["--no-inbound"]
     s.start("gateway", "gateway", argv)
@@ -251,12 +257,36 @@ def courier_import(s: Session) -> dict:
     """Carry the transfer directory across the air gap: ``gridgate courier import`` in control."""
     assert s.transfer is not None and s.key_file is not None
     r = s.lab.run_in("control", [PY, "-m", "gateway.cli", "courier", "import", str(s.transfer), "--broker",
-                                 f"mqtt://127.0.0.1:{s.lab.profile.broker_port}", "--key-file", str(s.key_file),
+                                 f"mqtt://127.0.0.1:{s.lab.profile.broker_port}", "--key-file", str(public_key_of(s.key_file)),
                                  "--state", str(s.work / "import-state.json"), "--json"], timeout=60, env=s.env("control"))
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise ProfileRunError(f"courier import failed ({r.returncode}): {r.stderr.strip()}") from None
+
+
+def conduit_key(s: Session) -> Path:
+    """The field side's signing key for the courier or the diode (made, with its .pub, if missing)."""
+    key = Path(os.environ.get(ENV_KEY) or s.work / "courier.key")
+    if not key.exists():
+        from gateway.conduits.signing import keygen
+
+        keygen(key, public_key_of(key))
+    return key
+
+
+def public_key_of(private: Path) -> Path:
+    """Where the control side's public key lives next to a private key (``courier.key`` → ``courier.pub``);
+    written from the private key if missing (a lab convenience: in the field only the .pub crosses the gap)."""
+    pub = private.with_suffix(".pub")
+    if private.exists() and not pub.exists():
+        from cryptography.hazmat.primitives import serialization
+
+        from gateway.conduits.signing import load_signing_key
+
+        pub.write_bytes(load_signing_key(private).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pub
 
 
 def last_json(text: str) -> dict:
@@ -318,8 +348,6 @@ def run_with_profile(command: str, args: argparse.Namespace, on_ready: Callable[
             _say(f"lab files kept in {work}")
 
 
-
-
 def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work: Path, stop: dict[str, int | None],
                 on_ready: Callable[[Session], None] | None) -> int:
     profile = lab.profile
@@ -354,10 +382,7 @@ def _run_in_lab(command: str, args: argparse.Namespace, lab: Lab, cfg: Any, work
     else:
         s.transfer = Path(os.environ.get(ENV_TRANSFER) or work / "transfer")
         s.transfer.mkdir(parents=True, exist_ok=True)
-        s.key_file = Path(os.environ.get(ENV_KEY) or work / "courier.key")
-        if not s.key_file.exists():
-            s.key_file.write_bytes(os.urandom(32).hex().encode())
-            s.key_file.chmod(0o600)
+        s.key_file = conduit_key(s)
     start_emulator(s, seed)
     start_gateway(s)
     local = f"mqtt://127.0.0.1:{profile.broker_port}"

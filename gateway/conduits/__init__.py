@@ -9,7 +9,8 @@ from gateway.conduits.courier import (
            write_bundle,
 )
 from gateway.conduits.diode import DiodeReceiver, DiodeSender, run_receiver
-from gateway.conduits.records import Record, load_key
+from gateway.conduits.records import Record
+from gateway.conduits.signing import keygen, load_signing_key, load_verify_key
 
 __all__ = ["CourierWriter", "ImportReport", "import_dir", "read_bundle", "write_bundle", "DiodeReceiver",
-           "DiodeSender", "run_receiver", "Record", "load_key"]
+           "DiodeSender", "run_receiver", "Record", "keygen", "load_signing_key", "load_verify_key"]

@@ -9,9 +9,12 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-DEFAULT_KEY = "~/.config/gridgate/courier.key"
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+DEFAULT_KEY = "~/.config/gridgate/courier.pub"
 STATE_NAME = ".gridgate-import-state.json"  # dot file: import_dir never mistakes it for a bundle
 
 
@@ -21,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     i = csub.add_parser("import", help="verify the bundles in DIR and publish them in order to a broker")
     i.add_argument("dir", help="transfer directory (the USB stick) holding *.ggb bundles")
     i.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (default mqtt://127.0.0.1:1883)")
-    i.add_argument("--key-file", default=DEFAULT_KEY, help=f"shared HMAC key the gateway signed with (default {DEFAULT_KEY})")
+    i.add_argument("--key-file", default=DEFAULT_KEY, help=f"the gateway's Ed25519 public key, PEM (default {DEFAULT_KEY})")
     i.add_argument("--state", default=None, help=f"import progress file (default DIR/{STATE_NAME})")
     i.add_argument("--json", action="store_true", help="print the import report as JSON")
 
@@ -31,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
 
 
 def cmd_courier(args: argparse.Namespace) -> int:
-    from gateway.conduits.records import KeyError_, load_key
+    from gateway.conduits.records import KeyError_
+    from gateway.conduits.signing import load_verify_key
 
     d = Path(args.dir)
     if not d.is_dir():
@@ -39,9 +43,9 @@ def cmd_courier(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     try:
-        key = load_key(Path(args.key_file).expanduser())
+        key = load_verify_key(Path(args.key_file).expanduser())
     except KeyError_ as e:
-        print(f"error: courier import: {e} (the gateway's key, e.g. --key-file /path/to/courier.key)", file=sys.stderr)
+        print(f"error: courier import: {e} (the gateway's public key, e.g. --key-file /path/to/courier.pub)", file=sys.stderr)
         return 1
     state = Path(args.state) if args.state else d / STATE_NAME
     try:
@@ -57,7 +61,7 @@ def cmd_courier(args: argparse.Namespace) -> int:
     return 0 if rep.ok else 1
 
 
-async def _import(d: Path, key: bytes, state: Path, broker: str):  # noqa: ANN202
+async def _import(d: Path, key: "Ed25519PublicKey", state: Path, broker: str):  # noqa: ANN202
     from gateway.conduits.courier import ImportReport, import_dir
     from gateway.conduits.mqtt_out import Republisher
     from gateway.northbound.mqtt import parse_url
@@ -75,8 +79,3 @@ async def _import(d: Path, key: bytes, state: Path, broker: str):  # noqa: ANN20
     finally:
         await pub.close()
     return rep
-
-
-# ---------------------------------------------------------------- lab check
-
-

@@ -4,16 +4,18 @@ sequenced bundles into a transfer directory (USB stick, sneakernet); on the othe
 
 A bundle is one file ``{source}-{seq:010d}.ggb``: a JSON manifest line, then the body
 (JSON lines of records). The manifest carries the body's SHA-256, the previous bundle's
-body hash (a chain, so a swapped or replayed bundle is caught) and an HMAC-SHA256 over
-the manifest. Anything that fails verification is rejected with the file and the reason;
+body hash (a chain, so a swapped or replayed bundle is caught) and an Ed25519 signature over
+the manifest (gateway/conduits/signing.py): the field side signs with its private key, the
+control side verifies with the public key only, so it cannot forge a bundle. Anything that fails verification is rejected with the file and the reason;
 a missing sequence number stops the import there (nothing after a gap is published out
 of order) and is reported, never skipped silently.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -22,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.conduits.records import Record
+from gateway.conduits.signing import SIGNATURE_BYTES, verifies
 
-FORMAT = "gridgate-courier/1"
+FORMAT = "gridgate-courier/2"
 GENESIS = "0" * 64
 NAME = re.compile(r"^(?P<source>[A-Za-z0-9_.-]+)-(?P<seq>\d{10})\.ggb$")
 
@@ -41,28 +45,36 @@ class Manifest(BaseModel):
     count: int = Field(ge=0)
     body_sha256: str
     prev_sha256: str
-    hmac: str = ""
+    signature: str = Field("", description="Ed25519 over signing_bytes(), base64")
 
     def signing_bytes(self) -> bytes:
-        return json.dumps(self.model_dump(exclude={"hmac"}), sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(self.model_dump(exclude={"signature"}), sort_keys=True, separators=(",", ":")).encode()
 
 
-def _sign(m: Manifest, key: bytes) -> str:
-    return hmac.new(key, m.signing_bytes(), hashlib.sha256).hexdigest()
+def _sign(m: Manifest, key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.sign(m.signing_bytes())).decode()
+
+
+def _signature_ok(m: Manifest, key: Ed25519PublicKey) -> bool:
+    try:
+        sig = base64.b64decode(m.signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(sig) == SIGNATURE_BYTES and verifies(key, sig, m.signing_bytes())
 
 
 def bundle_name(source: str, seq: int) -> str:
     return f"{source}-{seq:010d}.ggb"
 
 
-def write_bundle(transfer_dir: str | Path, records: Iterable[Record], key: bytes, source: str, seq: int,
+def write_bundle(transfer_dir: str | Path, records: Iterable[Record], key: Ed25519PrivateKey, source: str, seq: int,
                  prev_sha256: str = GENESIS) -> tuple[Path, Manifest]:
     """Write one bundle atomically (tmp file, fsync, rename) so a pulled USB stick never
     holds half a bundle under a valid name."""
     body = b"".join(json.dumps(r.to_wire(), separators=(",", ":")).encode() + b"\n" for r in records)
     m = Manifest(source=source, seq=seq, created=time.time(), count=body.count(b"\n"),
                  body_sha256=hashlib.sha256(body).hexdigest(), prev_sha256=prev_sha256)
-    m.hmac = _sign(m, key)
+    m.signature = _sign(m, key)
     d = Path(transfer_dir)
     d.mkdir(parents=True, exist_ok=True)
     final = d / bundle_name(source, seq)
@@ -78,7 +90,7 @@ def write_bundle(transfer_dir: str | Path, records: Iterable[Record], key: bytes
 class CourierWriter:
     """Gateway side: batch records into bundles; remembers seq and chain in ``state``."""
 
-    def __init__(self, transfer_dir: str | Path, key: bytes, source: str, state: str | Path, max_records: int = 1000) -> None:
+    def __init__(self, transfer_dir: str | Path, key: Ed25519PrivateKey, source: str, state: str | Path, max_records: int = 1000) -> None:
         self.dir, self.key, self.source, self.state = Path(transfer_dir), key, source, Path(state)
         self.max_records = max_records
         self.pending: list[Record] = []
@@ -105,7 +117,7 @@ class BundleError(ValueError):
         self.path, self.reason = path, reason
 
 
-def read_bundle(path: str | Path, key: bytes) -> tuple[Manifest, list[Record]]:
+def read_bundle(path: str | Path, key: Ed25519PublicKey) -> tuple[Manifest, list[Record]]:
     """Verify signature, checksum and record count; return the manifest and records."""
     p = Path(path)
     raw = p.read_bytes()
@@ -118,8 +130,8 @@ def read_bundle(path: str | Path, key: bytes) -> tuple[Manifest, list[Record]]:
         raise BundleError(p, f"manifest unreadable: {e.errors()[0]['msg']}") from None
     if m.format != FORMAT:
         raise BundleError(p, f"format {m.format!r}, expected {FORMAT!r}")
-    if not hmac.compare_digest(m.hmac, _sign(m, key)):
-        raise BundleError(p, "bad signature (tampered manifest or wrong key)")
+    if not _signature_ok(m, key):
+        raise BundleError(p, "bad signature (tampered manifest, or not signed by the key pair of this public key)")
     if hashlib.sha256(body).hexdigest() != m.body_sha256:
         raise BundleError(p, "body checksum mismatch (tampered or corrupted body)")
     try:
@@ -170,7 +182,7 @@ class Bundle:
     path: Path
 
 
-def import_dir(transfer_dir: str | Path, key: bytes, state: str | Path, report: ImportReport | None = None) -> Iterator[Bundle]:
+def import_dir(transfer_dir: str | Path, key: Ed25519PublicKey, state: str | Path, report: ImportReport | None = None) -> Iterator[Bundle]:
     """Yield verified bundles per source in sequence order, continuing from ``state``.
 
     The state (last seq and chain hash per source) is advanced only after the consumer

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from gateway.conduits.courier import CourierWriter
 from gateway.conduits.diode import DiodeSender
 from gateway.conduits.records import Record
@@ -80,9 +82,9 @@ class DiodeNorthbound(ConduitPublisher):
     """Publish over the UDP data diode (the receiver in the control zone republishes to MQTT)."""
 
     def __init__(self, host: str, port: int, copies: int = 2, parity_group: int = 4, heartbeat_s: float = 1.0,
-                 birth: Callable[[], None] | None = None) -> None:
+                 birth: Callable[[], None] | None = None, key: bytes | None = None) -> None:
         super().__init__(birth)
-        self.sender = DiodeSender(host, port, copies=copies, parity_group=parity_group, heartbeat_s=heartbeat_s)
+        self.sender = DiodeSender(host, port, copies=copies, parity_group=parity_group, heartbeat_s=heartbeat_s, key=key)
 
     def _put(self, rec: Record) -> str | None:
         errors = self.sender.stats.send_errors
@@ -103,7 +105,7 @@ class CourierNorthbound(ConduitPublisher):
     """Write the northbound stream as signed bundles into a transfer directory, one bundle
     every ``flush_s`` seconds or ``max_records`` records, whichever comes first."""
 
-    def __init__(self, transfer_dir: str | Path, key: bytes, source: str, state: str | Path, flush_s: float = 2.0,
+    def __init__(self, transfer_dir: str | Path, key: Ed25519PrivateKey, source: str, state: str | Path, flush_s: float = 2.0,
                  max_records: int = 1000, birth: Callable[[], None] | None = None) -> None:
         super().__init__(birth)
         self.writer = CourierWriter(transfer_dir, key, source, state, max_records=max_records)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,15 +28,4 @@ class Record(BaseModel):
 
 
 class KeyError_(ValueError):
-    """A missing or weak conduit key; the message says how to make one."""
-
-
-def load_key(path: str | Path) -> bytes:
-    """Shared secret for signing bundles/datagrams (HMAC-SHA256), at least 16 bytes."""
-    p = Path(path)
-    if not p.exists():
-        raise KeyError_(f"{p}: key file not found; create one with: head -c 32 /dev/urandom > {p}")
-    key = p.read_bytes().strip()
-    if len(key) < 16:
-        raise KeyError_(f"{p}: key is {len(key)} bytes; use at least 16 (head -c 32 /dev/urandom > {p})")
-    return key
+    """A missing or unusable conduit key; the message says how to make one (gateway/conduits/signing.py)."""

@@ -22,7 +22,8 @@ from dataclasses import asdict
 from gateway.conduits.courier import CourierWriter, ImportReport, import_dir
 from gateway.conduits.diode import DiodeSender, run_receiver
 from gateway.conduits.mqtt_out import Republisher
-from gateway.conduits.records import KeyError_, Record, load_key
+from gateway.conduits.records import KeyError_, Record
+from gateway.conduits.signing import keygen, load_mac_key, load_signing_key, load_verify_key
 
 
 def _records_from(lines) -> list[Record]:  # noqa: ANN001
@@ -45,7 +46,8 @@ def _hostport(s: str) -> tuple[str, int]:
 
 
 async def diode_send(a: argparse.Namespace) -> int:
-    tx = await DiodeSender(a.host, a.port, copies=a.copies, parity_group=a.parity, heartbeat_s=a.heartbeat).start()
+    key = load_mac_key(a.key_file) if a.key_file else None
+    tx = await DiodeSender(a.host, a.port, copies=a.copies, parity_group=a.parity, heartbeat_s=a.heartbeat, key=key).start()
     for rec in _records_from(sys.stdin):
         tx.send(rec)
         await asyncio.sleep(a.interval)
@@ -65,7 +67,8 @@ async def diode_receive(a: argparse.Namespace) -> int:
     else:
         loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read() or stop.set())  # EOF on stdin → stop
     print("ready", flush=True)
-    rx = await run_receiver(a.host, a.port, pub.publish, status_topic=a.status_topic, gap_grace_s=a.grace, stop=stop)
+    rx = await run_receiver(a.host, a.port, pub.publish, status_topic=a.status_topic, gap_grace_s=a.grace, stop=stop,
+                            key=load_mac_key(a.key_file) if a.key_file else None)
     await pub.drain()
     await pub.close()
     print(json.dumps(rx.status()), flush=True)
@@ -73,7 +76,7 @@ async def diode_receive(a: argparse.Namespace) -> int:
 
 
 def courier_write(a: argparse.Namespace) -> int:
-    w = CourierWriter(a.dir, load_key(a.key_file), a.source, a.state, max_records=a.per_bundle)
+    w = CourierWriter(a.dir, load_signing_key(a.key_file), a.source, a.state, max_records=a.per_bundle)
     paths = [p for rec in _records_from(sys.stdin) if (p := w.add(rec))]
     if last := w.flush():
         paths.append(last)
@@ -85,7 +88,7 @@ async def courier_import(a: argparse.Namespace) -> int:
     pub = Republisher(*_hostport(a.broker))
     await pub.connect()
     rep = ImportReport()
-    for bundle in import_dir(a.dir, load_key(a.key_file), a.state, rep):
+    for bundle in import_dir(a.dir, load_verify_key(a.key_file), a.state, rep):
         for rec in bundle.records:
             await pub.publish(rec)
         if not await pub.drain():  # acknowledged before the bundle counts as imported
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--parity", type=int, default=0)
     s.add_argument("--heartbeat", type=float, default=1.0)
     s.add_argument("--interval", type=float, default=0.005)
+    s.add_argument("--key-file", default=None, help="shared secret (>= 32 bytes): tag every datagram (HMAC-SHA256)")
     r = sub.add_parser("diode-receive")
     r.add_argument("host")
     r.add_argument("port", type=int)
@@ -113,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--duration", type=float, default=0)
     r.add_argument("--grace", type=float, default=0.5)
     r.add_argument("--status-topic", default="gridgate/diode/status")
+    r.add_argument("--key-file", default=None, help="the sender's shared secret: accept only datagrams tagged with it")
     w = sub.add_parser("courier-write")
     w.add_argument("dir")
-    w.add_argument("--key-file", required=True)
+    w.add_argument("--key-file", required=True, help="the field side's Ed25519 private key (PEM)")
     w.add_argument("--source", required=True)
     w.add_argument("--state", required=True)
     w.add_argument("--per-bundle", type=int, default=1000)
     i = sub.add_parser("courier-import")
     i.add_argument("dir")
-    i.add_argument("--key-file", required=True)
+    i.add_argument("--key-file", required=True, help="the field side's Ed25519 public key (PEM)")
+    k = sub.add_parser("keygen", help="write a new Ed25519 key pair (private 0600, public for the control side)")
+    k.add_argument("private")
+    k.add_argument("public")
     i.add_argument("--state", required=True)
     i.add_argument("--broker", required=True)
     a = ap.parse_args(argv)
@@ -132,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(diode_receive(a))
         if a.cmd == "courier-write":
             return courier_write(a)
+        if a.cmd == "keygen":
+            keygen(a.private, a.public)
+            print(json.dumps({"private": a.private, "public": a.public}), flush=True)
+            return 0
         return asyncio.run(courier_import(a))
     except (KeyError_, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gateway.site.yamlsafety import ExpansionError, check_expansion, construct_bounded_int
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -47,6 +49,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
 
 def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -171,20 +174,40 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[tuple, int]]:
         raise ConfigError(str(path), ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), [f"cannot read: {e}"]) from None
+    node = None
     try:
         loader = _LineLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                check_expansion(node)  # before any walk of the graph: the line map and pydantic would expand it
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(str(path), [f"{where}not valid YAML: {e.problem or e.context}"]) from None
+        bounded = node is not None and mark is not None and not isinstance(e, ExpansionError)
+        at = _path_at(node, mark) if bounded else ""
+        raise ConfigError(str(path), [f"{at}{where}not valid YAML: {e.problem or e.context}"]) from None
     except yaml.YAMLError as e:
         raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["nested too deeply to be a site file; flatten the structure"]) from None
     return data, (_lines(node) if node is not None else {})
+
+
+def _path_at(node: yaml.Node, mark: yaml.Mark) -> str:
+    """``yaml.path: `` of the deepest node starting at ``mark`` (for errors raised while constructing)."""
+    try:
+        lines = _lines(node)
+    except RecursionError:
+        return ""
+    best: tuple | None = None
+    for p, line in lines.items():
+        if line == mark.line + 1 and (best is None or len(p) > len(best)):
+            best = p
+    return f"{format_loc(best)}: " if best else ""
 
 
 def load_model(path: str | Path, model: type[M]) -> M:

@@ -4,12 +4,14 @@ mapping, and the protocol-neutral bases of points and devices. Protocol models l
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -96,13 +98,32 @@ def parse_duration(v: object) -> float:
     """`250ms`, `2s`, `5m`, `1h` or a number of seconds → seconds."""
     if isinstance(v, bool):
         raise ValueError("expected a duration such as 500ms, 2s, 5m")
+    d: float | None = None
     if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
+        d = float(v)
+    elif isinstance(v, str):
         m = _DURATION.match(v)
         if m:
-            return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
+            d = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if d is None:
+        raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
+    if not math.isfinite(d):
+        raise ValueError(f"expected a finite duration such as 500ms, 2s, 5m, got {v!r}")
+    return d
+
+
+#: the shortest poll interval: below a millisecond a poll loop only burns the CPU
+MIN_POLL = 0.001
+
+
+def _min_poll(v: float) -> float:
+    if v < MIN_POLL:
+        raise ValueError(f"{v * 1000:g} ms is under the 1 ms minimum poll interval; use e.g. 100ms or 1s")
+    return v
+
+
+#: a poll period: a Duration of at least a millisecond
+PollInterval = Annotated[float, BeforeValidator(parse_duration), Field(gt=0), AfterValidator(_min_poll)]
 
 
 class _Model(BaseModel):
@@ -191,16 +212,30 @@ class CommandPolicy(_Model):
     ttl: Duration = Field(10.0, description="a command older than this is refused")
 
 
+class ConnectionOptions(_Model):
+    """How the emulated device treats its TCP peers (devices/netguard.py)."""
+
+    max_connections: int = Field(16, ge=1, le=1024, description="open connections at most; at the cap the oldest idle one is closed for a newcomer")
+    idle_timeout: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = Field(
+        120.0, description="close a connection that sent nothing this long (0: never)"
+    )
+    evict_idle_after: Duration = Field(5.0, description="at the cap, a connection idle this long may be closed for a newcomer")
+
+
 class DeviceBase(_Model):
     name: Name
     kind: Literal["rtu", "ied", "meter"]
     description: str = ""
     host: str = Field("127.0.0.1", description="address the emulated device binds and the gateway connects to")
+    bind_all_interfaces: bool = Field(
+        False, description="allow host 0.0.0.0/:: (the emulated device then listens on every network interface)"
+    )
     port: int = Field(ge=1, le=65535)
-    poll_interval: Duration = Field(1.0, description="seconds (or 500ms, 2s, ...)")
+    poll_interval: PollInterval = Field(1.0, description="seconds (or 500ms, 2s, ...), at least 1ms")
     timeout: Duration = 1.0
     enabled: bool = True
     groups: list[LoadGroup] = Field(default_factory=list, description="load groups for `derived` signals")
+    connections: ConnectionOptions = Field(default_factory=ConnectionOptions, description="emulated device's TCP peer policy")
 
     #: the key of a point that names its protocol address (for error paths)
     address_key: ClassVar[str] = "address"
@@ -227,6 +262,15 @@ class DeviceBase(_Model):
                         f" {self.describe_address(addr)}; give each point its own addresses"
                     )
                 owner[addr] = p.name
+        return self
+
+    @model_validator(mode="after")
+    def _not_everywhere_by_accident(self) -> "DeviceBase":
+        if self.host in ("0.0.0.0", "::") and not self.bind_all_interfaces:
+            raise ValueError(
+                f"@host: {self.host} would expose the emulated device on every network interface; use 127.0.0.1, "
+                "or add `bind_all_interfaces: true` to the device if that is meant"
+            )
         return self
 
     @field_validator("host")

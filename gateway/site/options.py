@@ -55,7 +55,7 @@ class SparkplugOptions(_Model):
 
 
 class NorthboundOptions(_Model):
-    topic_prefix: str = Field("gridgate/v1", pattern=r"^[^#+]+$")
+    topic_prefix: str = Field("gridgate/v1", min_length=1, max_length=256)
     url: str | None = Field(None, pattern=r"^mqtts?://", description="broker URL; `--broker` overrides it")
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = None
@@ -82,6 +82,18 @@ class NorthboundOptions(_Model):
     command_keys: dict[str, str] = Field(
         default_factory=dict, description="operator → base64 raw 32-byte Ed25519 public key; when set, only requests "
         "signed by the operator's key are executed (docs/mqtt-topics.md)")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, v: str) -> str:
+        """MQTT forbids NUL in topics and +/# in published ones; a leading / or $ makes an odd or system topic."""
+        bad = sorted({c for c in v if c in "+#\x00" or ord(c) < 0x20})
+        if bad:
+            names = ", ".join({"\x00": "NUL", "+": "'+'", "#": "'#'"}.get(c, f"control character {ord(c):#04x}") for c in bad)
+            raise ValueError(f"{names} not allowed in a topic prefix (MQTT wildcards or invalid); use e.g. gridgate/v1")
+        if v.startswith(("/", "$")) or v.endswith("/") or "//" in v:
+            raise ValueError(f"{v!r}: no leading '/' or '$', trailing '/' or empty level; use e.g. gridgate/v1")
+        return v
 
     @field_validator("command_keys")
     @classmethod

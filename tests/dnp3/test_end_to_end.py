@@ -130,19 +130,20 @@ async def test_outstation_restart_marks_invalid_then_recovers_without_losing_eve
 
 
 async def test_commands_on_emulated_equipment() -> None:
-    async with outstation(device(POINTS)) as os_, source(device(POINTS), os_.port) as (src, got):
-        await ready(src)
-        r = await src.operate("CB", 2, "sbo")
-        assert (r.ok, r.status, r.name) == (True, 0, "SUCCESS")
-        assert os_.value("CB") == 2
-        await got.wait_for(lambda rs: any(r.key == "rtu1/CB" and r.event and r.value == 2 for r in rs))
-        r = await src.operate("CB", 1, "direct")
-        assert r.ok and os_.value("CB") == 1
-        r = await src.operate("relay", True)
-        assert r.ok and os_.value("relay") is True
-        r = await src.operate("sp", 17.25, "sbo")
-        assert r.ok and os_.value("sp") == 17.25
-        # a point the RTU has not configured as operable
+    async with outstation(device(POINTS)) as os_:
+        async with source(device(POINTS), os_.port) as (src, got):
+            await ready(src)
+            r = await src.operate("CB", 2, "sbo")
+            assert (r.ok, r.status, r.name) == (True, 0, "SUCCESS")
+            assert os_.value("CB") == 2
+            await got.wait_for(lambda rs: any(r.key == "rtu1/CB" and r.event and r.value == 2 for r in rs))
+            r = await src.operate("CB", 1, "direct")
+            assert r.ok and os_.value("CB") == 1
+            r = await src.operate("relay", True)
+            assert r.ok and os_.value("relay") is True
+            r = await src.operate("sp", 17.25, "sbo")
+            assert r.ok and os_.value("sp") == 17.25
+        # a point the RTU has not configured as operable (a second master, once the first has gone)
         bad = device(POINTS + [{"name": "ghost", "group": "binary_output", "index": 9}])
         async with source(bad, os_.port) as (src2, _):
             await until(lambda: src2.connected)

@@ -8,18 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from devices.netlab import Lab
-from gateway.conduits.courier import (
-    CourierWriter,
-    ImportReport,
-    import_dir,
-    read_bundle,
-)
-from gateway.conduits.records import KeyError_, Record, load_key
+from gateway.conduits.courier import CourierWriter, ImportReport, import_dir, read_bundle
+from gateway.conduits.records import KeyError_, Record
+from gateway.conduits.signing import keygen, load_signing_key, load_verify_key
 from tests.netlab.conftest import PY, collect, needs_lab, subscriber, zone_broker
 
-KEY = b"k" * 32
+KEY = Ed25519PrivateKey.generate()  # the field side signs
+PUB = KEY.public_key()  # the control side only verifies
 
 
 def _records(start: int, n: int) -> list[Record]:
@@ -35,7 +33,7 @@ def _write(d: Path, recs: list[Record], per: int = 5) -> CourierWriter:
     return w
 
 
-def _import(d: Path, key: bytes = KEY) -> tuple[list[Record], ImportReport]:
+def _import(d: Path, key: Ed25519PublicKey = PUB) -> tuple[list[Record], ImportReport]:
     rep = ImportReport()
     out = [r for b in import_dir(d, key, d.parent / "reader.json", rep) for r in b.records]
     return out, rep
@@ -76,10 +74,30 @@ def test_tampered_bundle_is_rejected_and_later_ones_held_back(tmp_path: Path, ta
 def test_wrong_key_is_rejected(tmp_path: Path) -> None:
     d = tmp_path / "usb"
     _write(d, _records(0, 5))
-    got, rep = _import(d, key=b"x" * 32)
+    other = Ed25519PrivateKey.generate().public_key()
+    got, rep = _import(d, key=other)
     assert got == [] and "bad signature" in rep.rejected[0][1]
     with pytest.raises(Exception, match="bad signature"):
-        read_bundle(d / "sub01-0000000001.ggb", b"x" * 32)
+        read_bundle(d / "sub01-0000000001.ggb", other)
+
+
+def test_the_control_side_cannot_forge_a_bundle(tmp_path: Path) -> None:
+    """With only the public key (all the importer holds), a re-signed manifest does not verify."""
+    import base64
+    import hashlib
+
+    d = tmp_path / "usb"
+    _write(d, _records(0, 5))
+    f = d / "sub01-0000000001.ggb"
+    head, body = f.read_bytes().split(b"\n", 1)
+    forged_body = body.replace(b"gg/p/", b"gg/X/")
+    m = json.loads(head)
+    m["body_sha256"] = hashlib.sha256(forged_body).hexdigest()
+    for sig in ("", base64.b64encode(bytes(64)).decode(), m["signature"], "!!"):
+        m["signature"] = sig
+        f.write_bytes(json.dumps(m).encode() + b"\n" + forged_body)
+        got, rep = _import(d)
+        assert got == [] and "bad signature" in rep.rejected[0][1]
 
 
 def test_missing_bundle_stops_the_import_and_is_reported_then_resumes(tmp_path: Path) -> None:
@@ -109,18 +127,28 @@ def test_bundle_from_another_chain_is_rejected(tmp_path: Path) -> None:
 
 
 def test_key_file_errors_say_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(KeyError_, match="head -c 32 /dev/urandom"):
-        load_key(tmp_path / "nokey")
+    with pytest.raises(KeyError_, match="keygen"):
+        load_signing_key(tmp_path / "nokey")
     (tmp_path / "short").write_bytes(b"abc")
-    with pytest.raises(KeyError_, match="at least 16"):
-        load_key(tmp_path / "short")
+    with pytest.raises(KeyError_, match="not an unencrypted PEM private key"):
+        load_signing_key(tmp_path / "short")
+    keygen(tmp_path / "k.pem", tmp_path / "k.pub")
+    assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(KeyError_, match="is a private key"):
+        load_verify_key(tmp_path / "k.pem")  # the control side must not be able to sign
+    with pytest.raises(KeyError_, match="never overwrites"):
+        keygen(tmp_path / "k.pem", tmp_path / "other.pub")
+    # PEM read byte for byte: a key file with trailing whitespace/newlines is still the same key
+    (tmp_path / "k2.pem").write_bytes((tmp_path / "k.pem").read_bytes() + b"\n\n")
+    priv, pub = load_signing_key(tmp_path / "k2.pem"), load_verify_key(tmp_path / "k.pub")
+    pub.verify(priv.sign(b"x"), b"x")
 
 
 @needs_lab
 @pytest.mark.netns
 def test_air_gapped_profile_courier_carries_bundles_to_the_broker_in_order(tmp_path: Path) -> None:
-    key = tmp_path / "courier.key"
-    key.write_bytes(b"0123456789abcdef0123456789abcdef")
+    key, pub = tmp_path / "courier.key", tmp_path / "courier.pub"
+    keygen(key, pub)
     usb = tmp_path / "usb"
     lines = "".join(json.dumps({"topic": "gg/airgap", "payload": json.dumps({"seq": i})}) + "\n" for i in range(40))
     bad_lines = "".join(json.dumps({"topic": "gg/airgap", "payload": json.dumps({"seq": i})}) + "\n" for i in range(40, 60))
@@ -134,7 +162,7 @@ def test_air_gapped_profile_courier_carries_bundles_to_the_broker_in_order(tmp_p
                                    "--source", "sub01", "--state", str(tmp_path / "w.json"), "--per-bundle", "10"], input=lines)
         assert w.returncode == 0 and json.loads(w.stdout)["last_seq"] == 4, w.stderr
         sub = subscriber(lab, "control", broker, "gg/airgap", count=50, timeout=8)
-        imp = lab.run_in("control", [PY, "-m", "gateway.conduits.run", "courier-import", str(usb), "--key-file", str(key),
+        imp = lab.run_in("control", [PY, "-m", "gateway.conduits.run", "courier-import", str(usb), "--key-file", str(pub),
                                      "--state", str(tmp_path / "r.json"), "--broker", f"{broker}:1883"])
         assert imp.returncode == 0, imp.stderr
         assert json.loads(imp.stdout)["records"] == 40
@@ -143,7 +171,7 @@ def test_air_gapped_profile_courier_carries_bundles_to_the_broker_in_order(tmp_p
                                "--source", "sub01", "--state", str(tmp_path / "w.json"), "--per-bundle", "10"], input=bad_lines)
         b6 = usb / "sub01-0000000006.ggb"
         b6.write_bytes(b6.read_bytes().replace(b'"topic":"gg/airgap"', b'"topic":"gg/airgaq"', 1))
-        imp2 = lab.run_in("control", [PY, "-m", "gateway.conduits.run", "courier-import", str(usb), "--key-file", str(key),
+        imp2 = lab.run_in("control", [PY, "-m", "gateway.conduits.run", "courier-import", str(usb), "--key-file", str(pub),
                                       "--state", str(tmp_path / "r.json"), "--broker", f"{broker}:1883"])
         msgs = collect(sub, 15)
     assert imp2.returncode == 2 and "REJECTED sub01-0000000006.ggb: body checksum mismatch" in imp2.stderr

@@ -18,6 +18,7 @@ import pytest
 from devices.netlab.run import ENV_KEY, ENV_TRANSFER, Session, run_with_profile
 from gateway.cim import build_catalog
 from gateway.conduits.courier import read_bundle
+from gateway.conduits.signing import keygen, load_verify_key
 from gateway.config import load_config
 from tests.netlab_product.conftest import (
     PY,
@@ -48,8 +49,8 @@ async def _import(directory: Path, broker: str, key: Path, state: Path) -> tuple
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One gateway run in the air-gapped profile; its transfer directory and summary."""
     tmp = tmp_path_factory.mktemp("airgap")
-    key = tmp / "courier.key"
-    key.write_bytes(os.urandom(32).hex().encode())
+    key, pub = tmp / "courier.key", tmp / "courier.pub"
+    keygen(key, pub)  # the gateway signs with key; the importer holds only pub
     seen: dict = {}
 
     def while_running(s: Session) -> None:
@@ -63,14 +64,14 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setenv(ENV_KEY, str(key))
         rc = run_with_profile("gateway", profile_args("gateway", "air-gapped", 6), on_ready=while_running)
     assert rc == 0, err.getvalue()
-    return {"dir": tmp / "transfer", "key": key, "tmp": tmp, "summary": last_json_line(err.getvalue()), **seen}
+    return {"dir": tmp / "transfer", "key": pub, "tmp": tmp, "summary": last_json_line(err.getvalue()), **seen}
 
 
 def test_gateway_writes_signed_bundles_and_nothing_goes_north(bundles: dict) -> None:
     names = sorted(p.name for p in bundles["dir"].glob("*.ggb"))
     assert len(names) >= 2, names
     assert names == [f"kgm-gw1-{i:010d}.ggb" for i in range(1, len(names) + 1)]
-    total = sum(read_bundle(bundles["dir"] / n, bundles["key"].read_bytes())[0].count for n in names)
+    total = sum(read_bundle(bundles["dir"] / n, load_verify_key(bundles["key"]))[0].count for n in names)
     gw = bundles["summary"]["gateway"]
     assert total == gw["sent"] and gw["dropped"] == 0 and gw["queued"] == 0
     assert bundles["north"]["10.200.2.2:1883"] in ("unreachable", "blocked", "timeout")
@@ -109,7 +110,7 @@ async def test_tampered_bundle_is_rejected(bundles: dict, mosquitto, tmp_path: P
     raw = bytearray(victim.read_bytes())
     raw[raw.index(b"\n") + 20] ^= 0x01  # one bit in the body
     victim.write_bytes(bytes(raw))
-    first = read_bundle(copy / "kgm-gw1-0000000001.ggb", bundles["key"].read_bytes())[0].count
+    first = read_bundle(copy / "kgm-gw1-0000000001.ggb", load_verify_key(bundles["key"]))[0].count
     async with Collector(mosquitto.port, ["gridgate/#"]) as c:
         rc, out, err = await _import(copy, mosquitto.url, bundles["key"], tmp_path / "state.json")
         await asyncio.sleep(0.5)
@@ -119,8 +120,8 @@ async def test_tampered_bundle_is_rejected(bundles: dict, mosquitto, tmp_path: P
     assert rep["imported"] == ["kgm-gw1-0000000001.ggb"] and rep["records"] == first
     assert len(c.messages) == first  # nothing from the tampered bundle or after it
     # wrong key: every bundle rejected at the first one, nothing published
-    other = tmp_path / "other.key"
-    other.write_bytes(os.urandom(32).hex().encode())
+    other = tmp_path / "other.pub"
+    keygen(tmp_path / "other.key", other)
     rc, out, err = await _import(bundles["dir"], mosquitto.url, other, tmp_path / "state2.json")
     assert rc == 1 and "bad signature" in err and json.loads(out)["imported"] == []
 
@@ -134,8 +135,11 @@ def test_courier_import_bad_input_is_explained(tmp_path: Path) -> None:
     assert r.returncode == 1 and "is not a directory" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([PY, "-m", "gateway.cli", "courier", "import", str(tmp_path), "--key-file", str(tmp_path / "k")],
                        capture_output=True, text=True, timeout=30, env=env)
-    assert r.returncode == 1 and "key file not found" in r.stderr and "head -c 32 /dev/urandom" in r.stderr
-    (tmp_path / "k").write_bytes(os.urandom(32).hex().encode())
+    assert r.returncode == 1 and "key file not found" in r.stderr and "keygen" in r.stderr
+    keygen(tmp_path / "private.pem", tmp_path / "k")
+    r = subprocess.run([PY, "-m", "gateway.cli", "courier", "import", str(tmp_path), "--key-file", str(tmp_path / "private.pem")],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 1 and "is a private key" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([PY, "-m", "gateway.cli", "courier", "import", str(tmp_path), "--key-file", str(tmp_path / "k"),
                         "--broker", "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=30, env=env)
     assert r.returncode == 1 and "cannot reach MQTT broker" in r.stderr and "Traceback" not in r.stderr

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.conduits.courier import read_bundle
 from gateway.conduits.diode import MAX_BODY, DiodeReceiver
@@ -51,7 +52,8 @@ async def test_diode_adapter_carries_birth_values_and_final_and_counts_refusals(
 
 
 async def test_courier_adapter_writes_periodic_bundles_and_flushes_on_stop(tmp_path: Path) -> None:
-    key = os.urandom(32)
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key()
     nb = CourierNorthbound(tmp_path / "t", key, "gw1", tmp_path / "state.json", flush_s=0.2, max_records=50)
     await nb.start()
     for i in range(120):  # 2 full bundles by size, the rest by time / at stop
@@ -63,7 +65,7 @@ async def test_courier_adapter_writes_periodic_bundles_and_flushes_on_stop(tmp_p
     await nb.stop(final=Message("gw/status", b"offline", qos=1, retain=True))
     names = sorted(p.name for p in (tmp_path / "t").glob("*.ggb"))
     assert names == [f"gw1-{i:010d}.ggb" for i in range(1, 5)]
-    recs = [r for n in names for r in read_bundle(tmp_path / "t" / n, key)[1]]
+    recs = [r for n in names for r in read_bundle(tmp_path / "t" / n, pub)[1]]
     assert [r.topic for r in recs] == [*(f"gw/meas/{i}" for i in range(120)), "gw/meas/late", "gw/status"]
     assert recs[-1].retain is True and recs[-1].qos == 1 and nb.stats.published == 122 and not nb.stats.dropped
     # a restarted gateway continues the sequence and the hash chain from its state file
@@ -71,6 +73,6 @@ async def test_courier_adapter_writes_periodic_bundles_and_flushes_on_stop(tmp_p
     await nb2.start()
     nb2.publish("gw/meas/again", b"1")
     await nb2.stop()
-    m5, _ = read_bundle(tmp_path / "t" / "gw1-0000000005.ggb", key)
-    m4, _ = read_bundle(tmp_path / "t" / "gw1-0000000004.ggb", key)
+    m5, _ = read_bundle(tmp_path / "t" / "gw1-0000000005.ggb", pub)
+    m4, _ = read_bundle(tmp_path / "t" / "gw1-0000000004.ggb", pub)
     assert m5.prev_sha256 == m4.body_sha256

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from gateway.site.model import DeviceBase, Duration, PointBase, _Model
+from gateway.site.model import DeviceBase, PointBase, PollInterval, _Model
 
 Dnp3Group = Literal["binary", "double_binary", "analog", "counter", "binary_output", "analog_output"]
 
@@ -22,10 +22,15 @@ class Dnp3Options(_Model):
     master_address: int = Field(1, ge=0, le=65519)
     outstation_address: int = Field(10, ge=0, le=65519)
     unsolicited: bool = True
-    integrity_interval: Duration = 600.0
-    event_poll_interval: Duration = 5.0
+    integrity_interval: PollInterval = 600.0
+    event_poll_interval: PollInterval = 5.0
     event_buffer: dict[Literal["class1", "class2", "class3"], int] = Field(
         default_factory=lambda: {"class1": 500, "class2": 500, "class3": 500}  # type: ignore[arg-type]
+    )
+    second_master: Literal["refuse", "replace"] = Field(
+        "refuse",
+        description="emulated outstation: a new connection while a master heard within connections.idle_timeout is "
+        "refused (refuse) or takes over (replace)",
     )
 
 

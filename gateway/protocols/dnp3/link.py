@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from dnp3.core.crc import compute_crc
 from dnp3.datalink.control import ControlByte
 from dnp3.datalink.frame import DataLinkFrame
 from dnp3.transport.segmenter import segment_fragment
+
+from gateway.site.ratelimit import PeerWarnings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class LinkStats:
     bad_length: int = 0
     bad_data_crc: int = 0
     wrong_address: int = 0
+    wrong_source: int = 0  # frames from an address other than the configured peer: dropped
     bad_segments: int = 0  # transport: out of sequence, no FIR, oversize
     discarded_bytes: int = 0
     unsupported_link_function: int = 0
@@ -173,6 +177,7 @@ class LinkChannel:
         remote: int,
         is_master: bool,
         stats: LinkStats | None = None,
+        warn: Callable[..., object] | None = None,
     ) -> None:
         self.reader, self.writer = reader, writer
         self.local, self.remote, self.is_master = local, remote, is_master
@@ -181,6 +186,11 @@ class LinkChannel:
         self.reasm = Reassembler(self.stats)
         self.tseq = 0
         self._ready: list[bytes] = []
+        #: ``warn(kind, msg, *args)``, one line per kind per 10 s with a count (the outstation passes its own, per peer)
+        if warn is None:
+            limiter = PeerWarnings(log)
+            warn = lambda kind, msg, *args: limiter.warn("link", kind, msg, *args)  # noqa: E731
+        self.warn = warn
 
     def send(self, fragment: bytes) -> None:
         """Segment, frame and write one application fragment (unconfirmed user data)."""
@@ -208,7 +218,11 @@ class LinkChannel:
     def _on_frame(self, f: Frame) -> None:
         if f.dest != self.local and f.dest < 0xFFFD:
             self.stats.wrong_address += 1
-            log.warning("dnp3 link: frame for address %d dropped (we are %d)", f.dest, self.local)
+            self.warn("address", "dnp3 link: frame for address %d dropped (we are %d)", f.dest, self.local)
+            return
+        if f.src != self.remote:
+            self.stats.wrong_source += 1  # a rogue or misconfigured station on this stream: never its data
+            self.warn("source", "dnp3 link: frame from address %d dropped (we talk to %d only)", f.src, self.remote)
             return
         if not f.primary:
             return  # ACK / LINK_STATUS replies to nothing we ask for
@@ -225,7 +239,7 @@ class LinkChannel:
                 self._ready.append(frag)
         else:
             self.stats.unsupported_link_function += 1
-            log.warning("dnp3 link: unsupported link function %d answered NOT_SUPPORTED", fn)
+            self.warn("function", "dnp3 link: unsupported link function %d answered NOT_SUPPORTED", fn)
             self.writer.write(self._frame(15, False))
 
     async def close(self) -> None:

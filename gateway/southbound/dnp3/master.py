@@ -26,18 +26,16 @@ from gateway.protocols.dnp3.link import LinkChannel, LinkStats
 from gateway.protocols.dnp3.points import PointTable
 from gateway.site.quality import Q
 from gateway.southbound.degrade import degraded
-from gateway.southbound.dnp3.commands import (
-    CommandResult,
-    Mode,
-    command_body,
-    echoed_status,
-)
+from gateway.southbound.dnp3 import checks
+from gateway.southbound.dnp3.commands import CommandResult, Mode, command_body, echoed_status
 from gateway.southbound.dnp3.readings import Unmapped, to_readings
 from gateway.southbound.session import DeviceSession, DriverError
 
 log = logging.getLogger(__name__)
 
 _EVENT_CLASSES = (1, 2, 3)
+_IIN2_NAMES = ((o.IIN_NO_FUNC_CODE, "function not supported"), (o.IIN_OBJECT_UNKNOWN, "object unknown"),
+               (o.IIN_PARAMETER_ERROR, "parameter error"))
 REPEAT_WINDOW = 256  # events per point remembered to drop a retransmission (outstation buffers are ~500)
 
 
@@ -61,7 +59,7 @@ class Dnp3Source(DeviceSession):
             "integrity_polls": 0, "event_polls": 0, "unsolicited": 0, "unsolicited_duplicates": 0,
             "readings": 0, "events": 0, "malformed_fragments": 0, "unexpected_responses": 0,
             "time_syncs": 0, "restarts_seen": 0, "overflows_seen": 0, "commands": 0, "device_trouble_seen": 0,
-            "events_repeated": 0,
+            "events_repeated": 0, "short_headers": 0, "read_errors_seen": 0,
         }
         # per point, the last events published (device time, value): an event the outstation sends
         # again because our confirm did not count (lost, or ignored) is dropped here and counted
@@ -77,6 +75,7 @@ class Dnp3Source(DeviceSession):
         self._want_integrity = True
         self._want_events = False
         self._last_unsol: bytes | None = None
+        self._read_errors = 0  # IIN2 error bits of the last poll response (checks.READ_ERRORS)
 
     # ---------------------------------------------------------------- DeviceSession
     async def connect(self) -> None:
@@ -88,6 +87,7 @@ class Dnp3Source(DeviceSession):
         self._last_unsol = None
         self._want_integrity = True
         self.iin = 0
+        self._read_errors = 0
 
     async def close(self) -> None:
         if self._reader:
@@ -144,13 +144,15 @@ class Dnp3Source(DeviceSession):
         self._want_integrity = False
         self._want_events = False
         self.stats["integrity_polls"] += 1
-        _, hs = await self.request(o.READ, o.class_reads((1, 2, 3, 0)))
+        iin, hs = await self.request(o.READ, o.class_reads((1, 2, 3, 0)))
+        self._note_read_errors(iin)
         self._publish(hs)
 
     async def event_poll(self) -> None:
         self._want_events = False
         self.stats["event_polls"] += 1
-        _, hs = await self.request(o.READ, o.class_reads(_EVENT_CLASSES))
+        iin, hs = await self.request(o.READ, o.class_reads(_EVENT_CLASSES))
+        self._note_read_errors(iin)
         self._publish(hs)
 
     async def _housekeeping(self) -> None:
@@ -264,9 +266,37 @@ class Dnp3Source(DeviceSession):
         if self._want_integrity or self._want_events or iin & (o.IIN_DEVICE_RESTART | o.IIN_NEED_TIME):
             self._wake.set()
 
+    def _note_read_errors(self, iin: int) -> None:
+        """IIN2.0-2.2 on a poll response: the device's values become QUESTIONABLE|INCONSISTENT until a clean poll."""
+        err, was = checks.read_errors(iin), self._read_errors
+        self._read_errors = err
+        if err and not was:
+            self.stats["read_errors_seen"] += 1
+            log.warning("%s: outstation did not fully answer a poll (IIN2 0x%02X: %s); its values are QUESTIONABLE",
+                        self.device, err >> 8, ", ".join(n for b, n in _IIN2_NAMES if err & b))
+            self._republish_degraded(list(self.last.values()))
+        elif was and not err:
+            log.info("%s: poll answered in full again; integrity poll follows", self.device)
+            self._want_integrity = True
+            self._wake.set()
+
+    def _republish_degraded(self, last: list[Any]) -> None:
+        if self._emit is not None:
+            now = time.time()
+            for r in last:
+                self._emit(degraded(r, Q.INCONSISTENT, now))
+
     def _publish(self, headers: list[o.Header]) -> None:
         if self._emit is None:
             return
+        headers, short = checks.split_short(headers)
+        for h in short:  # the framing lied: publish nothing from it, flag what it claimed
+            self.stats["short_headers"] += 1
+            pts = checks.claimed_points(self.table, h)
+            log.warning("%s: g%dv%d header claims %d objects but carries %d; dropped, %d point(s) QUESTIONABLE",
+                        self.device, h.group, h.var, h.count, len(h.objects), len(pts))
+            keys = {f"{self.device}/{p.name}" for p in pts}
+            self._republish_degraded([r for k, r in self.last.items() if k in keys])
         trouble = self.iin & o.IIN_DEVICE_TROUBLE
         for r in to_readings(self.device, self.table, headers, time.time(), self.unmapped):
             if r.event and self._repeated(r.key, (r.timestamp, r.value)):
@@ -274,6 +304,8 @@ class Dnp3Source(DeviceSession):
                 continue
             if trouble:
                 r = degraded(r, Q.FAILURE)
+            if self._read_errors:
+                r = degraded(r, Q.INCONSISTENT)
             self.stats["readings"] += 1
             if r.event:
                 self.stats["events"] += 1

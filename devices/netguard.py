@@ -1,0 +1,317 @@
+"""Connection hygiene shared by every emulated device's server (Modbus, DNP3, IEC 61850).
+
+A lab network holds careless and hostile peers: masters that connect and never speak,
+connection bursts, floods of malformed frames. Each device therefore
+
+- closes a connection that has been idle (nothing received) longer than ``idle_timeout``;
+- when its connection cap is reached, closes the *oldest idle* connection for a newcomer
+  instead of refusing the newest (a restarted gateway always gets back in), and refuses the
+  newcomer only when every held connection was active within ``evict_idle_after``;
+- logs per-frame complaints once per peer per interval, with a count (``PeerWarnings``);
+- survives EMFILE/ENFILE on accept with one warning per interval instead of a traceback
+  per attempt (``quiet_accept_errors``); asyncio itself retries the accept after a pause.
+
+``ConnGuard`` is plain bookkeeping over objects with ``last_active``/``opened``/``close()``;
+each protocol server calls ``admit``/``gone``/``touch`` and runs ``sweep`` periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import stat
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.site.ratelimit import PeerWarnings
+
+__all__ = ["ConnGuard", "ForeignGuard", "GuardLimits", "PeerWarnings", "accepted_sockets", "quiet_accept_errors"]
+
+log = logging.getLogger(__name__)
+
+#: accept errors that mean "out of descriptors or memory" (asyncio pauses accepting on these)
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Guarded(Protocol):
+    """What the guard needs of one connection."""
+
+    peer: str
+    opened: float  # time.monotonic() at accept
+    last_active: float  # time.monotonic() of the last byte received
+
+    def close_by_guard(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """A device's connection policy (plain data; built from the site file's ``connections:``)."""
+
+    max_connections: int = 16
+    idle_timeout: float = 120.0  # 0: never close idle connections
+    evict_idle_after: float = 5.0  # a held connection idle this long may be closed for a newcomer
+
+    @classmethod
+    def of(cls, options: Any) -> "GuardLimits":
+        """From a device's ``connections:`` options (gateway.config.ConnectionOptions)."""
+        return cls(int(options.max_connections), float(options.idle_timeout), float(options.evict_idle_after))
+
+
+@dataclass
+class GuardCounters:
+    accepted: int = 0
+    refused: int = 0  # newcomers turned away (cap reached, every connection busy; or single-master policy)
+    evicted: int = 0  # idle connections closed to admit a newcomer
+    idle_closed: int = 0  # connections closed by the idle timeout
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _host(peer: str) -> str:
+    return peer.rsplit(":", 1)[0]
+
+
+@dataclass
+class ConnGuard:
+    """The live connections of one device and the policy over them."""
+
+    name: str
+    limits: GuardLimits = field(default_factory=GuardLimits)
+    counters: GuardCounters = field(default_factory=GuardCounters)
+    conns: list[Guarded] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+    warnings: PeerWarnings = field(default_factory=lambda: PeerWarnings(log))  # a connection flood logs a line per 10 s
+
+    def admit(self, conn: Guarded) -> bool:
+        """Take ``conn`` in, closing the longest-idle held connection if the cap is reached."""
+        if len(self.conns) >= self.limits.max_connections:
+            victim = self.oldest_idle()
+            if victim is None:
+                self.counters.refused += 1
+                self.warnings.warn(
+                    _host(conn.peer), "refused",
+                    "%s: refused connection from %s: %d connections open (the cap) and all active within %.0f s; "
+                    "raise connections.max_connections or stop the extra masters",
+                    self.name, conn.peer, len(self.conns), self.limits.evict_idle_after,
+                )
+                return False
+            self.counters.evicted += 1
+            idle = self.clock() - victim.last_active
+            self.warnings.warn(
+                _host(conn.peer), "evicted",
+                "%s: connection cap %d reached; closing %s (idle %.1f s) to admit %s",
+                self.name, self.limits.max_connections, victim.peer, idle, conn.peer,
+            )
+            self.gone(victim)
+            victim.close_by_guard(f"idle {idle:.1f} s, closed for a new connection")
+        self.counters.accepted += 1
+        self.conns.append(conn)
+        return True
+
+    def gone(self, conn: Guarded) -> None:
+        try:
+            self.conns.remove(conn)
+        except ValueError:
+            pass
+
+    def oldest_idle(self) -> Guarded | None:
+        """The held connection idle longest, if idle at least ``evict_idle_after``."""
+        if not self.conns:
+            return None
+        c = min(self.conns, key=lambda c: c.last_active)
+        return c if self.clock() - c.last_active >= self.limits.evict_idle_after else None
+
+    def sweep(self) -> int:
+        """Close connections idle past ``idle_timeout``; returns how many."""
+        t = self.limits.idle_timeout
+        if t <= 0:
+            return 0
+        now = self.clock()
+        stale = [c for c in self.conns if now - c.last_active > t]
+        for c in stale:
+            self.counters.idle_closed += 1
+            log.info("%s: closing %s, idle %.0f s (idle_timeout %.0f s)", self.name, c.peer, now - c.last_active, t)
+            self.gone(c)
+            c.close_by_guard("idle timeout")
+        return len(stale)
+
+    def trim(self) -> int:
+        """Close the oldest idle connections while more than ``max_connections`` are held; returns how many."""
+        n = 0
+        while len(self.conns) > self.limits.max_connections:
+            victim = self.oldest_idle()
+            if victim is None:
+                break
+            self.counters.evicted += 1
+            self.warnings.warn(_host(victim.peer), "evicted", "%s: %d connections, cap %d; closing %s (idle %.1f s)",
+                               self.name, len(self.conns), self.limits.max_connections, victim.peer,
+                               self.clock() - victim.last_active)
+            self.gone(victim)
+            victim.close_by_guard("closed for a new connection")
+            n += 1
+        return n
+
+    def sweep_interval(self) -> float:
+        t = self.limits.idle_timeout
+        return max(0.05, min(5.0, t / 4)) if t > 0 else 5.0
+
+    async def run_sweeps(self) -> None:
+        """Periodic ``sweep``; run as a task next to the server, cancel it on stop."""
+        while True:
+            await asyncio.sleep(self.sweep_interval())
+            self.sweep()
+
+
+class _AcceptErrorFilter:
+    """Loop exception handler: accept() resource errors become one warning per interval (no traceback)."""
+
+    def __init__(self, previous: Callable[..., Any] | None, interval: float) -> None:
+        self.previous = previous
+        self.interval = interval
+        self.count = 0
+        self._since = 0
+        self._logged_at = float("-inf")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS and "accept" in str(context.get("message", "")):
+            self.count += 1
+            self._since += 1
+            now = time.monotonic()
+            if now - self._logged_at >= self.interval:
+                log.warning(
+                    "accept() failed: %s (%d time(s) in the last %.0f s); new connections wait until descriptors "
+                    "are free; raise `ulimit -n` or lower connections.max_connections",
+                    exc.strerror, self._since, min(now - self._logged_at, 1e9) if self._logged_at > 0 else 0.0,
+                )
+                self._logged_at = now
+                self._since = 0
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop | None = None, interval: float = 10.0) -> _AcceptErrorFilter:
+    """Install (once per loop) the accept-error filter; returns it (its ``count`` is the number of failed accepts)."""
+    loop = loop or asyncio.get_running_loop()
+    h = loop.get_exception_handler()
+    if isinstance(h, _AcceptErrorFilter):
+        return h
+    f = _AcceptErrorFilter(h, interval)
+    loop.set_exception_handler(f)
+    return f
+
+
+# ---------------------------------------------------------------- sockets owned by C code (libiec61850)
+
+#: offset of ``tcpi_last_data_recv`` (ms since the peer last sent data) in Linux's struct tcp_info
+_TCPI_LAST_DATA_RECV = 52
+
+
+def accepted_sockets(host: str, port: int) -> Iterator[socket.socket]:
+    """Every accepted TCP connection of this process on ``host:port``, as a dup'd socket (closed after use).
+
+    For servers whose sockets live in C (libiec61850): we reach them through /proc/self/fd."""
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if not stat.S_ISSOCK(st.st_mode):
+            continue
+        try:
+            dup = os.dup(fd)
+        except OSError:
+            continue
+        try:
+            s = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)  # socket() does not take ownership when it fails
+            continue
+        try:
+            if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            local = s.getsockname()
+            if local[1] != port or (host not in ("", "0.0.0.0", "::") and local[0] != host):
+                continue
+            try:
+                s.getpeername()  # the listener has no peer
+            except OSError:
+                continue
+            yield s
+        except OSError:
+            continue
+        finally:
+            s.close()
+
+
+def idle_seconds(s: socket.socket) -> float:
+    """Seconds since the peer last sent data on ``s`` (the kernel's TCP_INFO; 0.0 if unavailable)."""
+    try:
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return struct.unpack_from("I", info, _TCPI_LAST_DATA_RECV)[0] / 1000.0
+    except (OSError, struct.error):
+        return 0.0
+
+
+@dataclass
+class _ForeignConn:
+    """A ``Guarded`` view of an accepted socket that C code owns; closing it shuts it down for that code."""
+
+    peer: str
+    opened: float
+    last_active: float
+    host: str
+    port: int
+
+    def close_by_guard(self, reason: str) -> None:
+        for s in accepted_sockets(self.host, self.port):
+            p = s.getpeername()
+            if f"{p[0]}:{p[1]}" == self.peer:
+                s.shutdown(socket.SHUT_RDWR)  # the C server sees the peer gone and releases the association
+
+
+class ForeignGuard:
+    """Applies a ``ConnGuard`` to a C server's connections by periodic inspection.
+
+    The C server is given a cap one above ``max_connections``, so a newcomer always finds the
+    spare slot; each sweep then closes the oldest idle connection to free it again, and any
+    connection idle past ``idle_timeout``."""
+
+    def __init__(self, guard: ConnGuard, host: str, port: int, interval: float = 0.5) -> None:
+        self.guard, self.host, self.port, self.interval = guard, host, port, interval
+        self._seen: dict[str, float] = {}
+
+    def sweep(self) -> None:
+        now = self.guard.clock()
+        conns: list[Guarded] = []
+        for s in accepted_sockets(self.host, self.port):
+            p = s.getpeername()
+            peer = f"{p[0]}:{p[1]}"
+            opened = self._seen.setdefault(peer, now)
+            conns.append(_ForeignConn(peer, opened, now - idle_seconds(s), self.host, self.port))
+        if len(self._seen) > len(conns):
+            live = {c.peer for c in conns}
+            self._seen = {k: v for k, v in self._seen.items() if k in live}
+        self.guard.counters.accepted += sum(1 for c in conns if c.opened == now)
+        self.guard.conns = conns
+        self.guard.sweep()
+        self.guard.trim()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.sweep()
