@@ -15,7 +15,8 @@ from pydantic import TypeAdapter
 
 from firmware_sim.backend import sampler_class
 from firmware_sim.model import SimPoint
-from firmware_sim.plan import HOLD, WAVE, Plan, PlanError, compile_plan, fault_args
+from firmware_sim import plant as plant_mod
+from firmware_sim.plan import HOLD, PLANT, WAVE, Plan, PlanError, compile_plan, fault_args
 from firmware_sim.spec import FaultSpec, LoadGroup
 
 _FAULT = TypeAdapter(FaultSpec)
@@ -29,10 +30,11 @@ class Firmware:
         seed: int = 0,
         table_sizes: Mapping[str, Mapping[str, int]] | None = None,
         backend: str = "auto",
+        plant: plant_mod.PlantData | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise PlanError(f"seed must be an integer, got {seed!r}")
-        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {})
+        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {}, plant)
         cls, self.backend = sampler_class(backend)
         P = self.plan.params
         n = P["n"]
@@ -142,12 +144,28 @@ class Firmware:
             lo, hi = s.signal.min, s.signal.max
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 raise ValueError(f"set_state({where}): {value:g} outside the allowed range {lo}..{hi}")
+        elif kind == PLANT:
+            self._check_plant_state(where, i, value)
         elif kind == WAVE and s.signal.kind != "constant" or kind not in (HOLD, WAVE):
             raise ValueError(
                 f"set_state({where}): a {s.signal.kind} signal cannot be commanded; "
                 "only discrete, constant and signal-less (setpoint) points accept commands"
             )
         self._s.set_state(i, float(value))
+
+    def _check_plant_state(self, where: str, i: int, value: float) -> None:
+        """A command on a plant point changes the plant: a switch position, a tap, the source."""
+        pl = self.plan.plant
+        target = plant_mod.writable_target(pl, self.plan.params["ref"][i])
+        if target is None:
+            raise ValueError(f"set_state({where}): a measured plant quantity cannot be commanded; "
+                             "command the breaker position, tap or source instead")
+        what, k = target
+        lo, hi = (0, 3) if what == "switch" else (0, 1) if what == "source" else (
+            pl.transformers[k].tap_min, pl.transformers[k].tap_max)
+        if value != int(value) or not lo <= value <= hi:
+            raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"
+                             + (" (1 open, 2 closed)" if what == "switch" else ""))
 
     def set_fault(self, i: int, fault: FaultSpec | dict) -> None:
         """Add a fault (data, see firmware_sim.spec); faults apply in the order they were set."""

@@ -1,0 +1,285 @@
+/* gridgate plant solver. See ggplant.h and firmware_sim/plant_ref.py (the oracle). */
+#include "ggplant.h"
+
+#include <complex.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggrng.h"
+
+#define KEY_PLANT 0x2545F491U
+#define SQRT3 1.7320508075688772
+#define ITER 6
+#define TWO_PI 6.283185307179586 /* 2*math.pi exactly */
+#define CLOSED 2.0
+
+typedef double complex cplx;
+
+struct gg_plant {
+    uint32_t n, ns, nt, nl, nb, n_out;
+    int32_t src;
+    const int32_t *parent, *pedge, *psign, *sw_a, *sw_b, *tx_hv, *tx_lv, *ld_node, *bb_node;
+    double src_v, src_r, src_x, f_nom;
+    const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
+    double *sw_state, *tap, *load_factor, src_alive;
+    int32_t *ints;
+    double *dbl, *out;
+    /* work arrays */
+    int32_t *comp;
+    uint8_t *on, *live;
+    double *a, *vn;
+    cplx *y, *ik, *sl, *gs, *gv, *gy, *gj, *inj;
+};
+
+gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *dbl, uint32_t n_dbl, char *err,
+                          size_t errlen) {
+    if (n_ints < 6) { snprintf(err, errlen, "plant: header too short"); return NULL; }
+    for (int k = 0; k < 5; k++)
+        if (ints[k] < 0) { snprintf(err, errlen, "plant: negative count"); return NULL; }
+    uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
+             nb = (uint32_t)ints[4];
+    uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
+    uint64_t want_d = 4 + ns + 8ull * nt + 4ull * nl + 48ull * nl;
+    if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
+    gg_plant *pl = calloc(1, sizeof *pl);
+    if (!pl) goto nomem;
+    pl->n = n; pl->ns = ns; pl->nt = nt; pl->nl = nl; pl->nb = nb;
+    pl->n_out = (1 + nt + ns + nl + nb) * GG_PLANT_NQ;
+    pl->ints = malloc(sizeof(int32_t) * n_ints);
+    pl->dbl = malloc(sizeof(double) * n_dbl);
+    if (!pl->ints || !pl->dbl) goto nomem;
+    memcpy(pl->ints, ints, sizeof(int32_t) * n_ints);
+    memcpy(pl->dbl, dbl, sizeof(double) * n_dbl);
+    const int32_t *ip = pl->ints + 6;
+    pl->src = ints[5];
+    pl->parent = ip; ip += n;
+    pl->pedge = ip; ip += n;
+    pl->psign = ip; ip += n;
+    pl->sw_a = ip; ip += ns;
+    pl->sw_b = ip; ip += ns;
+    pl->tx_hv = ip; ip += nt;
+    pl->tx_lv = ip; ip += nt;
+    pl->ld_node = ip; ip += nl;
+    pl->bb_node = ip;
+    /* every node reference inside 0..n-1, parents before children (pre-order) */
+    if (pl->src < 0 || (uint32_t)pl->src >= n) goto bad;
+    for (uint32_t u = 0; u < n; u++) {
+        if (pl->parent[u] >= (int32_t)u) goto bad;
+        if (pl->parent[u] >= 0 && (pl->pedge[u] < 0 || (uint32_t)pl->pedge[u] >= ns)) goto bad;
+    }
+    for (const int32_t *q = pl->sw_a; q < pl->bb_node + nb; q++)
+        if (*q < 0 || (uint32_t)*q >= n) goto bad;
+    const double *dp = pl->dbl;
+    pl->src_v = dp[0]; pl->src_r = dp[1]; pl->src_x = dp[2]; pl->f_nom = dp[3];
+    dp += 4;
+    const double *sw_init = dp; dp += ns;
+    pl->tx_r = dp; dp += nt;
+    pl->tx_x = dp; dp += nt;
+    pl->tx_ratio = dp; dp += nt;
+    pl->tx_step = dp; dp += nt;
+    pl->tx_neutral = dp; dp += nt;
+    dp += 2 * nt; /* tap limits: checked in Python */
+    const double *tx_init = dp; dp += nt;
+    pl->ld_peak = dp; dp += nl;
+    pl->ld_pf = dp; dp += nl;
+    pl->ld_noise = dp; dp += nl;
+    pl->ld_utc = dp; dp += nl;
+    pl->ld_shape = dp;
+    size_t N = n ? n : 1;
+    pl->sw_state = malloc(sizeof(double) * (ns ? ns : 1));
+    pl->tap = malloc(sizeof(double) * (nt ? nt : 1));
+    pl->load_factor = malloc(sizeof(double) * (nl ? nl : 1));
+    pl->out = calloc(pl->n_out, sizeof(double));
+    pl->comp = malloc(sizeof(int32_t) * N);
+    pl->on = malloc(nt ? nt : 1);
+    pl->live = malloc(N);
+    pl->a = malloc(sizeof(double) * (nt ? nt : 1));
+    pl->vn = malloc(sizeof(double) * N);
+    pl->y = malloc(sizeof(cplx) * (nt ? nt : 1));
+    pl->ik = malloc(sizeof(cplx) * (nt ? nt : 1));
+    pl->sl = malloc(sizeof(cplx) * (nl ? nl : 1));
+    pl->gs = malloc(sizeof(cplx) * N);
+    pl->gv = malloc(sizeof(cplx) * N);
+    pl->gy = malloc(sizeof(cplx) * N);
+    pl->gj = malloc(sizeof(cplx) * N);
+    pl->inj = malloc(sizeof(cplx) * N);
+    if (!pl->sw_state || !pl->tap || !pl->load_factor || !pl->out || !pl->comp || !pl->on || !pl->live || !pl->a ||
+        !pl->vn || !pl->y || !pl->ik || !pl->sl || !pl->gs || !pl->gv || !pl->gy || !pl->gj || !pl->inj)
+        goto nomem;
+    memcpy(pl->sw_state, sw_init, sizeof(double) * ns);
+    memcpy(pl->tap, tx_init, sizeof(double) * nt);
+    for (uint32_t k = 0; k < nl; k++) pl->load_factor[k] = 1.0;
+    pl->src_alive = 1.0;
+    return pl;
+bad:
+    snprintf(err, errlen, "plant: node reference out of range or not in pre-order");
+    gg_plant_destroy(pl);
+    return NULL;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    gg_plant_destroy(pl);
+    return NULL;
+}
+
+void gg_plant_destroy(gg_plant *pl) {
+    if (!pl) return;
+    void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
+                 pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj};
+    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
+    free(pl);
+}
+
+const double *gg_plant_out(const gg_plant *pl) { return pl->out; }
+uint32_t gg_plant_n_out(const gg_plant *pl) { return pl->n_out; }
+
+int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
+    if (ref < 0 || (uint32_t)ref >= pl->n_out) return -2;
+    uint32_t eq = (uint32_t)ref / GG_PLANT_NQ, q = (uint32_t)ref % GG_PLANT_NQ;
+    if (q == GG_PQ_POS && eq >= 1 + pl->nt && eq < 1 + pl->nt + pl->ns) pl->sw_state[eq - 1 - pl->nt] = v;
+    else if (q == GG_PQ_TAP && eq >= 1 && eq <= pl->nt) pl->tap[eq - 1] = v;
+    else if (q == GG_PQ_LIVE && eq == 0) pl->src_alive = v;
+    else return -2;
+    return 0;
+}
+
+static double frequency(double f_nom, double t) {
+    return f_nom + 0.02 * sin(TWO_PI * (t / 317.0 - floor(t / 317.0))) +
+           0.005 * sin(TWO_PI * (t / 41.0 - floor(t / 41.0)));
+}
+
+static void flow(double *o, cplx s, double i, double v, double f) {
+    double m = cabs(s);
+    o[GG_PQ_P] = creal(s);
+    o[GG_PQ_Q] = cimag(s);
+    o[GG_PQ_S] = m;
+    o[GG_PQ_I] = i;
+    o[GG_PQ_PF] = m > 0.0 ? creal(s) / m : 0.0;
+    o[GG_PQ_V] = v;
+    o[GG_PQ_F] = v > 0.0 ? f : 0.0;
+    o[GG_PQ_LIVE] = v > 0.0 ? 1.0 : 0.0;
+}
+
+void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
+    const uint32_t n = pl->n, nt = pl->nt, ns = pl->ns, nl = pl->nl, nb = pl->nb;
+    double *out = pl->out;
+    uint32_t u, k, c;
+    for (k = 0; k < nl; k++) { /* loads: day shape, relative noise, constant power */
+        double x = t + pl->ld_utc[k] * 3600.0;
+        x -= floor(x / 86400.0) * 86400.0;
+        double pos = x / 1800.0;
+        int j = (int)pos;
+        if (j > 47) j = 47;
+        const double *sh = pl->ld_shape + 48 * k;
+        double s = pl->ld_peak[k] * (sh[j] + (sh[(j + 1) % 48] - sh[j]) * (pos - j));
+        s *= pl->load_factor[k] * (1.0 + pl->ld_noise[k] * (double)gauss(key ^ KEY_PLANT, k));
+        if (s < 0.0) s = 0.0;
+        double pf = pl->ld_pf[k];
+        pl->sl[k] = s * pf + I * (s * sqrt(1.0 - pf * pf));
+    }
+    for (u = 0; u < n; u++) { /* groups: pre-order, join the parent through a closed switch */
+        int32_t pu = pl->parent[u];
+        pl->comp[u] = pu >= 0 && pl->sw_state[pl->pedge[u]] == CLOSED ? pl->comp[pu] : (int32_t)u;
+    }
+    int alive = pl->src_alive != 0.0;
+    int32_t src_c = pl->comp[pl->src];
+    for (k = 0; k < nt; k++) {
+        pl->a[k] = pl->tx_ratio[k] * (1.0 + pl->tx_step[k] * (pl->tap[k] - pl->tx_neutral[k]));
+        pl->y[k] = 1.0 / (pl->tx_r[k] + I * pl->tx_x[k]);
+        pl->on[k] = alive && pl->comp[pl->tx_hv[k]] == src_c;
+    }
+    for (u = 0; u < n; u++) pl->gs[u] = pl->gv[u] = 0.0;
+    for (k = 0; k < nl; k++) pl->gs[pl->comp[pl->ld_node[k]]] += pl->sl[k];
+    const cplx zs = pl->src_r + I * pl->src_x;
+    cplx vhv = alive ? pl->src_v : 0.0;
+    for (int it = 0; it < ITER; it++) {
+        for (u = 0; u < n; u++) pl->gy[u] = pl->gj[u] = 0.0;
+        for (k = 0; k < nt; k++) {
+            if (!pl->on[k]) continue;
+            c = (uint32_t)pl->comp[pl->tx_lv[k]];
+            pl->gy[c] += pl->y[k];
+            pl->gj[c] += pl->a[k] * vhv * pl->y[k];
+        }
+        for (c = 0; c < n; c++) {
+            if (pl->gy[c] == 0.0) continue;
+            cplx v = pl->gv[c] != 0.0 ? pl->gv[c] : pl->gj[c] / pl->gy[c];
+            cplx i = conj(pl->gs[c] / (SQRT3 * v));
+            pl->gv[c] = (pl->gj[c] - SQRT3 * i) / pl->gy[c];
+        }
+        cplx ihv = 0.0;
+        for (k = 0; k < nt; k++) {
+            pl->ik[k] = pl->on[k] ? (pl->a[k] * vhv - pl->gv[pl->comp[pl->tx_lv[k]]]) * pl->y[k] / SQRT3 : 0.0;
+            ihv += pl->a[k] * pl->ik[k];
+        }
+        if (alive) vhv = pl->src_v - SQRT3 * zs * ihv;
+    }
+    for (u = 0; u < n; u++) pl->live[u] = 0;
+    for (k = 0; k < nt; k++)
+        if (pl->on[k]) pl->live[pl->comp[pl->tx_lv[k]]] = 1;
+    for (u = 0; u < n; u++) {
+        c = (uint32_t)pl->comp[u];
+        pl->vn[u] = alive && (int32_t)c == src_c ? cabs(vhv) : pl->live[c] ? cabs(pl->gv[c]) : 0.0;
+    }
+    double f = alive ? frequency(pl->f_nom, t) : 0.0;
+    memset(out, 0, sizeof(double) * pl->n_out);
+    for (u = 0; u < n; u++) pl->inj[u] = 0.0;
+    cplx shv_tot = 0.0, ihv_tot = 0.0;
+    for (k = 0; k < nt; k++) {
+        double *o = out + (1 + k) * GG_PLANT_NQ;
+        if (pl->on[k]) {
+            int32_t lv = pl->tx_lv[k];
+            cplx s_lv = SQRT3 * pl->gv[pl->comp[lv]] * conj(pl->ik[k]);
+            cplx ih = pl->a[k] * pl->ik[k];
+            cplx s_hv = SQRT3 * vhv * conj(ih);
+            pl->inj[pl->tx_hv[k]] += s_hv;
+            pl->inj[lv] -= s_lv;
+            shv_tot += s_hv;
+            ihv_tot += ih;
+            flow(o, s_hv, cabs(ih), pl->vn[pl->tx_hv[k]], f);
+            o[GG_PQ_ILV] = cabs(pl->ik[k]);
+            o[GG_PQ_PLOSS] = creal(s_hv - s_lv);
+        } else {
+            o[GG_PQ_V] = pl->vn[pl->tx_hv[k]];
+        }
+        o[GG_PQ_VLV] = pl->vn[pl->tx_lv[k]];
+        o[GG_PQ_TAP] = pl->tap[k];
+    }
+    if (alive) {
+        pl->inj[pl->src] -= shv_tot;
+        flow(out, shv_tot, cabs(ihv_tot), pl->vn[pl->src], f);
+    }
+    out[GG_PQ_LIVE] = alive ? 1.0 : 0.0;
+    for (k = 0; k < nl; k++) {
+        int32_t nd = pl->ld_node[k];
+        if (pl->vn[nd] > 0.0) {
+            pl->inj[nd] += pl->sl[k];
+            flow(out + (1 + nt + ns + k) * GG_PLANT_NQ, pl->sl[k], cabs(pl->sl[k]) / (SQRT3 * pl->vn[nd]), pl->vn[nd], f);
+        }
+    }
+    /* switch flows: subtree sums over closed switches, bottom-up (inj becomes the subtree sum) */
+    for (u = n; u-- > 0;) {
+        int32_t pu = pl->parent[u];
+        if (pu < 0) continue;
+        int32_t sw = pl->pedge[u];
+        double *o = out + (1 + nt + (uint32_t)sw) * GG_PLANT_NQ;
+        double va = pl->vn[pl->sw_a[sw]];
+        if (pl->sw_state[sw] == CLOSED) {
+            cplx fl = pl->inj[u] * (double)pl->psign[u];
+            pl->inj[pu] += pl->inj[u];
+            flow(o, fl, va > 0.0 ? cabs(fl) / (SQRT3 * va) : 0.0, va, f);
+        } else {
+            o[GG_PQ_V] = va;
+            o[GG_PQ_F] = va > 0.0 ? f : 0.0;
+        }
+        o[GG_PQ_LIVE] = pl->vn[pl->sw_b[sw]] > 0.0 ? 1.0 : 0.0;
+        o[GG_PQ_POS] = pl->sw_state[sw];
+    }
+    for (k = 0; k < nb; k++) {
+        double *o = out + (1 + nt + ns + nl + k) * GG_PLANT_NQ;
+        double v = pl->vn[pl->bb_node[k]];
+        o[GG_PQ_V] = v;
+        o[GG_PQ_F] = v > 0.0 ? f : 0.0;
+        o[GG_PQ_LIVE] = v > 0.0 ? 1.0 : 0.0;
+    }
+}

@@ -1,0 +1,26 @@
+/* gridgate plant solver: the site's load flow every tick (plain C99, no Python).
+ * Parameters: the flat arrays of firmware_sim.plant.compile_plant; semantics and the
+ * oracle: firmware_sim/plant_ref.py (same steps, same iteration count). */
+#ifndef GGPLANT_H
+#define GGPLANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GG_PLANT_NQ 13
+enum { GG_PQ_P = 0, GG_PQ_Q, GG_PQ_S, GG_PQ_I, GG_PQ_PF, GG_PQ_V, GG_PQ_F, GG_PQ_POS, GG_PQ_TAP, GG_PQ_VLV,
+       GG_PQ_ILV, GG_PQ_PLOSS, GG_PQ_LIVE };
+
+typedef struct gg_plant gg_plant;
+
+gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *dbl, uint32_t n_dbl, char *err,
+                          size_t errlen);
+void gg_plant_destroy(gg_plant *pl);
+/* Solve at simulated time t with the tick's noise key; results in gg_plant_out. */
+void gg_plant_solve(gg_plant *pl, double t, uint32_t key);
+const double *gg_plant_out(const gg_plant *pl);
+uint32_t gg_plant_n_out(const gg_plant *pl);
+/* A command on output index ref (switch position, tap, source energised): 0 done, -2 not writable. */
+int gg_plant_set(gg_plant *pl, int32_t ref, double v);
+
+#endif

@@ -1,0 +1,216 @@
+"""The site's electrical plant as plain data, compiled into the flat arrays both solvers run.
+
+One plant per firmware: a 33 kV source, transformers with on-load tap changers, switches
+(breakers, disconnectors, bus sections) between connectivity nodes, busbar sections and
+feeder loads with a daily shape. The switch graph must be a forest (checked by the
+config model, gateway/plant); the solver (ggplant.c, plant_ref.py) merges nodes joined
+by closed switches, feeds each merged group through its energised transformers (several
+in parallel at a busbar are fine) and sums node injections up the switch trees to get
+every switch's flow.
+
+Every equipment has one block of ``NQ`` output quantities; a ``plant`` point reads
+``out[equipment * NQ + quantity] * factor`` (factor: phase share and unit scale).
+Equipment order: the source, transformers, switches, loads, busbar sections.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass, field
+
+from firmware_sim.profiles import shape_values
+
+QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised")
+QI = {q: i for i, q in enumerate(QUANTITIES)}
+NQ = len(QUANTITIES)
+_FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised")
+ALLOWED = {
+    "source": _FLOW,
+    "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss"),
+    "switch": _FLOW + ("position",),
+    "load": _FLOW,
+    "busbar": ("V", "F", "energised"),
+}
+#: quantities a command (set_state) writes into the plant state
+WRITABLE = ("position", "tap", "energised")
+OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos codes
+KEY_PLANT = 0x2545F491
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    node: str
+    voltage: float  # V line-line
+    r: float  # ohm
+    x: float  # ohm
+    frequency: float = 50.0
+
+
+@dataclass(frozen=True)
+class Transformer:
+    name: str
+    hv: str
+    lv: str
+    r: float  # ohm, referred to the LV side
+    x: float
+    ratio: float  # LV/HV nominal
+    step: float  # per unit per tap step (raise = LV up)
+    neutral: int
+    tap_min: int
+    tap_max: int
+    tap: int
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    a: str  # from node
+    b: str  # to node
+    closed: bool = True
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    node: str
+    peak: float  # VA at the shape's maximum
+    power_factor: float
+    shape: tuple[float, ...]  # 48 half-hourly values, max 1
+    noise: float = 0.0  # relative standard deviation
+    utc_offset_h: float = 0.0
+
+
+@dataclass(frozen=True)
+class Busbar:
+    name: str
+    node: str
+
+
+@dataclass
+class PlantData:
+    source: Source
+    transformers: list[Transformer] = field(default_factory=list)
+    switches: list[Switch] = field(default_factory=list)
+    loads: list[Load] = field(default_factory=list)
+    busbars: list[Busbar] = field(default_factory=list)
+
+    def equipment(self) -> list[tuple[str, str]]:
+        """(name, type) in output-block order."""
+        return ([(self.source.name, "source")] + [(t.name, "transformer") for t in self.transformers]
+                + [(s.name, "switch") for s in self.switches] + [(ld.name, "load") for ld in self.loads]
+                + [(b.name, "busbar") for b in self.busbars])
+
+
+class PlantRefError(ValueError):
+    """A plant reference or topology the solver cannot run; the message says which and how to fix it."""
+
+
+def load(name: str, node: str, peak_va: float, power_factor: float, shape="mixed-feeder", noise: float = 0.0,
+         utc_offset_h: float = 0.0) -> Load:
+    return Load(name, node, peak_va, power_factor, shape_values(shape), noise, utc_offset_h)
+
+
+def node_order(p: PlantData) -> tuple[list[str], list[int], list[int], list[int]]:
+    """Nodes in pre-order of the switch forest: (names, parent, parent switch, sign of that switch).
+
+    The sign is +1 when the parent is the switch's from-side, so flow parent→child is
+    from→to positive. Raises PlantRefError on a switch loop.
+    """
+    names: list[str] = list(dict.fromkeys(
+        [p.source.node] + [n for t in p.transformers for n in (t.hv, t.lv)] + [n for s in p.switches for n in (s.a, s.b)]
+        + [ld.node for ld in p.loads] + [b.node for b in p.busbars]))
+    adj: dict[str, list[tuple[str, int, int]]] = {n: [] for n in names}
+    for k, s in enumerate(p.switches):
+        adj[s.a].append((s.b, k, 1))
+        adj[s.b].append((s.a, k, -1))
+    order: list[str] = []
+    parent: dict[str, tuple[str | None, int, int]] = {}
+    for root in names:
+        if root in parent:
+            continue
+        parent[root] = (None, -1, 0)
+        stack = [root]
+        while stack:
+            u = stack.pop()
+            order.append(u)
+            for v, k, sign in reversed(adj[u]):
+                if k == parent[u][1]:
+                    continue
+                if v in parent:
+                    raise PlantRefError(f"switch {p.switches[k].name!r} closes a loop of switches; meshed switching is not supported")
+                parent[v] = (u, k, sign)
+                stack.append(v)
+    pos = {n: i for i, n in enumerate(order)}
+    par = [pos[parent[n][0]] if parent[n][0] is not None else -1 for n in order]
+    return order, par, [parent[n][1] for n in order], [parent[n][2] for n in order]
+
+
+def compile_plant(p: PlantData) -> dict:
+    """The flat parameter set: ``ints`` (counts, then topology) and ``dbl`` (electrical data)."""
+    order, par, pedge, psign = node_order(p)
+    pos = {n: i for i, n in enumerate(order)}
+    n, ns, nt, nl, nb = len(order), len(p.switches), len(p.transformers), len(p.loads), len(p.busbars)
+    ints = array("i", [n, ns, nt, nl, nb, pos[p.source.node]])
+    ints.extend(par)
+    ints.extend(pedge)
+    ints.extend(psign)
+    ints.extend(pos[s.a] for s in p.switches)
+    ints.extend(pos[s.b] for s in p.switches)
+    ints.extend(pos[t.hv] for t in p.transformers)
+    ints.extend(pos[t.lv] for t in p.transformers)
+    ints.extend(pos[ld.node] for ld in p.loads)
+    ints.extend(pos[b.node] for b in p.busbars)
+    s = p.source
+    dbl = array("d", [s.voltage, s.r, s.x, s.frequency])
+    dbl.extend(float(CLOSED if w.closed else OPEN) for w in p.switches)
+    for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
+        dbl.extend(float(getattr(t, attr)) for t in p.transformers)
+    for attr in ("peak", "power_factor", "noise", "utc_offset_h"):
+        dbl.extend(float(getattr(ld, attr)) for ld in p.loads)
+    for ld in p.loads:
+        if len(ld.shape) != 48:
+            raise PlantRefError(f"load {ld.name!r}: a shape needs 48 half-hourly values")
+        dbl.extend(ld.shape)
+    n_eq = 1 + nt + ns + nl + nb
+    return {"ints": ints, "dbl": dbl, "n_out": n_eq * NQ}
+
+
+def phase_factor(quantity: str, phase: str | None) -> float:
+    """Share of a balanced three-phase quantity seen on one phase (or phase pair)."""
+    ph = (phase or "ABC").upper()
+    if quantity in ("P", "Q", "S", "P_loss"):
+        return 1.0 / 3.0 if ph in ("A", "B", "C") else 1.0
+    if quantity in ("V", "V_lv"):
+        return 1.0 / math.sqrt(3.0) if ph in ("AN", "BN", "CN", "A", "B", "C") else 1.0
+    if quantity in ("I", "I_lv"):
+        return 0.0 if ph == "N" else 1.0
+    return 1.0
+
+
+def resolve(p: PlantData, equipment: str, quantity: str) -> int:
+    """Output index of (equipment, quantity); PlantRefError names the known equipment or quantities."""
+    eqs = p.equipment()
+    for k, (name, typ) in enumerate(eqs):
+        if name == equipment:
+            if quantity not in ALLOWED[typ]:
+                raise PlantRefError(
+                    f"{typ} {equipment!r} has no quantity {quantity!r}; use one of {', '.join(ALLOWED[typ])}")
+            return k * NQ + QI[quantity]
+    names = ", ".join(n for n, _ in eqs[:8])
+    raise PlantRefError(f"no plant equipment {equipment!r}; the plant has {names}{', ...' if len(eqs) > 8 else ''}")
+
+
+def writable_target(p: PlantData, ref: int) -> tuple[str, int] | None:
+    """("switch", k) / ("tap", k) / ("source", 0) for an output index a command may write, else None."""
+    eq, q = divmod(ref, NQ)
+    nt, ns = len(p.transformers), len(p.switches)
+    name = QUANTITIES[q]
+    if name == "position" and 1 + nt <= eq < 1 + nt + ns:
+        return "switch", eq - 1 - nt
+    if name == "tap" and 1 <= eq <= nt:
+        return "tap", eq - 1
+    if name == "energised" and eq == 0:
+        return "source", 0
+    return None

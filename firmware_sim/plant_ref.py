@@ -1,0 +1,214 @@
+"""The pure-Python plant solver: the oracle of ggplant.c, step for step (same iteration count).
+
+Per tick: loads from their day shape (constant power), groups of nodes joined by closed
+switches, the source's group energises the transformers whose HV side it holds, each LV
+group is fed by its transformers in parallel (Thevenin sum of tap-ratio EMFs behind the
+winding impedance), a fixed number of fixed-point iterations couples LV voltages, HV
+current and the source impedance, then switch flows are node injections summed up the
+switch trees. Values are SI: W, var, VA, A, V (line-line), Hz.
+"""
+
+from __future__ import annotations
+
+import math
+
+from firmware_sim.plant import CLOSED, KEY_PLANT, NQ, QI
+from firmware_sim.rng import gauss
+
+SQRT3 = math.sqrt(3.0)
+ITER = 6
+TWO_PI = 2.0 * math.pi
+
+
+def unpack(ints, dbl) -> dict:
+    """Slice the flat arrays of compile_plant into named lists (ggplant.c does the same)."""
+    n, ns, nt, nl, nb, src = (int(x) for x in ints[:6])
+    o = 6
+    d: dict = {"n": n, "ns": ns, "nt": nt, "nl": nl, "nb": nb, "src": src}
+    for name, cnt in (("parent", n), ("pedge", n), ("psign", n), ("sw_a", ns), ("sw_b", ns), ("tx_hv", nt),
+                      ("tx_lv", nt), ("ld_node", nl), ("bb_node", nb)):
+        d[name] = [int(x) for x in ints[o:o + cnt]]
+        o += cnt
+    d["src_v"], d["src_r"], d["src_x"], d["f_nom"] = (float(x) for x in dbl[:4])
+    o = 4
+    for name, cnt in (("sw_init", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
+                      ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("ld_peak", nl),
+                      ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
+        d[name] = [float(x) for x in dbl[o:o + cnt]]
+        o += cnt
+    if len(ints) != 6 + 3 * n + 2 * ns + 2 * nt + nl + nb or len(dbl) != o:
+        raise ValueError("plant parameters: array sizes do not match the counts")
+    return d
+
+
+def frequency(f_nom: float, t: float) -> float:
+    """System frequency: a slow deterministic wander of ±25 mHz, the same on every device."""
+    return f_nom + 0.02 * math.sin(TWO_PI * (t / 317.0 - math.floor(t / 317.0))) \
+        + 0.005 * math.sin(TWO_PI * (t / 41.0 - math.floor(t / 41.0)))
+
+
+class PlantRef:
+    def __init__(self, ints, dbl) -> None:
+        self.d = unpack(ints, dbl)
+        d = self.d
+        self.sw_state = list(d["sw_init"])
+        self.tap = list(d["tx_init"])
+        self.load_factor = [1.0] * d["nl"]
+        self.src_alive = 1.0
+        self.out = [0.0] * ((1 + d["nt"] + d["ns"] + d["nl"] + d["nb"]) * NQ)
+
+    def target(self, ref: int) -> tuple[str, int] | None:
+        """The state a command on output ``ref`` writes (see plant.writable_target)."""
+        d = self.d
+        eq, q = divmod(ref, NQ)
+        if q == QI["position"] and 1 + d["nt"] <= eq < 1 + d["nt"] + d["ns"]:
+            return "switch", eq - 1 - d["nt"]
+        if q == QI["tap"] and 1 <= eq <= d["nt"]:
+            return "tap", eq - 1
+        if q == QI["energised"] and eq == 0:
+            return "source", 0
+        return None
+
+    def set_state(self, target: str, k: int, v: float) -> None:
+        if target == "switch":
+            self.sw_state[k] = v
+        elif target == "tap":
+            self.tap[k] = v
+        elif target == "source":
+            self.src_alive = v
+
+    def solve(self, t: float, key: int) -> None:
+        d, out = self.d, self.out
+        n, nt, ns, nl, nb = d["n"], d["nt"], d["ns"], d["nl"], d["nb"]
+        # loads: day shape, relative noise, constant power
+        sl = [0j] * nl
+        for k in range(nl):
+            x = t + d["ld_utc"][k] * 3600.0
+            x -= math.floor(x / 86400.0) * 86400.0
+            pos = x / 1800.0
+            j = min(int(pos), 47)
+            sh = d["ld_shape"][48 * k: 48 * k + 48]
+            s = d["ld_peak"][k] * (sh[j] + (sh[(j + 1) % 48] - sh[j]) * (pos - j))
+            s *= self.load_factor[k] * (1.0 + d["ld_noise"][k] * gauss(key ^ KEY_PLANT, k))
+            s = max(s, 0.0)
+            pf = d["ld_pf"][k]
+            sl[k] = complex(s * pf, s * math.sqrt(1.0 - pf * pf))
+        # groups: pre-order, a node joins its parent's group through a closed switch
+        comp = [0] * n
+        for u in range(n):
+            pu = d["parent"][u]
+            comp[u] = comp[pu] if pu >= 0 and self.sw_state[d["pedge"][u]] == CLOSED else u
+        alive = self.src_alive != 0.0
+        src_c = comp[d["src"]]
+        a = [d["tx_ratio"][k] * (1.0 + d["tx_step"][k] * (self.tap[k] - d["tx_neutral"][k])) for k in range(nt)]
+        y = [1.0 / complex(d["tx_r"][k], d["tx_x"][k]) for k in range(nt)]
+        on = [alive and comp[d["tx_hv"][k]] == src_c for k in range(nt)]
+        gs = [0j] * n
+        for k in range(nl):
+            gs[comp[d["ld_node"][k]]] += sl[k]
+        gv = [0j] * n
+        zs = complex(d["src_r"], d["src_x"])
+        vhv = complex(d["src_v"], 0.0) if alive else 0j
+        ik = [0j] * nt
+        for _ in range(ITER):
+            gy = [0j] * n
+            gj = [0j] * n
+            for k in range(nt):
+                if on[k]:
+                    c = comp[d["tx_lv"][k]]
+                    gy[c] += y[k]
+                    gj[c] += a[k] * vhv * y[k]
+            for c in range(n):
+                if gy[c] != 0j:
+                    v = gv[c] if gv[c] != 0j else gj[c] / gy[c]
+                    i = (gs[c] / (SQRT3 * v)).conjugate()
+                    gv[c] = (gj[c] - SQRT3 * i) / gy[c]
+            ihv = 0j
+            for k in range(nt):
+                ik[k] = (a[k] * vhv - gv[comp[d["tx_lv"][k]]]) * y[k] / SQRT3 if on[k] else 0j
+                ihv += a[k] * ik[k]
+            if alive:
+                vhv = complex(d["src_v"], 0.0) - SQRT3 * zs * ihv
+        # node voltages and injections (consumption positive)
+        live = [False] * n
+        vn = [0.0] * n
+        for k in range(nt):
+            if on[k]:
+                live[comp[d["tx_lv"][k]]] = True
+        for u in range(n):
+            c = comp[u]
+            if alive and c == src_c:
+                vn[u] = abs(vhv)
+            elif live[c]:
+                vn[u] = abs(gv[c])
+        f = frequency(d["f_nom"], t) if alive else 0.0
+        inj = [0j] * n
+        shv_tot = 0j
+        ihv_tot = 0j
+        for i_ in range(len(out)):
+            out[i_] = 0.0
+        for k in range(nt):
+            e = 1 + k
+            if on[k]:
+                lv = d["tx_lv"][k]
+                s_lv = SQRT3 * gv[comp[lv]] * ik[k].conjugate()
+                ih = a[k] * ik[k]
+                s_hv = SQRT3 * vhv * ih.conjugate()
+                inj[d["tx_hv"][k]] += s_hv
+                inj[lv] -= s_lv
+                shv_tot += s_hv
+                ihv_tot += ih
+                self._flow(e, s_hv, abs(ih), vn[d["tx_hv"][k]], f)
+                out[e * NQ + QI["I_lv"]] = abs(ik[k])
+                out[e * NQ + QI["P_loss"]] = (s_hv - s_lv).real
+            else:
+                out[e * NQ + QI["V"]] = vn[d["tx_hv"][k]]
+            out[e * NQ + QI["V_lv"]] = vn[d["tx_lv"][k]]
+            out[e * NQ + QI["tap"]] = self.tap[k]
+        if alive:
+            inj[d["src"]] -= shv_tot
+            self._flow(0, shv_tot, abs(ihv_tot), vn[d["src"]], f)
+        out[QI["energised"]] = 1.0 if alive else 0.0
+        for k in range(nl):
+            e = 1 + nt + ns + k
+            u = d["ld_node"][k]
+            if vn[u] > 0.0:
+                inj[u] += sl[k]
+                self._flow(e, sl[k], abs(sl[k]) / (SQRT3 * vn[u]), vn[u], f)
+        # switch flows: subtree sums over closed switches, bottom-up
+        sub = list(inj)
+        for u in range(n - 1, -1, -1):
+            pu = d["parent"][u]
+            if pu < 0:
+                continue
+            k = d["pedge"][u]
+            e = 1 + nt + k
+            if self.sw_state[k] == CLOSED:
+                flow = sub[u] * d["psign"][u]
+                sub[pu] += sub[u]
+                va = vn[d["sw_a"][k]]
+                self._flow(e, flow, abs(flow) / (SQRT3 * va) if va > 0.0 else 0.0, va, f if va > 0.0 else 0.0)
+            else:
+                va = vn[d["sw_a"][k]]
+                out[e * NQ + QI["V"]] = va
+                out[e * NQ + QI["F"]] = f if va > 0.0 else 0.0
+            out[e * NQ + QI["energised"]] = 1.0 if vn[d["sw_b"][k]] > 0.0 else 0.0
+            out[e * NQ + QI["position"]] = self.sw_state[k]
+        for k in range(nb):
+            e = 1 + nt + ns + nl + k
+            v = vn[d["bb_node"][k]]
+            out[e * NQ + QI["V"]] = v
+            out[e * NQ + QI["F"]] = f if v > 0.0 else 0.0
+            out[e * NQ + QI["energised"]] = 1.0 if v > 0.0 else 0.0
+
+    def _flow(self, e: int, s: complex, i: float, v: float, f: float) -> None:
+        o, out = e * NQ, self.out
+        out[o + QI["P"]] = s.real
+        out[o + QI["Q"]] = s.imag
+        m = abs(s)
+        out[o + QI["S"]] = m
+        out[o + QI["I"]] = i
+        out[o + QI["PF"]] = s.real / m if m > 0.0 else 0.0
+        out[o + QI["V"]] = v
+        out[o + QI["F"]] = f if v > 0.0 else 0.0
+        out[o + QI["energised"]] = 1.0 if v > 0.0 else 0.0

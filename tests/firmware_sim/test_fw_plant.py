@@ -1,0 +1,169 @@
+"""The plant solver inside the firmware: physics on plant points, commands that change the plant,
+and the C core against the Python reference on random sites."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from firmware_sim import Firmware, PlanError, SimPoint
+from firmware_sim.plant_synth import primary
+
+T0 = 1_765_000_000.0 - 1_765_000_000.0 % 86400 + 18 * 3600  # 18:00 UTC, evening peak
+
+
+def _pts(plant, device="dev"):
+    """One point per (equipment, allowed quantity), in SI units."""
+    from firmware_sim.plant import ALLOWED
+
+    pts = []
+    for name, typ in plant.equipment():
+        for q in ALLOWED[typ]:
+            pts.append(SimPoint(device=device, name=f"{name}:{q}",
+                                signal={"kind": "plant", "equipment": name, "quantity": q}))
+    return pts
+
+
+def _fw(plant, backend="python", seed=0):
+    return Firmware(_pts(plant), seed=seed, backend=backend, plant=plant)
+
+
+def _v(fw, eq, q):
+    return fw.value(fw.index("dev", f"{eq}:{q}"))
+
+
+def _set(fw, eq, q, v):
+    fw.set_state(fw.index("dev", f"{eq}:{q}"), v)
+
+
+def test_kirchhoff_on_a_primary(backend_name):
+    plant = primary(6, seed=3)
+    fw = _fw(plant, backend_name)
+    for h in range(0, 24, 3):  # across a simulated day
+        fw.tick(T0 + h * 3600)
+        loads = sum(_v(fw, f"F{k}", "P") for k in range(1, 7))
+        tx = sum(_v(fw, t, "P") for t in ("T1", "T2"))
+        losses = sum(_v(fw, t, "P_loss") for t in ("T1", "T2"))
+        assert loads > 1e6
+        assert tx == pytest.approx(loads + losses, rel=1e-4)
+        assert 0 < losses < 0.03 * loads
+        assert _v(fw, "GRID", "P") == pytest.approx(tx, rel=1e-5)
+        # incomers + bus section = feeders of each section (switches are lossless)
+        sec1 = sum(_v(fw, f"F{k}", "P") for k in (1, 3, 5))
+        assert _v(fw, "INC1", "P") - _v(fw, "BS1", "P") == pytest.approx(sec1, rel=1e-4)
+        assert 10_500 < _v(fw, "BB1", "V") < 11_600
+        assert _v(fw, "F1/CB", "I") == pytest.approx(
+            _v(fw, "F1", "S") / (math.sqrt(3) * _v(fw, "BB1", "V")), rel=1e-4)
+
+
+def test_opening_a_feeder_breaker_deenergises_it_and_unloads_the_incomer(backend_name):
+    fw = _fw(primary(6, seed=1, bus_section_closed=False), backend_name)
+    fw.tick(T0)
+    f1 = _v(fw, "F1", "P")
+    inc = _v(fw, "INC1", "P")
+    assert f1 > 1e5 and _v(fw, "F1", "I") > 5
+    _set(fw, "F1/CB", "position", 1)
+    fw.tick(T0 + 0.1)
+    assert _v(fw, "F1/CB", "position") == 1
+    assert [_v(fw, "F1", q) for q in ("P", "Q", "I", "V", "F")] == [0, 0, 0, 0, 0]
+    assert _v(fw, "F1/CB", "I") == 0
+    assert _v(fw, "INC1", "P") == pytest.approx(inc - f1, rel=0.01)  # the load moved 0.1 s on the shape only
+    _set(fw, "F1/CB", "position", 2)
+    fw.tick(T0 + 0.2)
+    assert _v(fw, "F1", "P") == pytest.approx(f1, rel=0.01)
+    assert _v(fw, "INC1", "P") == pytest.approx(inc, rel=0.01)
+
+
+def test_incomer_and_bus_section(backend_name):
+    fw = _fw(primary(4, seed=2, bus_section_closed=False), backend_name)
+    fw.tick(T0)
+    both = _v(fw, "INC1", "P") + _v(fw, "INC2", "P")
+    _set(fw, "INC1", "position", 1)  # section 1 loses its only infeed
+    fw.tick(T0 + 0.1)
+    assert _v(fw, "BB1", "V") == 0 and _v(fw, "F1", "I") == 0 and _v(fw, "F3", "P") == 0
+    assert abs(_v(fw, "T1", "P")) < 1 and _v(fw, "T1", "V") > 30_000  # T1 still energised from 33 kV, unloaded
+    assert _v(fw, "BB2", "V") > 10_000 and _v(fw, "F2", "P") > 0
+    _set(fw, "BS1", "position", 2)  # closing the bus section transfers section 1 to T2
+    fw.tick(T0 + 0.2)
+    assert _v(fw, "F1", "P") > 0 and _v(fw, "BB1", "V") == pytest.approx(_v(fw, "BB2", "V"))
+    assert _v(fw, "INC2", "P") == pytest.approx(both, rel=0.01)
+    assert _v(fw, "BS1", "P") == pytest.approx(-(_v(fw, "F1", "P") + _v(fw, "F3", "P")), rel=1e-4)
+    _set(fw, "GRID", "energised", 0)  # loss of the 33 kV supply
+    fw.tick(T0 + 0.3)
+    assert all(_v(fw, e, "V") == 0 for e in ("GRID", "T1", "T2", "BB1", "BB2", "F2"))
+    assert _v(fw, "GRID", "F") == 0 and _v(fw, "INC2", "I") == 0
+
+
+def test_tap_step_moves_the_bus_voltage(backend_name):
+    fw = _fw(primary(4, seed=2, bus_section_closed=False), backend_name)
+    fw.tick(T0)
+    tap = _v(fw, "T1", "tap")
+    v0 = _v(fw, "BB1", "V")
+    _set(fw, "T1", "tap", tap + 2)
+    fw.tick(T0)
+    assert _v(fw, "T1", "tap") == tap + 2
+    assert _v(fw, "BB1", "V") / v0 - 1 == pytest.approx(2 * 0.0125, abs=0.004)
+    assert _v(fw, "BB2", "V") == pytest.approx(_v(fw, "BB2", "V"))
+
+
+def test_plant_commands_are_checked():
+    fw = _fw(primary(2))
+    with pytest.raises(ValueError, match="cannot be commanded"):
+        _set(fw, "F1", "P", 3)
+    with pytest.raises(ValueError, match="1 open, 2 closed"):
+        _set(fw, "F1/CB", "position", 7)
+    with pytest.raises(ValueError, match="integer 1..17"):
+        _set(fw, "T1", "tap", 18)
+    with pytest.raises(PlanError, match="no plant equipment 'F9'"):
+        Firmware([SimPoint(device="d", name="x", signal={"kind": "plant", "equipment": "F9", "quantity": "P"})],
+                 plant=primary(2))
+    with pytest.raises(PlanError, match="busbar 'BB1' has no quantity 'P'"):
+        Firmware([SimPoint(device="d", name="x", signal={"kind": "plant", "equipment": "BB1", "quantity": "P"})],
+                 plant=primary(2))
+    with pytest.raises(PlanError, match="needs the site's `plant:` model"):
+        Firmware([SimPoint(device="d", name="x", signal={"kind": "plant", "equipment": "BB1", "quantity": "V"})])
+
+
+def test_phase_share_scale_and_noise():
+    plant = primary(2, seed=5)
+    pts = [SimPoint(device="d", name=n, signal=s) for n, s in (
+        ("P", {"kind": "plant", "equipment": "F1", "quantity": "P", "scale": 0.001}),
+        ("Pa", {"kind": "plant", "equipment": "F1", "quantity": "P", "phase": "A", "scale": 0.001}),
+        ("Van", {"kind": "plant", "equipment": "BB1", "quantity": "V", "phase": "AN"}),
+        ("V", {"kind": "plant", "equipment": "BB1", "quantity": "V"}),
+        ("In", {"kind": "plant", "equipment": "F1", "quantity": "I", "phase": "N", "noise": 2}),
+        ("Ia", {"kind": "plant", "equipment": "F1", "quantity": "I", "phase": "A", "noise": 2}),
+        ("I", {"kind": "plant", "equipment": "F1", "quantity": "I"}),
+    )]
+    fw = Firmware(pts, plant=plant, backend="python")
+    fw.tick(T0)
+    v = {n: fw.value(fw.index("d", n)) for n in ("P", "Pa", "Van", "V", "In", "Ia", "I")}
+    assert v["Pa"] == pytest.approx(v["P"] / 3, rel=1e-6)
+    assert v["Van"] == pytest.approx(v["V"] / math.sqrt(3), rel=1e-6)
+    assert v["In"] == 0  # balanced: no neutral current, and no noise on a zero
+    assert v["Ia"] != v["I"] and abs(v["Ia"] - v["I"]) < 7
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_c_matches_python_on_random_sites(c_backend, seed):
+    rnd = random.Random(seed)
+    plant = primary(rnd.randint(1, 40), transformers=rnd.randint(1, 4), seed=seed,
+                    bus_section_closed=rnd.random() < 0.5)
+    c, py = _fw(plant, "c", seed), _fw(plant, "python", seed)
+    sw = [s.name for s in plant.switches]
+    for k in range(40):
+        t = T0 + k * 1800.0 + rnd.random()
+        if k % 5 == 4:  # random switching, taps and supply, on both
+            for fw in (c, py):
+                r2 = random.Random(seed * 100 + k)
+                _set(fw, r2.choice(sw), "position", r2.choice((1, 2, 2)))
+                _set(fw, "T1", "tap", r2.randint(1, 17))
+                _set(fw, "GRID", "energised", 0 if r2.random() < 0.1 else 1)
+        c.tick(t)
+        py.tick(t)
+        _, vc, _ = c.snapshot()
+        _, vp, _ = py.snapshot()
+        for i in range(c.size):
+            assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"tick {k}: {c.name(i)} C {vc[i]} vs Python {vp[i]}"
