@@ -16,6 +16,8 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from firmware_sim.spec import FaultSpec, LoadGroup, SignalSpec
+from gateway.plant.check import check_site
+from gateway.plant.model import PlantModel
 
 #: namespace of derived mRIDs; changing it changes every derived mRID, so never change it
 MRID_NAMESPACE = uuid.UUID("6f2f1a0e-6a53-5c9e-9b1e-677269646761")
@@ -44,7 +46,8 @@ PhaseCode = Literal[
     "ABCN", "ABC", "ABN", "ACN", "BCN", "AB", "AC", "BC", "AN", "BN", "CN", "A", "B", "C", "N", "s1N", "s2N", "s12N", "s1", "s2", "s12", "none"
 ]
 EquipmentType = Literal[
-    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse"
+    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse",
+    "EnergySource",
 ]
 DataType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
 Order = Literal["big", "little"]
@@ -438,6 +441,7 @@ class Config(_Model):
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
     substations: list[Substation] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
+    plant: PlantModel | None = Field(None, description="the site's electrical plant; `kind: plant` points read it")
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
@@ -483,6 +487,7 @@ class Config(_Model):
                     errors.append(f"{here}.signal.group: no load group {p.signal.group!r} in devices[{di}].groups")
                 if p.signal is not None and p.signal.kind == "counter" and p.signal.source not in names:
                     errors.append(f"{here}.signal.source: no point {p.signal.source!r} on device {d.name}")
+        check_site(self.plant, paths, self.devices, errors)
         if errors:
             raise ValueError("\n".join(errors))
         return self

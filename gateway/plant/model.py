@@ -1,0 +1,187 @@
+"""The `plant:` section of a site file: one source, transformers, switches, busbar sections, loads.
+
+Equipment are substation/bay/equipment paths of the site; nodes are free connectivity-node
+names that join terminals (a switch's ``from``/``to``, a transformer's ``hv``/``lv``, a
+busbar's or a load's ``node``). Validation reports the YAML path and the fix; the model
+then converts to firmware_sim.plant.PlantData (SI units) for the solver.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from firmware_sim import plant as rt
+from firmware_sim.plant_synth import source as make_source, transformer as make_transformer
+from firmware_sim.spec import PROFILE_SHAPES
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Node = str
+
+
+class SourceModel(_M):
+    """The upstream grid infeed (e.g. the 33 kV network behind the transformer HV breakers)."""
+
+    equipment: str = Field(description="substation/bay/equipment path (type EnergySource)")
+    node: Node
+    voltage_kv: float = Field(gt=0)
+    short_circuit_mva: float = Field(750.0, gt=0, description="three-phase fault level at the node")
+    x_r: float = Field(10.0, gt=0)
+    frequency_hz: float = Field(50.0, gt=0)
+
+
+class TapChanger(_M):
+    """On-load tap changer: a raise step increases the LV voltage by step_pct."""
+
+    min: int = 1
+    max: int = 17
+    neutral: int = 9
+    step_pct: float = Field(1.25, gt=0, le=5)
+    initial: int | None = Field(None, description="default: neutral")
+
+    @model_validator(mode="after")
+    def _range(self) -> "TapChanger":
+        if not self.min <= self.neutral <= self.max:
+            raise ValueError(f"neutral tap {self.neutral} is outside min..max ({self.min}..{self.max})")
+        if self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError(f"initial tap {self.initial} is outside min..max ({self.min}..{self.max})")
+        return self
+
+
+class TransformerModel(_M):
+    equipment: str = Field(description="path of a PowerTransformer")
+    hv: Node
+    lv: Node
+    rating_mva: float = Field(gt=0)
+    hv_kv: float = Field(gt=0)
+    lv_kv: float = Field(gt=0, description="no-load LV voltage at the neutral tap")
+    impedance_pct: float = Field(10.0, gt=0, lt=50, description="on the rating")
+    x_r: float = Field(12.0, gt=0)
+    tap_changer: TapChanger = Field(default_factory=TapChanger)
+
+
+class SwitchModel(_M):
+    equipment: str = Field(description="path of a Breaker, Disconnector or LoadBreakSwitch")
+    from_: Node = Field(alias="from")
+    to: Node
+    normal: Literal["open", "closed"] = "closed"
+
+
+class BusbarModel(_M):
+    equipment: str = Field(description="path of a BusbarSection")
+    node: Node
+
+
+class LoadModel(_M):
+    """A feeder's demand: a day shape scaled to its peak, constant power at the feeder's power factor."""
+
+    equipment: str = Field(description="path of an ACLineSegment or EnergyConsumer")
+    node: Node
+    peak_mw: float = Field(gt=0)
+    shape: Literal["domestic", "commercial", "industrial", "mixed-feeder", "flat"] | list[float] = "mixed-feeder"
+    power_factor: float = Field(0.95, gt=0, le=1)
+    noise_pct: float = Field(0.0, ge=0, le=20, description="standard deviation of the demand, % of it")
+    utc_offset_h: float = 0.0
+
+    @model_validator(mode="after")
+    def _shape(self) -> "LoadModel":
+        if isinstance(self.shape, list) and len(self.shape) != 48:
+            raise ValueError(f"a custom shape needs 48 half-hourly values, got {len(self.shape)} (or use {PROFILE_SHAPES})")
+        return self
+
+
+TYPES = {
+    "source": ("EnergySource",),
+    "transformers": ("PowerTransformer",),
+    "switches": ("Breaker", "Disconnector", "LoadBreakSwitch"),
+    "busbars": ("BusbarSection",),
+    "loads": ("ACLineSegment", "EnergyConsumer"),
+}
+
+
+class PlantModel(_M):
+    source: SourceModel
+    transformers: list[TransformerModel] = Field(default_factory=list)
+    switches: list[SwitchModel] = Field(default_factory=list)
+    busbars: list[BusbarModel] = Field(default_factory=list)
+    loads: list[LoadModel] = Field(default_factory=list)
+
+    def items(self):
+        """(YAML path, section, item) of every equipment."""
+        yield "plant.source", "source", self.source
+        for sec in ("transformers", "switches", "busbars", "loads"):
+            for i, x in enumerate(getattr(self, sec)):
+                yield f"plant.{sec}[{i}]", sec, x
+
+    @model_validator(mode="after")
+    def _topology(self) -> "PlantModel":
+        errors: list[str] = []
+        seen: dict[str, str] = {}
+        for path, _, x in self.items():
+            if x.equipment in seen:
+                errors.append(f"@{path}.equipment: {x.equipment!r} is already used by {seen[x.equipment]}; each plant item is one equipment")
+            seen.setdefault(x.equipment, path)
+        for i, t in enumerate(self.transformers):
+            if t.hv == t.lv:
+                errors.append(f"@plant.transformers[{i}].lv: the LV node must differ from the HV node {t.hv!r}")
+        for i, s in enumerate(self.switches):
+            if s.from_ == s.to:
+                errors.append(f"@plant.switches[{i}].to: a switch joins two different nodes, both are {s.to!r}")
+        if errors:
+            raise ValueError("\n".join(errors))
+        # the switch graph must be a forest; every node must reach the source through switches and transformers
+        parent: dict[str, str] = {}
+
+        def root(n: str) -> str:
+            while parent.get(n, n) != n:
+                n = parent[n]
+            return n
+
+        for i, s in enumerate(self.switches):
+            a, b = root(s.from_), root(s.to)
+            if a == b:
+                errors.append(f"@plant.switches[{i}]: {s.equipment} closes a loop of switches ({s.from_} - {s.to}); "
+                              "gridgate solves radial and busbar-parallel networks: remove the switch or split a node")
+            parent[a] = b
+        src_tree = root(self.source.node)
+        lv_trees = set()
+        for i, t in enumerate(self.transformers):
+            if root(t.hv) != src_tree:
+                errors.append(f"@plant.transformers[{i}].hv: node {t.hv!r} has no switch path to the source node "
+                              f"{self.source.node!r}; connect it with the transformer's HV breaker")
+            elif root(t.lv) == src_tree:
+                errors.append(f"@plant.transformers[{i}].lv: node {t.lv!r} is on the source's side too; "
+                              "an LV node must only be fed through the transformer")
+            else:
+                lv_trees.add(root(t.lv))
+            if abs(t.hv_kv - self.source.voltage_kv) > 0.15 * self.source.voltage_kv:
+                errors.append(f"@plant.transformers[{i}].hv_kv: {t.hv_kv} kV does not match the source's "
+                              f"{self.source.voltage_kv} kV")
+        fed = lv_trees | {src_tree}
+        for sec, what in (("busbars", "busbar section"), ("loads", "load")):
+            for i, x in enumerate(getattr(self, sec)):
+                if root(x.node) not in fed:
+                    errors.append(f"@plant.{sec}[{i}].node: {what} {x.equipment} at node {x.node!r} has no path to the "
+                                  "source; connect the node with a switch to a busbar section fed by a transformer")
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    def runtime(self) -> rt.PlantData:
+        """The solver's plain data, in SI units."""
+        s = self.source
+        src = make_source(s.equipment, s.node, s.voltage_kv, s.short_circuit_mva, s.x_r)
+        src = rt.Source(src.name, src.node, src.voltage, src.r, src.x, s.frequency_hz)
+        txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
+                                t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
+                                t.tap_changer.initial) for t in self.transformers]
+        sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed") for w in self.switches]
+        lds = [rt.load(ld.equipment, ld.node, ld.peak_mw * 1e6 / ld.power_factor, ld.power_factor, ld.shape,
+                       ld.noise_pct / 100.0, ld.utc_offset_h) for ld in self.loads]
+        bbs = [rt.Busbar(b.equipment, b.node) for b in self.busbars]
+        return rt.PlantData(src, txs, sws, lds, bbs)
