@@ -372,7 +372,8 @@ class MqttPublisher:
         """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
         rm = client._package_handler._connack_properties.get("receive_maximum")
         broker = rm[0] if rm else 65535
-        return max(1, min(self.max_inflight, broker - 1))
+        # SUBSCRIBE/UNSUBSCRIBE (the command router's) share gmqtt's packet ids: leave a few free
+        return max(1, min(self.max_inflight, broker - 1 - 4))
 
     # ------------------------------------------------------------------ sending
 
