@@ -7,6 +7,10 @@ from firmware_sim import plant as rt
 from gateway.plant.model import TYPES, PlantModel
 
 
+_ONE = {"source": "source", "transformers": "transformer", "switches": "switch", "busbars": "busbar section",
+        "loads": "load"}
+
+
 def check_site(plant: PlantModel | None, paths: dict, devices: list, errors: list[str]) -> None:
     """Append "@yaml.path: problem; fix" messages to ``errors``."""
     if plant is not None:
@@ -15,8 +19,8 @@ def check_site(plant: PlantModel | None, paths: dict, devices: list, errors: lis
                 errors.append(f"@{path}.equipment: {x.equipment!r} is not a substation/bay/equipment of this site; "
                               "declare it under substations or fix the path")
             elif paths[x.equipment][2].type not in TYPES[sec]:
-                errors.append(f"@{path}.equipment: {x.equipment} is a {paths[x.equipment][2].type}; "
-                              f"a {sec.rstrip('s')} must be a {' or '.join(TYPES[sec])}")
+                errors.append(f"@{path}.equipment: {x.equipment} is of type {paths[x.equipment][2].type}; "
+                              f"a plant {_ONE[sec]} must be of type {' or '.join(TYPES[sec])}")
     data = None
     for di, d in enumerate(devices):
         for pi, p in enumerate(d.points):

@@ -124,14 +124,15 @@ class PlantModel(_M):
         seen: dict[str, str] = {}
         for path, _, x in self.items():
             if x.equipment in seen:
-                errors.append(f"@{path}.equipment: {x.equipment!r} is already used by {seen[x.equipment]}; each plant item is one equipment")
+                errors.append(f"@{path.removeprefix('plant.')}.equipment: {x.equipment!r} is already used by {seen[x.equipment]};"
+                              " each plant item is one equipment")
             seen.setdefault(x.equipment, path)
         for i, t in enumerate(self.transformers):
             if t.hv == t.lv:
-                errors.append(f"@plant.transformers[{i}].lv: the LV node must differ from the HV node {t.hv!r}")
+                errors.append(f"@transformers[{i}].lv: the LV node must differ from the HV node {t.hv!r}")
         for i, s in enumerate(self.switches):
             if s.from_ == s.to:
-                errors.append(f"@plant.switches[{i}].to: a switch joins two different nodes, both are {s.to!r}")
+                errors.append(f"@switches[{i}].to: a switch joins two different nodes, both are {s.to!r}")
         if errors:
             raise ValueError("\n".join(errors))
         # the switch graph must be a forest; every node must reach the source through switches and transformers
@@ -145,28 +146,28 @@ class PlantModel(_M):
         for i, s in enumerate(self.switches):
             a, b = root(s.from_), root(s.to)
             if a == b:
-                errors.append(f"@plant.switches[{i}]: {s.equipment} closes a loop of switches ({s.from_} - {s.to}); "
+                errors.append(f"@switches[{i}]: {s.equipment} closes a loop of switches ({s.from_} - {s.to}); "
                               "gridgate solves radial and busbar-parallel networks: remove the switch or split a node")
             parent[a] = b
         src_tree = root(self.source.node)
         lv_trees = set()
         for i, t in enumerate(self.transformers):
             if root(t.hv) != src_tree:
-                errors.append(f"@plant.transformers[{i}].hv: node {t.hv!r} has no switch path to the source node "
+                errors.append(f"@transformers[{i}].hv: node {t.hv!r} has no switch path to the source node "
                               f"{self.source.node!r}; connect it with the transformer's HV breaker")
             elif root(t.lv) == src_tree:
-                errors.append(f"@plant.transformers[{i}].lv: node {t.lv!r} is on the source's side too; "
+                errors.append(f"@transformers[{i}].lv: node {t.lv!r} is on the source's side too; "
                               "an LV node must only be fed through the transformer")
             else:
                 lv_trees.add(root(t.lv))
             if abs(t.hv_kv - self.source.voltage_kv) > 0.15 * self.source.voltage_kv:
-                errors.append(f"@plant.transformers[{i}].hv_kv: {t.hv_kv} kV does not match the source's "
+                errors.append(f"@transformers[{i}].hv_kv: {t.hv_kv} kV does not match the source's "
                               f"{self.source.voltage_kv} kV")
         fed = lv_trees | {src_tree}
         for sec, what in (("busbars", "busbar section"), ("loads", "load")):
             for i, x in enumerate(getattr(self, sec)):
                 if root(x.node) not in fed:
-                    errors.append(f"@plant.{sec}[{i}].node: {what} {x.equipment} at node {x.node!r} has no path to the "
+                    errors.append(f"@{sec}[{i}].node: {what} {x.equipment} at node {x.node!r} has no path to the "
                                   "source; connect the node with a switch to a busbar section fed by a transformer")
         if errors:
             raise ValueError("\n".join(errors))
