@@ -167,6 +167,28 @@ class Firmware:
             raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"
                              + (" (1 open, 2 closed)" if what == "switch" else ""))
 
+    def plant_fault(self, i: int, kind: str, value: float) -> None:
+        """A physical event on the plant equipment point ``i`` reads (takes effect at the next tick).
+
+        ``short_circuit``: fault impedance in ohm per phase on a load/feeder (0 clears);
+        ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply``: 1 drops
+        the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trip commands.
+        """
+        i = self._check(i)
+        s = self.plan.slots[i]
+        where = f"{s.device}/{s.name}"
+        if self.plan.kinds[i] != PLANT:
+            raise ValueError(f"{kind} on {where}: the point is not a plant quantity; target a point with `kind: plant`")
+        if kind not in plant_mod.PLANT_FAULTS:
+            raise ValueError(f"unknown plant event {kind!r}; use one of {', '.join(plant_mod.PLANT_FAULTS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{kind} on {where}: expected a number >= 0, got {value!r}")
+        eq_name, eq_type = self.plan.plant.equipment()[self.plan.params["ref"][i] // plant_mod.NQ]
+        want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch"}[kind]
+        if eq_type != want:
+            raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
+        self._s.plant_fault(i, plant_mod.PLANT_FAULTS[kind], float(value))
+
     def set_fault(self, i: int, fault: FaultSpec | dict) -> None:
         """Add a fault (data, see firmware_sim.spec); faults apply in the order they were set."""
         i = self._check(i)

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 
 from firmware_sim.profiles import shape_values
 
-QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised")
+QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
+              "operate")
 QI = {q: i for i, q in enumerate(QUANTITIES)}
 NQ = len(QUANTITIES)
 _FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised")
 ALLOWED = {
     "source": _FLOW,
     "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss"),
-    "switch": _FLOW + ("position",),
+    "switch": _FLOW + ("position", "start", "operate"),
     "load": _FLOW,
     "busbar": ("V", "F", "energised"),
 }
@@ -36,6 +37,9 @@ ALLOWED = {
 WRITABLE = ("position", "tap", "energised")
 OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos codes
 KEY_PLANT = 0x2545F491
+CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
+#: physical events a scenario or the fault API applies to plant equipment (the C core's codes)
+PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4}
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,24 @@ class Transformer:
 
 
 @dataclass(frozen=True)
+class Protection:
+    """Overcurrent relay on a breaker: IEC 60255 inverse-time stage plus a definite-time high-set."""
+
+    pickup: float  # A
+    curve: str = "SI"
+    tms: float = 0.1  # time multiplier (DT: seconds)
+    high_set: float = 0.0  # A, 0: none
+    high_set_delay: float = 0.0  # s
+
+
+@dataclass(frozen=True)
 class Switch:
     name: str
     a: str  # from node
     b: str  # to node
     closed: bool = True
+    operate_time: float = 0.06  # s from trip command to open contacts
+    protection: Protection | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,12 @@ def compile_plant(p: PlantData) -> dict:
     s = p.source
     dbl = array("d", [s.voltage, s.r, s.x, s.frequency])
     dbl.extend(float(CLOSED if w.closed else OPEN) for w in p.switches)
+    dbl.extend(w.operate_time for w in p.switches)
+    dbl.extend(w.protection.pickup if w.protection else 0.0 for w in p.switches)
+    dbl.extend(float(CURVES[w.protection.curve]) if w.protection else 0.0 for w in p.switches)
+    dbl.extend(w.protection.tms if w.protection else 0.0 for w in p.switches)
+    dbl.extend(w.protection.high_set if w.protection else 0.0 for w in p.switches)
+    dbl.extend(w.protection.high_set_delay if w.protection else 0.0 for w in p.switches)
     for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
         dbl.extend(float(getattr(t, attr)) for t in p.transformers)
     for attr in ("peak", "power_factor", "noise", "utc_offset_h"):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 
-from firmware_sim.plant import CLOSED, KEY_PLANT, NQ, QI
+from firmware_sim.plant import CLOSED, KEY_PLANT, NQ, OPEN, QI
 from firmware_sim.rng import gauss
 
 SQRT3 = math.sqrt(3.0)
 ITER = 6
+LOW_V = 0.7  # below this share of the open-circuit voltage loads turn constant-impedance (faults)
+CURVE_K = ((0.0, 0.0), (0.14, 0.02), (13.5, 1.0), (80.0, 2.0), (120.0, 1.0))  # DT, SI, VI, EI, LTI
 TWO_PI = 2.0 * math.pi
 
 
@@ -31,7 +33,8 @@ def unpack(ints, dbl) -> dict:
         o += cnt
     d["src_v"], d["src_r"], d["src_x"], d["f_nom"] = (float(x) for x in dbl[:4])
     o = 4
-    for name, cnt in (("sw_init", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
+    for name, cnt in (("sw_init", ns), ("sw_optime", ns), ("pr_pickup", ns), ("pr_curve", ns), ("pr_tms", ns),
+                      ("pr_hs", ns), ("pr_hs_t", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
                       ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
         d[name] = [float(x) for x in dbl[o:o + cnt]]
@@ -56,6 +59,30 @@ class PlantRef:
         self.load_factor = [1.0] * d["nl"]
         self.src_alive = 1.0
         self.out = [0.0] * ((1 + d["nt"] + d["ns"] + d["nl"] + d["nb"]) * NQ)
+        ns = d["ns"]
+        self.started, self.operated = [0.0] * ns, [0.0] * ns
+        self.progress, self.hs_timer = [0.0] * ns, [0.0] * ns
+        self.trip_at = [math.nan] * ns
+        self.sw_fail = [0.0] * ns
+        self.fault_y = [0.0] * d["nl"]
+        self.t_prev: float | None = None
+
+    def fault(self, eq: int, code: int, v: float) -> bool:
+        """A physical event on equipment block ``eq`` (plant.PLANT_FAULTS codes); False: not for this equipment."""
+        d = self.d
+        nt, ns, nl = d["nt"], d["ns"], d["nl"]
+        k = eq - 1 - nt - ns
+        if code == 1 and 0 <= k < nl:
+            self.fault_y[k] = 1.0 / v if v > 0.0 else 0.0  # fault impedance, ohm per phase; 0 clears
+        elif code == 2 and 0 <= k < nl:
+            self.load_factor[k] = v
+        elif code == 3 and eq == 0:
+            self.src_alive = 0.0 if v else 1.0
+        elif code == 4 and 0 <= eq - 1 - nt < ns:
+            self.sw_fail[eq - 1 - nt] = v
+        else:
+            return False
+        return True
 
     def target(self, ref: int) -> tuple[str, int] | None:
         """The state a command on output ``ref`` writes (see plant.writable_target)."""
@@ -80,6 +107,13 @@ class PlantRef:
     def solve(self, t: float, key: int) -> None:
         d, out = self.d, self.out
         n, nt, ns, nl, nb = d["n"], d["nt"], d["ns"], d["nl"], d["nb"]
+        dt = 0.0 if self.t_prev is None else max(0.0, t - self.t_prev)
+        self.t_prev = t
+        for k in range(ns):  # breakers whose trip command has run its operate time open now
+            if not math.isnan(self.trip_at[k]) and t >= self.trip_at[k]:
+                self.trip_at[k] = math.nan
+                if self.sw_fail[k] == 0.0:
+                    self.sw_state[k] = OPEN
         # loads: day shape, relative noise, constant power
         sl = [0j] * nl
         for k in range(nl):
@@ -104,8 +138,11 @@ class PlantRef:
         y = [1.0 / complex(d["tx_r"][k], d["tx_x"][k]) for k in range(nt)]
         on = [alive and comp[d["tx_hv"][k]] == src_c for k in range(nt)]
         gs = [0j] * n
+        gf = [0.0] * n
         for k in range(nl):
             gs[comp[d["ld_node"][k]]] += sl[k]
+            gf[comp[d["ld_node"][k]]] += self.fault_y[k]
+        gfl = [0.0] * n
         gv = [0j] * n
         zs = complex(d["src_r"], d["src_x"])
         vhv = complex(d["src_v"], 0.0) if alive else 0j
@@ -120,9 +157,14 @@ class PlantRef:
                     gj[c] += a[k] * vhv * y[k]
             for c in range(n):
                 if gy[c] != 0j:
-                    v = gv[c] if gv[c] != 0j else gj[c] / gy[c]
-                    i = (gs[c] / (SQRT3 * v)).conjugate()
-                    gv[c] = (gj[c] - SQRT3 * i) / gy[c]
+                    yt = gy[c] + gf[c]
+                    v = gv[c] if gv[c] != 0j else gj[c] / yt
+                    gfl[c] = LOW_V * abs(gj[c] / gy[c])
+                    if abs(v) >= gfl[c]:
+                        i = (gs[c] / (SQRT3 * v)).conjugate()
+                    else:  # constant impedance in a deep dip (a fault nearby)
+                        i = gs[c].conjugate() * v / (SQRT3 * gfl[c] * gfl[c])
+                    gv[c] = (gj[c] - SQRT3 * i) / yt
             ihv = 0j
             for k in range(nt):
                 ik[k] = (a[k] * vhv - gv[comp[d["tx_lv"][k]]]) * y[k] / SQRT3 if on[k] else 0j
@@ -173,8 +215,11 @@ class PlantRef:
             e = 1 + nt + ns + k
             u = d["ld_node"][k]
             if vn[u] > 0.0:
-                inj[u] += sl[k]
-                self._flow(e, sl[k], abs(sl[k]) / (SQRT3 * vn[u]), vn[u], f)
+                fl = gfl[comp[u]]
+                s = sl[k] if vn[u] >= fl else sl[k] * (vn[u] * vn[u] / (fl * fl))
+                s += vn[u] * vn[u] * self.fault_y[k]  # the fault's own power (resistive)
+                inj[u] += s
+                self._flow(e, s, abs(s) / (SQRT3 * vn[u]), vn[u], f)
         # switch flows: subtree sums over closed switches, bottom-up
         sub = list(inj)
         for u in range(n - 1, -1, -1):
@@ -194,12 +239,35 @@ class PlantRef:
                 out[e * NQ + QI["F"]] = f if va > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if vn[d["sw_b"][k]] > 0.0 else 0.0
             out[e * NQ + QI["position"]] = self.sw_state[k]
+            self._protect(k, t, dt, out[e * NQ + QI["I"]])
+            out[e * NQ + QI["start"]] = self.started[k]
+            out[e * NQ + QI["operate"]] = self.operated[k]
         for k in range(nb):
             e = 1 + nt + ns + nl + k
             v = vn[d["bb_node"][k]]
             out[e * NQ + QI["V"]] = v
             out[e * NQ + QI["F"]] = f if v > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if v > 0.0 else 0.0
+
+    def _protect(self, k: int, t: float, dt: float, i: float) -> None:
+        """Overcurrent relay of switch k: start above pickup, operate when the curve's time has run."""
+        d = self.d
+        pick = d["pr_pickup"][k]
+        if pick <= 0.0:
+            return
+        if i > pick:
+            self.started[k] = 1.0
+            kk, a = CURVE_K[int(d["pr_curve"][k])]
+            top = d["pr_tms"][k] if kk == 0.0 else d["pr_tms"][k] * kk / ((i / pick) ** a - 1.0)
+            self.progress[k] += dt / top if top > 0.0 else 1.0
+        else:
+            self.started[k] = self.operated[k] = self.progress[k] = 0.0
+        hs = d["pr_hs"][k]
+        self.hs_timer[k] = self.hs_timer[k] + dt if hs > 0.0 and i > hs else 0.0
+        if self.started[k] and (self.progress[k] >= 1.0 or (hs > 0.0 and i > hs and self.hs_timer[k] >= d["pr_hs_t"][k])):
+            if not self.operated[k]:
+                self.operated[k] = 1.0
+                self.trip_at[k] = t + d["sw_optime"][k]
 
     def _flow(self, e: int, s: complex, i: float, v: float, f: float) -> None:
         o, out = e * NQ, self.out

@@ -16,6 +16,7 @@ from array import array
 
 from firmware_sim import quality as Qb
 from firmware_sim.plan import COUNTER, DERIVED, HOLD, NPARAM, PLANT, PROFILE, STEPS, WALK, WAVE
+from firmware_sim.plant import NQ
 from firmware_sim.plant_ref import PlantRef
 from firmware_sim.rng import KEY_FAULT, KEY_VOLT, gauss, tick_key
 
@@ -379,6 +380,12 @@ class RefSampler:
                 self.plant.set_state(*target, float(v))
             else:
                 raise ValueError(f"point {i} holds no state (only discrete and constant points accept set_state)")
+
+    def plant_fault(self, i: int, code: int, v: float) -> None:
+        i = self._index(i)
+        with self.lock:
+            if self.kind[i] != PLANT or not self.plant.fault(self.ref[i] // NQ, code, float(v)):
+                raise ValueError(f"point {i}: plant event {code} does not apply to its equipment")
 
     def set_fault(self, i: int, kind: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, qflags: int = 0) -> None:
         i = self._index(i)

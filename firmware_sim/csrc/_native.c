@@ -369,6 +369,20 @@ static PyObject *Sampler_set_state(Sampler *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* plant_fault(i, code, value): a physical event on the plant equipment point i reads */
+static PyObject *Sampler_plant_fault(Sampler *self, PyObject *args) {
+    long i;
+    int code;
+    double v;
+    if (!ready(self) || !PyArg_ParseTuple(args, "lid", &i, &code, &v) || !check_index(self, i)) return NULL;
+    int rc = gg_plant_fault_at(self->core, (uint32_t)i, code, v);
+    if (rc != 0) {
+        PyErr_Format(PyExc_ValueError, "point %ld: plant event %d does not apply to its equipment", i, code);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Sampler_set_fault(Sampler *self, PyObject *args) {
     long i;
     int kind, qflags = 0;
@@ -423,6 +437,7 @@ static PyMethodDef Sampler_methods[] = {
     {"read_bits", (PyCFunction)Sampler_read_bits, METH_VARARGS, "read_bits(start, count) -> (t, bytes of 0/1)"},
     {"take_changed", (PyCFunction)Sampler_take_changed, METH_NOARGS, "take_changed() -> list of indices"},
     {"set_state", (PyCFunction)Sampler_set_state, METH_VARARGS, "set_state(i, value)"},
+    {"plant_fault", (PyCFunction)Sampler_plant_fault, METH_VARARGS, "plant_fault(i, code, value): physical event"},
     {"set_fault", (PyCFunction)Sampler_set_fault, METH_VARARGS, "set_fault(i, kind, a, b, c, qflags)"},
     {"clear_faults", (PyCFunction)Sampler_clear_faults, METH_VARARGS, "clear_faults(i)"},
     {"lateness", (PyCFunction)Sampler_lateness, METH_NOARGS, "lateness() -> (float32 bytes us, ticks, skipped)"},

@@ -565,6 +565,14 @@ int gg_set_state(gg_core *c, uint32_t i, double v) {
     return ok ? 0 : -2;
 }
 
+int gg_plant_fault_at(gg_core *c, uint32_t i, int code, double v) {
+    if (i >= c->p.n || c->p.kind[i] != GG_PLANT) return -1;
+    pthread_mutex_lock(&c->lock);
+    int rc = gg_plant_fault(c->plant, (uint32_t)c->p.ref[i] / GG_PLANT_NQ, code, v);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 int gg_set_fault(gg_core *c, const gg_fault *f) {
     if (f->pt < 0 || (uint32_t)f->pt >= c->p.n) return -1;
     pthread_mutex_lock(&c->lock);

@@ -89,6 +89,8 @@ uint32_t gg_take_changed(gg_core *c, int32_t *idx, uint32_t cap);
 
 int gg_set_state(gg_core *c, uint32_t i, double v);
 int gg_set_fault(gg_core *c, const gg_fault *f);
+/* A physical event (ggplant.h GG_PF_*) on the plant equipment that plant point i reads: 0 done, <0 refused. */
+int gg_plant_fault_at(gg_core *c, uint32_t i, int code, double v);
 void gg_clear_faults(gg_core *c, uint32_t i);
 
 /* The sampling thread: absolute schedule on CLOCK_REALTIME, values from the scheduled time.

@@ -14,6 +14,9 @@
 #define ITER 6
 #define TWO_PI 6.283185307179586 /* 2*math.pi exactly */
 #define CLOSED 2.0
+#define OPEN 1.0
+#define LOW_V 0.7 /* below this share of the open-circuit voltage loads turn constant-impedance */
+static const double CURVE_K[5][2] = {{0.0, 0.0}, {0.14, 0.02}, {13.5, 1.0}, {80.0, 2.0}, {120.0, 1.0}};
 
 typedef double complex cplx;
 
@@ -23,13 +26,16 @@ struct gg_plant {
     const int32_t *parent, *pedge, *psign, *sw_a, *sw_b, *tx_hv, *tx_lv, *ld_node, *bb_node;
     double src_v, src_r, src_x, f_nom;
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
+    const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t;
     double *sw_state, *tap, *load_factor, src_alive;
+    double *started, *operated, *progress, *hs_timer, *trip_at, *sw_fail, *fault_y, t_prev;
+    int have_prev;
     int32_t *ints;
     double *dbl, *out;
     /* work arrays */
     int32_t *comp;
     uint8_t *on, *live;
-    double *a, *vn;
+    double *a, *vn, *gf, *gfl;
     cplx *y, *ik, *sl, *gs, *gv, *gy, *gj, *inj;
 };
 
@@ -41,7 +47,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + ns + 8ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + 7ull * ns + 8ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -75,6 +81,14 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->src_v = dp[0]; pl->src_r = dp[1]; pl->src_x = dp[2]; pl->f_nom = dp[3];
     dp += 4;
     const double *sw_init = dp; dp += ns;
+    pl->sw_optime = dp; dp += ns;
+    pl->pr_pickup = dp; dp += ns;
+    pl->pr_curve = dp; dp += ns;
+    pl->pr_tms = dp; dp += ns;
+    pl->pr_hs = dp; dp += ns;
+    pl->pr_hs_t = dp; dp += ns;
+    for (uint32_t k = 0; k < ns; k++)
+        if (!(pl->pr_curve[k] >= 0.0 && pl->pr_curve[k] <= 4.0)) { snprintf(err, errlen, "plant: bad curve code"); gg_plant_destroy(pl); return NULL; }
     pl->tx_r = dp; dp += nt;
     pl->tx_x = dp; dp += nt;
     pl->tx_ratio = dp; dp += nt;
@@ -87,7 +101,13 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->ld_noise = dp; dp += nl;
     pl->ld_utc = dp; dp += nl;
     pl->ld_shape = dp;
-    size_t N = n ? n : 1;
+    size_t N = n ? n : 1, NS = ns ? ns : 1;
+    double **sw_arrays[] = {&pl->started, &pl->operated, &pl->progress, &pl->hs_timer, &pl->trip_at, &pl->sw_fail};
+    for (size_t q = 0; q < sizeof sw_arrays / sizeof sw_arrays[0]; q++)
+        if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
+    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = NAN;
+    if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
+    if (!(pl->gf = calloc(N, sizeof(double))) || !(pl->gfl = calloc(N, sizeof(double)))) goto nomem;
     pl->sw_state = malloc(sizeof(double) * (ns ? ns : 1));
     pl->tap = malloc(sizeof(double) * (nt ? nt : 1));
     pl->load_factor = malloc(sizeof(double) * (nl ? nl : 1));
@@ -126,7 +146,8 @@ nomem:
 void gg_plant_destroy(gg_plant *pl) {
     if (!pl) return;
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
-                 pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj};
+                 pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
+                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
 }
@@ -142,6 +163,38 @@ int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
     else if (q == GG_PQ_LIVE && eq == 0) pl->src_alive = v;
     else return -2;
     return 0;
+}
+
+int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
+    int64_t k = (int64_t)eq - 1 - pl->nt - pl->ns, s = (int64_t)eq - 1 - pl->nt;
+    if (code == GG_PF_SHORT && k >= 0 && k < pl->nl) pl->fault_y[k] = v > 0.0 ? 1.0 / v : 0.0; /* ohm; 0 clears */
+    else if (code == GG_PF_LOAD_STEP && k >= 0 && k < pl->nl) pl->load_factor[k] = v;
+    else if (code == GG_PF_LOSS_OF_SUPPLY && eq == 0) pl->src_alive = v != 0.0 ? 0.0 : 1.0;
+    else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
+    else return -2;
+    return 0;
+}
+
+/* Overcurrent relay of switch k: start above pickup, operate when the curve's time has run. */
+static void protect(gg_plant *pl, uint32_t k, double t, double dt, double i) {
+    double pick = pl->pr_pickup[k];
+    if (pick <= 0.0) return;
+    if (i > pick) {
+        pl->started[k] = 1.0;
+        const double *ka = CURVE_K[(int)pl->pr_curve[k]];
+        double top = ka[0] == 0.0 ? pl->pr_tms[k] : pl->pr_tms[k] * ka[0] / (pow(i / pick, ka[1]) - 1.0);
+        pl->progress[k] += top > 0.0 ? dt / top : 1.0;
+    } else {
+        pl->started[k] = pl->operated[k] = pl->progress[k] = 0.0;
+    }
+    double hs = pl->pr_hs[k];
+    pl->hs_timer[k] = hs > 0.0 && i > hs ? pl->hs_timer[k] + dt : 0.0;
+    if (pl->started[k] != 0.0 && (pl->progress[k] >= 1.0 || (hs > 0.0 && i > hs && pl->hs_timer[k] >= pl->pr_hs_t[k]))) {
+        if (pl->operated[k] == 0.0) {
+            pl->operated[k] = 1.0;
+            pl->trip_at[k] = t + pl->sw_optime[k];
+        }
+    }
 }
 
 static double frequency(double f_nom, double t) {
@@ -165,6 +218,16 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
     const uint32_t n = pl->n, nt = pl->nt, ns = pl->ns, nl = pl->nl, nb = pl->nb;
     double *out = pl->out;
     uint32_t u, k, c;
+    double dt = pl->have_prev ? t - pl->t_prev : 0.0;
+    if (dt < 0.0) dt = 0.0;
+    pl->t_prev = t;
+    pl->have_prev = 1;
+    for (k = 0; k < ns; k++) { /* breakers whose trip command has run its operate time open now */
+        if (pl->trip_at[k] == pl->trip_at[k] && t >= pl->trip_at[k]) {
+            pl->trip_at[k] = NAN;
+            if (pl->sw_fail[k] == 0.0) pl->sw_state[k] = OPEN;
+        }
+    }
     for (k = 0; k < nl; k++) { /* loads: day shape, relative noise, constant power */
         double x = t + pl->ld_utc[k] * 3600.0;
         x -= floor(x / 86400.0) * 86400.0;
@@ -189,8 +252,14 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
         pl->y[k] = 1.0 / (pl->tx_r[k] + I * pl->tx_x[k]);
         pl->on[k] = alive && pl->comp[pl->tx_hv[k]] == src_c;
     }
-    for (u = 0; u < n; u++) pl->gs[u] = pl->gv[u] = 0.0;
-    for (k = 0; k < nl; k++) pl->gs[pl->comp[pl->ld_node[k]]] += pl->sl[k];
+    for (u = 0; u < n; u++) {
+        pl->gs[u] = pl->gv[u] = 0.0;
+        pl->gf[u] = pl->gfl[u] = 0.0;
+    }
+    for (k = 0; k < nl; k++) {
+        pl->gs[pl->comp[pl->ld_node[k]]] += pl->sl[k];
+        pl->gf[pl->comp[pl->ld_node[k]]] += pl->fault_y[k];
+    }
     const cplx zs = pl->src_r + I * pl->src_x;
     cplx vhv = alive ? pl->src_v : 0.0;
     for (int it = 0; it < ITER; it++) {
@@ -203,9 +272,12 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
         }
         for (c = 0; c < n; c++) {
             if (pl->gy[c] == 0.0) continue;
-            cplx v = pl->gv[c] != 0.0 ? pl->gv[c] : pl->gj[c] / pl->gy[c];
-            cplx i = conj(pl->gs[c] / (SQRT3 * v));
-            pl->gv[c] = (pl->gj[c] - SQRT3 * i) / pl->gy[c];
+            cplx yt = pl->gy[c] + pl->gf[c];
+            cplx v = pl->gv[c] != 0.0 ? pl->gv[c] : pl->gj[c] / yt;
+            pl->gfl[c] = LOW_V * cabs(pl->gj[c] / pl->gy[c]);
+            cplx i = cabs(v) >= pl->gfl[c] ? conj(pl->gs[c] / (SQRT3 * v))
+                                            : conj(pl->gs[c]) * v / (SQRT3 * pl->gfl[c] * pl->gfl[c]);
+            pl->gv[c] = (pl->gj[c] - SQRT3 * i) / yt;
         }
         cplx ihv = 0.0;
         for (k = 0; k < nt; k++) {
@@ -252,9 +324,13 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
     out[GG_PQ_LIVE] = alive ? 1.0 : 0.0;
     for (k = 0; k < nl; k++) {
         int32_t nd = pl->ld_node[k];
-        if (pl->vn[nd] > 0.0) {
-            pl->inj[nd] += pl->sl[k];
-            flow(out + (1 + nt + ns + k) * GG_PLANT_NQ, pl->sl[k], cabs(pl->sl[k]) / (SQRT3 * pl->vn[nd]), pl->vn[nd], f);
+        double vv = pl->vn[nd];
+        if (vv > 0.0) {
+            double fl = pl->gfl[pl->comp[nd]];
+            cplx s = vv >= fl ? pl->sl[k] : pl->sl[k] * (vv * vv / (fl * fl));
+            s += vv * vv * pl->fault_y[k]; /* the fault's own power (resistive) */
+            pl->inj[nd] += s;
+            flow(out + (1 + nt + ns + k) * GG_PLANT_NQ, s, cabs(s) / (SQRT3 * vv), vv, f);
         }
     }
     /* switch flows: subtree sums over closed switches, bottom-up (inj becomes the subtree sum) */
@@ -274,6 +350,9 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
         }
         o[GG_PQ_LIVE] = pl->vn[pl->sw_b[sw]] > 0.0 ? 1.0 : 0.0;
         o[GG_PQ_POS] = pl->sw_state[sw];
+        protect(pl, (uint32_t)sw, t, dt, o[GG_PQ_I]);
+        o[GG_PQ_START] = pl->started[sw];
+        o[GG_PQ_OPERATE] = pl->operated[sw];
     }
     for (k = 0; k < nb; k++) {
         double *o = out + (1 + nt + ns + nl + k) * GG_PLANT_NQ;

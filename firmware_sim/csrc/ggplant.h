@@ -7,9 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GG_PLANT_NQ 13
+#define GG_PLANT_NQ 15
 enum { GG_PQ_P = 0, GG_PQ_Q, GG_PQ_S, GG_PQ_I, GG_PQ_PF, GG_PQ_V, GG_PQ_F, GG_PQ_POS, GG_PQ_TAP, GG_PQ_VLV,
-       GG_PQ_ILV, GG_PQ_PLOSS, GG_PQ_LIVE };
+       GG_PQ_ILV, GG_PQ_PLOSS, GG_PQ_LIVE, GG_PQ_START, GG_PQ_OPERATE };
+/* physical events (firmware_sim.plant.PLANT_FAULTS) */
+enum { GG_PF_SHORT = 1, GG_PF_LOAD_STEP = 2, GG_PF_LOSS_OF_SUPPLY = 3, GG_PF_BREAKER_FAIL = 4 };
 
 typedef struct gg_plant gg_plant;
 
@@ -22,5 +24,7 @@ const double *gg_plant_out(const gg_plant *pl);
 uint32_t gg_plant_n_out(const gg_plant *pl);
 /* A command on output index ref (switch position, tap, source energised): 0 done, -2 not writable. */
 int gg_plant_set(gg_plant *pl, int32_t ref, double v);
+/* A physical event on equipment block eq: 0 done, -2 not for this equipment. */
+int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v);
 
 #endif

@@ -167,3 +167,97 @@ def test_c_matches_python_on_random_sites(c_backend, seed):
         _, vp, _ = py.snapshot()
         for i in range(c.size):
             assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"tick {k}: {c.name(i)} C {vc[i]} vs Python {vp[i]}"
+
+
+# ------------------------------------------------------------------ protection and physical events
+
+
+def _protected(feeders=2, **prot):
+    """A primary whose feeder breakers carry an overcurrent relay (IEC 60255 SI, 400 A, TMS 0.1)."""
+    import dataclasses
+
+    from firmware_sim.plant import Protection
+
+    plant = primary(feeders, seed=4, bus_section_closed=False)
+    relay = Protection(**{"pickup": 400.0, "curve": "SI", "tms": 0.1, **prot})
+    plant.switches = [dataclasses.replace(s, protection=relay) if s.name.endswith("/CB") else s for s in plant.switches]
+    return plant
+
+
+def _run_fault(fw, ohm=2.0, dt=0.02, seconds=2.0, event="short_circuit"):
+    """Tick at dt, short-circuit F1 at T0+0.5 s; the (t, start, operate, position, I) log of F1's breaker."""
+    rows = []
+    k = 0
+    while k * dt <= seconds:
+        t = T0 + k * dt
+        if k * dt == 0.5:
+            fw.plant_fault(fw.index("dev", "F1:P"), event, ohm)
+        fw.tick(t)
+        rows.append((t, _v(fw, "F1/CB", "start"), _v(fw, "F1/CB", "operate"), _v(fw, "F1/CB", "position"),
+                     _v(fw, "F1/CB", "I")))
+        k += 1
+    return rows
+
+
+def test_overcurrent_relay_follows_the_standard_inverse_curve_and_trips(backend_name):
+    fw = _fw(_protected(), backend_name)
+    rows = _run_fault(fw)
+    t_start = next(r[0] for r in rows if r[1] == 1)
+    fault_i = next(r[4] for r in rows if r[1] == 1)
+    t_op = next(r[0] for r in rows if r[2] == 1)
+    t_open = next(r[0] for r in rows if r[3] == 1)
+    assert t_start == pytest.approx(T0 + 0.5)  # the tick the fault is applied
+    assert 1500 < fault_i < 4000  # A: 11 kV through ~1 ohm of transformer and 2 ohm of fault
+    curve = 0.1 * 0.14 / ((fault_i / 400) ** 0.02 - 1)  # IEC 60255 SI
+    assert t_op - t_start == pytest.approx(curve, abs=0.02 + 1e-6)  # ± one tick
+    assert t_open - t_op == pytest.approx(0.06, abs=0.02 + 1e-6)  # breaker operate time
+    after = next(r for r in rows if r[3] == 1)
+    assert after[4] == 0 and after[1] == 0 and after[2] == 0  # dead feeder: no current, relay reset
+    assert _v(fw, "F1", "I") == 0 and _v(fw, "F1", "P") == 0
+    assert _v(fw, "F2/CB", "position") == 2 and _v(fw, "F2", "P") > 0  # the healthy feeder stays in
+
+
+def test_high_set_and_breaker_fail_and_load_step(backend_name):
+    fw = _fw(_protected(high_set=1000.0, high_set_delay=0.04), backend_name)
+    rows = _run_fault(fw, ohm=1.0)
+    t_op = next(r[0] for r in rows if r[2] == 1)
+    assert t_op - (T0 + 0.5) == pytest.approx(0.04, abs=0.02 + 1e-6)  # definite-time high-set beats the curve
+    fw2 = _fw(_protected(), backend_name)
+    fw2.plant_fault(fw2.index("dev", "F1/CB:I"), "breaker_fail", 1)
+    rows = _run_fault(fw2)
+    assert any(r[2] == 1 for r in rows) and all(r[3] == 2 for r in rows)  # operated, never opened
+    assert rows[-1][4] > 1000  # the fault current keeps flowing
+    fw3 = _fw(_protected(), backend_name)
+    fw3.tick(T0)
+    p = _v(fw3, "F1", "P")
+    fw3.plant_fault(fw3.index("dev", "F1:P"), "load_step", 1.5)
+    fw3.tick(T0)
+    assert _v(fw3, "F1", "P") == pytest.approx(1.5 * p, rel=0.002)
+    fw3.plant_fault(fw3.index("dev", "GRID:P"), "loss_of_supply", 1)
+    fw3.tick(T0)
+    assert _v(fw3, "F1", "P") == 0 and _v(fw3, "BB1", "V") == 0 and _v(fw3, "GRID", "energised") == 0
+    fw3.plant_fault(fw3.index("dev", "GRID:P"), "loss_of_supply", 0)
+    fw3.tick(T0)
+    assert _v(fw3, "F1", "P") > 0
+
+
+def test_plant_events_are_checked():
+    fw = _fw(_protected())
+    with pytest.raises(ValueError, match="short_circuit applies to a load"):
+        fw.plant_fault(fw.index("dev", "F1/CB:I"), "short_circuit", 1.0)
+    with pytest.raises(ValueError, match="unknown plant event 'melt'"):
+        fw.plant_fault(fw.index("dev", "F1:P"), "melt", 1.0)
+    with pytest.raises(ValueError, match="expected a number >= 0"):
+        fw.plant_fault(fw.index("dev", "F1:P"), "load_step", -1)
+
+
+def test_c_matches_python_through_faults_and_trips(c_backend):
+    c, py = _fw(_protected(4), "c", 3), _fw(_protected(4), "python", 3)
+    for fw in (c, py):
+        fw.plant_fault(fw.index("dev", "F2:P"), "load_step", 1.3)
+    rc, rp = _run_fault(c, ohm=1.5), _run_fault(py, ohm=1.5)
+    assert [r[1:4] for r in rc] == [r[1:4] for r in rp]  # same start / operate / open ticks
+    _, vc, _ = c.snapshot()
+    _, vp, _ = py.snapshot()
+    for i in range(c.size):
+        assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"{c.name(i)} C {vc[i]} vs Python {vp[i]}"
