@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 
 from firmware_sim.plant import CLOSED, KEY_PLANT, NQ, OPEN, QI
-from firmware_sim.rng import gauss
+from firmware_sim.rng import gauss, tick_key
 
 SQRT3 = math.sqrt(3.0)
 ITER = 6
+#: a tripped breaker shows open when its contacts part; the current it carried reads 0 this much later
+#: (arc to the next current zero, plus the IED's one-cycle RMS window)
+INTERRUPT = 0.03
+NOISE_STEP = 2.0  # s between load-noise knots: demand wanders smoothly, not per tick
 LOW_V = 0.7  # below this share of the open-circuit voltage loads turn constant-impedance (faults)
 CURVE_K = ((0.0, 0.0), (0.14, 0.02), (13.5, 1.0), (80.0, 2.0), (120.0, 1.0))  # DT, SI, VI, EI, LTI
 TWO_PI = 2.0 * math.pi
@@ -63,6 +67,7 @@ class PlantRef:
         self.started, self.operated = [0.0] * ns, [0.0] * ns
         self.progress, self.hs_timer = [0.0] * ns, [0.0] * ns
         self.trip_at = [math.nan] * ns
+        self.interrupt_at = [math.nan] * ns
         self.sw_fail = [0.0] * ns
         self.fault_y = [0.0] * d["nl"]
         self.t_prev: float | None = None
@@ -99,23 +104,31 @@ class PlantRef:
     def set_state(self, target: str, k: int, v: float) -> None:
         if target == "switch":
             self.sw_state[k] = v
+            self.interrupt_at[k] = math.nan
         elif target == "tap":
             self.tap[k] = v
         elif target == "source":
             self.src_alive = v
 
-    def solve(self, t: float, key: int) -> None:
+    def solve(self, t: float, seed: int) -> None:
         d, out = self.d, self.out
         n, nt, ns, nl, nb = d["n"], d["nt"], d["ns"], d["nl"], d["nb"]
         dt = 0.0 if self.t_prev is None else max(0.0, t - self.t_prev)
         self.t_prev = t
-        for k in range(ns):  # breakers whose trip command has run its operate time open now
+        for k in range(ns):  # tripped breakers: contacts part after the operate time, the arc clears after INTERRUPT
             if not math.isnan(self.trip_at[k]) and t >= self.trip_at[k]:
-                self.trip_at[k] = math.nan
                 if self.sw_fail[k] == 0.0:
-                    self.sw_state[k] = OPEN
+                    self.interrupt_at[k] = self.trip_at[k] + INTERRUPT
+                self.trip_at[k] = math.nan
+            if not math.isnan(self.interrupt_at[k]) and t >= self.interrupt_at[k]:
+                self.interrupt_at[k] = math.nan
+                self.sw_state[k] = OPEN
         # loads: day shape, relative noise, constant power
         sl = [0j] * nl
+        knot = math.floor(t / NOISE_STEP)
+        nfr = t / NOISE_STEP - knot
+        key0 = tick_key(seed, knot * NOISE_STEP) ^ KEY_PLANT
+        key1 = tick_key(seed, (knot + 1.0) * NOISE_STEP) ^ KEY_PLANT
         for k in range(nl):
             x = t + d["ld_utc"][k] * 3600.0
             x -= math.floor(x / 86400.0) * 86400.0
@@ -123,7 +136,8 @@ class PlantRef:
             j = min(int(pos), 47)
             sh = d["ld_shape"][48 * k: 48 * k + 48]
             s = d["ld_peak"][k] * (sh[j] + (sh[(j + 1) % 48] - sh[j]) * (pos - j))
-            s *= self.load_factor[k] * (1.0 + d["ld_noise"][k] * gauss(key ^ KEY_PLANT, k))
+            g0, g1 = gauss(key0, k), gauss(key1, k)
+            s *= self.load_factor[k] * (1.0 + d["ld_noise"][k] * (g0 + (g1 - g0) * nfr))
             s = max(s, 0.0)
             pf = d["ld_pf"][k]
             sl[k] = complex(s * pf, s * math.sqrt(1.0 - pf * pf))
@@ -238,7 +252,7 @@ class PlantRef:
                 out[e * NQ + QI["V"]] = va
                 out[e * NQ + QI["F"]] = f if va > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if vn[d["sw_b"][k]] > 0.0 else 0.0
-            out[e * NQ + QI["position"]] = self.sw_state[k]
+            out[e * NQ + QI["position"]] = OPEN if not math.isnan(self.interrupt_at[k]) else self.sw_state[k]
             self._protect(k, t, dt, out[e * NQ + QI["I"]])
             out[e * NQ + QI["start"]] = self.started[k]
             out[e * NQ + QI["operate"]] = self.operated[k]

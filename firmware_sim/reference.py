@@ -151,7 +151,7 @@ class RefSampler:
                 v = self.state[i]
             wv[i] = v
         if self.plant is not None:
-            self.plant.solve(t, key)
+            self.plant.solve(t, self.seed)
         for i in range(self.n_scalar_end, self.n_derived_end):
             if self.kind[i] == PLANT:
                 v = self.plant.out[self.ref[i]] * p1[i]

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from devices.scenario.plant_faults import PLANT_KINDS, BreakerFail, LoadStep, LossOfSupply, ShortCircuit
 from firmware_sim.spec import (
     Drift, Dropout, NoiseBurst, Offset, Oscillation, OutOfRange, QualityOverride, Saturate, ScaleError, Spike, Stuck,
 )
@@ -125,6 +126,7 @@ Fault = Annotated[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
         ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Partition, LinkUp, Latency,
+        ShortCircuit, LoadStep, LossOfSupply, BreakerFail,
     ],
     Field(discriminator="kind"),
 ]
@@ -133,7 +135,7 @@ FAULT = TypeAdapter(Fault)
 DATA_KINDS = frozenset(
     {"stuck", "drift", "spike", "noise", "offset", "saturate", "dropout", "out_of_range", "oscillation", "scale_error", "quality"}
 )
-POINT_KINDS = DATA_KINDS | {"set_state"}
+POINT_KINDS = DATA_KINDS | {"set_state"} | PLANT_KINDS
 NETWORK_KINDS = frozenset({"link_down", "partition", "link_up", "latency"})
 #: device protocol → comms kinds it implements now
 PROTOCOLS: dict[str, frozenset[str]] = {

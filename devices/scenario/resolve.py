@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devices.scenario import plant_faults
 from devices.scenario.faults import DATA_KINDS, NETWORK_KINDS, NOT_YET, POINT_KINDS, PROTOCOLS
+from devices.scenario.plant_faults import PLANT_KINDS
 from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
 from gateway.config import Config
 from gateway.configload import ConfigError, _model_errors, format_loc, load_config, load_yaml
@@ -111,7 +113,9 @@ class Site:
                                   f"{', '.join(sorted(self.links)) or 'none (add emulate: to a link)'}")
             return
         if kind in POINT_KINDS:
-            self.points(t)
+            keys = self.points(t)
+            if kind in PLANT_KINDS and (why := plant_faults.check_target(self.cfg, keys, kind)):
+                raise TargetError(why)
             return
         for d in self.devices(t):
             proto = self.protocol[d]

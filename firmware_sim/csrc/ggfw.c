@@ -50,14 +50,6 @@ struct gg_core {
 };
 
 
-static uint32_t tick_key(uint64_t seed, double t) {
-    uint64_t tb;
-    memcpy(&tb, &t, sizeof tb);
-    uint32_t k = mix32((uint32_t)(seed >> 32));
-    k = mix32((uint32_t)(tb >> 32) ^ k);
-    k = mix32((uint32_t)tb ^ k);
-    return mix32((uint32_t)seed ^ k);
-}
 
 #define KEY_FAULT 0x5DEECE66U
 #define KEY_VOLT 0x3C6EF372U
@@ -482,7 +474,7 @@ void gg_compute(gg_core *c, double t) {
     memset(c->wq, 0, sizeof(uint16_t) * c->p.n);
     pass_wave(c, t, key);
     pass_scalar(c, t, dt, key);
-    if (c->plant) gg_plant_solve(c->plant, t, key);
+    if (c->plant) gg_plant_solve(c->plant, t, c->p.seed);
     pass_derived(c, key);
     pass_counter(c, dt);
     c->started = 1;

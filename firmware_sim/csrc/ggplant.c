@@ -10,11 +10,15 @@
 #include "ggrng.h"
 
 #define KEY_PLANT 0x2545F491U
+#define NOISE_STEP 2.0 /* s between load-noise knots: demand wanders smoothly, not per tick */
 #define SQRT3 1.7320508075688772
 #define ITER 6
 #define TWO_PI 6.283185307179586 /* 2*math.pi exactly */
 #define CLOSED 2.0
 #define OPEN 1.0
+/* a tripped breaker shows open when its contacts part; the current it carried reads 0 this much later
+ * (arc to the next current zero, plus the IED's one-cycle RMS window) */
+#define INTERRUPT 0.03
 #define LOW_V 0.7 /* below this share of the open-circuit voltage loads turn constant-impedance */
 static const double CURVE_K[5][2] = {{0.0, 0.0}, {0.14, 0.02}, {13.5, 1.0}, {80.0, 2.0}, {120.0, 1.0}};
 
@@ -28,7 +32,7 @@ struct gg_plant {
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
     const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t;
     double *sw_state, *tap, *load_factor, src_alive;
-    double *started, *operated, *progress, *hs_timer, *trip_at, *sw_fail, *fault_y, t_prev;
+    double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, *fault_y, t_prev;
     int have_prev;
     int32_t *ints;
     double *dbl, *out;
@@ -102,10 +106,11 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->ld_utc = dp; dp += nl;
     pl->ld_shape = dp;
     size_t N = n ? n : 1, NS = ns ? ns : 1;
-    double **sw_arrays[] = {&pl->started, &pl->operated, &pl->progress, &pl->hs_timer, &pl->trip_at, &pl->sw_fail};
+    double **sw_arrays[] = {&pl->started, &pl->operated, &pl->progress, &pl->hs_timer, &pl->trip_at, &pl->interrupt_at,
+                            &pl->sw_fail};
     for (size_t q = 0; q < sizeof sw_arrays / sizeof sw_arrays[0]; q++)
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
-    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = NAN;
+    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = NAN;
     if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
     if (!(pl->gf = calloc(N, sizeof(double))) || !(pl->gfl = calloc(N, sizeof(double)))) goto nomem;
     pl->sw_state = malloc(sizeof(double) * (ns ? ns : 1));
@@ -147,7 +152,7 @@ void gg_plant_destroy(gg_plant *pl) {
     if (!pl) return;
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
                  pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
-                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl};
+                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
 }
@@ -158,7 +163,10 @@ uint32_t gg_plant_n_out(const gg_plant *pl) { return pl->n_out; }
 int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
     if (ref < 0 || (uint32_t)ref >= pl->n_out) return -2;
     uint32_t eq = (uint32_t)ref / GG_PLANT_NQ, q = (uint32_t)ref % GG_PLANT_NQ;
-    if (q == GG_PQ_POS && eq >= 1 + pl->nt && eq < 1 + pl->nt + pl->ns) pl->sw_state[eq - 1 - pl->nt] = v;
+    if (q == GG_PQ_POS && eq >= 1 + pl->nt && eq < 1 + pl->nt + pl->ns) {
+        pl->sw_state[eq - 1 - pl->nt] = v;
+        pl->interrupt_at[eq - 1 - pl->nt] = NAN;
+    }
     else if (q == GG_PQ_TAP && eq >= 1 && eq <= pl->nt) pl->tap[eq - 1] = v;
     else if (q == GG_PQ_LIVE && eq == 0) pl->src_alive = v;
     else return -2;
@@ -214,7 +222,7 @@ static void flow(double *o, cplx s, double i, double v, double f) {
     o[GG_PQ_LIVE] = v > 0.0 ? 1.0 : 0.0;
 }
 
-void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
+void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
     const uint32_t n = pl->n, nt = pl->nt, ns = pl->ns, nl = pl->nl, nb = pl->nb;
     double *out = pl->out;
     uint32_t u, k, c;
@@ -222,12 +230,18 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
     if (dt < 0.0) dt = 0.0;
     pl->t_prev = t;
     pl->have_prev = 1;
-    for (k = 0; k < ns; k++) { /* breakers whose trip command has run its operate time open now */
+    for (k = 0; k < ns; k++) { /* tripped breakers: contacts part after the operate time, the arc clears after INTERRUPT */
         if (pl->trip_at[k] == pl->trip_at[k] && t >= pl->trip_at[k]) {
+            if (pl->sw_fail[k] == 0.0) pl->interrupt_at[k] = pl->trip_at[k] + INTERRUPT;
             pl->trip_at[k] = NAN;
-            if (pl->sw_fail[k] == 0.0) pl->sw_state[k] = OPEN;
+        }
+        if (pl->interrupt_at[k] == pl->interrupt_at[k] && t >= pl->interrupt_at[k]) {
+            pl->interrupt_at[k] = NAN;
+            pl->sw_state[k] = OPEN;
         }
     }
+    double knot = floor(t / NOISE_STEP), nfr = t / NOISE_STEP - knot;
+    uint32_t key0 = tick_key(seed, knot * NOISE_STEP) ^ KEY_PLANT, key1 = tick_key(seed, (knot + 1.0) * NOISE_STEP) ^ KEY_PLANT;
     for (k = 0; k < nl; k++) { /* loads: day shape, relative noise, constant power */
         double x = t + pl->ld_utc[k] * 3600.0;
         x -= floor(x / 86400.0) * 86400.0;
@@ -236,7 +250,8 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
         if (j > 47) j = 47;
         const double *sh = pl->ld_shape + 48 * k;
         double s = pl->ld_peak[k] * (sh[j] + (sh[(j + 1) % 48] - sh[j]) * (pos - j));
-        s *= pl->load_factor[k] * (1.0 + pl->ld_noise[k] * (double)gauss(key ^ KEY_PLANT, k));
+        double g0 = (double)gauss(key0, k), g1 = (double)gauss(key1, k);
+        s *= pl->load_factor[k] * (1.0 + pl->ld_noise[k] * (g0 + (g1 - g0) * nfr));
         if (s < 0.0) s = 0.0;
         double pf = pl->ld_pf[k];
         pl->sl[k] = s * pf + I * (s * sqrt(1.0 - pf * pf));
@@ -349,7 +364,7 @@ void gg_plant_solve(gg_plant *pl, double t, uint32_t key) {
             o[GG_PQ_F] = va > 0.0 ? f : 0.0;
         }
         o[GG_PQ_LIVE] = pl->vn[pl->sw_b[sw]] > 0.0 ? 1.0 : 0.0;
-        o[GG_PQ_POS] = pl->sw_state[sw];
+        o[GG_PQ_POS] = pl->interrupt_at[sw] == pl->interrupt_at[sw] ? OPEN : pl->sw_state[sw];
         protect(pl, (uint32_t)sw, t, dt, o[GG_PQ_I]);
         o[GG_PQ_START] = pl->started[sw];
         o[GG_PQ_OPERATE] = pl->operated[sw];

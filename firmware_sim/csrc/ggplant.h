@@ -18,8 +18,8 @@ typedef struct gg_plant gg_plant;
 gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *dbl, uint32_t n_dbl, char *err,
                           size_t errlen);
 void gg_plant_destroy(gg_plant *pl);
-/* Solve at simulated time t with the tick's noise key; results in gg_plant_out. */
-void gg_plant_solve(gg_plant *pl, double t, uint32_t key);
+/* Solve at simulated time t (noise from the seed, smooth in time); results in gg_plant_out. */
+void gg_plant_solve(gg_plant *pl, double t, uint64_t seed);
 const double *gg_plant_out(const gg_plant *pl);
 uint32_t gg_plant_n_out(const gg_plant *pl);
 /* A command on output index ref (switch position, tap, source energised): 0 done, -2 not writable. */

@@ -3,6 +3,7 @@
 #ifndef GGRNG_H
 #define GGRNG_H
 #include <stdint.h>
+#include <string.h>
 
 static inline uint32_t mix32(uint32_t x) {
     x ^= x >> 16;
@@ -21,4 +22,14 @@ static inline float gauss(uint32_t key, uint32_t i) {
     int32_t s = (int32_t)((h1 >> 16) + (h1 & 0xffffU) + (h2 >> 16) + (h2 & 0xffffU));
     return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
 }
+/* A tick's key: hash of the seed and the bits of the simulated time. */
+static inline uint32_t tick_key(uint64_t seed, double t) {
+    uint64_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t k = mix32((uint32_t)(seed >> 32));
+    k = mix32((uint32_t)(tb >> 32) ^ k);
+    k = mix32((uint32_t)tb ^ k);
+    return mix32((uint32_t)seed ^ k);
+}
+
 #endif

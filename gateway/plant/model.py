@@ -8,13 +8,17 @@ then converts to firmware_sim.plant.PlantData (SI units) for the solver.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from firmware_sim import plant as rt
 from firmware_sim.plant_synth import source as make_source, transformer as make_transformer
 from firmware_sim.spec import PROFILE_SHAPES
+
+#: seconds, written as a number or as 60ms / 2s
+Duration = Annotated[float, BeforeValidator(lambda v: parse_duration(v)), Field(ge=0)]
 
 
 class _M(BaseModel):
@@ -65,11 +69,23 @@ class TransformerModel(_M):
     tap_changer: TapChanger = Field(default_factory=TapChanger)
 
 
+class ProtectionModel(_M):
+    """Overcurrent relay (PTOC) on a breaker: IEC 60255 inverse-time stage plus an optional high-set."""
+
+    pickup_a: float = Field(gt=0, description="start current, A")
+    curve: Literal["SI", "VI", "EI", "LTI", "DT"] = Field("SI", description="standard/very/extremely/long-time inverse, definite time")
+    tms: float = Field(0.1, gt=0, description="time multiplier (DT: operate time in seconds)")
+    high_set_a: float | None = Field(None, gt=0, description="definite-time high-set current, A")
+    high_set_delay: Duration = Field(0.05, description="high-set operate time")
+
+
 class SwitchModel(_M):
     equipment: str = Field(description="path of a Breaker, Disconnector or LoadBreakSwitch")
     from_: Node = Field(alias="from")
     to: Node
     normal: Literal["open", "closed"] = "closed"
+    operate_time: Duration = Field(0.06, description="trip command to open contacts, e.g. 60ms")
+    protection: ProtectionModel | None = None
 
 
 class BusbarModel(_M):
@@ -181,8 +197,27 @@ class PlantModel(_M):
         txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
                                 t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
                                 t.tap_changer.initial) for t in self.transformers]
-        sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed") for w in self.switches]
+        sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed", w.operate_time, _relay(w.protection))
+               for w in self.switches]
         lds = [rt.load(ld.equipment, ld.node, ld.peak_mw * 1e6 / ld.power_factor, ld.power_factor, ld.shape,
                        ld.noise_pct / 100.0, ld.utc_offset_h) for ld in self.loads]
         bbs = [rt.Busbar(b.equipment, b.node) for b in self.busbars]
         return rt.PlantData(src, txs, sws, lds, bbs)
+
+
+def _relay(p: ProtectionModel | None) -> rt.Protection | None:
+    if p is None:
+        return None
+    return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+
+
+def parse_duration(v: object) -> float:
+    """`60ms`, `0.5s` or a number of seconds (relay and breaker times are short)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str) and (m := _DURATION.match(v)):
+        return float(m.group(1)) * (0.001 if m.group(2) == "ms" else 1.0)
+    raise ValueError(f"expected a time such as 60ms or 0.5s, got {v!r}")

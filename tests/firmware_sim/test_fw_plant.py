@@ -211,8 +211,11 @@ def test_overcurrent_relay_follows_the_standard_inverse_curve_and_trips(backend_
     curve = 0.1 * 0.14 / ((fault_i / 400) ** 0.02 - 1)  # IEC 60255 SI
     assert t_op - t_start == pytest.approx(curve, abs=0.02 + 1e-6)  # ± one tick
     assert t_open - t_op == pytest.approx(0.06, abs=0.02 + 1e-6)  # breaker operate time
-    after = next(r for r in rows if r[3] == 1)
-    assert after[4] == 0 and after[1] == 0 and after[2] == 0  # dead feeder: no current, relay reset
+    shown = next(r for r in rows if r[3] == 1)
+    assert shown[4] > 1000  # contacts part: the position shows open while the arc still carries the current
+    dead = next(r for r in rows if r[0] > t_open and r[4] == 0)
+    assert dead[0] - t_open == pytest.approx(0.03, abs=0.02 + 1e-6)  # arc out at the next current zero + RMS window
+    assert dead[1] == 0 and dead[2] == 0 and dead[3] == 1  # dead feeder: no current, relay reset, still open
     assert _v(fw, "F1", "I") == 0 and _v(fw, "F1", "P") == 0
     assert _v(fw, "F2/CB", "position") == 2 and _v(fw, "F2", "P") > 0  # the healthy feeder stays in
 

@@ -1,0 +1,71 @@
+"""Physical events on the site's plant (scenarios and the live fault API): the network reacts,
+the measurements follow. A plant event targets a point that reads the equipment (e.g.
+``{point: ied-f1/Ia}`` for a fault on feeder F1); clearing it restores the equipment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: the equipment section of the plant each event applies to
+SECTION = {"short_circuit": "loads", "load_step": "loads", "loss_of_supply": "source", "breaker_fail": "switches"}
+PLANT_KINDS = frozenset(SECTION)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShortCircuit(_Event):
+    """A three-phase fault on a feeder through ``impedance`` ohm per phase, until cleared or tripped."""
+
+    kind: Literal["short_circuit"]
+    type: Literal["three_phase"] = Field("three_phase", description="three-phase faults are solved; others not yet")
+    impedance: float = Field(3.0, gt=0.001, description="fault impedance, ohm per phase (resistive)")
+
+
+class LoadStep(_Event):
+    """The feeder's demand becomes ``factor`` times its day shape (1 = normal) while active."""
+
+    kind: Literal["load_step"]
+    factor: float = Field(ge=0, le=10)
+
+
+class LossOfSupply(_Event):
+    """The upstream source is lost while active: the whole site de-energises."""
+
+    kind: Literal["loss_of_supply"]
+
+
+class BreakerFail(_Event):
+    """The breaker ignores trip commands from its protection while active."""
+
+    kind: Literal["breaker_fail"]
+
+
+def value_of(fault: Any, clear: bool) -> float:
+    """The firmware's event value (firmware_sim.Firmware.plant_fault) to apply or to clear ``fault``."""
+    k = fault.kind
+    if k == "short_circuit":
+        return 0.0 if clear else fault.impedance
+    if k == "load_step":
+        return 1.0 if clear else fault.factor
+    return 0.0 if clear else 1.0
+
+
+def check_target(cfg: Any, keys: list[str], kind: str) -> str | None:
+    """Why ``kind`` cannot apply to the points ``keys`` (device/point), or None."""
+    if cfg.plant is None:
+        return f"{kind} is a plant event: the site needs a `plant:` section"
+    sections = {x.equipment: sec for _, sec, x in cfg.plant.items()}
+    points = {f"{d.name}/{p.name}": p for d in cfg.devices for p in d.points}
+    for key in keys:
+        sig = points[key].signal
+        if sig is None or sig.kind != "plant":
+            return f"{kind} on {key}: the point is not a plant quantity; target a point that reads the equipment"
+        if sections.get(sig.equipment) != SECTION[kind]:
+            return (f"{kind} on {key}: the point reads {sig.equipment}, not a plant {SECTION[kind].rstrip('s')}; "
+                    f"{kind} applies to the plant's {SECTION[kind]}")
+    return None
