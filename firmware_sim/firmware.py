@@ -161,7 +161,7 @@ class Firmware:
             raise ValueError(f"set_state({where}): a measured plant quantity cannot be commanded; "
                              "command the breaker position, tap or source instead")
         what, k = target
-        lo, hi = (0, 3) if what == "switch" else (0, 1) if what == "source" else (
+        lo, hi = (0, 3) if what == "switch" else (0, 1) if what in ("source", "avc") else (
             pl.transformers[k].tap_min, pl.transformers[k].tap_max)
         if value != int(value) or not lo <= value <= hi:
             raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"

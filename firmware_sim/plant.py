@@ -22,19 +22,21 @@ from dataclasses import dataclass, field
 from firmware_sim.profiles import shape_values
 
 QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
-              "operate")
+              "operate", "avc_auto", "avc_state")
 QI = {q: i for i, q in enumerate(QUANTITIES)}
 NQ = len(QUANTITIES)
 _FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised")
 ALLOWED = {
     "source": _FLOW,
-    "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss"),
+    "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss", "avc_auto", "avc_state"),
     "switch": _FLOW + ("position", "start", "operate"),
     "load": _FLOW,
     "busbar": ("V", "F", "energised"),
 }
 #: quantities a command (set_state) writes into the plant state
-WRITABLE = ("position", "tap", "energised")
+WRITABLE = ("position", "tap", "energised", "avc_auto")
+#: AVC relay states (avc_state): manual, bus voltage in band, out of band (delay running), tap changer moving
+AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING = 0, 1, 2, 3
 OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos codes
 KEY_PLANT = 0x2545F491
 CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
@@ -65,6 +67,17 @@ class Transformer:
     tap_min: int
     tap_max: int
     tap: int
+    avc: "Avc | None" = None
+
+
+@dataclass(frozen=True)
+class Avc:
+    """Automatic voltage control of a tap changer: keeps the LV voltage within target ± band."""
+
+    target: float  # V line-line
+    band: float = 0.015  # fraction of the target
+    delay: float = 60.0  # s out of band before a tap change
+    tap_time: float = 5.0  # s the tap changer takes per step
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,8 @@ def compile_plant(p: PlantData) -> dict:
     dbl.extend(w.protection.high_set_delay if w.protection else 0.0 for w in p.switches)
     for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
         dbl.extend(float(getattr(t, attr)) for t in p.transformers)
+    for attr in ("target", "band", "delay", "tap_time"):  # target 0: no AVC
+        dbl.extend(float(getattr(t.avc, attr)) if t.avc else 0.0 for t in p.transformers)
     for attr in ("peak", "power_factor", "noise", "utc_offset_h"):
         dbl.extend(float(getattr(ld, attr)) for ld in p.loads)
     for ld in p.loads:
@@ -236,4 +251,6 @@ def writable_target(p: PlantData, ref: int) -> tuple[str, int] | None:
         return "tap", eq - 1
     if name == "energised" and eq == 0:
         return "source", 0
+    if name == "avc_auto" and 1 <= eq <= nt:
+        return "avc", eq - 1
     return None

@@ -39,7 +39,8 @@ def unpack(ints, dbl) -> dict:
     o = 4
     for name, cnt in (("sw_init", ns), ("sw_optime", ns), ("pr_pickup", ns), ("pr_curve", ns), ("pr_tms", ns),
                       ("pr_hs", ns), ("pr_hs_t", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
-                      ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("ld_peak", nl),
+                      ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("avc_target", nt),
+                      ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
         d[name] = [float(x) for x in dbl[o:o + cnt]]
         o += cnt
@@ -71,6 +72,10 @@ class PlantRef:
         self.sw_fail = [0.0] * ns
         self.fault_y = [0.0] * d["nl"]
         self.t_prev: float | None = None
+        self.avc_auto = [1.0 if x > 0.0 else 0.0 for x in d["avc_target"]]
+        self.avc_timer = [0.0] * d["nt"]
+        self.avc_move_at = [math.nan] * d["nt"]
+        self.avc_dir = [0.0] * d["nt"]
 
     def fault(self, eq: int, code: int, v: float) -> bool:
         """A physical event on equipment block ``eq`` (plant.PLANT_FAULTS codes); False: not for this equipment."""
@@ -99,6 +104,8 @@ class PlantRef:
             return "tap", eq - 1
         if q == QI["energised"] and eq == 0:
             return "source", 0
+        if q == QI["avc_auto"] and 1 <= eq <= d["nt"]:
+            return "avc", eq - 1
         return None
 
     def set_state(self, target: str, k: int, v: float) -> None:
@@ -109,6 +116,9 @@ class PlantRef:
             self.tap[k] = v
         elif target == "source":
             self.src_alive = v
+        elif target == "avc":
+            self.avc_auto[k] = v if self.d["avc_target"][k] > 0.0 else 0.0
+            self.avc_timer[k], self.avc_move_at[k] = 0.0, math.nan
 
     def solve(self, t: float, seed: int) -> None:
         d, out = self.d, self.out
@@ -256,12 +266,39 @@ class PlantRef:
             self._protect(k, t, dt, out[e * NQ + QI["I"]])
             out[e * NQ + QI["start"]] = self.started[k]
             out[e * NQ + QI["operate"]] = self.operated[k]
+        for k in range(nt):
+            e = 1 + k
+            out[e * NQ + QI["avc_auto"]] = self.avc_auto[k]
+            out[e * NQ + QI["avc_state"]] = self._avc(k, t, dt, vn[d["tx_lv"][k]], on[k])
         for k in range(nb):
             e = 1 + nt + ns + nl + k
             v = vn[d["bb_node"][k]]
             out[e * NQ + QI["V"]] = v
             out[e * NQ + QI["F"]] = f if v > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if v > 0.0 else 0.0
+
+    def _avc(self, k: int, t: float, dt: float, v: float, on: bool) -> float:
+        """Automatic voltage control of transformer k: out of band for ``delay`` → one tap step taking ``tap_time``."""
+        d = self.d
+        if self.avc_auto[k] == 0.0:
+            return 0.0
+        if not math.isnan(self.avc_move_at[k]):
+            if t < self.avc_move_at[k]:
+                return 3.0
+            self.tap[k] = min(max(self.tap[k] + self.avc_dir[k], d["tx_min"][k]), d["tx_max"][k])
+            self.avc_move_at[k] = math.nan
+            self.avc_timer[k] = 0.0
+        target = d["avc_target"][k]
+        if not on or abs(v - target) <= d["avc_band"][k] * target:
+            self.avc_timer[k] = 0.0
+            return 1.0
+        self.avc_timer[k] += dt
+        step = 1.0 if v < target else -1.0
+        if self.avc_timer[k] >= d["avc_delay"][k] and d["tx_min"][k] <= self.tap[k] + step <= d["tx_max"][k]:
+            self.avc_dir[k] = step
+            self.avc_move_at[k] = t + d["avc_tap_time"][k]
+            return 3.0
+        return 2.0
 
     def _protect(self, k: int, t: float, dt: float, i: float) -> None:
         """Overcurrent relay of switch k: start above pickup, operate when the curve's time has run."""

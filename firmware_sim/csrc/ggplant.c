@@ -31,6 +31,8 @@ struct gg_plant {
     double src_v, src_r, src_x, f_nom;
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
     const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t;
+    const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time;
+    double *avc_auto, *avc_timer, *avc_move_at, *avc_dir;
     double *sw_state, *tap, *load_factor, src_alive;
     double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, *fault_y, t_prev;
     int have_prev;
@@ -51,7 +53,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + 7ull * ns + 8ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + 7ull * ns + 12ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -98,8 +100,13 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->tx_ratio = dp; dp += nt;
     pl->tx_step = dp; dp += nt;
     pl->tx_neutral = dp; dp += nt;
-    dp += 2 * nt; /* tap limits: checked in Python */
+    pl->tx_min = dp; dp += nt;
+    pl->tx_max = dp; dp += nt;
     const double *tx_init = dp; dp += nt;
+    pl->avc_target = dp; dp += nt;
+    pl->avc_band = dp; dp += nt;
+    pl->avc_delay = dp; dp += nt;
+    pl->avc_tap_time = dp; dp += nt;
     pl->ld_peak = dp; dp += nl;
     pl->ld_pf = dp; dp += nl;
     pl->ld_noise = dp; dp += nl;
@@ -112,6 +119,13 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
     for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = NAN;
     if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
+    double **tx_arrays[] = {&pl->avc_auto, &pl->avc_timer, &pl->avc_move_at, &pl->avc_dir};
+    for (size_t q = 0; q < sizeof tx_arrays / sizeof tx_arrays[0]; q++)
+        if (!(*tx_arrays[q] = calloc(nt ? nt : 1, sizeof(double)))) goto nomem;
+    for (uint32_t k = 0; k < nt; k++) {
+        pl->avc_auto[k] = pl->avc_target[k] > 0.0 ? 1.0 : 0.0;
+        pl->avc_move_at[k] = NAN;
+    }
     if (!(pl->gf = calloc(N, sizeof(double))) || !(pl->gfl = calloc(N, sizeof(double)))) goto nomem;
     pl->sw_state = malloc(sizeof(double) * (ns ? ns : 1));
     pl->tap = malloc(sizeof(double) * (nt ? nt : 1));
@@ -152,7 +166,8 @@ void gg_plant_destroy(gg_plant *pl) {
     if (!pl) return;
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
                  pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
-                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl};
+                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl,
+                 pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
 }
@@ -169,6 +184,11 @@ int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
     }
     else if (q == GG_PQ_TAP && eq >= 1 && eq <= pl->nt) pl->tap[eq - 1] = v;
     else if (q == GG_PQ_LIVE && eq == 0) pl->src_alive = v;
+    else if (q == GG_PQ_AVC_AUTO && eq >= 1 && eq <= pl->nt) {
+        pl->avc_auto[eq - 1] = pl->avc_target[eq - 1] > 0.0 ? v : 0.0;
+        pl->avc_timer[eq - 1] = 0.0;
+        pl->avc_move_at[eq - 1] = NAN;
+    }
     else return -2;
     return 0;
 }
@@ -181,6 +201,32 @@ int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
     else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
     else return -2;
     return 0;
+}
+
+/* Automatic voltage control of transformer k: out of band for delay -> one tap step taking tap_time. */
+static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int on) {
+    if (pl->avc_auto[k] == 0.0) return 0.0;
+    if (pl->avc_move_at[k] == pl->avc_move_at[k]) {
+        if (t < pl->avc_move_at[k]) return 3.0;
+        double tap = pl->tap[k] + pl->avc_dir[k];
+        tap = tap < pl->tx_min[k] ? pl->tx_min[k] : tap;
+        pl->tap[k] = tap > pl->tx_max[k] ? pl->tx_max[k] : tap;
+        pl->avc_move_at[k] = NAN;
+        pl->avc_timer[k] = 0.0;
+    }
+    double target = pl->avc_target[k];
+    if (!on || fabs(v - target) <= pl->avc_band[k] * target) {
+        pl->avc_timer[k] = 0.0;
+        return 1.0;
+    }
+    pl->avc_timer[k] += dt;
+    double step = v < target ? 1.0 : -1.0;
+    if (pl->avc_timer[k] >= pl->avc_delay[k] && pl->tap[k] + step >= pl->tx_min[k] && pl->tap[k] + step <= pl->tx_max[k]) {
+        pl->avc_dir[k] = step;
+        pl->avc_move_at[k] = t + pl->avc_tap_time[k];
+        return 3.0;
+    }
+    return 2.0;
 }
 
 /* Overcurrent relay of switch k: start above pickup, operate when the curve's time has run. */
@@ -368,6 +414,11 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         protect(pl, (uint32_t)sw, t, dt, o[GG_PQ_I]);
         o[GG_PQ_START] = pl->started[sw];
         o[GG_PQ_OPERATE] = pl->operated[sw];
+    }
+    for (k = 0; k < nt; k++) {
+        double *o = out + (1 + k) * GG_PLANT_NQ;
+        o[GG_PQ_AVC_AUTO] = pl->avc_auto[k];
+        o[GG_PQ_AVC_STATE] = avc(pl, k, t, dt, pl->vn[pl->tx_lv[k]], pl->on[k]);
     }
     for (k = 0; k < nb; k++) {
         double *o = out + (1 + nt + ns + nl + k) * GG_PLANT_NQ;

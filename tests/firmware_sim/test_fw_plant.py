@@ -264,3 +264,53 @@ def test_c_matches_python_through_faults_and_trips(c_backend):
     _, vp, _ = py.snapshot()
     for i in range(c.size):
         assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"{c.name(i)} C {vc[i]} vs Python {vp[i]}"
+
+
+# ------------------------------------------------------------------ automatic voltage control
+
+
+def _with_avc(tap=3, delay=10.0, tap_time=2.0):
+    import dataclasses
+
+    from firmware_sim.plant import Avc
+
+    plant = primary(4, seed=2, bus_section_closed=False)
+    avc = Avc(target=11_100.0, band=0.015, delay=delay, tap_time=tap_time)
+    plant.transformers = [dataclasses.replace(t, tap=tap, avc=avc) for t in plant.transformers]
+    return plant
+
+
+def test_avc_brings_the_bus_into_band_one_timed_step_at_a_time(backend_name):
+    fw = _fw(_with_avc(), backend_name)
+    log = []
+    for s in range(0, 240):
+        fw.tick(T0 + s)
+        log.append((s, _v(fw, "T1", "tap"), _v(fw, "BB1", "V"), _v(fw, "T1", "avc_state")))
+    assert log[0][1] == 3 and log[0][2] < 11_100 * 0.985  # starts low, out of band
+    assert log[0][3] == 2  # timing
+    changes = [s for (s, tap, _, _), (_, prev, _, _) in zip(log[1:], log) if tap != prev]
+    taps = [tap for _, tap, _, _ in log]
+    assert all(b - a in (0, 1) for a, b in zip(taps, taps[1:]))  # one step at a time, only upwards
+    assert all(b - a >= 11 for a, b in zip(changes, changes[1:]))  # delay 10 s + tap time 2 s (- one tick)
+    assert changes[0] == 13  # 10 s out of band, 2 s of tap change, shown on the next tick
+    final_v = log[-1][2]
+    assert abs(final_v - 11_100) <= 0.015 * 11_100 and log[-1][3] == 1  # in band, idle
+    assert {3} <= {st for *_, st in log}  # the tap changer was seen moving
+    # manual: the relay stops acting
+    _set(fw, "T1", "avc_auto", 0)
+    _set(fw, "T1", "tap", 1)
+    for s in range(240, 300):
+        fw.tick(T0 + s)
+    assert _v(fw, "T1", "tap") == 1 and _v(fw, "T1", "avc_state") == 0
+
+
+def test_c_matches_python_with_avc(c_backend):
+    c, py = _fw(_with_avc(tap=14), "c", 1), _fw(_with_avc(tap=14), "python", 1)
+    for s in range(0, 120, 2):
+        c.tick(T0 + s)
+        py.tick(T0 + s)
+        _, vc, _ = c.snapshot()
+        _, vp, _ = py.snapshot()
+        for i in range(c.size):
+            assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"t+{s}: {c.name(i)} C {vc[i]} vs Python {vp[i]}"
+    assert c.value(c.index("dev", "T1:tap")) < 14  # lowered towards the target
