@@ -39,6 +39,15 @@ class SourceModel(_M):
     frequency_hz: float = Field(50.0, gt=0)
 
 
+class AvcModel(_M):
+    """Automatic voltage control relay of the tap changer (auto at start; a command on `avc_auto` switches it)."""
+
+    target_kv: float = Field(gt=0, description="LV busbar voltage to hold, kV line-line")
+    bandwidth_pct: float = Field(1.5, gt=0, le=10, description="± band around the target, %")
+    delay: Duration = Field(60.0, description="time out of band before a tap change, e.g. 60s")
+    tap_time: Duration = Field(5.0, description="tap changer operating time per step")
+
+
 class TapChanger(_M):
     """On-load tap changer: a raise step increases the LV voltage by step_pct."""
 
@@ -47,6 +56,7 @@ class TapChanger(_M):
     neutral: int = 9
     step_pct: float = Field(1.25, gt=0, le=5)
     initial: int | None = Field(None, description="default: neutral")
+    avc: AvcModel | None = None
 
     @model_validator(mode="after")
     def _range(self) -> "TapChanger":
@@ -196,7 +206,7 @@ class PlantModel(_M):
         src = rt.Source(src.name, src.node, src.voltage, src.r, src.x, s.frequency_hz)
         txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
                                 t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
-                                t.tap_changer.initial) for t in self.transformers]
+                                t.tap_changer.initial, _avc(t.tap_changer.avc)) for t in self.transformers]
         sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed", w.operate_time, _relay(w.protection))
                for w in self.switches]
         lds = [rt.load(ld.equipment, ld.node, ld.peak_mw * 1e6 / ld.power_factor, ld.power_factor, ld.shape,
@@ -205,13 +215,19 @@ class PlantModel(_M):
         return rt.PlantData(src, txs, sws, lds, bbs)
 
 
+def _avc(a: AvcModel | None) -> rt.Avc | None:
+    if a is None:
+        return None
+    return rt.Avc(a.target_kv * 1e3, a.bandwidth_pct / 100.0, a.delay, a.tap_time)
+
+
 def _relay(p: ProtectionModel | None) -> rt.Protection | None:
     if p is None:
         return None
     return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 
 
 def parse_duration(v: object) -> float:
@@ -219,5 +235,5 @@ def parse_duration(v: object) -> float:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, str) and (m := _DURATION.match(v)):
-        return float(m.group(1)) * (0.001 if m.group(2) == "ms" else 1.0)
-    raise ValueError(f"expected a time such as 60ms or 0.5s, got {v!r}")
+        return float(m.group(1)) * {"ms": 0.001, "m": 60.0}.get(m.group(2) or "s", 1.0)
+    raise ValueError(f"expected a time such as 60ms, 0.5s or 2m, got {v!r}")

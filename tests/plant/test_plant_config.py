@@ -33,15 +33,26 @@ def test_example_plant_loads(tmp_path):
     assert [s.closed for s in plant.switches if s.name == "KGM/BS/CB"] == [True]  # normally closed, as the header says
     t1 = plant.transformers[0]
     assert (t1.tap_min, t1.neutral, t1.tap_max, t1.step) == (1, 9, 17, 0.0125)  # ±10 % in 17 steps
+    assert (t1.avc.target, t1.avc.band, t1.avc.delay, t1.avc.tap_time) == (11_100.0, 0.015, 60.0, 5.0)
+    f1 = next(s for s in plant.switches if s.name == "KGM/F1/CB")
+    assert f1.operate_time == 0.06 and f1.protection.pickup == 400 and f1.protection.curve == "SI"
+    assert f1.protection.high_set == 5000 and f1.protection.high_set_delay == 0.05
+
+
+def test_bad_tap_changer_and_relay_settings(tmp_path):
+    msg = errors(tmp_path, ("neutral: 9, step_pct: 1.25, initial: 9,\n", "neutral: 9, step_pct: 1.25, initial: 19,\n"),
+                 ("high_set_delay: 50ms}", "high_set_delay: soon}"))
+    assert re.search(r"plant\.transformers\[0\]\.tap_changer.*initial tap 19 is outside min..max \(1..17\)", msg), msg
+    assert re.search(r"plant\.switches\[5\]\.protection\.high_set_delay.*expected a time such as 60ms", msg), msg
 
 
 def test_a_feeder_without_a_path_to_the_source(tmp_path):
-    msg = errors(tmp_path, ("{equipment: KGM/F6/CB, from: BB2, to: F6}", "{equipment: KGM/F6/CB, from: BB2, to: F6X}"))
+    msg = errors(tmp_path, ("{equipment: KGM/F6/CB, from: BB2, to: F6,", "{equipment: KGM/F6/CB, from: BB2, to: F6X,"))
     assert re.search(r"plant\.loads\[5\]\.node.*KGM/F6/FDR at node 'F6' has no path to the source; connect the node", msg), msg
 
 
 def test_a_loop_of_switches(tmp_path):
-    msg = errors(tmp_path, ("{equipment: KGM/F3/CB, from: BB1, to: F3}", "{equipment: KGM/F3/CB, from: BB1, to: BB2}"))
+    msg = errors(tmp_path, ("{equipment: KGM/F3/CB, from: BB1, to: F3,", "{equipment: KGM/F3/CB, from: BB1, to: BB2,"))
     assert re.search(r"plant\.switches\[\d+\].*closes a loop of switches", msg), msg
     assert "remove the switch or split a node" in msg
 
@@ -76,7 +87,7 @@ def test_plant_equipment_must_be_site_equipment_of_the_right_type(tmp_path):
 
 def test_plant_equipment_type_is_checked(tmp_path):
     msg = errors(tmp_path, ("{equipment: KGM/F1/FDR, node: F1,", "{equipment: KGM/F1/CB, node: F1,"),
-                 ("{equipment: KGM/F1/CB, from: BB1, to: F1}", "{equipment: KGM/F1/FDR, from: BB1, to: F1}"))
+                 ("{equipment: KGM/F1/CB, from: BB1, to: F1,", "{equipment: KGM/F1/FDR, from: BB1, to: F1,"))
     assert re.search(r"plant\.switches\[5\]\.equipment: KGM/F1/FDR is of type ACLineSegment; a plant switch must be of type Breaker", msg), msg
     assert re.search(r"plant\.loads\[0\]\.equipment: KGM/F1/CB is of type Breaker; a plant load must be of type ACLineSegment or EnergyConsumer", msg), msg
 
