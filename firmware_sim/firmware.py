@@ -171,8 +171,8 @@ class Firmware:
         """A physical event on the plant equipment point ``i`` reads (takes effect at the next tick).
 
         ``short_circuit``: fault impedance in ohm per phase on a load/feeder (0 clears);
-        ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply``: 1 drops
-        the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trip commands.
+        ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply`` (any plant
+        point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips.
         """
         i = self._check(i)
         s = self.plan.slots[i]
@@ -185,7 +185,7 @@ class Firmware:
             raise ValueError(f"{kind} on {where}: expected a number >= 0, got {value!r}")
         eq_name, eq_type = self.plan.plant.equipment()[self.plan.params["ref"][i] // plant_mod.NQ]
         want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch"}[kind]
-        if eq_type != want:
+        if eq_type != want and kind != "loss_of_supply":  # the site's one source, from any plant point
             raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
         self._s.plant_fault(i, plant_mod.PLANT_FAULTS[kind], float(value))
 

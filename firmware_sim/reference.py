@@ -384,7 +384,8 @@ class RefSampler:
     def plant_fault(self, i: int, code: int, v: float) -> None:
         i = self._index(i)
         with self.lock:
-            if self.kind[i] != PLANT or not self.plant.fault(self.ref[i] // NQ, code, float(v)):
+            eq = 0 if code == 3 else self.ref[i] // NQ  # one source: a loss of supply needs no particular equipment
+            if self.kind[i] != PLANT or not self.plant.fault(eq, code, float(v)):
                 raise ValueError(f"point {i}: plant event {code} does not apply to its equipment")
 
     def set_fault(self, i: int, kind: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, qflags: int = 0) -> None:

@@ -34,7 +34,7 @@ class LoadStep(_Event):
 
 
 class LossOfSupply(_Event):
-    """The upstream source is lost while active: the whole site de-energises."""
+    """The upstream source is lost while active: the whole site de-energises (target: any plant point)."""
 
     kind: Literal["loss_of_supply"]
 
@@ -65,7 +65,7 @@ def check_target(cfg: Any, keys: list[str], kind: str) -> str | None:
         sig = points[key].signal
         if sig is None or sig.kind != "plant":
             return f"{kind} on {key}: the point is not a plant quantity; target a point that reads the equipment"
-        if sections.get(sig.equipment) != SECTION[kind]:
+        if kind != "loss_of_supply" and sections.get(sig.equipment) != SECTION[kind]:
             return (f"{kind} on {key}: the point reads {sig.equipment}, not a plant {SECTION[kind].rstrip('s')}; "
                     f"{kind} applies to the plant's {SECTION[kind]}")
     return None

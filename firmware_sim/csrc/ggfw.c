@@ -560,7 +560,9 @@ int gg_set_state(gg_core *c, uint32_t i, double v) {
 int gg_plant_fault_at(gg_core *c, uint32_t i, int code, double v) {
     if (i >= c->p.n || c->p.kind[i] != GG_PLANT) return -1;
     pthread_mutex_lock(&c->lock);
-    int rc = gg_plant_fault(c->plant, (uint32_t)c->p.ref[i] / GG_PLANT_NQ, code, v);
+    /* the site has one source: a loss of supply needs no particular equipment */
+    uint32_t eq = code == GG_PF_LOSS_OF_SUPPLY ? 0u : (uint32_t)c->p.ref[i] / GG_PLANT_NQ;
+    int rc = gg_plant_fault(c->plant, eq, code, v);
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
