@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from firmware_sim.profiles import shape_values
 
 QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
-              "operate", "avc_auto", "avc_state")
+              "operate", "avc_auto", "avc_state", "ar_state")
 QI = {q: i for i, q in enumerate(QUANTITIES)}
 NQ = len(QUANTITIES)
 _FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised")
 ALLOWED = {
     "source": _FLOW,
     "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss", "avc_auto", "avc_state"),
-    "switch": _FLOW + ("position", "start", "operate"),
+    "switch": _FLOW + ("position", "start", "operate", "ar_state"),
     "load": _FLOW,
     "busbar": ("V", "F", "energised"),
 }
@@ -37,6 +37,9 @@ ALLOWED = {
 WRITABLE = ("position", "tap", "energised", "avc_auto")
 #: AVC relay states (avc_state): manual, bus voltage in band, out of band (delay running), tap changer moving
 AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING = 0, 1, 2, 3
+#: auto-reclose states (ar_state): none, ready, dead time running, reclaim time running, locked out
+AR_OFF, AR_READY, AR_DEAD_TIME, AR_RECLAIM, AR_LOCKOUT = 0, 1, 2, 3, 4
+AR_MAX_SHOTS = 4
 OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos codes
 KEY_PLANT = 0x2545F491
 CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
@@ -89,6 +92,8 @@ class Protection:
     tms: float = 0.1  # time multiplier (DT: seconds)
     high_set: float = 0.0  # A, 0: none
     high_set_delay: float = 0.0  # s
+    reclose: tuple[float, ...] = ()  # auto-reclose dead times, s (one per shot, at most 4)
+    reclaim: float = 10.0  # s closed without a trip before the sequence resets
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,13 @@ def compile_plant(p: PlantData) -> dict:
     dbl.extend(w.protection.tms if w.protection else 0.0 for w in p.switches)
     dbl.extend(w.protection.high_set if w.protection else 0.0 for w in p.switches)
     dbl.extend(w.protection.high_set_delay if w.protection else 0.0 for w in p.switches)
+    dbl.extend(float(len(w.protection.reclose)) if w.protection else 0.0 for w in p.switches)
+    for w in p.switches:
+        dead = list(w.protection.reclose) if w.protection else []
+        if len(dead) > AR_MAX_SHOTS:
+            raise PlantRefError(f"switch {w.name!r}: at most {AR_MAX_SHOTS} reclose shots")
+        dbl.extend(dead + [0.0] * (AR_MAX_SHOTS - len(dead)))
+    dbl.extend(w.protection.reclaim if w.protection else 0.0 for w in p.switches)
     for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
         dbl.extend(float(getattr(t, attr)) for t in p.transformers)
     for attr in ("target", "band", "delay", "tap_time"):  # target 0: no AVC

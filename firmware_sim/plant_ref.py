@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from firmware_sim.plant import CLOSED, KEY_PLANT, NQ, OPEN, QI
+from firmware_sim.plant import AR_MAX_SHOTS, CLOSED, KEY_PLANT, NQ, OPEN, QI
 from firmware_sim.rng import gauss, tick_key
 
 SQRT3 = math.sqrt(3.0)
@@ -38,7 +38,8 @@ def unpack(ints, dbl) -> dict:
     d["src_v"], d["src_r"], d["src_x"], d["f_nom"] = (float(x) for x in dbl[:4])
     o = 4
     for name, cnt in (("sw_init", ns), ("sw_optime", ns), ("pr_pickup", ns), ("pr_curve", ns), ("pr_tms", ns),
-                      ("pr_hs", ns), ("pr_hs_t", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
+                      ("pr_hs", ns), ("pr_hs_t", ns), ("ar_shots", ns), ("ar_dead", AR_MAX_SHOTS * ns),
+                      ("ar_reclaim", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
                       ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("avc_target", nt),
                       ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
@@ -69,6 +70,8 @@ class PlantRef:
         self.progress, self.hs_timer = [0.0] * ns, [0.0] * ns
         self.trip_at = [math.nan] * ns
         self.interrupt_at = [math.nan] * ns
+        self.ar_shot, self.ar_lockout = [0] * ns, [0] * ns
+        self.ar_close_at, self.ar_reclaim_until = [math.nan] * ns, [math.nan] * ns
         self.sw_fail = [0.0] * ns
         self.fault_y = [0.0] * d["nl"]
         self.t_prev: float | None = None
@@ -109,9 +112,11 @@ class PlantRef:
         return None
 
     def set_state(self, target: str, k: int, v: float) -> None:
-        if target == "switch":
+        if target == "switch":  # an operator's command: no reclose pending; a close resets a lockout
             self.sw_state[k] = v
-            self.interrupt_at[k] = math.nan
+            self.interrupt_at[k] = self.ar_close_at[k] = self.ar_reclaim_until[k] = math.nan
+            if v == CLOSED:
+                self.ar_shot[k] = self.ar_lockout[k] = 0
         elif target == "tap":
             self.tap[k] = v
         elif target == "source":
@@ -131,8 +136,17 @@ class PlantRef:
                     self.interrupt_at[k] = self.trip_at[k] + INTERRUPT
                 self.trip_at[k] = math.nan
             if not math.isnan(self.interrupt_at[k]) and t >= self.interrupt_at[k]:
+                t_open = self.interrupt_at[k]
                 self.interrupt_at[k] = math.nan
                 self.sw_state[k] = OPEN
+                self._ar_tripped(k, t_open)
+            if not math.isnan(self.ar_close_at[k]) and t >= self.ar_close_at[k]:  # dead time over: reclose
+                self.sw_state[k] = CLOSED
+                self.ar_reclaim_until[k] = self.ar_close_at[k] + d["ar_reclaim"][k]
+                self.ar_close_at[k] = math.nan
+            if not math.isnan(self.ar_reclaim_until[k]) and t >= self.ar_reclaim_until[k]:  # stayed in: reset
+                self.ar_reclaim_until[k] = math.nan
+                self.ar_shot[k] = 0
         # loads: day shape, relative noise, constant power
         sl = [0j] * nl
         knot = math.floor(t / NOISE_STEP)
@@ -266,6 +280,7 @@ class PlantRef:
             self._protect(k, t, dt, out[e * NQ + QI["I"]])
             out[e * NQ + QI["start"]] = self.started[k]
             out[e * NQ + QI["operate"]] = self.operated[k]
+            out[e * NQ + QI["ar_state"]] = self._ar_state(k)
         for k in range(nt):
             e = 1 + k
             out[e * NQ + QI["avc_auto"]] = self.avc_auto[k]
@@ -299,6 +314,28 @@ class PlantRef:
             self.avc_move_at[k] = t + d["avc_tap_time"][k]
             return 3.0
         return 2.0
+
+    def _ar_tripped(self, k: int, t_open: float) -> None:
+        """Protection opened switch k: schedule the next reclose shot, or lock out when none is left."""
+        d = self.d
+        shots = int(d["ar_shots"][k])
+        if shots == 0 or self.ar_lockout[k]:
+            return
+        self.ar_reclaim_until[k] = math.nan
+        if self.ar_shot[k] < shots:
+            self.ar_close_at[k] = t_open + d["ar_dead"][AR_MAX_SHOTS * k + self.ar_shot[k]]
+            self.ar_shot[k] += 1
+        else:
+            self.ar_lockout[k] = 1
+
+    def _ar_state(self, k: int) -> float:
+        if self.d["ar_shots"][k] == 0.0:
+            return 0.0
+        if self.ar_lockout[k]:
+            return 4.0
+        if not math.isnan(self.ar_close_at[k]):
+            return 2.0
+        return 3.0 if not math.isnan(self.ar_reclaim_until[k]) else 1.0
 
     def _protect(self, k: int, t: float, dt: float, i: float) -> None:
         """Overcurrent relay of switch k: start above pickup, operate when the curve's time has run."""

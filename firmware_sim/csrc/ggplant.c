@@ -30,7 +30,8 @@ struct gg_plant {
     const int32_t *parent, *pedge, *psign, *sw_a, *sw_b, *tx_hv, *tx_lv, *ld_node, *bb_node;
     double src_v, src_r, src_x, f_nom;
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
-    const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t;
+    const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t, *ar_shots, *ar_dead, *ar_reclaim;
+    double *ar_shot, *ar_lockout, *ar_close_at, *ar_reclaim_until;
     const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time;
     double *avc_auto, *avc_timer, *avc_move_at, *avc_dir;
     double *sw_state, *tap, *load_factor, src_alive;
@@ -53,7 +54,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + 7ull * ns + 12ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + (9ull + GG_AR_MAX_SHOTS) * ns + 12ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -93,6 +94,11 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->pr_tms = dp; dp += ns;
     pl->pr_hs = dp; dp += ns;
     pl->pr_hs_t = dp; dp += ns;
+    pl->ar_shots = dp; dp += ns;
+    pl->ar_dead = dp; dp += GG_AR_MAX_SHOTS * ns;
+    pl->ar_reclaim = dp; dp += ns;
+    for (uint32_t k = 0; k < ns; k++)
+        if (!(pl->ar_shots[k] >= 0.0 && pl->ar_shots[k] <= GG_AR_MAX_SHOTS)) { snprintf(err, errlen, "plant: bad reclose shots"); gg_plant_destroy(pl); return NULL; }
     for (uint32_t k = 0; k < ns; k++)
         if (!(pl->pr_curve[k] >= 0.0 && pl->pr_curve[k] <= 4.0)) { snprintf(err, errlen, "plant: bad curve code"); gg_plant_destroy(pl); return NULL; }
     pl->tx_r = dp; dp += nt;
@@ -114,10 +120,10 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->ld_shape = dp;
     size_t N = n ? n : 1, NS = ns ? ns : 1;
     double **sw_arrays[] = {&pl->started, &pl->operated, &pl->progress, &pl->hs_timer, &pl->trip_at, &pl->interrupt_at,
-                            &pl->sw_fail};
+                            &pl->sw_fail, &pl->ar_shot, &pl->ar_lockout, &pl->ar_close_at, &pl->ar_reclaim_until};
     for (size_t q = 0; q < sizeof sw_arrays / sizeof sw_arrays[0]; q++)
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
-    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = NAN;
+    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = pl->ar_close_at[k] = pl->ar_reclaim_until[k] = NAN;
     if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
     double **tx_arrays[] = {&pl->avc_auto, &pl->avc_timer, &pl->avc_move_at, &pl->avc_dir};
     for (size_t q = 0; q < sizeof tx_arrays / sizeof tx_arrays[0]; q++)
@@ -167,7 +173,8 @@ void gg_plant_destroy(gg_plant *pl) {
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
                  pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
                  pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl,
-                 pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir};
+                 pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir, pl->ar_shot, pl->ar_lockout,
+                 pl->ar_close_at, pl->ar_reclaim_until};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
 }
@@ -179,8 +186,11 @@ int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
     if (ref < 0 || (uint32_t)ref >= pl->n_out) return -2;
     uint32_t eq = (uint32_t)ref / GG_PLANT_NQ, q = (uint32_t)ref % GG_PLANT_NQ;
     if (q == GG_PQ_POS && eq >= 1 + pl->nt && eq < 1 + pl->nt + pl->ns) {
-        pl->sw_state[eq - 1 - pl->nt] = v;
-        pl->interrupt_at[eq - 1 - pl->nt] = NAN;
+        /* an operator's command: no reclose pending; a close resets a lockout */
+        uint32_t s = eq - 1 - pl->nt;
+        pl->sw_state[s] = v;
+        pl->interrupt_at[s] = pl->ar_close_at[s] = pl->ar_reclaim_until[s] = NAN;
+        if (v == CLOSED) pl->ar_shot[s] = pl->ar_lockout[s] = 0.0;
     }
     else if (q == GG_PQ_TAP && eq >= 1 && eq <= pl->nt) pl->tap[eq - 1] = v;
     else if (q == GG_PQ_LIVE && eq == 0) pl->src_alive = v;
@@ -201,6 +211,26 @@ int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
     else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
     else return -2;
     return 0;
+}
+
+/* Protection opened switch k: schedule the next reclose shot, or lock out when none is left. */
+static void ar_tripped(gg_plant *pl, uint32_t k, double t_open) {
+    int shots = (int)pl->ar_shots[k];
+    if (shots == 0 || pl->ar_lockout[k] != 0.0) return;
+    pl->ar_reclaim_until[k] = NAN;
+    if (pl->ar_shot[k] < shots) {
+        pl->ar_close_at[k] = t_open + pl->ar_dead[GG_AR_MAX_SHOTS * k + (uint32_t)pl->ar_shot[k]];
+        pl->ar_shot[k] += 1.0;
+    } else {
+        pl->ar_lockout[k] = 1.0;
+    }
+}
+
+static double ar_state(const gg_plant *pl, uint32_t k) {
+    if (pl->ar_shots[k] == 0.0) return 0.0;
+    if (pl->ar_lockout[k] != 0.0) return 4.0;
+    if (pl->ar_close_at[k] == pl->ar_close_at[k]) return 2.0;
+    return pl->ar_reclaim_until[k] == pl->ar_reclaim_until[k] ? 3.0 : 1.0;
 }
 
 /* Automatic voltage control of transformer k: out of band for delay -> one tap step taking tap_time. */
@@ -282,8 +312,19 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
             pl->trip_at[k] = NAN;
         }
         if (pl->interrupt_at[k] == pl->interrupt_at[k] && t >= pl->interrupt_at[k]) {
+            double t_open = pl->interrupt_at[k];
             pl->interrupt_at[k] = NAN;
             pl->sw_state[k] = OPEN;
+            ar_tripped(pl, k, t_open);
+        }
+        if (pl->ar_close_at[k] == pl->ar_close_at[k] && t >= pl->ar_close_at[k]) { /* dead time over: reclose */
+            pl->sw_state[k] = CLOSED;
+            pl->ar_reclaim_until[k] = pl->ar_close_at[k] + pl->ar_reclaim[k];
+            pl->ar_close_at[k] = NAN;
+        }
+        if (pl->ar_reclaim_until[k] == pl->ar_reclaim_until[k] && t >= pl->ar_reclaim_until[k]) { /* stayed in */
+            pl->ar_reclaim_until[k] = NAN;
+            pl->ar_shot[k] = 0.0;
         }
     }
     double knot = floor(t / NOISE_STEP), nfr = t / NOISE_STEP - knot;
@@ -414,6 +455,7 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         protect(pl, (uint32_t)sw, t, dt, o[GG_PQ_I]);
         o[GG_PQ_START] = pl->started[sw];
         o[GG_PQ_OPERATE] = pl->operated[sw];
+        o[GG_PQ_AR_STATE] = ar_state(pl, (uint32_t)sw);
     }
     for (k = 0; k < nt; k++) {
         double *o = out + (1 + k) * GG_PLANT_NQ;

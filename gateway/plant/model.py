@@ -87,6 +87,9 @@ class ProtectionModel(_M):
     tms: float = Field(0.1, gt=0, description="time multiplier (DT: operate time in seconds)")
     high_set_a: float | None = Field(None, gt=0, description="definite-time high-set current, A")
     high_set_delay: Duration = Field(0.05, description="high-set operate time")
+    reclose: list[Duration] = Field(default_factory=list, max_length=4,
+                                    description="auto-reclose dead times, one per shot, e.g. [3s, 15s]; empty: none")
+    reclaim: Duration = Field(10.0, description="closed this long without a trip: the reclose sequence resets")
 
 
 class SwitchModel(_M):
@@ -224,7 +227,7 @@ def _avc(a: AvcModel | None) -> rt.Avc | None:
 def _relay(p: ProtectionModel | None) -> rt.Protection | None:
     if p is None:
         return None
-    return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay)
+    return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay, tuple(p.reclose), p.reclaim)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")

@@ -334,3 +334,58 @@ def test_data_faults_apply_on_top_of_plant_values_and_runs_are_deterministic(bac
         _, v, q = fw.snapshot()
         runs.append((list(v), list(q), rows))
     assert runs[0] == runs[1]  # same seed, same clock, same events: the same values
+
+
+# ------------------------------------------------------------------ auto-reclose
+
+
+def _timeline(fw, seconds, events, dt=0.02):
+    """Tick at dt; events {time: callable}; rows of (t, position, I, ar_state) of F1's breaker."""
+    rows = []
+    for k in range(int(round(seconds / dt)) + 1):
+        t = round(k * dt, 6)
+        if t in events:
+            events[t]()
+        fw.tick(T0 + t)
+        rows.append((t, _v(fw, "F1/CB", "position"), _v(fw, "F1", "I"), _v(fw, "F1/CB", "ar_state")))
+    return rows
+
+
+def _changes(rows, col):
+    return [(r[0], r[col]) for prev, r in zip(rows, rows[1:]) if r[col] != prev[col]]
+
+
+def test_auto_reclose_transient_fault_recloses_and_resets(backend_name):
+    fw = _fw(_protected(reclose=(1.0, 10.0), reclaim=5.0), backend_name)
+    f1 = fw.index("dev", "F1:P")
+    rows = _timeline(fw, 9.0, {0.5: lambda: fw.plant_fault(f1, "short_circuit", 2.0),
+                               1.2: lambda: fw.plant_fault(f1, "short_circuit", 0)})  # the arc clears itself
+    pos = _changes(rows, 1)
+    assert [p for _, p in pos] == [1, 2]  # tripped once, reclosed once
+    t_trip, t_close = pos[0][0], pos[1][0]
+    assert t_close - (t_trip + 0.03) == pytest.approx(1.0, abs=0.02 + 1e-6)  # dead time from the arc going out
+    assert rows[-1][2] > 0  # the feeder is back on load
+    ar = _changes(rows, 3)
+    assert [s for _, s in ar] == [2, 3, 1]  # dead time, reclaim, ready again
+    assert ar[2][0] - t_close == pytest.approx(5.0, abs=0.02 + 1e-6)
+
+
+def test_auto_reclose_permanent_fault_locks_out_and_a_close_command_resets(backend_name):
+    fw = _fw(_protected(reclose=(0.5, 1.0), reclaim=5.0, high_set=1000.0, high_set_delay=0.1), backend_name)
+    f1 = fw.index("dev", "F1:P")
+    rows = _timeline(fw, 6.0, {0.5: lambda: fw.plant_fault(f1, "short_circuit", 2.0)})
+    pos = [p for _, p in _changes(rows, 1)]
+    assert pos == [1, 2, 1, 2, 1]  # trip, reclose, trip, reclose, trip
+    assert rows[-1][1] == 1 and rows[-1][3] == 4 and rows[-1][2] == 0  # locked out, dead
+    fw.plant_fault(f1, "short_circuit", 0)  # the line is repaired
+    _set(fw, "F1/CB", "position", 2)  # and closed by the operator
+    fw.tick(T0 + 7)
+    assert _v(fw, "F1/CB", "ar_state") == 1 and _v(fw, "F1", "I") > 0
+
+
+def test_c_matches_python_through_reclose_sequences(c_backend):
+    c, py = (_fw(_protected(4, reclose=(0.3, 0.6), reclaim=1.0), b, 5) for b in ("c", "python"))
+    rc, rp = _run_fault(c, ohm=1.5, seconds=4.0), _run_fault(py, ohm=1.5, seconds=4.0)
+    assert [r[1:4] for r in rc] == [r[1:4] for r in rp]
+    assert [r[3] for r in rc].count(1) > 0 and rc[-1][3] == 1  # it tripped and ended locked out open
+    assert c.value(c.index("dev", "F1/CB:ar_state")) == py.value(py.index("dev", "F1/CB:ar_state")) == 4

@@ -37,6 +37,8 @@ def test_example_plant_loads(tmp_path):
     f1 = next(s for s in plant.switches if s.name == "KGM/F1/CB")
     assert f1.operate_time == 0.06 and f1.protection.pickup == 400 and f1.protection.curve == "SI"
     assert f1.protection.high_set == 5000 and f1.protection.high_set_delay == 0.05
+    f6 = next(s for s in plant.switches if s.name == "KGM/F6/CB")
+    assert f6.protection.reclose == (3.0, 15.0) and f6.protection.reclaim == 30.0 and f1.protection.reclose == ()
 
 
 def test_bad_tap_changer_and_relay_settings(tmp_path):
