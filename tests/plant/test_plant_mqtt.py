@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.configload import load_config
 from gateway.config import Config
 from tests.commands.site import Room, request
@@ -163,3 +165,27 @@ async def test_example_site_kirchhoff_and_breaker_consequences_on_mqtt(mosquitto
         await until(lambda: (latest(room, F1_IA) or 0) > 0.8 * f1_ia, 10, "F1 current back")
         await until(lambda: abs(total(room, INCOMERS) - inc_before) < 150 + 0.1 * f1_p, 15,
                     f"incomers back at {inc_before:.0f} kW")
+
+
+async def test_avc_tap_steps_move_the_bus_voltage_on_mqtt(mosquitto):
+    """Night load leaves the 11 kV bus above the AVC band; the firmware clock runs 20x so the
+    60 s AVC delay passes in 3 s: both tap changers step down together and the bus voltage
+    published by the RTU falls by one step (1.25 %), back into the band."""
+    day0 = time.time() // 86400 * 86400
+    speed = 20.0
+    tap_topic, bus_topic = "KGM/T1/TX/TapPosition", "KGM/BS/BB1/Voltage/AB"
+    async with running(example_site(), mosquitto,
+                       sim_time=lambda k: day0 + 3 * 3600 + k * 0.1 * speed) as (emu, room):
+        first_tap = latest(room, tap_topic)
+        assert first_tap == 9 and latest(room, bus_topic) > 11.1 * 1.015  # above the band at 03:00
+        await until(lambda: (latest(room, tap_topic) or 99) <= first_tap - 1, 60, "an AVC tap step down")
+        taps = [(m["value"], m["timeStamp"]) for m in room.measurement(tap_topic)]
+        buses = [(m["value"], m["timeStamp"]) for m in room.measurement(bus_topic)]
+        # the bus voltage just before and just after the first step
+        step_at = next(ts for v, ts in taps if v == first_tap - 1)
+        before = [v for v, ts in buses if ts < step_at][-1]
+        await until(lambda: any(m["timeStamp"] >= step_at for m in room.measurement(bus_topic)), 10, "bus after")
+        after = next(m["value"] for m in room.measurement(bus_topic) if m["timeStamp"] >= step_at)  # the same tick
+        assert after / before - 1 == pytest.approx(-0.0125, abs=0.004), (before, after)
+        await until(lambda: abs(latest(room, bus_topic) - 11.1) <= 11.1 * 0.015, 10, "the bus back in band")
+        assert latest(room, "KGM/T2/TX/TapPosition") == first_tap - 1  # the parallel transformer stepped too
