@@ -55,5 +55,5 @@ async def test_short_circuit_trips_f1_and_loss_of_supply_blacks_out_the_site(lab
 
     with pytest.raises(FaultApiError, match="400 short_circuit on pqm-inc1/P: the point reads KGM/INC1/CB, not a plant load"):
         await asyncio.to_thread(c.inject, {"point": "pqm-inc1/P"}, {"kind": "short_circuit"})
-    with pytest.raises(FaultApiError, match="400 load_step on pqm-inc1/ImportWh: the point is not a plant quantity"):
-        await asyncio.to_thread(c.inject, {"point": "pqm-inc1/ImportWh"}, {"kind": "load_step", "factor": 2})
+    with pytest.raises(FaultApiError, match="400 load_step on pqm-inc1/ImportKWh: the point is not a plant quantity"):
+        await asyncio.to_thread(c.inject, {"point": "pqm-inc1/ImportKWh"}, {"kind": "load_step", "factor": 2})
