@@ -172,7 +172,8 @@ class Firmware:
 
         ``short_circuit``: fault impedance in ohm per phase on a load/feeder (0 clears);
         ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply`` (any plant
-        point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips.
+        point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips;
+        ``tap_runaway``: a transformer's tap changer steps on its own, 1 raising, 2 lowering, 0 repaired.
         """
         i = self._check(i)
         s = self.plan.slots[i]
@@ -184,7 +185,8 @@ class Firmware:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{kind} on {where}: expected a number >= 0, got {value!r}")
         eq_name, eq_type = self.plan.plant.equipment()[self.plan.params["ref"][i] // plant_mod.NQ]
-        want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch"}[kind]
+        want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch",
+                "tap_runaway": "transformer"}[kind]
         if eq_type != want and kind != "loss_of_supply":  # the site's one source, from any plant point
             raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
         self._s.plant_fault(i, plant_mod.PLANT_FAULTS[kind], float(value))

@@ -35,8 +35,10 @@ ALLOWED = {
 }
 #: quantities a command (set_state) writes into the plant state
 WRITABLE = ("position", "tap", "energised", "avc_auto")
-#: AVC relay states (avc_state): manual, bus voltage in band, out of band (delay running), tap changer moving
-AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING = 0, 1, 2, 3
+#: AVC relay states (avc_state): manual, bus voltage in band, out of band (delay running), tap changer
+#: moving, locked out (runaway protection: a tap step the relay did not command; reset by an avc_auto command)
+AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING, AVC_LOCKOUT = 0, 1, 2, 3, 4
+DEFAULT_TAP_TIME = 5.0  # s per step of a tap changer without AVC settings
 #: auto-reclose states (ar_state): none, ready, dead time running, reclaim time running, locked out
 AR_OFF, AR_READY, AR_DEAD_TIME, AR_RECLAIM, AR_LOCKOUT = 0, 1, 2, 3, 4
 AR_MAX_SHOTS = 4
@@ -44,7 +46,7 @@ OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos
 KEY_PLANT = 0x2545F491
 CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
 #: physical events a scenario or the fault API applies to plant equipment (the C core's codes)
-PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4}
+PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4, "tap_runaway": 5}
 
 
 @dataclass(frozen=True)

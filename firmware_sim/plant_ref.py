@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from firmware_sim.plant import AR_MAX_SHOTS, CLOSED, KEY_PLANT, NQ, OPEN, QI
+from firmware_sim.plant import AR_MAX_SHOTS, CLOSED, DEFAULT_TAP_TIME, KEY_PLANT, NQ, OPEN, QI
 from firmware_sim.rng import gauss, tick_key
 
 SQRT3 = math.sqrt(3.0)
@@ -79,6 +79,8 @@ class PlantRef:
         self.avc_timer = [0.0] * d["nt"]
         self.avc_move_at = [math.nan] * d["nt"]
         self.avc_dir = [0.0] * d["nt"]
+        self.runaway = [0.0] * d["nt"]  # a stuck tap changer motor: +1 raising, -1 lowering
+        self.avc_lockout = [0] * d["nt"]
 
     def fault(self, eq: int, code: int, v: float) -> bool:
         """A physical event on equipment block ``eq`` (plant.PLANT_FAULTS codes); False: not for this equipment."""
@@ -93,6 +95,8 @@ class PlantRef:
             self.src_alive = 0.0 if v else 1.0
         elif code == 4 and 0 <= eq - 1 - nt < ns:
             self.sw_fail[eq - 1 - nt] = v
+        elif code == 5 and 1 <= eq <= nt:  # tap changer runaway: 1 raising, 2 lowering, 0 repaired
+            self.runaway[eq - 1] = {1.0: 1.0, 2.0: -1.0}.get(v, 0.0)
         else:
             return False
         return True
@@ -124,6 +128,7 @@ class PlantRef:
         elif target == "avc":
             self.avc_auto[k] = v if self.d["avc_target"][k] > 0.0 else 0.0
             self.avc_timer[k], self.avc_move_at[k] = 0.0, math.nan
+            self.avc_lockout[k] = 0
 
     def solve(self, t: float, seed: int) -> None:
         d, out = self.d, self.out
@@ -295,14 +300,25 @@ class PlantRef:
     def _avc(self, k: int, t: float, dt: float, v: float, on: bool) -> float:
         """Automatic voltage control of transformer k: out of band for ``delay`` → one tap step taking ``tap_time``."""
         d = self.d
-        if self.avc_auto[k] == 0.0:
-            return 0.0
         if not math.isnan(self.avc_move_at[k]):
             if t < self.avc_move_at[k]:
                 return 3.0
             self.tap[k] = min(max(self.tap[k] + self.avc_dir[k], d["tx_min"][k]), d["tx_max"][k])
             self.avc_move_at[k] = math.nan
             self.avc_timer[k] = 0.0
+            if self.runaway[k] != 0.0 and self.avc_auto[k] != 0.0:
+                self.avc_lockout[k] = 1  # runaway protection: a step the relay did not command
+        if self.avc_lockout[k]:
+            return 4.0  # the motor supply is cut: no more steps, commanded or not
+        if self.runaway[k] != 0.0:  # the stuck motor keeps stepping until the end stop
+            step = self.runaway[k]
+            if d["tx_min"][k] <= self.tap[k] + step <= d["tx_max"][k]:
+                self.avc_dir[k] = step
+                tt = d["avc_tap_time"][k]
+                self.avc_move_at[k] = t + (tt if tt > 0.0 else DEFAULT_TAP_TIME)
+                return 3.0
+        if self.avc_auto[k] == 0.0:
+            return 0.0
         target = d["avc_target"][k]
         if not on or abs(v - target) <= d["avc_band"][k] * target:
             self.avc_timer[k] = 0.0

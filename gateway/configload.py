@@ -107,6 +107,7 @@ _TAG_SEGMENTS = {
     "modbus", "dnp3", "iec61850", "constant", "sine", "ramp", "random_walk", "steps", "daily_profile", "derived",
     "counter", "discrete", "plant", "stuck", "drift", "spike", "noise", "offset", "saturate", "dropout", "out_of_range",
     "oscillation", "scale_error", "quality", "short_circuit", "load_step", "loss_of_supply", "breaker_fail",
+    "tap_runaway",
 }
 
 

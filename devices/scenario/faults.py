@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from devices.scenario.plant_faults import PLANT_KINDS, BreakerFail, LoadStep, LossOfSupply, ShortCircuit
+from devices.scenario.plant_faults import PLANT_KINDS, BreakerFail, LoadStep, LossOfSupply, ShortCircuit, TapRunaway
 from firmware_sim.spec import (
     Drift, Dropout, NoiseBurst, Offset, Oscillation, OutOfRange, QualityOverride, Saturate, ScaleError, Spike, Stuck,
 )
@@ -126,7 +126,7 @@ Fault = Annotated[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
         ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Partition, LinkUp, Latency,
-        ShortCircuit, LoadStep, LossOfSupply, BreakerFail,
+        ShortCircuit, LoadStep, LossOfSupply, BreakerFail, TapRunaway,
     ],
     Field(discriminator="kind"),
 ]

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: the equipment section of the plant each event applies to
-SECTION = {"short_circuit": "loads", "load_step": "loads", "loss_of_supply": "source", "breaker_fail": "switches"}
+SECTION = {"short_circuit": "loads", "load_step": "loads", "loss_of_supply": "source", "breaker_fail": "switches",
+           "tap_runaway": "transformers"}
 PLANT_KINDS = frozenset(SECTION)
 
 
@@ -45,6 +46,13 @@ class BreakerFail(_Event):
     kind: Literal["breaker_fail"]
 
 
+class TapRunaway(_Event):
+    """The tap changer motor sticks and steps on its own; an AVC in auto locks out after one step."""
+
+    kind: Literal["tap_runaway"]
+    direction: Literal["raise", "lower"] = "raise"
+
+
 def value_of(fault: Any, clear: bool) -> float:
     """The firmware's event value (firmware_sim.Firmware.plant_fault) to apply or to clear ``fault``."""
     k = fault.kind
@@ -52,6 +60,8 @@ def value_of(fault: Any, clear: bool) -> float:
         return 0.0 if clear else fault.impedance
     if k == "load_step":
         return 1.0 if clear else fault.factor
+    if k == "tap_runaway":
+        return 0.0 if clear else (1.0 if fault.direction == "raise" else 2.0)
     return 0.0 if clear else 1.0
 
 

@@ -19,6 +19,7 @@
 /* a tripped breaker shows open when its contacts part; the current it carried reads 0 this much later
  * (arc to the next current zero, plus the IED's one-cycle RMS window) */
 #define INTERRUPT 0.03
+#define DEFAULT_TAP_TIME 5.0 /* s per step of a tap changer without AVC settings */
 #define LOW_V 0.7 /* below this share of the open-circuit voltage loads turn constant-impedance */
 static const double CURVE_K[5][2] = {{0.0, 0.0}, {0.14, 0.02}, {13.5, 1.0}, {80.0, 2.0}, {120.0, 1.0}};
 
@@ -33,7 +34,7 @@ struct gg_plant {
     const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t, *ar_shots, *ar_dead, *ar_reclaim;
     double *ar_shot, *ar_lockout, *ar_close_at, *ar_reclaim_until;
     const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time;
-    double *avc_auto, *avc_timer, *avc_move_at, *avc_dir;
+    double *avc_auto, *avc_timer, *avc_move_at, *avc_dir, *runaway, *avc_lockout;
     double *sw_state, *tap, *load_factor, src_alive;
     double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, *fault_y, t_prev;
     int have_prev;
@@ -125,7 +126,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
     for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = pl->ar_close_at[k] = pl->ar_reclaim_until[k] = NAN;
     if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
-    double **tx_arrays[] = {&pl->avc_auto, &pl->avc_timer, &pl->avc_move_at, &pl->avc_dir};
+    double **tx_arrays[] = {&pl->avc_auto, &pl->avc_timer, &pl->avc_move_at, &pl->avc_dir, &pl->runaway, &pl->avc_lockout};
     for (size_t q = 0; q < sizeof tx_arrays / sizeof tx_arrays[0]; q++)
         if (!(*tx_arrays[q] = calloc(nt ? nt : 1, sizeof(double)))) goto nomem;
     for (uint32_t k = 0; k < nt; k++) {
@@ -173,7 +174,7 @@ void gg_plant_destroy(gg_plant *pl) {
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
                  pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
                  pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl,
-                 pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir, pl->ar_shot, pl->ar_lockout,
+                 pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir, pl->runaway, pl->avc_lockout, pl->ar_shot, pl->ar_lockout,
                  pl->ar_close_at, pl->ar_reclaim_until};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
@@ -198,6 +199,7 @@ int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
         pl->avc_auto[eq - 1] = pl->avc_target[eq - 1] > 0.0 ? v : 0.0;
         pl->avc_timer[eq - 1] = 0.0;
         pl->avc_move_at[eq - 1] = NAN;
+        pl->avc_lockout[eq - 1] = 0.0;
     }
     else return -2;
     return 0;
@@ -209,6 +211,8 @@ int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
     else if (code == GG_PF_LOAD_STEP && k >= 0 && k < pl->nl) pl->load_factor[k] = v;
     else if (code == GG_PF_LOSS_OF_SUPPLY && eq == 0) pl->src_alive = v != 0.0 ? 0.0 : 1.0;
     else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
+    else if (code == GG_PF_TAP_RUNAWAY && eq >= 1 && eq <= pl->nt) /* 1 raising, 2 lowering, 0 repaired */
+        pl->runaway[eq - 1] = v == 1.0 ? 1.0 : v == 2.0 ? -1.0 : 0.0;
     else return -2;
     return 0;
 }
@@ -235,7 +239,6 @@ static double ar_state(const gg_plant *pl, uint32_t k) {
 
 /* Automatic voltage control of transformer k: out of band for delay -> one tap step taking tap_time. */
 static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int on) {
-    if (pl->avc_auto[k] == 0.0) return 0.0;
     if (pl->avc_move_at[k] == pl->avc_move_at[k]) {
         if (t < pl->avc_move_at[k]) return 3.0;
         double tap = pl->tap[k] + pl->avc_dir[k];
@@ -243,7 +246,18 @@ static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int o
         pl->tap[k] = tap > pl->tx_max[k] ? pl->tx_max[k] : tap;
         pl->avc_move_at[k] = NAN;
         pl->avc_timer[k] = 0.0;
+        if (pl->runaway[k] != 0.0 && pl->avc_auto[k] != 0.0) pl->avc_lockout[k] = 1.0; /* an uncommanded step */
     }
+    if (pl->avc_lockout[k] != 0.0) return 4.0; /* the motor supply is cut: no more steps */
+    if (pl->runaway[k] != 0.0) { /* the stuck motor keeps stepping until the end stop */
+        double step = pl->runaway[k];
+        if (pl->tap[k] + step >= pl->tx_min[k] && pl->tap[k] + step <= pl->tx_max[k]) {
+            pl->avc_dir[k] = step;
+            pl->avc_move_at[k] = t + (pl->avc_tap_time[k] > 0.0 ? pl->avc_tap_time[k] : DEFAULT_TAP_TIME);
+            return 3.0;
+        }
+    }
+    if (pl->avc_auto[k] == 0.0) return 0.0;
     double target = pl->avc_target[k];
     if (!on || fabs(v - target) <= pl->avc_band[k] * target) {
         pl->avc_timer[k] = 0.0;

@@ -389,3 +389,43 @@ def test_c_matches_python_through_reclose_sequences(c_backend):
     assert [r[1:4] for r in rc] == [r[1:4] for r in rp]
     assert [r[3] for r in rc].count(1) > 0 and rc[-1][3] == 1  # it tripped and ended locked out open
     assert c.value(c.index("dev", "F1/CB:ar_state")) == py.value(py.index("dev", "F1/CB:ar_state")) == 4
+
+
+def test_tap_changer_runaway_and_the_avc_runaway_lockout(backend_name):
+    fw = _fw(_with_avc(tap=9, delay=10.0, tap_time=2.0), backend_name)
+    t1 = fw.index("dev", "T1:P")
+    fw.tick(T0)
+    v0 = _v(fw, "BB1", "V")
+    fw.plant_fault(t1, "tap_runaway", 1)  # the motor contactor sticks, raising
+    taps, states = [], []
+    for s in range(1, 30):
+        fw.tick(T0 + s)
+        taps.append(_v(fw, "T1", "tap"))
+        states.append(_v(fw, "T1", "avc_state"))
+    assert taps[-1] == 10 and states[-1] == 4  # one uncommanded step, then the AVC cut the motor supply
+    assert _v(fw, "BB1", "V") / v0 - 1 == pytest.approx(0.0125, abs=0.004)
+    _set(fw, "T1", "avc_auto", 0)  # without its AVC the tap changer runs to the end stop
+    for s in range(30, 60):
+        fw.tick(T0 + s)
+    assert _v(fw, "T1", "tap") == 17 and _v(fw, "T1", "avc_state") == 0
+    fw.plant_fault(t1, "tap_runaway", 0)  # repaired; back in auto the relay brings the bus into band
+    _set(fw, "T1", "avc_auto", 1)
+    for s in range(60, 260):
+        fw.tick(T0 + s)
+    assert _v(fw, "T1", "tap") < 17 and _v(fw, "T1", "avc_state") in (1, 2, 3)
+
+
+def test_c_matches_python_through_a_runaway(c_backend):
+    c, py = (_fw(_with_avc(tap=9, delay=5.0, tap_time=1.0), b, 2) for b in ("c", "python"))
+    for fw in (c, py):
+        _set(fw, "T2", "avc_auto", 0)
+        fw.plant_fault(fw.index("dev", "T2:P"), "tap_runaway", 2)
+        fw.plant_fault(fw.index("dev", "T1:P"), "tap_runaway", 1)
+    for s in range(40):
+        c.tick(T0 + s)
+        py.tick(T0 + s)
+        _, vc, _ = c.snapshot()
+        _, vp, _ = py.snapshot()
+        for i in range(c.size):
+            assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"t+{s}: {c.name(i)} C {vc[i]} vs Python {vp[i]}"
+    assert c.value(c.index("dev", "T2:tap")) == 1 and c.value(c.index("dev", "T1:avc_state")) == 4
