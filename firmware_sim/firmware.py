@@ -167,10 +167,11 @@ class Firmware:
             raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"
                              + (" (1 open, 2 closed)" if what == "switch" else ""))
 
-    def plant_fault(self, i: int, kind: str, value: float) -> None:
+    def plant_fault(self, i: int, kind: str, value: float, fault_type: str = "three_phase") -> None:
         """A physical event on the plant equipment point ``i`` reads (takes effect at the next tick).
 
-        ``short_circuit``: fault impedance in ohm per phase on a load/feeder (0 clears);
+        ``short_circuit``: fault impedance in ohm on a load/feeder (0 clears), ``fault_type``
+        three_phase, phase_earth (phase A) or phase_phase (B-C);
         ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply`` (any plant
         point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips;
         ``tap_runaway``: a transformer's tap changer steps on its own, 1 raising, 2 lowering, 0 repaired.
@@ -189,7 +190,12 @@ class Firmware:
                 "tap_runaway": "transformer"}[kind]
         if eq_type != want and kind != "loss_of_supply":  # the site's one source, from any plant point
             raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
-        self._s.plant_fault(i, plant_mod.PLANT_FAULTS[kind], float(value))
+        code = plant_mod.PLANT_FAULTS[kind]
+        if kind == "short_circuit":
+            if fault_type not in plant_mod.FAULT_TYPES:
+                raise ValueError(f"short_circuit on {where}: type {fault_type!r}; use one of {', '.join(plant_mod.FAULT_TYPES)}")
+            code = plant_mod.FAULT_TYPES[fault_type]
+        self._s.plant_fault(i, code, float(value))
 
     def set_fault(self, i: int, fault: FaultSpec | dict) -> None:
         """Add a fault (data, see firmware_sim.spec); faults apply in the order they were set."""

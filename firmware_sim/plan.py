@@ -234,13 +234,14 @@ def compile_plan(
             if plant is None:
                 raise PlanError(f"{w}.signal: a plant quantity needs the site's `plant:` model; add one or use a signal")
             try:
-                ref[i] = plant_mod.resolve(plant, sig.equipment, sig.quantity)
+                ref[i] = plant_mod.resolve(plant, sig.equipment, plant_mod.phase_quantity(sig.quantity, sig.phase))
             except plant_mod.PlantRefError as e:
                 raise PlanError(f"{w}.signal: {e}") from None
             scale = 1.0 if sig.scale is None else sig.scale
             if sig.quantity in plant_mod.WRITABLE and (scale != 1.0 or sig.phase is not None):
                 raise PlanError(f"{w}.signal: a {sig.quantity} point carries the plant state as is; remove scale and phase")
-            p[1][i] = plant_mod.phase_factor(sig.quantity, sig.phase) * scale
+            q = plant_mod.phase_quantity(sig.quantity, sig.phase)
+            p[1][i] = (1.0 if q != sig.quantity else plant_mod.phase_factor(sig.quantity, sig.phase)) * scale
             noise[i] = sig.noise
 
     plan = Plan({}, slots, index, kinds, {}, plant=plant)

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from firmware_sim.profiles import shape_values
 
 QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
-              "operate", "avc_auto", "avc_state", "ar_state")
+              "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N")
 QI = {q: i for i, q in enumerate(QUANTITIES)}
 NQ = len(QUANTITIES)
-_FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised")
+_FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised", "I_A", "I_B", "I_C", "I_N")
 ALLOWED = {
     "source": _FLOW,
     "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss", "avc_auto", "avc_state"),
@@ -47,6 +47,8 @@ KEY_PLANT = 0x2545F491
 CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
 #: physical events a scenario or the fault API applies to plant equipment (the C core's codes)
 PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4, "tap_runaway": 5}
+#: short-circuit types: the event code (three-phase is short_circuit's own code)
+FAULT_TYPES = {"three_phase": 1, "phase_earth": 6, "phase_phase": 7}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Transformer:
     tap_max: int
     tap: int
     avc: "Avc | None" = None
+    earthing: float = 6.35  # ohm, LV neutral earthing resistor (about 1 kA earth-fault current at 11 kV)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class Protection:
     tms: float = 0.1  # time multiplier (DT: seconds)
     high_set: float = 0.0  # A, 0: none
     high_set_delay: float = 0.0  # s
+    earth_pickup: float = 0.0  # A of residual current, 0: no earth-fault element
+    earth_curve: str = "SI"
+    earth_tms: float = 0.1
     reclose: tuple[float, ...] = ()  # auto-reclose dead times, s (one per shot, at most 4)
     reclaim: float = 10.0  # s closed without a trip before the sequence resets
 
@@ -215,10 +221,14 @@ def compile_plant(p: PlantData) -> dict:
             raise PlantRefError(f"switch {w.name!r}: at most {AR_MAX_SHOTS} reclose shots")
         dbl.extend(dead + [0.0] * (AR_MAX_SHOTS - len(dead)))
     dbl.extend(w.protection.reclaim if w.protection else 0.0 for w in p.switches)
+    dbl.extend(w.protection.earth_pickup if w.protection else 0.0 for w in p.switches)
+    dbl.extend(float(CURVES[w.protection.earth_curve]) if w.protection else 0.0 for w in p.switches)
+    dbl.extend(w.protection.earth_tms if w.protection else 0.0 for w in p.switches)
     for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
         dbl.extend(float(getattr(t, attr)) for t in p.transformers)
     for attr in ("target", "band", "delay", "tap_time"):  # target 0: no AVC
         dbl.extend(float(getattr(t.avc, attr)) if t.avc else 0.0 for t in p.transformers)
+    dbl.extend(t.earthing for t in p.transformers)
     for attr in ("peak", "power_factor", "noise", "utc_offset_h"):
         dbl.extend(float(getattr(ld, attr)) for ld in p.loads)
     for ld in p.loads:
@@ -227,6 +237,12 @@ def compile_plant(p: PlantData) -> dict:
         dbl.extend(ld.shape)
     n_eq = 1 + nt + ns + nl + nb
     return {"ints": ints, "dbl": dbl, "n_out": n_eq * NQ}
+
+
+def phase_quantity(quantity: str, phase: str | None) -> str:
+    """A phase current reads its own quantity (I_A, I_B, I_C, I_N: unbalanced during faults)."""
+    ph = (phase or "").upper()
+    return f"I_{ph}" if quantity == "I" and ph in ("A", "B", "C", "N") else quantity
 
 
 def phase_factor(quantity: str, phase: str | None) -> float:

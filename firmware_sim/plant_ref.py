@@ -17,6 +17,7 @@ from firmware_sim.rng import gauss, tick_key
 
 SQRT3 = math.sqrt(3.0)
 ITER = 6
+A_OP = complex(-0.5, math.sqrt(3.0) / 2.0)  # the 120° operator of symmetrical components
 #: a tripped breaker shows open when its contacts part; the current it carried reads 0 this much later
 #: (arc to the next current zero, plus the IED's one-cycle RMS window)
 INTERRUPT = 0.03
@@ -39,9 +40,9 @@ def unpack(ints, dbl) -> dict:
     o = 4
     for name, cnt in (("sw_init", ns), ("sw_optime", ns), ("pr_pickup", ns), ("pr_curve", ns), ("pr_tms", ns),
                       ("pr_hs", ns), ("pr_hs_t", ns), ("ar_shots", ns), ("ar_dead", AR_MAX_SHOTS * ns),
-                      ("ar_reclaim", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
+                      ("ar_reclaim", ns), ("ef_pickup", ns), ("ef_curve", ns), ("ef_tms", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
                       ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("avc_target", nt),
-                      ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("ld_peak", nl),
+                      ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("tx_rn", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
         d[name] = [float(x) for x in dbl[o:o + cnt]]
         o += cnt
@@ -73,7 +74,9 @@ class PlantRef:
         self.ar_shot, self.ar_lockout = [0] * ns, [0] * ns
         self.ar_close_at, self.ar_reclaim_until = [math.nan] * ns, [math.nan] * ns
         self.sw_fail = [0.0] * ns
-        self.fault_y = [0.0] * d["nl"]
+        self.fault_z = [0.0] * d["nl"]  # ohm; 0: no fault
+        self.fault_type = [0] * d["nl"]  # 1 three-phase, 2 phase-earth (A), 3 phase-phase (B-C)
+        self.ef_started, self.ef_progress = [0.0] * ns, [0.0] * ns
         self.t_prev: float | None = None
         self.avc_auto = [1.0 if x > 0.0 else 0.0 for x in d["avc_target"]]
         self.avc_timer = [0.0] * d["nt"]
@@ -87,8 +90,9 @@ class PlantRef:
         d = self.d
         nt, ns, nl = d["nt"], d["ns"], d["nl"]
         k = eq - 1 - nt - ns
-        if code == 1 and 0 <= k < nl:
-            self.fault_y[k] = 1.0 / v if v > 0.0 else 0.0  # fault impedance, ohm per phase; 0 clears
+        if code in (1, 6, 7) and 0 <= k < nl:  # a short circuit: impedance in ohm (0 clears), by type
+            self.fault_z[k] = v
+            self.fault_type[k] = {1: 1, 6: 2, 7: 3}[code] if v > 0.0 else 0
         elif code == 2 and 0 <= k < nl:
             self.load_factor[k] = v
         elif code == 3 and eq == 0:
@@ -181,10 +185,11 @@ class PlantRef:
         y = [1.0 / complex(d["tx_r"][k], d["tx_x"][k]) for k in range(nt)]
         on = [alive and comp[d["tx_hv"][k]] == src_c for k in range(nt)]
         gs = [0j] * n
-        gf = [0.0] * n
         for k in range(nl):
             gs[comp[d["ld_node"][k]]] += sl[k]
-            gf[comp[d["ld_node"][k]]] += self.fault_y[k]
+        faulted = [k for k in range(nl) if self.fault_type[k]]
+        y0 = [1.0 / complex(d["tx_r"][k] + 3.0 * d["tx_rn"][k], d["tx_x"][k]) for k in range(nt)]
+        fy = [0j] * nl
         gfl = [0.0] * n
         gv = [0j] * n
         zs = complex(d["src_r"], d["src_x"])
@@ -193,11 +198,22 @@ class PlantRef:
         for _ in range(ITER):
             gy = [0j] * n
             gj = [0j] * n
+            g0 = [0j] * n
+            gf = [0j] * n
             for k in range(nt):
                 if on[k]:
                     c = comp[d["tx_lv"][k]]
                     gy[c] += y[k]
                     gj[c] += a[k] * vhv * y[k]
+                    g0[c] += y0[k]
+            for k in faulted:  # the fault as a positive-sequence shunt (sequence networks in series)
+                c = comp[d["ld_node"][k]]
+                fy[k] = 0j
+                if gy[c] != 0j:
+                    z1, zf = 1.0 / gy[c], complex(self.fault_z[k], 0.0)
+                    ft = self.fault_type[k]
+                    fy[k] = 1.0 / zf if ft == 1 else 1.0 / (z1 + 1.0 / g0[c] + 3.0 * zf) if ft == 2 else 1.0 / (z1 + zf)
+                    gf[c] += fy[k]
             for c in range(n):
                 if gy[c] != 0j:
                     yt = gy[c] + gf[c]
@@ -220,12 +236,14 @@ class PlantRef:
         for k in range(nt):
             if on[k]:
                 live[comp[d["tx_lv"][k]]] = True
+        vph = [0j] * n  # node voltage phasors, line-line
         for u in range(n):
             c = comp[u]
             if alive and c == src_c:
-                vn[u] = abs(vhv)
+                vph[u] = vhv
             elif live[c]:
-                vn[u] = abs(gv[c])
+                vph[u] = gv[c]
+            vn[u] = abs(vph[u])
         f = frequency(d["f_nom"], t) if alive else 0.0
         inj = [0j] * n
         shv_tot = 0j
@@ -254,15 +272,31 @@ class PlantRef:
             inj[d["src"]] -= shv_tot
             self._flow(0, shv_tot, abs(ihv_tot), vn[d["src"]], f)
         out[QI["energised"]] = 1.0 if alive else 0.0
+        inj2, inj0 = [0j] * n, [0j] * n  # negative- and zero-sequence fault current injections
+        tot2, tot0 = [0j] * n, [0j] * n
         for k in range(nl):
             e = 1 + nt + ns + k
             u = d["ld_node"][k]
             if vn[u] > 0.0:
                 fl = gfl[comp[u]]
                 s = sl[k] if vn[u] >= fl else sl[k] * (vn[u] * vn[u] / (fl * fl))
-                s += vn[u] * vn[u] * self.fault_y[k]  # the fault's own power (resistive)
+                s += vn[u] * vn[u] * fy[k].conjugate()  # the fault's positive-sequence power
                 inj[u] += s
                 self._flow(e, s, abs(s) / (SQRT3 * vn[u]), vn[u], f)
+                if self.fault_type[k] > 1:
+                    i1 = fy[k] * vph[u] / SQRT3
+                    i2, i0 = (i1, i1) if self.fault_type[k] == 2 else (-i1, 0j)
+                    inj2[u] += i2
+                    inj0[u] += i0
+                    tot2[comp[u]] += i2
+                    tot0[comp[u]] += i0
+                    self._phases(e, (s / (SQRT3 * vph[u])).conjugate(), i2, i0)
+        for k in range(nt):  # the transformers' neutrals and windings return the fault's sequence currents
+            lv = d["tx_lv"][k]
+            c = comp[lv]
+            if on[k] and (tot2[c] != 0j or tot0[c] != 0j):
+                inj2[lv] -= tot2[c] * y[k] / gy[c]
+                inj0[lv] -= tot0[c] * y0[k] / g0[c]
         # switch flows: subtree sums over closed switches, bottom-up
         sub = list(inj)
         for u in range(n - 1, -1, -1):
@@ -274,15 +308,21 @@ class PlantRef:
             if self.sw_state[k] == CLOSED:
                 flow = sub[u] * d["psign"][u]
                 sub[pu] += sub[u]
+                inj2[pu] += inj2[u]
+                inj0[pu] += inj0[u]
                 va = vn[d["sw_a"][k]]
                 self._flow(e, flow, abs(flow) / (SQRT3 * va) if va > 0.0 else 0.0, va, f if va > 0.0 else 0.0)
+                if inj2[u] != 0j or inj0[u] != 0j:
+                    sg = d["psign"][u]
+                    self._phases(e, (flow / (SQRT3 * vph[d["sw_a"][k]])).conjugate(), inj2[u] * sg, inj0[u] * sg)
             else:
                 va = vn[d["sw_a"][k]]
                 out[e * NQ + QI["V"]] = va
                 out[e * NQ + QI["F"]] = f if va > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if vn[d["sw_b"][k]] > 0.0 else 0.0
             out[e * NQ + QI["position"]] = OPEN if not math.isnan(self.interrupt_at[k]) else self.sw_state[k]
-            self._protect(k, t, dt, out[e * NQ + QI["I"]])
+            o = e * NQ
+            self._protect(k, t, dt, max(out[o + QI["I_A"]], out[o + QI["I_B"]], out[o + QI["I_C"]]), out[o + QI["I_N"]])
             out[e * NQ + QI["start"]] = self.started[k]
             out[e * NQ + QI["operate"]] = self.operated[k]
             out[e * NQ + QI["ar_state"]] = self._ar_state(k)
@@ -353,22 +393,46 @@ class PlantRef:
             return 2.0
         return 3.0 if not math.isnan(self.ar_reclaim_until[k]) else 1.0
 
-    def _protect(self, k: int, t: float, dt: float, i: float) -> None:
-        """Overcurrent relay of switch k: start above pickup, operate when the curve's time has run."""
+    def _phases(self, e: int, i1: complex, i2: complex, i0: complex) -> None:
+        """Phase and residual currents from symmetrical components (an unbalanced fault on the path)."""
+        o, out, a = e * NQ, self.out, A_OP
+        out[o + QI["I_A"]] = abs(i1 + i2 + i0)
+        out[o + QI["I_B"]] = abs(a * a * i1 + a * i2 + i0)
+        out[o + QI["I_C"]] = abs(a * i1 + a * a * i2 + i0)
+        out[o + QI["I_N"]] = abs(3.0 * i0)
+
+    @staticmethod
+    def _curve(code: float, tms: float, ratio: float) -> float:
+        """Seconds to operate at ``ratio`` times pickup (IEC 60255: tms·k / (ratio^α − 1); DT: tms)."""
+        kk, a = CURVE_K[int(code)]
+        return tms if kk == 0.0 else tms * kk / (ratio ** a - 1.0)
+
+    def _protect(self, k: int, t: float, dt: float, i: float, i_n: float) -> None:
+        """Overcurrent relay of switch k: phase and earth-fault stages start above pickup and operate
+        when their curve's time has run (integrated, so a changing current is timed fairly)."""
         d = self.d
-        pick = d["pr_pickup"][k]
+        pick, epick = d["pr_pickup"][k], d["ef_pickup"][k]
         if pick <= 0.0:
             return
         if i > pick:
-            self.started[k] = 1.0
-            kk, a = CURVE_K[int(d["pr_curve"][k])]
-            top = d["pr_tms"][k] if kk == 0.0 else d["pr_tms"][k] * kk / ((i / pick) ** a - 1.0)
+            top = self._curve(d["pr_curve"][k], d["pr_tms"][k], i / pick)
             self.progress[k] += dt / top if top > 0.0 else 1.0
         else:
-            self.started[k] = self.operated[k] = self.progress[k] = 0.0
+            self.progress[k] = 0.0
+        if epick > 0.0 and i_n > epick:
+            self.ef_started[k] = 1.0
+            top = self._curve(d["ef_curve"][k], d["ef_tms"][k], i_n / epick)
+            self.ef_progress[k] += dt / top if top > 0.0 else 1.0
+        else:
+            self.ef_started[k] = self.ef_progress[k] = 0.0
+        if i > pick or self.ef_started[k]:
+            self.started[k] = 1.0
+        else:
+            self.started[k] = self.operated[k] = 0.0
         hs = d["pr_hs"][k]
         self.hs_timer[k] = self.hs_timer[k] + dt if hs > 0.0 and i > hs else 0.0
-        if self.started[k] and (self.progress[k] >= 1.0 or (hs > 0.0 and i > hs and self.hs_timer[k] >= d["pr_hs_t"][k])):
+        if self.started[k] and (self.progress[k] >= 1.0 or self.ef_progress[k] >= 1.0
+                                or (hs > 0.0 and i > hs and self.hs_timer[k] >= d["pr_hs_t"][k])):
             if not self.operated[k]:
                 self.operated[k] = 1.0
                 self.trip_at[k] = t + d["sw_optime"][k]
@@ -384,3 +448,5 @@ class PlantRef:
         out[o + QI["V"]] = v
         out[o + QI["F"]] = f if v > 0.0 else 0.0
         out[o + QI["energised"]] = 1.0 if v > 0.0 else 0.0
+        out[o + QI["I_A"]] = out[o + QI["I_B"]] = out[o + QI["I_C"]] = i
+        out[o + QI["I_N"]] = 0.0

@@ -23,7 +23,7 @@ from devices.dnp3.faults import Dnp3Faults
 from devices.iec61850.faults import IedFaults
 from devices.modbus.faults import ForcedException, ModbusFaults
 from devices.scenario.faults import DATA_KINDS, FAULT, NETWORK_KINDS, Fault
-from devices.scenario.plant_faults import PLANT_KINDS, value_of
+from devices.scenario.plant_faults import PLANT_KINDS, fault_type, value_of
 from devices.scenario.model import Target
 from devices.scenario.resolve import Site, TargetError
 
@@ -134,7 +134,7 @@ class Injector:
                 fw.set_state(i, a.fault.value)
         elif k in PLANT_KINDS:  # a physical event: the plant changes, every device sees it
             for key in a.points:
-                fw.plant_fault(fw.index(*key.split("/", 1)), k, value_of(a.fault, clear=False))
+                fw.plant_fault(fw.index(*key.split("/", 1)), k, value_of(a.fault, clear=False), *fault_type(a.fault))
         elif k in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)
@@ -154,7 +154,7 @@ class Injector:
                 fw.set_state(fw.index(*key.split("/", 1)), v)
         elif a.fault.kind in PLANT_KINDS:
             for key in a.points:
-                fw.plant_fault(fw.index(*key.split("/", 1)), a.fault.kind, value_of(a.fault, clear=True))
+                fw.plant_fault(fw.index(*key.split("/", 1)), a.fault.kind, value_of(a.fault, clear=True), *fault_type(a.fault))
         elif a.fault.kind in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)

@@ -20,10 +20,11 @@ class _Event(BaseModel):
 
 
 class ShortCircuit(_Event):
-    """A three-phase fault on a feeder through ``impedance`` ohm per phase, until cleared or tripped."""
+    """A fault on a feeder through ``impedance`` ohm, until cleared (a tripped feeder carries no current)."""
 
     kind: Literal["short_circuit"]
-    type: Literal["three_phase"] = Field("three_phase", description="three-phase faults are solved; others not yet")
+    type: Literal["three_phase", "phase_earth", "phase_phase"] = Field(
+        "three_phase", description="phase_earth is on phase A, phase_phase between B and C")
     impedance: float = Field(3.0, gt=0.001, description="fault impedance, ohm per phase (resistive)")
 
 
@@ -63,6 +64,11 @@ def value_of(fault: Any, clear: bool) -> float:
     if k == "tap_runaway":
         return 0.0 if clear else (1.0 if fault.direction == "raise" else 2.0)
     return 0.0 if clear else 1.0
+
+
+def fault_type(fault: Any) -> tuple[str, ...]:
+    """The extra argument of Firmware.plant_fault: a short circuit's type."""
+    return (fault.type,) if fault.kind == "short_circuit" else ()
 
 
 def check_target(cfg: Any, keys: list[str], kind: str) -> str | None:

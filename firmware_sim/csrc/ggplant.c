@@ -32,18 +32,21 @@ struct gg_plant {
     double src_v, src_r, src_x, f_nom;
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
     const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t, *ar_shots, *ar_dead, *ar_reclaim;
+    const double *ef_pickup, *ef_curve, *ef_tms, *tx_rn;
+    double *fault_z, *fault_type, *ef_started, *ef_progress;
+    cplx *fy, *y0, *g0, *gf, *inj2, *inj0, *tot2, *tot0, *vph;
     double *ar_shot, *ar_lockout, *ar_close_at, *ar_reclaim_until;
     const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time;
     double *avc_auto, *avc_timer, *avc_move_at, *avc_dir, *runaway, *avc_lockout;
     double *sw_state, *tap, *load_factor, src_alive;
-    double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, *fault_y, t_prev;
+    double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, t_prev;
     int have_prev;
     int32_t *ints;
     double *dbl, *out;
     /* work arrays */
     int32_t *comp;
     uint8_t *on, *live;
-    double *a, *vn, *gf, *gfl;
+    double *a, *vn, *gfl;
     cplx *y, *ik, *sl, *gs, *gv, *gy, *gj, *inj;
 };
 
@@ -55,7 +58,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + (9ull + GG_AR_MAX_SHOTS) * ns + 12ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + (12ull + GG_AR_MAX_SHOTS) * ns + 13ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -98,10 +101,13 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->ar_shots = dp; dp += ns;
     pl->ar_dead = dp; dp += GG_AR_MAX_SHOTS * ns;
     pl->ar_reclaim = dp; dp += ns;
+    pl->ef_pickup = dp; dp += ns;
+    pl->ef_curve = dp; dp += ns;
+    pl->ef_tms = dp; dp += ns;
     for (uint32_t k = 0; k < ns; k++)
         if (!(pl->ar_shots[k] >= 0.0 && pl->ar_shots[k] <= GG_AR_MAX_SHOTS)) { snprintf(err, errlen, "plant: bad reclose shots"); gg_plant_destroy(pl); return NULL; }
     for (uint32_t k = 0; k < ns; k++)
-        if (!(pl->pr_curve[k] >= 0.0 && pl->pr_curve[k] <= 4.0)) { snprintf(err, errlen, "plant: bad curve code"); gg_plant_destroy(pl); return NULL; }
+        if (!(pl->pr_curve[k] >= 0.0 && pl->pr_curve[k] <= 4.0 && pl->ef_curve[k] >= 0.0 && pl->ef_curve[k] <= 4.0)) { snprintf(err, errlen, "plant: bad curve code"); gg_plant_destroy(pl); return NULL; }
     pl->tx_r = dp; dp += nt;
     pl->tx_x = dp; dp += nt;
     pl->tx_ratio = dp; dp += nt;
@@ -114,6 +120,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->avc_band = dp; dp += nt;
     pl->avc_delay = dp; dp += nt;
     pl->avc_tap_time = dp; dp += nt;
+    pl->tx_rn = dp; dp += nt;
     pl->ld_peak = dp; dp += nl;
     pl->ld_pf = dp; dp += nl;
     pl->ld_noise = dp; dp += nl;
@@ -125,7 +132,14 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     for (size_t q = 0; q < sizeof sw_arrays / sizeof sw_arrays[0]; q++)
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
     for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = pl->ar_close_at[k] = pl->ar_reclaim_until[k] = NAN;
-    if (!(pl->fault_y = calloc(nl ? nl : 1, sizeof(double)))) goto nomem;
+    size_t NL = nl ? nl : 1, NT = nt ? nt : 1;
+    if (!(pl->fault_z = calloc(NL, sizeof(double))) || !(pl->fault_type = calloc(NL, sizeof(double))) ||
+        !(pl->fy = calloc(NL, sizeof(cplx))) || !(pl->y0 = calloc(NT, sizeof(cplx))) ||
+        !(pl->ef_started = calloc(NS, sizeof(double))) || !(pl->ef_progress = calloc(NS, sizeof(double))))
+        goto nomem;
+    cplx **node_arrays[] = {&pl->g0, &pl->gf, &pl->inj2, &pl->inj0, &pl->tot2, &pl->tot0, &pl->vph};
+    for (size_t q = 0; q < sizeof node_arrays / sizeof node_arrays[0]; q++)
+        if (!(*node_arrays[q] = calloc(N, sizeof(cplx)))) goto nomem;
     double **tx_arrays[] = {&pl->avc_auto, &pl->avc_timer, &pl->avc_move_at, &pl->avc_dir, &pl->runaway, &pl->avc_lockout};
     for (size_t q = 0; q < sizeof tx_arrays / sizeof tx_arrays[0]; q++)
         if (!(*tx_arrays[q] = calloc(nt ? nt : 1, sizeof(double)))) goto nomem;
@@ -133,7 +147,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
         pl->avc_auto[k] = pl->avc_target[k] > 0.0 ? 1.0 : 0.0;
         pl->avc_move_at[k] = NAN;
     }
-    if (!(pl->gf = calloc(N, sizeof(double))) || !(pl->gfl = calloc(N, sizeof(double)))) goto nomem;
+    if (!(pl->gfl = calloc(N, sizeof(double)))) goto nomem;
     pl->sw_state = malloc(sizeof(double) * (ns ? ns : 1));
     pl->tap = malloc(sizeof(double) * (nt ? nt : 1));
     pl->load_factor = malloc(sizeof(double) * (nl ? nl : 1));
@@ -173,7 +187,9 @@ void gg_plant_destroy(gg_plant *pl) {
     if (!pl) return;
     void *m[] = {pl->ints, pl->dbl, pl->out, pl->sw_state, pl->tap, pl->load_factor, pl->comp, pl->on, pl->live,
                  pl->a, pl->vn, pl->y, pl->ik, pl->sl, pl->gs, pl->gv, pl->gy, pl->gj, pl->inj, pl->started,
-                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->fault_y, pl->gf, pl->gfl,
+                 pl->operated, pl->progress, pl->hs_timer, pl->trip_at, pl->interrupt_at, pl->sw_fail, pl->gfl, pl->fault_z,
+                 pl->fault_type, pl->fy, pl->y0, pl->ef_started, pl->ef_progress, pl->g0, pl->gf, pl->inj2, pl->inj0,
+                 pl->tot2, pl->tot0, pl->vph,
                  pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir, pl->runaway, pl->avc_lockout, pl->ar_shot, pl->ar_lockout,
                  pl->ar_close_at, pl->ar_reclaim_until};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
@@ -207,7 +223,10 @@ int gg_plant_set(gg_plant *pl, int32_t ref, double v) {
 
 int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
     int64_t k = (int64_t)eq - 1 - pl->nt - pl->ns, s = (int64_t)eq - 1 - pl->nt;
-    if (code == GG_PF_SHORT && k >= 0 && k < pl->nl) pl->fault_y[k] = v > 0.0 ? 1.0 / v : 0.0; /* ohm; 0 clears */
+    if ((code == GG_PF_SHORT || code == GG_PF_SHORT_PE || code == GG_PF_SHORT_PP) && k >= 0 && k < pl->nl) {
+        pl->fault_z[k] = v; /* ohm; 0 clears */
+        pl->fault_type[k] = v > 0.0 ? (code == GG_PF_SHORT ? 1.0 : code == GG_PF_SHORT_PE ? 2.0 : 3.0) : 0.0;
+    }
     else if (code == GG_PF_LOAD_STEP && k >= 0 && k < pl->nl) pl->load_factor[k] = v;
     else if (code == GG_PF_LOSS_OF_SUPPLY && eq == 0) pl->src_alive = v != 0.0 ? 0.0 : 1.0;
     else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
@@ -273,21 +292,36 @@ static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int o
     return 2.0;
 }
 
-/* Overcurrent relay of switch k: start above pickup, operate when the curve's time has run. */
-static void protect(gg_plant *pl, uint32_t k, double t, double dt, double i) {
-    double pick = pl->pr_pickup[k];
+/* Seconds to operate at ratio times pickup (IEC 60255: tms*k / (ratio^alpha - 1); DT: tms). */
+static double curve(double code, double tms, double ratio) {
+    const double *ka = CURVE_K[(int)code];
+    return ka[0] == 0.0 ? tms : tms * ka[0] / (pow(ratio, ka[1]) - 1.0);
+}
+
+/* Overcurrent relay of switch k: phase and earth-fault stages start above pickup and operate when
+ * their curve's time has run (integrated, so a changing current is timed fairly). */
+static void protect(gg_plant *pl, uint32_t k, double t, double dt, double i, double i_n) {
+    double pick = pl->pr_pickup[k], epick = pl->ef_pickup[k];
     if (pick <= 0.0) return;
     if (i > pick) {
-        pl->started[k] = 1.0;
-        const double *ka = CURVE_K[(int)pl->pr_curve[k]];
-        double top = ka[0] == 0.0 ? pl->pr_tms[k] : pl->pr_tms[k] * ka[0] / (pow(i / pick, ka[1]) - 1.0);
+        double top = curve(pl->pr_curve[k], pl->pr_tms[k], i / pick);
         pl->progress[k] += top > 0.0 ? dt / top : 1.0;
     } else {
-        pl->started[k] = pl->operated[k] = pl->progress[k] = 0.0;
+        pl->progress[k] = 0.0;
     }
+    if (epick > 0.0 && i_n > epick) {
+        pl->ef_started[k] = 1.0;
+        double top = curve(pl->ef_curve[k], pl->ef_tms[k], i_n / epick);
+        pl->ef_progress[k] += top > 0.0 ? dt / top : 1.0;
+    } else {
+        pl->ef_started[k] = pl->ef_progress[k] = 0.0;
+    }
+    if (i > pick || pl->ef_started[k] != 0.0) pl->started[k] = 1.0;
+    else pl->started[k] = pl->operated[k] = 0.0;
     double hs = pl->pr_hs[k];
     pl->hs_timer[k] = hs > 0.0 && i > hs ? pl->hs_timer[k] + dt : 0.0;
-    if (pl->started[k] != 0.0 && (pl->progress[k] >= 1.0 || (hs > 0.0 && i > hs && pl->hs_timer[k] >= pl->pr_hs_t[k]))) {
+    if (pl->started[k] != 0.0 && (pl->progress[k] >= 1.0 || pl->ef_progress[k] >= 1.0 ||
+                                  (hs > 0.0 && i > hs && pl->hs_timer[k] >= pl->pr_hs_t[k]))) {
         if (pl->operated[k] == 0.0) {
             pl->operated[k] = 1.0;
             pl->trip_at[k] = t + pl->sw_optime[k];
@@ -300,6 +334,15 @@ static double frequency(double f_nom, double t) {
            0.005 * sin(TWO_PI * (t / 41.0 - floor(t / 41.0)));
 }
 
+/* Phase and residual currents from symmetrical components (an unbalanced fault on the path). */
+static void phases(double *o, cplx i1, cplx i2, cplx i0) {
+    const cplx a = -0.5 + I * 0.8660254037844386;
+    o[GG_PQ_IA] = cabs(i1 + i2 + i0);
+    o[GG_PQ_IB] = cabs(a * a * i1 + a * i2 + i0);
+    o[GG_PQ_IC] = cabs(a * i1 + a * a * i2 + i0);
+    o[GG_PQ_IN] = cabs(3.0 * i0);
+}
+
 static void flow(double *o, cplx s, double i, double v, double f) {
     double m = cabs(s);
     o[GG_PQ_P] = creal(s);
@@ -310,6 +353,8 @@ static void flow(double *o, cplx s, double i, double v, double f) {
     o[GG_PQ_V] = v;
     o[GG_PQ_F] = v > 0.0 ? f : 0.0;
     o[GG_PQ_LIVE] = v > 0.0 ? 1.0 : 0.0;
+    o[GG_PQ_IA] = o[GG_PQ_IB] = o[GG_PQ_IC] = i;
+    o[GG_PQ_IN] = 0.0;
 }
 
 void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
@@ -367,24 +412,38 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         pl->a[k] = pl->tx_ratio[k] * (1.0 + pl->tx_step[k] * (pl->tap[k] - pl->tx_neutral[k]));
         pl->y[k] = 1.0 / (pl->tx_r[k] + I * pl->tx_x[k]);
         pl->on[k] = alive && pl->comp[pl->tx_hv[k]] == src_c;
+        pl->y0[k] = 1.0 / (pl->tx_r[k] + 3.0 * pl->tx_rn[k] + I * pl->tx_x[k]);
     }
     for (u = 0; u < n; u++) {
         pl->gs[u] = pl->gv[u] = 0.0;
-        pl->gf[u] = pl->gfl[u] = 0.0;
+        pl->gfl[u] = 0.0;
     }
+    int any_fault = 0;
     for (k = 0; k < nl; k++) {
         pl->gs[pl->comp[pl->ld_node[k]]] += pl->sl[k];
-        pl->gf[pl->comp[pl->ld_node[k]]] += pl->fault_y[k];
+        pl->fy[k] = 0.0;
+        any_fault |= pl->fault_type[k] != 0.0;
     }
     const cplx zs = pl->src_r + I * pl->src_x;
     cplx vhv = alive ? pl->src_v : 0.0;
     for (int it = 0; it < ITER; it++) {
-        for (u = 0; u < n; u++) pl->gy[u] = pl->gj[u] = 0.0;
+        for (u = 0; u < n; u++) pl->gy[u] = pl->gj[u] = pl->g0[u] = pl->gf[u] = 0.0;
         for (k = 0; k < nt; k++) {
             if (!pl->on[k]) continue;
             c = (uint32_t)pl->comp[pl->tx_lv[k]];
             pl->gy[c] += pl->y[k];
             pl->gj[c] += pl->a[k] * vhv * pl->y[k];
+            pl->g0[c] += pl->y0[k];
+        }
+        for (k = 0; any_fault && k < nl; k++) { /* the fault as a positive-sequence shunt (sequence networks) */
+            if (pl->fault_type[k] == 0.0) continue;
+            c = (uint32_t)pl->comp[pl->ld_node[k]];
+            pl->fy[k] = 0.0;
+            if (pl->gy[c] == 0.0) continue;
+            cplx z1 = 1.0 / pl->gy[c], zf = pl->fault_z[k];
+            pl->fy[k] = pl->fault_type[k] == 1.0 ? 1.0 / zf
+                      : pl->fault_type[k] == 2.0 ? 1.0 / (z1 + 1.0 / pl->g0[c] + 3.0 * zf) : 1.0 / (z1 + zf);
+            pl->gf[c] += pl->fy[k];
         }
         for (c = 0; c < n; c++) {
             if (pl->gy[c] == 0.0) continue;
@@ -405,9 +464,11 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
     for (u = 0; u < n; u++) pl->live[u] = 0;
     for (k = 0; k < nt; k++)
         if (pl->on[k]) pl->live[pl->comp[pl->tx_lv[k]]] = 1;
-    for (u = 0; u < n; u++) {
+    for (u = 0; u < n; u++) { /* node voltage phasors, line-line */
         c = (uint32_t)pl->comp[u];
-        pl->vn[u] = alive && (int32_t)c == src_c ? cabs(vhv) : pl->live[c] ? cabs(pl->gv[c]) : 0.0;
+        pl->vph[u] = alive && (int32_t)c == src_c ? vhv : pl->live[c] ? pl->gv[c] : 0.0;
+        pl->vn[u] = cabs(pl->vph[u]);
+        pl->inj2[u] = pl->inj0[u] = pl->tot2[u] = pl->tot0[u] = 0.0;
     }
     double f = alive ? frequency(pl->f_nom, t) : 0.0;
     memset(out, 0, sizeof(double) * pl->n_out);
@@ -444,9 +505,27 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         if (vv > 0.0) {
             double fl = pl->gfl[pl->comp[nd]];
             cplx s = vv >= fl ? pl->sl[k] : pl->sl[k] * (vv * vv / (fl * fl));
-            s += vv * vv * pl->fault_y[k]; /* the fault's own power (resistive) */
+            s += vv * vv * conj(pl->fy[k]); /* the fault's positive-sequence power */
             pl->inj[nd] += s;
-            flow(out + (1 + nt + ns + k) * GG_PLANT_NQ, s, cabs(s) / (SQRT3 * vv), vv, f);
+            double *o = out + (1 + nt + ns + k) * GG_PLANT_NQ;
+            flow(o, s, cabs(s) / (SQRT3 * vv), vv, f);
+            if (pl->fault_type[k] > 1.0) {
+                cplx i1 = pl->fy[k] * pl->vph[nd] / SQRT3;
+                cplx i2 = pl->fault_type[k] == 2.0 ? i1 : -i1, i0 = pl->fault_type[k] == 2.0 ? i1 : 0.0;
+                pl->inj2[nd] += i2;
+                pl->inj0[nd] += i0;
+                pl->tot2[pl->comp[nd]] += i2;
+                pl->tot0[pl->comp[nd]] += i0;
+                phases(o, conj(s / (SQRT3 * pl->vph[nd])), i2, i0);
+            }
+        }
+    }
+    for (k = 0; any_fault && k < nt; k++) { /* the transformers' neutrals and windings return the sequence currents */
+        int32_t lv = pl->tx_lv[k];
+        c = (uint32_t)pl->comp[lv];
+        if (pl->on[k] && (pl->tot2[c] != 0.0 || pl->tot0[c] != 0.0)) {
+            pl->inj2[lv] -= pl->tot2[c] * pl->y[k] / pl->gy[c];
+            pl->inj0[lv] -= pl->tot0[c] * pl->y0[k] / pl->g0[c];
         }
     }
     /* switch flows: subtree sums over closed switches, bottom-up (inj becomes the subtree sum) */
@@ -459,14 +538,21 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         if (pl->sw_state[sw] == CLOSED) {
             cplx fl = pl->inj[u] * (double)pl->psign[u];
             pl->inj[pu] += pl->inj[u];
+            pl->inj2[pu] += pl->inj2[u];
+            pl->inj0[pu] += pl->inj0[u];
             flow(o, fl, va > 0.0 ? cabs(fl) / (SQRT3 * va) : 0.0, va, f);
+            if (pl->inj2[u] != 0.0 || pl->inj0[u] != 0.0) {
+                double sg = (double)pl->psign[u];
+                phases(o, conj(fl / (SQRT3 * pl->vph[pl->sw_a[sw]])), pl->inj2[u] * sg, pl->inj0[u] * sg);
+            }
         } else {
             o[GG_PQ_V] = va;
             o[GG_PQ_F] = va > 0.0 ? f : 0.0;
         }
         o[GG_PQ_LIVE] = pl->vn[pl->sw_b[sw]] > 0.0 ? 1.0 : 0.0;
         o[GG_PQ_POS] = pl->interrupt_at[sw] == pl->interrupt_at[sw] ? OPEN : pl->sw_state[sw];
-        protect(pl, (uint32_t)sw, t, dt, o[GG_PQ_I]);
+        double imax = o[GG_PQ_IA] > o[GG_PQ_IB] ? o[GG_PQ_IA] : o[GG_PQ_IB];
+        protect(pl, (uint32_t)sw, t, dt, imax > o[GG_PQ_IC] ? imax : o[GG_PQ_IC], o[GG_PQ_IN]);
         o[GG_PQ_START] = pl->started[sw];
         o[GG_PQ_OPERATE] = pl->operated[sw];
         o[GG_PQ_AR_STATE] = ar_state(pl, (uint32_t)sw);

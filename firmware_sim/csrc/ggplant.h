@@ -7,13 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GG_PLANT_NQ 18
+#define GG_PLANT_NQ 22
 #define GG_AR_MAX_SHOTS 4
 enum { GG_PQ_P = 0, GG_PQ_Q, GG_PQ_S, GG_PQ_I, GG_PQ_PF, GG_PQ_V, GG_PQ_F, GG_PQ_POS, GG_PQ_TAP, GG_PQ_VLV,
        GG_PQ_ILV, GG_PQ_PLOSS, GG_PQ_LIVE, GG_PQ_START, GG_PQ_OPERATE, GG_PQ_AVC_AUTO, GG_PQ_AVC_STATE,
-       GG_PQ_AR_STATE };
+       GG_PQ_AR_STATE, GG_PQ_IA, GG_PQ_IB, GG_PQ_IC, GG_PQ_IN };
 /* physical events (firmware_sim.plant.PLANT_FAULTS) */
-enum { GG_PF_SHORT = 1, GG_PF_LOAD_STEP = 2, GG_PF_LOSS_OF_SUPPLY = 3, GG_PF_BREAKER_FAIL = 4, GG_PF_TAP_RUNAWAY = 5 };
+enum { GG_PF_SHORT = 1, GG_PF_LOAD_STEP = 2, GG_PF_LOSS_OF_SUPPLY = 3, GG_PF_BREAKER_FAIL = 4, GG_PF_TAP_RUNAWAY = 5,
+       GG_PF_SHORT_PE = 6, GG_PF_SHORT_PP = 7 /* phase-earth (A), phase-phase (B-C) */ };
 
 typedef struct gg_plant gg_plant;
 

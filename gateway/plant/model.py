@@ -76,6 +76,7 @@ class TransformerModel(_M):
     lv_kv: float = Field(gt=0, description="no-load LV voltage at the neutral tap")
     impedance_pct: float = Field(10.0, gt=0, lt=50, description="on the rating")
     x_r: float = Field(12.0, gt=0)
+    neutral_earthing_ohm: float = Field(6.35, gt=0, description="LV neutral earthing resistor (6.35 ohm: ~1 kA at 11 kV)")
     tap_changer: TapChanger = Field(default_factory=TapChanger)
 
 
@@ -87,6 +88,9 @@ class ProtectionModel(_M):
     tms: float = Field(0.1, gt=0, description="time multiplier (DT: operate time in seconds)")
     high_set_a: float | None = Field(None, gt=0, description="definite-time high-set current, A")
     high_set_delay: Duration = Field(0.05, description="high-set operate time")
+    earth_pickup_a: float | None = Field(None, gt=0, description="earth-fault element: residual current start, A")
+    earth_curve: Literal["SI", "VI", "EI", "LTI", "DT"] = "SI"
+    earth_tms: float = Field(0.1, gt=0)
     reclose: list[Duration] = Field(default_factory=list, max_length=4,
                                     description="auto-reclose dead times, one per shot, e.g. [3s, 15s]; empty: none")
     reclaim: Duration = Field(10.0, description="closed this long without a trip: the reclose sequence resets")
@@ -209,7 +213,8 @@ class PlantModel(_M):
         src = rt.Source(src.name, src.node, src.voltage, src.r, src.x, s.frequency_hz)
         txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
                                 t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
-                                t.tap_changer.initial, _avc(t.tap_changer.avc)) for t in self.transformers]
+                                t.tap_changer.initial, _avc(t.tap_changer.avc), t.neutral_earthing_ohm)
+               for t in self.transformers]
         sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed", w.operate_time, _relay(w.protection))
                for w in self.switches]
         lds = [rt.load(ld.equipment, ld.node, ld.peak_mw * 1e6 / ld.power_factor, ld.power_factor, ld.shape,
@@ -227,7 +232,8 @@ def _avc(a: AvcModel | None) -> rt.Avc | None:
 def _relay(p: ProtectionModel | None) -> rt.Protection | None:
     if p is None:
         return None
-    return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay, tuple(p.reclose), p.reclaim)
+    return rt.Protection(p.pickup_a, p.curve, p.tms, p.high_set_a or 0.0, p.high_set_delay, p.earth_pickup_a or 0.0,
+                         p.earth_curve, p.earth_tms, tuple(p.reclose), p.reclaim)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")

@@ -429,3 +429,65 @@ def test_c_matches_python_through_a_runaway(c_backend):
         for i in range(c.size):
             assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"t+{s}: {c.name(i)} C {vc[i]} vs Python {vp[i]}"
     assert c.value(c.index("dev", "T2:tap")) == 1 and c.value(c.index("dev", "T1:avc_state")) == 4
+
+
+# ------------------------------------------------------------------ unbalanced faults
+
+
+def test_phase_earth_fault_is_limited_by_the_earthing_resistor_and_trips_on_earth_fault(backend_name):
+    fw = _fw(_protected(earth_pickup=100.0, earth_curve="SI", earth_tms=0.1), backend_name)
+    fw.tick(T0)
+    load_i = _v(fw, "F1", "I")
+    fw.plant_fault(fw.index("dev", "F1:P"), "short_circuit", 0.5, "phase_earth")
+    fw.tick(T0 + 0.02)
+    ia, ib, ic, i_n = (_v(fw, "F1", q) for q in ("I_A", "I_B", "I_C", "I_N"))
+    assert 700 < i_n < 1100  # A: 6.35 ohm neutral resistor at 11.5 kV, plus 0.5 ohm of fault
+    assert ia == pytest.approx(abs(complex(load_i, 0) + i_n), rel=0.25)  # the faulted phase carries load + fault
+    assert ib == pytest.approx(load_i, rel=0.15) and ic == pytest.approx(load_i, rel=0.15)  # healthy phases
+    assert _v(fw, "F1/CB", "I_N") == pytest.approx(i_n, rel=1e-6)  # the breaker's CTs see the same residual
+    assert _v(fw, "INC1", "I_N") == pytest.approx(i_n, rel=0.02)  # back to the transformer's neutral
+    assert _v(fw, "F2/CB", "I_N") == 0  # the healthy feeder sees none
+    assert _v(fw, "F1/CB", "start") == 1
+    for k in range(2, 200):  # the relay times out and trips; the residual current is gone
+        fw.tick(T0 + 0.02 * k)
+    assert _v(fw, "F1/CB", "position") == 1 and _v(fw, "F1", "I_N") == 0 and _v(fw, "INC1", "I_N") == 0
+
+
+def test_earth_fault_element_alone_sees_a_high_resistance_earth_fault(backend_name):
+    fw = _fw(_protected(earth_pickup=50.0, earth_curve="DT", earth_tms=0.5), backend_name)
+    fw.plant_fault(fw.index("dev", "F1:P"), "short_circuit", 60.0, "phase_earth")  # through a hedge: ~100 A
+    rows = []
+    for k in range(0, 60):
+        fw.tick(T0 + 0.02 * k)
+        rows.append((0.02 * k, _v(fw, "F1", "I_N"), max(_v(fw, "F1", q) for q in ("I_A", "I_B", "I_C")),
+                     _v(fw, "F1/CB", "operate")))
+    assert 60 < rows[0][1] < 150 and rows[0][2] < 400  # below the phase pickup
+    t_op = next(t for t, *_, op in rows if op == 1)
+    assert t_op == pytest.approx(0.5, abs=0.02 + 1e-6)  # definite time 0.5 s on the residual current
+
+
+def test_phase_phase_fault_currents(backend_name):
+    fw = _fw(_protected(), backend_name)
+    fw.tick(T0)
+    load_i = _v(fw, "F1", "I")
+    fw.plant_fault(fw.index("dev", "F1:P"), "short_circuit", 2.0, "phase_phase")
+    fw.tick(T0 + 0.02)
+    ia, ib, ic, i_n = (_v(fw, "F1", q) for q in ("I_A", "I_B", "I_C", "I_N"))
+    assert ib > 1000 and ic > 1000 and ib == pytest.approx(ic, rel=0.2)  # the faulted pair
+    assert i_n == 0 and load_i * 0.8 < ia < 2 * load_i  # the healthy phase carries load only (more in the dip)
+    assert _v(fw, "F1/CB", "start") == 1  # the phase element sees it
+
+
+def test_c_matches_python_through_unbalanced_faults(c_backend):
+    c, py = (_fw(_protected(4, earth_pickup=100.0), b, 9) for b in ("c", "python")) 
+    for fw in (c, py):
+        fw.plant_fault(fw.index("dev", "F2:P"), "short_circuit", 1.0, "phase_phase")
+    rc, rp = _run_fault(c, ohm=1.0, event="load_step"), _run_fault(py, ohm=1.0, event="load_step")
+    assert [r[1:4] for r in rc] == [r[1:4] for r in rp]
+    for fw in (c, py):
+        fw.plant_fault(fw.index("dev", "F3:P"), "short_circuit", 0.3, "phase_earth")
+        fw.tick(T0 + 10)
+    _, vc, _ = c.snapshot()
+    _, vp, _ = py.snapshot()
+    for i in range(c.size):
+        assert math.isclose(vc[i], vp[i], rel_tol=1e-5, abs_tol=1e-3), f"{c.name(i)} C {vc[i]} vs Python {vp[i]}"

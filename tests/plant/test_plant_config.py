@@ -38,12 +38,13 @@ def test_example_plant_loads(tmp_path):
     assert f1.operate_time == 0.06 and f1.protection.pickup == 400 and f1.protection.curve == "SI"
     assert f1.protection.high_set == 5000 and f1.protection.high_set_delay == 0.05
     f6 = next(s for s in plant.switches if s.name == "KGM/F6/CB")
+    assert f1.protection.earth_pickup == 100 and t1.earthing == 6.35
     assert f6.protection.reclose == (3.0, 15.0) and f6.protection.reclaim == 30.0 and f1.protection.reclose == ()
 
 
 def test_bad_tap_changer_and_relay_settings(tmp_path):
     msg = errors(tmp_path, ("neutral: 9, step_pct: 1.25, initial: 9,\n", "neutral: 9, step_pct: 1.25, initial: 19,\n"),
-                 ("high_set_delay: 50ms}", "high_set_delay: soon}"))
+                 ("high_set_delay: 50ms,\n                                   earth", "high_set_delay: soon,\n                                   earth"))
     assert re.search(r"plant\.transformers\[0\]\.tap_changer.*initial tap 19 is outside min..max \(1..17\)", msg), msg
     assert re.search(r"plant\.switches\[5\]\.protection\.high_set_delay.*expected a time such as 60ms", msg), msg
 
