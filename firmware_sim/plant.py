@@ -86,6 +86,8 @@ class Avc:
     band: float = 0.015  # fraction of the target
     delay: float = 60.0  # s out of band before a tap change
     tap_time: float = 5.0  # s the tap changer takes per step
+    ldc_r: float = 0.0  # ohm: line-drop compensation, regulate the voltage at a point down the feeders
+    ldc_x: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def compile_plant(p: PlantData) -> dict:
     dbl.extend(w.protection.earth_tms if w.protection else 0.0 for w in p.switches)
     for attr in ("r", "x", "ratio", "step", "neutral", "tap_min", "tap_max", "tap"):
         dbl.extend(float(getattr(t, attr)) for t in p.transformers)
-    for attr in ("target", "band", "delay", "tap_time"):  # target 0: no AVC
+    for attr in ("target", "band", "delay", "tap_time", "ldc_r", "ldc_x"):  # target 0: no AVC
         dbl.extend(float(getattr(t.avc, attr)) if t.avc else 0.0 for t in p.transformers)
     dbl.extend(t.earthing for t in p.transformers)
     for attr in ("peak", "power_factor", "noise", "utc_offset_h"):

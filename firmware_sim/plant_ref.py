@@ -42,7 +42,8 @@ def unpack(ints, dbl) -> dict:
                       ("pr_hs", ns), ("pr_hs_t", ns), ("ar_shots", ns), ("ar_dead", AR_MAX_SHOTS * ns),
                       ("ar_reclaim", ns), ("ef_pickup", ns), ("ef_curve", ns), ("ef_tms", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
                       ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("avc_target", nt),
-                      ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("tx_rn", nt), ("ld_peak", nl),
+                      ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("avc_ldc_r", nt),
+                      ("avc_ldc_x", nt), ("tx_rn", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
         d[name] = [float(x) for x in dbl[o:o + cnt]]
         o += cnt
@@ -329,7 +330,10 @@ class PlantRef:
         for k in range(nt):
             e = 1 + k
             out[e * NQ + QI["avc_auto"]] = self.avc_auto[k]
-            out[e * NQ + QI["avc_state"]] = self._avc(k, t, dt, vn[d["tx_lv"][k]], on[k])
+            v_avc = vn[d["tx_lv"][k]]
+            if d["avc_ldc_r"][k] != 0.0 or d["avc_ldc_x"][k] != 0.0:  # line-drop compensation
+                v_avc = abs(vph[d["tx_lv"][k]] - SQRT3 * complex(d["avc_ldc_r"][k], d["avc_ldc_x"][k]) * ik[k])
+            out[e * NQ + QI["avc_state"]] = self._avc(k, t, dt, v_avc, on[k])
         for k in range(nb):
             e = 1 + nt + ns + nl + k
             v = vn[d["bb_node"][k]]

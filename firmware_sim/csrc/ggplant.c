@@ -36,7 +36,7 @@ struct gg_plant {
     double *fault_z, *fault_type, *ef_started, *ef_progress;
     cplx *fy, *y0, *g0, *gf, *inj2, *inj0, *tot2, *tot0, *vph;
     double *ar_shot, *ar_lockout, *ar_close_at, *ar_reclaim_until;
-    const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time;
+    const double *tx_min, *tx_max, *avc_target, *avc_band, *avc_delay, *avc_tap_time, *avc_ldc_r, *avc_ldc_x;
     double *avc_auto, *avc_timer, *avc_move_at, *avc_dir, *runaway, *avc_lockout;
     double *sw_state, *tap, *load_factor, src_alive;
     double *started, *operated, *progress, *hs_timer, *trip_at, *interrupt_at, *sw_fail, t_prev;
@@ -58,7 +58,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + (12ull + GG_AR_MAX_SHOTS) * ns + 13ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + (12ull + GG_AR_MAX_SHOTS) * ns + 15ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -120,6 +120,8 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->avc_band = dp; dp += nt;
     pl->avc_delay = dp; dp += nt;
     pl->avc_tap_time = dp; dp += nt;
+    pl->avc_ldc_r = dp; dp += nt;
+    pl->avc_ldc_x = dp; dp += nt;
     pl->tx_rn = dp; dp += nt;
     pl->ld_peak = dp; dp += nl;
     pl->ld_pf = dp; dp += nl;
@@ -560,7 +562,10 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
     for (k = 0; k < nt; k++) {
         double *o = out + (1 + k) * GG_PLANT_NQ;
         o[GG_PQ_AVC_AUTO] = pl->avc_auto[k];
-        o[GG_PQ_AVC_STATE] = avc(pl, k, t, dt, pl->vn[pl->tx_lv[k]], pl->on[k]);
+        double v_avc = pl->vn[pl->tx_lv[k]];
+        if (pl->avc_ldc_r[k] != 0.0 || pl->avc_ldc_x[k] != 0.0) /* line-drop compensation */
+            v_avc = cabs(pl->vph[pl->tx_lv[k]] - SQRT3 * (pl->avc_ldc_r[k] + I * pl->avc_ldc_x[k]) * pl->ik[k]);
+        o[GG_PQ_AVC_STATE] = avc(pl, k, t, dt, v_avc, pl->on[k]);
     }
     for (k = 0; k < nb; k++) {
         double *o = out + (1 + nt + ns + nl + k) * GG_PLANT_NQ;

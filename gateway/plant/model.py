@@ -46,6 +46,8 @@ class AvcModel(_M):
     bandwidth_pct: float = Field(1.5, gt=0, le=10, description="± band around the target, %")
     delay: Duration = Field(60.0, description="time out of band before a tap change, e.g. 60s")
     tap_time: Duration = Field(5.0, description="tap changer operating time per step")
+    ldc_r_ohm: float = Field(0.0, ge=0, description="line-drop compensation: regulate the voltage this far down the feeders")
+    ldc_x_ohm: float = Field(0.0, ge=0)
 
 
 class TapChanger(_M):
@@ -226,7 +228,7 @@ class PlantModel(_M):
 def _avc(a: AvcModel | None) -> rt.Avc | None:
     if a is None:
         return None
-    return rt.Avc(a.target_kv * 1e3, a.bandwidth_pct / 100.0, a.delay, a.tap_time)
+    return rt.Avc(a.target_kv * 1e3, a.bandwidth_pct / 100.0, a.delay, a.tap_time, a.ldc_r_ohm, a.ldc_x_ohm)
 
 
 def _relay(p: ProtectionModel | None) -> rt.Protection | None:
