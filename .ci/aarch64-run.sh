@@ -41,7 +41,8 @@ rm -f "$pkg"/firmware_sim/_native*.so
 inc="$root/usr/include/python3.11"
 aarch64-linux-gnu-gcc -std=c99 -O3 -fno-math-errno -fno-trapping-math -Wall -Werror -fPIC -shared \
     -DPy_LIMITED_API=0x030B0000 -I "$inc" -I "$root/usr/include" -I "$pkg/firmware_sim/csrc" \
-    "$pkg/firmware_sim/csrc/ggfw.c" "$pkg/firmware_sim/csrc/_native.c" -lm -o "$pkg/firmware_sim/_native.abi3.so"
+    $(cd "$here" && python3 -c 'import runpy; print(" ".join("'"$pkg"'/firmware_sim/" + s for s in runpy.run_path("firmware_sim/build_native.py")["SOURCES"]))') \
+    -lm -o "$pkg/firmware_sim/_native.abi3.so"
 file "$pkg/firmware_sim/_native.abi3.so" | grep -q "ARM aarch64" || { echo "not an aarch64 object" >&2; exit 1; }
 mkdir -p "$pkg/tests"
 cp "$here/tests/__init__.py" "$pkg/tests/" 2>/dev/null || touch "$pkg/tests/__init__.py"

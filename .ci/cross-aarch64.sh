@@ -9,6 +9,8 @@ mkdir -p "$out"
 "$cc" -std=c99 -O3 -Wall -Werror -fno-math-errno -fno-trapping-math \
     -fopt-info-vec-optimized="$out/vec.txt" \
     -c "$here/firmware_sim/csrc/ggfw.c" -o "$out/ggfw-aarch64.o"
+"$cc" -std=c99 -O3 -Wall -Werror -fno-math-errno -fno-trapping-math \
+    -c "$here/firmware_sim/csrc/ggplant.c" -o "$out/ggplant-aarch64.o"
 # the wave kernel and the changed-flag kernel must be vectorised loops
 for marker in "the hot loop" "vectorised: changed flags"; do
     line=$(grep -n "$marker" "$here/firmware_sim/csrc/ggfw.c" | head -1 | cut -d: -f1)

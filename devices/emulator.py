@@ -19,6 +19,7 @@ from firmware_sim import Firmware, RegisterLayout, SimPoint
 from gateway.config import Config
 from gateway.protocols.modbus.config import ModbusDevice
 from gateway.site.model import DeviceBase
+from gateway.site.plant.points import firmware_signal
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def sim_points(cfg: Config) -> list[SimPoint]:
                     table=p.table, address=p.address, type=p.type, word_order=p.word_order,
                     byte_order=p.byte_order, scale=p.scale, offset=_bit_offset(p) if p.type == "bool" else p.offset,
                 )
-            pts.append(SimPoint(device=d.name, name=p.name, signal=p.signal, faults=list(p.faults),
+            pts.append(SimPoint(device=d.name, name=p.name, signal=firmware_signal(p), faults=list(p.faults),
                                 deadband=p.deadband, register=reg))
     return pts
 
@@ -58,7 +59,8 @@ def build_firmware(cfg: Config, seed: int = 0) -> Firmware:
     sizes = {
         d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables
     }
-    return Firmware(sim_points(cfg), groups=groups, seed=seed, table_sizes=sizes)
+    plant = cfg.plant.runtime() if cfg.plant is not None else None
+    return Firmware(sim_points(cfg), groups=groups, seed=seed, table_sizes=sizes, plant=plant)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 CFLAGS = ["-std=c99", "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall"]
-SOURCES = ["csrc/ggfw.c", "csrc/_native.c"]
+SOURCES = ["csrc/ggfw.c", "csrc/ggplant.c", "csrc/_native.c"]
+HEADERS = ["ggfw.h", "ggplant.h", "ggrng.h"]
 
 
 def extension(prefix: str = "firmware_sim"):
@@ -30,7 +31,7 @@ def extension(prefix: str = "firmware_sim"):
     return Extension(
         "firmware_sim._native",
         sources=[f"{prefix}/{s}" for s in SOURCES],
-        depends=[f"{prefix}/csrc/ggfw.h"],
+        depends=[f"{prefix}/csrc/{h}" for h in HEADERS],
         include_dirs=[f"{prefix}/csrc"],
         extra_compile_args=CFLAGS,
         libraries=["m"],
@@ -48,7 +49,7 @@ def is_stale() -> bool:
     so = built_module()
     if so is None:
         return True
-    newest = max((HERE / s).stat().st_mtime for s in [*SOURCES, "csrc/ggfw.h"])
+    newest = max((HERE / s).stat().st_mtime for s in [*SOURCES, *(f"csrc/{h}" for h in HEADERS)])
     return so.stat().st_mtime < newest
 
 

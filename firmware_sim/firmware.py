@@ -13,9 +13,10 @@ from typing import Mapping, Sequence
 
 from pydantic import TypeAdapter
 
+from firmware_sim import plant as plant_mod
 from firmware_sim.backend import sampler_class
 from firmware_sim.model import SimPoint
-from firmware_sim.plan import HOLD, WAVE, Plan, PlanError, compile_plan, fault_args
+from firmware_sim.plan import HOLD, PLANT, WAVE, Plan, PlanError, compile_plan, fault_args
 from firmware_sim.spec import FaultSpec, LoadGroup
 
 _FAULT = TypeAdapter(FaultSpec)
@@ -29,10 +30,11 @@ class Firmware:
         seed: int = 0,
         table_sizes: Mapping[str, Mapping[str, int]] | None = None,
         backend: str = "auto",
+        plant: plant_mod.PlantData | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise PlanError(f"seed must be an integer, got {seed!r}")
-        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {})
+        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {}, plant)
         cls, self.backend = sampler_class(backend)
         P = self.plan.params
         n = P["n"]
@@ -142,12 +144,58 @@ class Firmware:
             lo, hi = s.signal.min, s.signal.max
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 raise ValueError(f"set_state({where}): {value:g} outside the allowed range {lo}..{hi}")
+        elif kind == PLANT:
+            self._check_plant_state(where, i, value)
         elif kind == WAVE and s.signal.kind != "constant" or kind not in (HOLD, WAVE):
             raise ValueError(
                 f"set_state({where}): a {s.signal.kind} signal cannot be commanded; "
                 "only discrete, constant and signal-less (setpoint) points accept commands"
             )
         self._s.set_state(i, float(value))
+
+    def _check_plant_state(self, where: str, i: int, value: float) -> None:
+        """A command on a plant point changes the plant: a switch position, a tap, the source."""
+        pl = self.plan.plant
+        target = plant_mod.writable_target(pl, self.plan.params["ref"][i])
+        if target is None:
+            raise ValueError(f"set_state({where}): a measured plant quantity cannot be commanded; "
+                             "command the breaker position, tap or source instead")
+        what, k = target
+        lo, hi = (0, 3) if what == "switch" else (0, 1) if what in ("source", "avc") else (
+            pl.transformers[k].tap_min, pl.transformers[k].tap_max)
+        if value != int(value) or not lo <= value <= hi:
+            raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"
+                             + (" (1 open, 2 closed)" if what == "switch" else ""))
+
+    def plant_fault(self, i: int, kind: str, value: float, fault_type: str = "three_phase") -> None:
+        """A physical event on the plant equipment point ``i`` reads (takes effect at the next tick).
+
+        ``short_circuit``: fault impedance in ohm on a load/feeder (0 clears), ``fault_type``
+        three_phase, phase_earth (phase A) or phase_phase (B-C);
+        ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply`` (any plant
+        point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips;
+        ``tap_runaway``: a transformer's tap changer steps on its own, 1 raising, 2 lowering, 0 repaired.
+        """
+        i = self._check(i)
+        s = self.plan.slots[i]
+        where = f"{s.device}/{s.name}"
+        if self.plan.kinds[i] != PLANT:
+            raise ValueError(f"{kind} on {where}: the point is not a plant quantity; target a point with `kind: plant`")
+        if kind not in plant_mod.PLANT_FAULTS:
+            raise ValueError(f"unknown plant event {kind!r}; use one of {', '.join(plant_mod.PLANT_FAULTS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{kind} on {where}: expected a number >= 0, got {value!r}")
+        eq_name, eq_type = self.plan.plant.equipment()[self.plan.params["ref"][i] // plant_mod.NQ]
+        want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch",
+                "tap_runaway": "transformer"}[kind]
+        if eq_type != want and kind != "loss_of_supply":  # the site's one source, from any plant point
+            raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
+        code = plant_mod.PLANT_FAULTS[kind]
+        if kind == "short_circuit":
+            if fault_type not in plant_mod.FAULT_TYPES:
+                raise ValueError(f"short_circuit on {where}: type {fault_type!r}; use one of {', '.join(plant_mod.FAULT_TYPES)}")
+            code = plant_mod.FAULT_TYPES[fault_type]
+        self._s.plant_fault(i, code, float(value))
 
     def set_fault(self, i: int, fault: FaultSpec | dict) -> None:
         """Add a fault (data, see firmware_sim.spec); faults apply in the order they were set."""

@@ -12,6 +12,7 @@ Per-kind meaning of the parameter arrays p[0..7] (ggfw.c reads the same):
   hold     p0 initial state (p5/p6: allowed range, checked in Python)
   derived  p0 quantity  p1 power factor  p2 nominal V  p3 V noise  p4 group id; ref: group-load point
   counter  p0 scale/s  p1 start  p2 rollover (0: none); ref: source point
+  plant    p1 factor (phase share x unit scale); ref: plant output index (firmware_sim.plant)
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from firmware_sim import plant as plant_mod
 from firmware_sim import quality as Qb
 from firmware_sim.model import BIT_TABLES, RegisterLayout, SimPoint
 from firmware_sim.profiles import shape_values
 from firmware_sim.spec import LoadGroup
 
-WAVE, WALK, STEPS, PROFILE, HOLD, DERIVED, COUNTER = range(7)
+WAVE, WALK, STEPS, PROFILE, HOLD, DERIVED, COUNTER, PLANT = range(8)
 PASS_OF_KIND = {
     "constant": WAVE, "sine": WAVE, "ramp": WAVE,
     "random_walk": WALK, "steps": STEPS, "daily_profile": PROFILE, "discrete": HOLD, None: HOLD,
-    "derived": DERIVED, "counter": COUNTER,
+    "derived": DERIVED, "counter": COUNTER, "plant": PLANT,
 }
-PASS_RANK = {WAVE: 0, WALK: 1, STEPS: 1, PROFILE: 1, HOLD: 1, DERIVED: 2, COUNTER: 3}
+PASS_RANK = {WAVE: 0, WALK: 1, STEPS: 1, PROFILE: 1, HOLD: 1, DERIVED: 2, PLANT: 2, COUNTER: 3}
 QUANTITY = {"S": 0, "P": 1, "Q": 2, "I": 3, "V": 4, "PF": 5}
 REG_TYPE = {None: 0, "bool": 1, "int16": 2, "uint16": 3, "int32": 4, "uint32": 5, "float32": 6}
 FAULT_CODE = {
@@ -73,6 +75,7 @@ class Plan:
     owners: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
     n_regs: int = 0
     n_bits: int = 0
+    plant: "plant_mod.PlantData | None" = None
 
 
 def fault_args(fault) -> tuple[int, float, float, float, int]:
@@ -120,6 +123,7 @@ def compile_plan(
     groups: Mapping[str, Sequence[LoadGroup]],
     seed: int,
     table_sizes: Mapping[str, Mapping[str, int]],
+    plant: "plant_mod.PlantData | None" = None,
 ) -> Plan:
     slots: list[Slot] = []
     seen: dict[tuple[str, str], str] = {}
@@ -226,8 +230,21 @@ def compile_plan(
             ref[i] = src
             p[0][i], p[1][i] = sig.scale, sig.start
             p[2][i] = sig.rollover or 0.0
+        elif k == "plant":
+            if plant is None:
+                raise PlanError(f"{w}.signal: a plant quantity needs the site's `plant:` model; add one or use a signal")
+            try:
+                ref[i] = plant_mod.resolve(plant, sig.equipment, plant_mod.phase_quantity(sig.quantity, sig.phase))
+            except plant_mod.PlantRefError as e:
+                raise PlanError(f"{w}.signal: {e}") from None
+            scale = 1.0 if sig.scale is None else sig.scale
+            if sig.quantity in plant_mod.WRITABLE and (scale != 1.0 or sig.phase is not None):
+                raise PlanError(f"{w}.signal: a {sig.quantity} point carries the plant state as is; remove scale and phase")
+            q = plant_mod.phase_quantity(sig.quantity, sig.phase)
+            p[1][i] = (1.0 if q != sig.quantity else plant_mod.phase_factor(sig.quantity, sig.phase)) * scale
+            noise[i] = sig.noise
 
-    plan = Plan({}, slots, index, kinds, {})
+    plan = Plan({}, slots, index, kinds, {}, plant=plant)
     reg_off, reg_type, reg_order, reg_scale, reg_offset = _registers(plan, points, table_sizes)
     plan.params = {
         "n": n, "n_wave": n_wave, "n_scalar_end": n_scalar_end, "n_derived_end": n_derived_end,
@@ -236,6 +253,7 @@ def compile_plan(
         "reg_order": reg_order, "reg_scale": reg_scale, "reg_offset": reg_offset,
         "n_harm": len(harm_pt), "harm_pt": harm_pt, "harm_freq": harm_freq, "harm_phase": harm_phase,
         "harm_amp": harm_amp, "n_pool": len(pool), "pool": pool, "n_regs": plan.n_regs, "n_bits": plan.n_bits,
+        "plant": plant_mod.compile_plant(plant) if plant is not None else None,
     }
     return plan
 

@@ -15,7 +15,9 @@ import time
 from array import array
 
 from firmware_sim import quality as Qb
-from firmware_sim.plan import COUNTER, DERIVED, HOLD, NPARAM, PROFILE, STEPS, WALK, WAVE
+from firmware_sim.plan import COUNTER, DERIVED, HOLD, NPARAM, PLANT, PROFILE, STEPS, WALK, WAVE
+from firmware_sim.plant import NQ
+from firmware_sim.plant_ref import PlantRef
 from firmware_sim.rng import KEY_FAULT, KEY_VOLT, gauss, tick_key
 
 TWO_PI = 2.0 * math.pi
@@ -73,6 +75,8 @@ class RefSampler:
         self.reg_scale, self.reg_offset = list(P["reg_scale"]), list(P["reg_offset"])
         self.harm = list(zip(P["harm_pt"], P["harm_freq"], P["harm_phase"], P["harm_amp"]))
         self.pool = list(P["pool"])
+        pl = P.get("plant")
+        self.plant = PlantRef(pl["ints"], pl["dbl"]) if pl else None
         self.out_values, self.out_quality, self.out_regs, self.out_bits, self.changed = values, quality, regs, bits, changed
         self.state = [self.p[1][i] if self.kind[i] == COUNTER else self.p[0][i] for i in range(n)]
         self.prev_src = [0.0] * n
@@ -146,7 +150,13 @@ class RefSampler:
             else:  # HOLD
                 v = self.state[i]
             wv[i] = v
+        if self.plant is not None:
+            self.plant.solve(t, self.seed)
         for i in range(self.n_scalar_end, self.n_derived_end):
+            if self.kind[i] == PLANT:
+                v = self.plant.out[self.ref[i]] * p1[i]
+                wv[i] = v + noise[i] * gauss(key, i) if v != 0.0 else 0.0
+                continue
             s, pf = wv[self.ref[i]], p1[i]
             vn = p2[i] + p3[i] * gauss(key ^ KEY_VOLT, int(p4[i]))
             q = int(p0[i])
@@ -366,8 +376,17 @@ class RefSampler:
                 self.state[i] = float(v)
             elif self.kind[i] == WAVE:
                 self.p[0][i] = float(v)
+            elif self.kind[i] == PLANT and (target := self.plant.target(self.ref[i])) is not None:
+                self.plant.set_state(*target, float(v))
             else:
                 raise ValueError(f"point {i} holds no state (only discrete and constant points accept set_state)")
+
+    def plant_fault(self, i: int, code: int, v: float) -> None:
+        i = self._index(i)
+        with self.lock:
+            eq = 0 if code == 3 else self.ref[i] // NQ  # one source: a loss of supply needs no particular equipment
+            if self.kind[i] != PLANT or not self.plant.fault(eq, code, float(v)):
+                raise ValueError(f"point {i}: plant event {code} does not apply to its equipment")
 
     def set_fault(self, i: int, kind: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, qflags: int = 0) -> None:
         i = self._index(i)

@@ -116,8 +116,26 @@ class Discrete(_Spec):
     max: int | None = None
 
 
+class PlantValue(_Spec):
+    """A quantity of the site's plant model (firmware_sim.plant): the one state every device reads.
+
+    ``scale`` converts the SI value (W, var, VA, A, V line-line, Hz) to the point's unit;
+    left out, the site loader takes it from the measurement's multiplier (k: 0.001).
+    A ``position``, ``tap`` or source ``energised`` point is commandable: a command changes the plant.
+    """
+
+    kind: Literal["plant"]
+    equipment: str = Field(min_length=1, description="plant equipment, e.g. KGM/F1/FDR")
+    quantity: Literal["P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
+                      "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N"]
+    phase: Literal["A", "B", "C", "N", "AB", "BC", "CA", "AN", "BN", "CN", "ABC"] | None = Field(
+        None, description="one phase of a balanced quantity: P/Q/S a third, V with AN/BN/CN line-neutral")
+    scale: float | None = Field(None, description="SI value × scale = point value (default from the measurement multiplier)")
+    noise: float = Field(0.0, ge=0, description="measurement noise in the point's unit; none while the value is 0")
+
+
 SignalSpec = Annotated[
-    Union[Constant, Sine, Ramp, RandomWalk, Steps, DailyProfile, Derived, Counter, Discrete],
+    Union[Constant, Sine, Ramp, RandomWalk, Steps, DailyProfile, Derived, Counter, Discrete, PlantValue],
     Field(discriminator="kind"),
 ]
 

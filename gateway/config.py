@@ -26,6 +26,8 @@ from gateway.site.model import (
     _unique,
 )
 from gateway.site.options import GatewayOptions
+from gateway.site.plant.check import check_site
+from gateway.site.plant.model import PlantModel
 
 if TYPE_CHECKING:  # the checker sees the common base; at run time the union of every registered protocol
     Device: TypeAlias = DeviceBase
@@ -41,6 +43,7 @@ class Config(_Model):
     gateway: GatewayOptions = Field(default_factory=GatewayOptions)
     substations: list[Substation] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
+    plant: PlantModel | None = Field(None, description="the site's electrical plant; `kind: plant` points read it")
     _paths_cache: tuple | None = PrivateAttr(None)
 
     @model_validator(mode="after")
@@ -87,6 +90,7 @@ class Config(_Model):
                     errors.append(f"{here}.signal.group: no load group {p.signal.group!r} in devices[{di}].groups")
                 if p.signal is not None and p.signal.kind == "counter" and p.signal.source not in names:
                     errors.append(f"{here}.signal.source: no point {p.signal.source!r} on device {d.name}")
+        check_site(self.plant, paths, self.devices, errors)
         if errors:
             raise ValueError("\n".join(errors))
         return self

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.contract import fault_kinds
+from devices.scenario.plant_faults import PLANT_KINDS, BreakerFail, LoadStep, LossOfSupply, ShortCircuit, TapRunaway
 from firmware_sim.spec import (
     Drift,
     Dropout,
@@ -136,6 +137,7 @@ Fault = Annotated[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
         ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Partition, LinkUp, Latency,
+        ShortCircuit, LoadStep, LossOfSupply, BreakerFail, TapRunaway,
     ],
     Field(discriminator="kind"),
 ]
@@ -144,7 +146,7 @@ FAULT = TypeAdapter(Fault)
 DATA_KINDS = frozenset(
     {"stuck", "drift", "spike", "noise", "offset", "saturate", "dropout", "out_of_range", "oscillation", "scale_error", "quality"}
 )
-POINT_KINDS = DATA_KINDS | {"set_state"}
+POINT_KINDS = DATA_KINDS | {"set_state"} | PLANT_KINDS
 NETWORK_KINDS = frozenset({"link_down", "partition", "link_up", "latency"})
 #: device protocol → comms kinds its emulated devices implement (declared in devices/<protocol>/emulated.py)
 PROTOCOLS: dict[str, frozenset[str]] = fault_kinds()

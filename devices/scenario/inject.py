@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 from devices.contract import emulated
 from devices.scenario.faults import DATA_KINDS, FAULT, NETWORK_KINDS, Fault
 from devices.scenario.model import Target
+from devices.scenario.plant_faults import PLANT_KINDS, fault_type, value_of
 from devices.scenario.resolve import Site, TargetError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Injector:
             raise TargetError(f"fault id {fid!r} is already active; clear it first")
         now = time.time()
         a = Active(fid, t, f, [], [], now, now + duration if duration else None)
-        if f.kind in DATA_KINDS or f.kind == "set_state":
+        if f.kind in DATA_KINDS or f.kind == "set_state" or f.kind in PLANT_KINDS:
             a.points = self.site.points(t)
         elif f.kind in NETWORK_KINDS:
             a.points = sorted(self.site.key_to_mrid)  # a WAN link carries every value
@@ -129,6 +130,9 @@ class Injector:
                 i = fw.index(*key.split("/", 1))
                 a.restore[key] = fw.value(i)
                 fw.set_state(i, a.fault.value)
+        elif k in PLANT_KINDS:  # a physical event: the plant changes, every device sees it
+            for key in a.points:
+                fw.plant_fault(fw.index(*key.split("/", 1)), k, value_of(a.fault, clear=False), *fault_type(a.fault))
         elif k in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)
@@ -146,6 +150,9 @@ class Injector:
         elif a.fault.kind == "set_state":  # clearing a field event puts the state back (a step with a duration)
             for key, v in a.restore.items():
                 fw.set_state(fw.index(*key.split("/", 1)), v)
+        elif a.fault.kind in PLANT_KINDS:
+            for key in a.points:
+                fw.plant_fault(fw.index(*key.split("/", 1)), a.fault.kind, value_of(a.fault, clear=True), *fault_type(a.fault))
         elif a.fault.kind in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)

@@ -11,14 +11,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from devices.scenario.faults import (
-    DATA_KINDS,
-    NETWORK_KINDS,
-    NOT_YET,
-    POINT_KINDS,
-    PROTOCOLS,
-)
+from devices.scenario import plant_faults
+from devices.scenario.faults import DATA_KINDS, NETWORK_KINDS, NOT_YET, POINT_KINDS, PROTOCOLS
 from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
+from devices.scenario.plant_faults import PLANT_KINDS
 from gateway.config import Config, load_config
 from gateway.site.load import ConfigError, _model_errors, format_loc, load_yaml
 
@@ -118,7 +114,9 @@ class Site:
                                   f"{', '.join(sorted(self.links)) or 'none (add emulate: to a link)'}")
             return
         if kind in POINT_KINDS:
-            self.points(t)
+            keys = self.points(t)
+            if kind in PLANT_KINDS and (why := plant_faults.check_target(self.cfg, keys, kind)):
+                raise TargetError(why)
             return
         for d in self.devices(t):
             proto = self.protocol[d]

@@ -108,7 +108,7 @@ static int Sampler_init(Sampler *self, PyObject *args, PyObject *kw) {
     p.seed = seed ? (uint64_t)PyLong_AsUnsignedLongLongMask(seed) : 0;
     if (PyErr_Occurred()) return -1;
 
-    Py_buffer views[N_FIELDS + GG_NPARAM];
+    Py_buffer views[N_FIELDS + GG_NPARAM + 2];
     int nv = 0, rc = -1;
     Py_ssize_t counts[3] = {p.n, p.n_harm, p.n_pool};
     for (size_t k = 0; k < N_FIELDS; k++) {
@@ -131,6 +131,23 @@ static int Sampler_init(Sampler *self, PyObject *args, PyObject *kw) {
     for (int k = 0; k < GG_NPARAM; k++) {
         if (get_buf(PyList_GetItem(plist, k), "params.p[k]", "d", 8, p.n, 0, &views[nv]) < 0) goto done;
         p.p[k] = views[nv].buf;
+        nv++;
+    }
+    PyObject *plant = PyDict_GetItemString(params, "plant");
+    if (plant && plant != Py_None) { /* the plant model: {"ints": array('i'), "dbl": array('d')} */
+        PyObject *pi = PyDict_Check(plant) ? PyDict_GetItemString(plant, "ints") : NULL;
+        PyObject *pd = PyDict_Check(plant) ? PyDict_GetItemString(plant, "dbl") : NULL;
+        if (!pi || !pd) {
+            PyErr_SetString(PyExc_ValueError, "params.plant: expected a dict with 'ints' and 'dbl' arrays");
+            goto done;
+        }
+        if (get_buf(pi, "params.plant.ints", "il", 4, -1, 0, &views[nv]) < 0) goto done;
+        p.plant_ints = views[nv].buf;
+        p.n_plant_ints = (uint32_t)(views[nv].len / 4);
+        nv++;
+        if (get_buf(pd, "params.plant.dbl", "d", 8, -1, 0, &views[nv]) < 0) goto done;
+        p.plant_dbl = views[nv].buf;
+        p.n_plant_dbl = (uint32_t)(views[nv].len / 8);
         nv++;
     }
     static const char *onames[5] = {"values", "quality", "regs", "bits", "changed"};
@@ -352,6 +369,20 @@ static PyObject *Sampler_set_state(Sampler *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* plant_fault(i, code, value): a physical event on the plant equipment point i reads */
+static PyObject *Sampler_plant_fault(Sampler *self, PyObject *args) {
+    long i;
+    int code;
+    double v;
+    if (!ready(self) || !PyArg_ParseTuple(args, "lid", &i, &code, &v) || !check_index(self, i)) return NULL;
+    int rc = gg_plant_fault_at(self->core, (uint32_t)i, code, v);
+    if (rc != 0) {
+        PyErr_Format(PyExc_ValueError, "point %ld: plant event %d does not apply to its equipment", i, code);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Sampler_set_fault(Sampler *self, PyObject *args) {
     long i;
     int kind, qflags = 0;
@@ -406,6 +437,7 @@ static PyMethodDef Sampler_methods[] = {
     {"read_bits", (PyCFunction)Sampler_read_bits, METH_VARARGS, "read_bits(start, count) -> (t, bytes of 0/1)"},
     {"take_changed", (PyCFunction)Sampler_take_changed, METH_NOARGS, "take_changed() -> list of indices"},
     {"set_state", (PyCFunction)Sampler_set_state, METH_VARARGS, "set_state(i, value)"},
+    {"plant_fault", (PyCFunction)Sampler_plant_fault, METH_VARARGS, "plant_fault(i, code, value): physical event"},
     {"set_fault", (PyCFunction)Sampler_set_fault, METH_VARARGS, "set_fault(i, kind, a, b, c, qflags)"},
     {"clear_faults", (PyCFunction)Sampler_clear_faults, METH_VARARGS, "clear_faults(i)"},
     {"lateness", (PyCFunction)Sampler_lateness, METH_NOARGS, "lateness() -> (float32 bytes us, ticks, skipped)"},

@@ -2,6 +2,8 @@
  * (the pure-Python oracle of exactly these semantics). */
 #define _POSIX_C_SOURCE 200809L
 #include "ggfw.h"
+#include "ggplant.h"
+#include "ggrng.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,6 +33,7 @@ struct gg_core {
     uint32_t *fix_pt, n_fix;   /* wave points with harmonics or a wrap span */
     float *famp, *flo, *fhi;   /* float copies of wave amplitude and limits */
     uint32_t *reg_pt, n_reg;   /* points with a register or bit */
+    gg_plant *plant;           /* the site's plant model, NULL without one */
     /* outputs */
     gg_out out;
     double pub_t;
@@ -46,32 +49,7 @@ struct gg_core {
     uint64_t late_n, ticks, skipped;
 };
 
-static inline uint32_t mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
 
-/* Approximately gaussian (Irwin-Hall of four 16-bit uniforms), unit variance, bounded
- * at +-3.46: integer-only so it vectorises and is bit-identical in Python. */
-static inline float gauss(uint32_t key, uint32_t i) {
-    uint32_t h1 = mix32(key ^ (i * 0x9E3779B9U));
-    uint32_t h2 = mix32(h1 + 0x6A09E667U);
-    int32_t s = (int32_t)((h1 >> 16) + (h1 & 0xffffU) + (h2 >> 16) + (h2 & 0xffffU));
-    return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
-}
-
-static uint32_t tick_key(uint64_t seed, double t) {
-    uint64_t tb;
-    memcpy(&tb, &t, sizeof tb);
-    uint32_t k = mix32((uint32_t)(seed >> 32));
-    k = mix32((uint32_t)(tb >> 32) ^ k);
-    k = mix32((uint32_t)tb ^ k);
-    return mix32((uint32_t)seed ^ k);
-}
 
 #define KEY_FAULT 0x5DEECE66U
 #define KEY_VOLT 0x3C6EF372U
@@ -113,7 +91,8 @@ gg_core *gg_create(const gg_params *prm, gg_out out, char *err, size_t errlen) {
         uint8_t k = prm->kind[i];
         int want = i < prm->n_wave ? GG_WAVE : i >= prm->n_derived_end ? GG_COUNTER
                  : i >= prm->n_scalar_end ? GG_DERIVED : -1;
-        if (k > GG_COUNTER || (want >= 0 && k != want) || (want < 0 && (k == GG_WAVE || k >= GG_DERIVED))) {
+        if (k == GG_PLANT && want == GG_DERIVED) want = GG_PLANT;
+        if (k > GG_PLANT || (want >= 0 && k != want) || (want < 0 && (k == GG_WAVE || k >= GG_DERIVED))) {
             snprintf(err, errlen, "point %u: kind %u does not belong to its pass", i, k);
             return NULL;
         }
@@ -151,9 +130,22 @@ gg_core *gg_create(const gg_params *prm, gg_out out, char *err, size_t errlen) {
             return NULL;
         }
     }
+    gg_plant *plant = NULL;
+    if (prm->n_plant_ints) {
+        plant = gg_plant_create(prm->plant_ints, prm->n_plant_ints, prm->plant_dbl, prm->n_plant_dbl, err, errlen);
+        if (!plant) return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (prm->kind[i] == GG_PLANT && (!plant || prm->ref[i] < 0 || (uint32_t)prm->ref[i] >= gg_plant_n_out(plant))) {
+            snprintf(err, errlen, "point %u: plant output %d out of range", i, prm->ref[i]);
+            gg_plant_destroy(plant);
+            return NULL;
+        }
+    }
     gg_core *c = calloc(1, sizeof *c);
-    if (!c) goto nomem0;
+    if (!c) { gg_plant_destroy(plant); goto nomem0; }
     c->p = *prm;
+    c->plant = plant;
     OWN(kind, uint8_t, n);
     for (i = 0; i < GG_NPARAM; i++) {
         c->p.p[i] = own(c, prm->p[i], sizeof(double) * n);
@@ -216,6 +208,7 @@ void gg_destroy(gg_core *c) {
     if (!c) return;
     gg_stop(c);
     for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
+    gg_plant_destroy(c->plant);
     free(c->faults);
     free(c);
 }
@@ -323,7 +316,13 @@ static void pass_scalar(gg_core *c, double t, double dt, uint32_t key) {
 
 static void pass_derived(gg_core *c, uint32_t key) {
     const gg_params *p = &c->p;
+    const double *po = c->plant ? gg_plant_out(c->plant) : NULL;
     for (uint32_t i = p->n_scalar_end; i < p->n_derived_end; i++) {
+        if (p->kind[i] == GG_PLANT) { /* a plant quantity: phase share x unit scale, noise while non-zero */
+            double x = po[p->ref[i]] * p->p[1][i];
+            c->wv[i] = x != 0.0 ? (float)(x + (double)p->noise[i] * (double)gauss(key, i)) : 0.0f;
+            continue;
+        }
         double s = c->wv[p->ref[i]], pf = p->p[1][i];
         double vn = p->p[2][i] + p->p[3][i] * (double)gauss(key ^ KEY_VOLT, (uint32_t)p->p[4][i]);
         double v;
@@ -475,6 +474,7 @@ void gg_compute(gg_core *c, double t) {
     memset(c->wq, 0, sizeof(uint16_t) * c->p.n);
     pass_wave(c, t, key);
     pass_scalar(c, t, dt, key);
+    if (c->plant) gg_plant_solve(c->plant, t, c->p.seed);
     pass_derived(c, key);
     pass_counter(c, dt);
     c->started = 1;
@@ -550,10 +550,21 @@ int gg_set_state(gg_core *c, uint32_t i, double v) {
     if (i >= c->p.n) return -1;
     pthread_mutex_lock(&c->lock);
     int ok = c->p.kind[i] == GG_HOLD || c->p.kind[i] == GG_WAVE;
-    if (c->p.kind[i] == GG_HOLD) c->state[i] = v;
+    if (c->p.kind[i] == GG_PLANT) ok = gg_plant_set(c->plant, c->p.ref[i], v) == 0; /* a command changes the plant */
+    else if (c->p.kind[i] == GG_HOLD) c->state[i] = v;
     else if (ok) ((double *)c->p.p[0])[i] = v; /* analog setpoint: the wave's mean */
     pthread_mutex_unlock(&c->lock);
     return ok ? 0 : -2;
+}
+
+int gg_plant_fault_at(gg_core *c, uint32_t i, int code, double v) {
+    if (i >= c->p.n || c->p.kind[i] != GG_PLANT) return -1;
+    pthread_mutex_lock(&c->lock);
+    /* the site has one source: a loss of supply needs no particular equipment */
+    uint32_t eq = code == GG_PF_LOSS_OF_SUPPLY ? 0u : (uint32_t)c->p.ref[i] / GG_PLANT_NQ;
+    int rc = gg_plant_fault(c->plant, eq, code, v);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
 }
 
 int gg_set_fault(gg_core *c, const gg_fault *f) {

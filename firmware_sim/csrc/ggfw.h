@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <pthread.h>
 
-enum { GG_WAVE = 0, GG_WALK = 1, GG_STEPS = 2, GG_PROFILE = 3, GG_HOLD = 4, GG_DERIVED = 5, GG_COUNTER = 6 };
+enum { GG_WAVE = 0, GG_WALK = 1, GG_STEPS = 2, GG_PROFILE = 3, GG_HOLD = 4, GG_DERIVED = 5, GG_COUNTER = 6,
+       GG_PLANT = 7 /* in the derived pass: reads the plant solver's output */ };
 enum { GG_Q_S = 0, GG_Q_P = 1, GG_Q_Q = 2, GG_Q_I = 3, GG_Q_V = 4, GG_Q_PF = 5 };
 enum { GG_F_STUCK = 1, GG_F_DRIFT, GG_F_SPIKE, GG_F_NOISE, GG_F_OFFSET, GG_F_SATURATE, GG_F_DROPOUT,
        GG_F_OUT_OF_RANGE, GG_F_OSCILLATION, GG_F_SCALE, GG_F_QUALITY };
@@ -47,6 +48,9 @@ typedef struct {
     uint32_t n_pool;             /* steps schedules (time, value pairs) and profile shapes */
     const double *pool;
     uint32_t n_regs, n_bits;     /* register and bit image sizes */
+    uint32_t n_plant_ints, n_plant_dbl; /* the plant model (0: none), see ggplant.h */
+    const int32_t *plant_ints;
+    const double *plant_dbl;
 } gg_params;
 
 typedef struct {
@@ -85,6 +89,8 @@ uint32_t gg_take_changed(gg_core *c, int32_t *idx, uint32_t cap);
 
 int gg_set_state(gg_core *c, uint32_t i, double v);
 int gg_set_fault(gg_core *c, const gg_fault *f);
+/* A physical event (ggplant.h GG_PF_*) on the plant equipment that plant point i reads: 0 done, <0 refused. */
+int gg_plant_fault_at(gg_core *c, uint32_t i, int code, double v);
 void gg_clear_faults(gg_core *c, uint32_t i);
 
 /* The sampling thread: absolute schedule on CLOCK_REALTIME, values from the scheduled time.

@@ -49,7 +49,8 @@ PhaseCode = Literal[
     "ABCN", "ABC", "ABN", "ACN", "BCN", "AB", "AC", "BC", "AN", "BN", "CN", "A", "B", "C", "N", "s1N", "s2N", "s12N", "s1", "s2", "s12", "none"
 ]
 EquipmentType = Literal[
-    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse"
+    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse",
+    "EnergySource",
 ]
 #: IEC 61850 double-point codes used for SwitchPosition values
 SWITCH_POSITIONS = {0: "intermediate", 1: "open", 2: "closed", 3: "bad"}

@@ -1,0 +1,106 @@
+"""Bad plant input in a site file: a clear error naming the YAML place and the fix, never a traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config
+from gateway.site.load import ConfigError
+
+EXAMPLE = (Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml").read_text()
+
+
+def errors(tmp_path: Path, *edits: tuple[str, str]) -> str:
+    text = EXAMPLE
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    f = tmp_path / "site.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert "Traceback" not in msg and msg.startswith(f"{f}: ")
+    return msg
+
+
+def test_example_plant_loads(tmp_path):
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml")
+    plant = cfg.plant.runtime()
+    assert len(plant.transformers) == 2 and len(plant.loads) == 6
+    assert [s.closed for s in plant.switches if s.name == "KGM/BS/CB"] == [True]  # normally closed, as the header says
+    t1 = plant.transformers[0]
+    assert (t1.tap_min, t1.neutral, t1.tap_max, t1.step) == (1, 9, 17, 0.0125)  # ±10 % in 17 steps
+    assert (t1.avc.target, t1.avc.band, t1.avc.delay, t1.avc.tap_time) == (11_100.0, 0.015, 60.0, 5.0)
+    f1 = next(s for s in plant.switches if s.name == "KGM/F1/CB")
+    assert f1.operate_time == 0.06 and f1.protection.pickup == 400 and f1.protection.curve == "SI"
+    assert f1.protection.high_set == 5000 and f1.protection.high_set_delay == 0.05
+    f6 = next(s for s in plant.switches if s.name == "KGM/F6/CB")
+    assert f1.protection.earth_pickup == 100 and t1.earthing == 6.35
+    assert f6.protection.reclose == (3.0, 15.0) and f6.protection.reclaim == 30.0 and f1.protection.reclose == ()
+
+
+def test_bad_tap_changer_and_relay_settings(tmp_path):
+    msg = errors(tmp_path, ("neutral: 9, step_pct: 1.25, initial: 9,\n", "neutral: 9, step_pct: 1.25, initial: 19,\n"),
+                 ("high_set_delay: 50ms,\n                                   earth", "high_set_delay: soon,\n                                   earth"))
+    assert re.search(r"plant\.transformers\[0\]\.tap_changer.*initial tap 19 is outside min..max \(1..17\)", msg), msg
+    assert re.search(r"plant\.switches\[5\]\.protection\.high_set_delay.*expected a time such as 60ms", msg), msg
+
+
+def test_a_feeder_without_a_path_to_the_source(tmp_path):
+    msg = errors(tmp_path, ("{equipment: KGM/F6/CB, from: BB2, to: F6,", "{equipment: KGM/F6/CB, from: BB2, to: F6X,"))
+    assert re.search(r"plant\.loads\[5\]\.node.*KGM/F6/FDR at node 'F6' has no path to the source; connect the node", msg), msg
+
+
+def test_a_loop_of_switches(tmp_path):
+    msg = errors(tmp_path, ("{equipment: KGM/F3/CB, from: BB1, to: F3,", "{equipment: KGM/F3/CB, from: BB1, to: BB2,"))
+    assert re.search(r"plant\.switches\[\d+\].*closes a loop of switches", msg), msg
+    assert "remove the switch or split a node" in msg
+
+
+def test_a_transformer_off_the_source_voltage(tmp_path):
+    msg = errors(tmp_path, ("hv: T1_HV, lv: T1_LV, rating_mva: 15, hv_kv: 33,", "hv: T1_HV, lv: T1_LV, rating_mva: 15, hv_kv: 132,"))
+    assert re.search(r"plant\.transformers\[0\]\.hv_kv.*132.0 kV does not match the source's 33.0 kV", msg), msg
+
+
+def test_unknown_equipment_and_impossible_quantity_in_plant_points(tmp_path):
+    msg = errors(
+        tmp_path,
+        ("{name: BB1_V, group: analog, index: 6, event_class: 2, scale: 0.001, deadband: 0.02,\n"
+         "         measurement: {equipment: KGM/BS/BB1, type: Voltage, multiplier: k, phases: AB},\n"
+         "         signal: {kind: plant, equipment: KGM/BS/BB1, quantity: V",
+         "{name: BB1_V, group: analog, index: 6, event_class: 2, scale: 0.001, deadband: 0.02,\n"
+         "         measurement: {equipment: KGM/BS/BB1, type: Voltage, multiplier: k, phases: AB},\n"
+         "         signal: {kind: plant, equipment: KGM/BS/BB1, quantity: P"),
+        ("signal: {kind: plant, equipment: KGM/F6/CB, quantity: position}",
+         "signal: {kind: plant, equipment: KGM/F6/BREAKER, quantity: position}"),
+    )
+    assert re.search(r"devices\[2\]\.points\[6\]\.signal\.quantity.*busbar 'KGM/BS/BB1' has no quantity 'P'; use one of V, F, energised", msg), msg
+    assert re.search(r"devices\[8\]\.points\[\d+\]\.signal\.equipment.*no plant equipment 'KGM/F6/BREAKER'", msg), msg
+
+
+def test_plant_equipment_must_be_site_equipment_of_the_right_type(tmp_path):
+    msg = errors(tmp_path, ("- {equipment: KGM/BS/BB2, node: BB2}", "- {equipment: KGM/F9/BB, node: BB2}"))
+    assert re.search(r"plant\.busbars\[1\]\.equipment.*'KGM/F9/BB' is not a substation/bay/equipment of this site", msg), msg
+    msg = errors(tmp_path, ("- {equipment: KGM/BS/BB1, node: BB1}", "- {equipment: KGM/T1/TX, node: BB1}"))
+    assert re.search(r"plant\.busbars\[0\]\.equipment.*already used by plant\.transformers\[0\]", msg), msg
+
+
+def test_plant_equipment_type_is_checked(tmp_path):
+    msg = errors(tmp_path, ("{equipment: KGM/F1/FDR, node: F1,", "{equipment: KGM/F1/CB, node: F1,"),
+                 ("{equipment: KGM/F1/CB, from: BB1, to: F1,", "{equipment: KGM/F1/FDR, from: BB1, to: F1,"))
+    assert re.search(r"plant\.switches\[5\]\.equipment: KGM/F1/FDR is of type ACLineSegment; a plant switch must be of type Breaker", msg), msg
+    assert re.search(r"plant\.loads\[0\]\.equipment: KGM/F1/CB is of type Breaker; a plant load must be of type ACLineSegment or EnergyConsumer", msg), msg
+
+
+def test_plant_points_need_a_plant(tmp_path):
+    text = EXAMPLE
+    start, end = text.index("plant:\n"), text.index("# Each point:")
+    f = tmp_path / "site.yaml"
+    f.write_text(text[:start] + text[end:])
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert "needs the site's `plant:` section; add it or use another signal kind" in str(e.value)
