@@ -125,11 +125,13 @@ ADDRESS_ERRORS = {
     "modbus": (lambda d: d["points"][1].update(address=70000) or "devices[0].points[1].address"),
     "dnp3": (lambda d: d["points"][1].update(index=-1) or "devices[0].points[1].index"),
     "iec61850": (lambda d: d["points"][1].update(reference="no-slash") or "devices[0].points[1].reference"),
+    "iec104": (lambda d: d["points"][1].update(ioa=0) or "devices[0].points[1].ioa"),
 }
 OPTION_ERRORS = {
     "modbus": (lambda d: d["modbus"].update(max_registers=500) or "devices[0].modbus.max_registers"),
     "dnp3": (lambda d: d["dnp3"].update(master_address=-5) or "devices[0].dnp3.master_address"),
     "iec61850": (lambda d: d["iec61850"].update(reports="sometimes") or "devices[0].iec61850.reports"),
+    "iec104": (lambda d: d["iec104"].update(common_address=70000) or "devices[0].iec104.common_address"),
 }
 
 
