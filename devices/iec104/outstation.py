@@ -121,6 +121,9 @@ class Iec104Rtu:
 
     def _command_handler(self, p: Iec104Point) -> Callable[[Any, Any, Any], Any]:
         def handle(point: Any, previous_info: Any, message: Any) -> Any:
+            if message.cot != c104.Cot.ACTIVATION:  # c104 hands on commands of any cause; only COT 6 operates
+                self._on_unexpected("UNKNOWN_COT", int(message.type.value))
+                return c104.ResponseState.NONE
             self.counters["commands"] += 1
             if self.faults.refuse_commands:
                 self.counters["commands_refused"] += 1

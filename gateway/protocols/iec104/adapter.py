@@ -183,7 +183,7 @@ def make_info(p: Iec104Point, value: Any, q: int, ts: float) -> Any:
     if kind == "double":
         return c104.DoubleInfo(state=_DOUBLE[int(raw)], quality=qual, recorded_at=at)
     if kind == "step":
-        return c104.StepInfo(position=c104.Int7(int(raw)), transient=False, quality=qual, recorded_at=at)
+        return c104.StepInfo(c104.Int7(int(raw)), False, qual, at)  # positional: the stub says position=, the binary state=
     if kind == "scaled":
         return c104.ScaledInfo(actual=c104.Int16(int(raw)), quality=qual, recorded_at=at)
     if kind == "counter":

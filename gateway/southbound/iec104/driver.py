@@ -285,7 +285,8 @@ class Iec104Source(DeviceSession):
         pending = self._confirm.expect(TYPE_ID[ctype], p.command_address())
         try:
             cp.transmit(cause=c104.Cot.ACTIVATION)  # its True/False is not trusted (adapter docstring)
-            verdict, deciding, terminated = Confirmations.wait(pending, sbo, self.cfg.timeout, self.cfg.timeout)
+            # ACT_TERM is optional for commands (c104's server sends it after select-before-execute only)
+            verdict, deciding, terminated = Confirmations.wait(pending, sbo, self.cfg.timeout, min(1.0, self.cfg.timeout))
         finally:
             self._confirm.done(pending)
         common = dict(ok=verdict == "accepted", point=p.name, value=value, mode=mode, command_type=ctype,
