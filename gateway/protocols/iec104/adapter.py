@@ -20,6 +20,7 @@ Gaps of c104 2.2.1 this module fills (each has a test in tests/iec104/):
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -417,15 +418,16 @@ class Confirmations:
     def wait(p: _Pending, sbo: bool, timeout: float, term_timeout: float) -> tuple[str, Apdu | None, bool]:
         """→ (verdict, deciding APDU, terminated). verdict: ``accepted`` (positive execute ACT_CON),
         ``negative`` (negative ACT_CON or COT 44–47), ``timed_out`` (no execute confirmation)."""
-        import time
-
         deadline = time.monotonic() + timeout
         with p.cond:
             verdict, deciding = "timed_out", None
             while True:
                 for a in p.events:
-                    if a.cot in REFUSAL_COTS or (a.cot == 7 and a.negative):
+                    if a.cot in REFUSAL_COTS:
                         return "negative", a, False
+                    if a.cot == 7 and a.negative:  # lib60870 may follow it with the precise COT 44–47
+                        precise = Confirmations._refusal_after(p, min(0.5, max(0.0, deadline - time.monotonic())))
+                        return "negative", precise or a, False
                     if a.cot == 7 and (not sbo or not a.select):
                         verdict, deciding = "accepted", a
                     if a.cot == 10 and verdict == "accepted":
@@ -436,6 +438,19 @@ class Confirmations:
                 if left <= 0:
                     return verdict, deciding, False
                 p.cond.wait(left)
+
+
+    @staticmethod
+    def _refusal_after(p: _Pending, timeout: float) -> Apdu | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for a in p.events:
+                if a.cot in REFUSAL_COTS:
+                    return a
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            p.cond.wait(left)
 
 
 def describe_refusal(a: Apdu | None) -> str:

@@ -76,7 +76,7 @@ class Iec104Source(DeviceSession):
         self.counters: dict[str, int] = {
             "asdus": 0, "values": 0, "spontaneous": 0, "interrogated": 0, "periodic": 0, "dropped": 0,
             "general_interrogations": 0, "gi_failed": 0, "counter_interrogations": 0, "clock_syncs": 0,
-            "commands": 0, "callback_errors": 0,
+            "commands": 0, "callback_errors": 0, "startdt_retries": 0,
         }
         self.malformed: dict[str, int] = {}
         self.unexpected: dict[str, int] = {}
@@ -94,9 +94,17 @@ class Iec104Source(DeviceSession):
         await self._call(self._open, timeout=self.cfg.timeout * 2 + 5)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.timeout * 2
-        while not (self._con is not None and self._con.is_connected):
-            if loop.time() > deadline:
+        muted_since: float | None = None
+        while not (self._con is not None and self._con.is_connected and not self._con.is_muted):  # STARTDT confirmed
+            now = loop.time()
+            if now > deadline:
                 raise TimeoutError
+            if self._con is not None and self._con.is_connected:
+                muted_since = muted_since if muted_since is not None else now
+                if now - muted_since > 0.2:  # c104 gap: with Init.NONE the STARTDT is sometimes never sent
+                    self.counters["startdt_retries"] += 1
+                    await self._call(self._con.unmute)
+                    muted_since = now
             await asyncio.sleep(0.02)
 
     def _open(self) -> None:
