@@ -379,7 +379,7 @@ class MqttPublisher:
         """QoS 1 messages we may have in flight: our cap, below the broker's Receive Maximum."""
         rm = client._package_handler._connack_properties.get("receive_maximum")
         broker = rm[0] if rm else 65535
-        return max(1, min(self.max_inflight, broker - 1))
+        return max(1, min(self.max_inflight, broker - 2))  # gmqtt's IdGenerator refuses a (max-1)th id in use
 
     # ------------------------------------------------------------------ sending
 
