@@ -20,8 +20,8 @@ import c104
 
 from devices.iec104.faults import RtuFaults
 from gateway.protocols.iec104.adapter import (
-    MalformedApdu,
     TYPE_NAME,
+    MalformedApdu,
     apply_parameters,
     c104_type,
     clock_callback,

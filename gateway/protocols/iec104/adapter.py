@@ -107,7 +107,7 @@ def c104_quality(qds: int) -> Any:
     for bit, flag in ((0x80, c104.Quality.Invalid), (0x40, c104.Quality.NonTopical), (0x20, c104.Quality.Substituted),
                       (0x10, c104.Quality.Blocked), (0x01, c104.Quality.Overflow)):
         if qds & bit:
-            out = out | flag
+            out = out | flag  # type: ignore[operator]  # c104 2.2.1 stub lacks Quality.__or__
     return out
 
 
