@@ -5,6 +5,7 @@ interrogation, clock sync, comms loss → INVALID, reconnect + GI, and every com
 # no `from __future__ import annotations`: c104 checks callback annotations as real classes
 
 import datetime as dt
+import struct
 import threading
 
 import c104
@@ -188,3 +189,63 @@ async def test_operate_without_a_connection_is_not_connected(dev):
     src = fast(dev)
     res = await src.operate("Pos", 1, "sbo")
     assert (res.ok, res.outcome) == (False, "not_connected")
+
+
+async def test_the_general_interrogation_repeats_every_gi_interval(peer):
+    dev = device(timeout=1.0, iec104={"common_address": 7, "gi_interval": 0.5, "clock_sync": False}, port=peer.port)
+    src = fast(dev)
+    async with running(src) as sink:
+        await ready(sink, src, "P")
+        await sink.wait(lambda: src.status_counters()["general_interrogations"] >= 3, what="three GIs")
+        assert src.status_counters()["gi_failed"] == 0 and src.status_counters()["clock_syncs"] == 0
+        assert len([r for r in sink.of("P") if r.value == 1234.5]) >= 3
+
+
+async def test_bad_frames_from_the_rtu_are_counted_and_never_crash_the_driver(dev):
+    """A raw server (no c104): STARTDT con, GI con, then an unknown type id (well framed) and a frame whose
+    length octet lies; the driver counts the first, survives the second (lib60870 drops or closes), and
+    comms recover to a good GI from the next connection."""
+    import asyncio as aio
+
+    from tests.iec104.support import STARTDT_ACT, STARTDT_CON, asdu, i_frame
+
+    conns = 0
+
+    async def serve(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        ns = 0
+        try:
+            while True:
+                head = await reader.readexactly(2)
+                frame = head + await reader.readexactly(head[1])
+                if frame == STARTDT_ACT:
+                    writer.write(STARTDT_CON)
+                elif frame[2] & 1 == 0 and frame[6] == 100:  # GI: confirm, one value, terminate
+                    for body in (asdu(100, 7, 7, 0, b"\x14"), asdu(13, 20, 7, 100, struct.pack("<f", 42.0) + b"\x00"),
+                                 asdu(100, 10, 7, 0, b"\x14")):
+                        writer.write(i_frame(ns, 0, body))
+                        ns += 1
+                    if conns == 1:
+                        writer.write(i_frame(ns, 0, asdu(99, 3, 7, 100, b"\x00\x00")))  # unknown type id
+                        ns += 1
+                        writer.write(bytes.fromhex("680e") + i_frame(ns, 0, asdu(13, 3, 7, 100, b"\x00"))[2:])  # length lies
+                        ns += 1
+                await writer.drain()
+        except (aio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await aio.start_server(serve, "127.0.0.1", dev.port)
+    try:
+        d = dev.model_copy(update={"points": [dev.points[0].model_copy(update={"type": "M_ME_NC_1"})]})
+        src = fast(d)
+        async with running(src) as sink:
+            await sink.wait(lambda: (x := sink.latest("P")) and x.value == 42.0 and x.quality == 0, what="the GI value")
+            await sink.wait(lambda: src.status_counters()["malformed"].get("unknown_type", 0) >= 1, what="bad type counted")
+            await sink.wait(lambda: src.connected and (x := sink.latest("P")) and x.value == 42.0 and x.quality == 0,
+                            20, "good after the bad frames")
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -222,3 +222,21 @@ def test_a_broken_frame_does_not_operate_or_crash_the_rtu(rtu, frame):
     q.send_i(asdu(100, 6, CA, 0, bytes([20])))
     q.read_until(lambda f: f[2] & 1 == 0 and f[6] == 100 and f[8] == 10)
     q.close()
+
+
+def test_a_point_with_a_cycle_is_also_sent_periodically_with_cot_1():
+    r = Iec104Rtu(device(points=[{"name": "F", "ioa": 9, "type": "M_ME_NC_1", "cyclic": "300ms",
+                                  "measurement": {"equipment": "S1/F1/FDR", "type": "Frequency"}}]))
+    r.start()
+    try:
+        r.update("F", 50.01, 0, T0)
+        p = RawPeer(r.port)
+        p.startdt()
+        frames = [f for f in (p.read(2.0) for _ in range(3)) if f is not None]
+        periodic = [asdu_of(f) for f in frames if f[2] & 1 == 0 and f[8] == 1]
+        assert len(periodic) >= 2, [f.hex(" ") for f in frames]
+        want = asdu(13, 1, CA, 9, struct.pack("<f", 50.01) + bytes([0]))
+        assert periodic[0][:1] + periodic[0][2:] == want[:1] + want[2:]  # (SQ may be set for one object)
+        p.close()
+    finally:
+        r.stop()
