@@ -129,7 +129,8 @@ async def test_comms_loss_marks_invalid_and_reconnect_repeats_the_gi(dev, peer):
             again.p.info = c104.ShortInfo(actual=999.0, quality=c104.Quality(), recorded_at=utc(T0 + 50))
             r = await sink.wait(lambda: (x := sink.latest("P")) and x.value == 999.0 and x, 30, "GI after reconnect")
             assert r.quality == 0 and r.timestamp == T0 + 50
-            assert src.state.reconnects >= 1 and src.status_counters()["general_interrogations"] >= 2
+            await sink.wait(lambda: src.status_counters()["general_interrogations"] >= 2, what="the GI counted")
+            assert src.state.reconnects >= 1
         finally:
             again.stop()
 

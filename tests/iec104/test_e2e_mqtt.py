@@ -128,6 +128,7 @@ async def test_every_point_on_mqtt_equals_what_the_rtu_holds(mosquitto):
         s.rtu.update("BB1_V", 33.41, int(Q.QUESTIONABLE | Q.OLD_DATA), ts + 1)
         m = await s.any_where("BB1_V", lambda m: m["quality"].get("oldData"), what="BB1_V NT")
         assert m["value"] == pytest.approx(33.41) and m["quality"] == {"validity": "QUESTIONABLE", "source": "PROCESS", "oldData": True}
+        assert await s.room.wait_for(lambda _ms: s.src.status_counters()["clock_syncs"] >= 1, 10)  # GI, CI, then CS
         c = s.src.status_counters()
         assert c["general_interrogations"] >= 1 and c["counter_interrogations"] >= 1 and c["clock_syncs"] >= 1
         assert c["spontaneous"] >= 1 and c["malformed"] == {} and c["callback_errors"] == 0
