@@ -250,3 +250,20 @@ async def test_bad_frames_from_the_rtu_are_counted_and_never_crash_the_driver(de
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_apci_parameters_from_the_site_file_reach_both_stacks(peer):
+    from devices.iec104.outstation import Iec104Rtu
+
+    opts = {"common_address": 7, "t0": 12, "t1": 9, "t2": 4, "t3": 30, "k": 20, "w": 10}
+    dev = device(timeout=1.0, iec104=opts, port=peer.port)
+    src = fast(dev)
+    async with running(src) as sink:
+        await ready(sink, src, "P")
+        pp = src._con.protocol_parameters
+        assert (pp.connection_timeout, pp.message_timeout, pp.confirm_interval, pp.keep_alive_interval,
+                pp.send_window_size, pp.receive_window_size) == (12000, 9000, 4000, 30000, 20, 10)
+    rtu = Iec104Rtu(device(iec104=opts))
+    sp = rtu.server.protocol_parameters
+    assert (sp.message_timeout, sp.confirm_interval, sp.keep_alive_interval, sp.send_window_size, sp.receive_window_size) == \
+        (9000, 4000, 30000, 20, 10)
