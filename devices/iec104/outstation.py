@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import c104
 
-from devices.iec104.faults import RtuFaults
+from devices.iec104.faults import MuteListener, RtuFaults
+from devices.iec61850.faults import abort_connections  # plain sockets, no MMS stack
 from gateway.protocols.iec104.adapter import (
     TYPE_NAME,
     MalformedApdu,
@@ -27,6 +28,7 @@ from gateway.protocols.iec104.adapter import (
     clock_callback,
     command_type,
     command_value,
+    connect_callback,
     make_info,
     parse_apdu,
     point_callback,
@@ -47,7 +49,8 @@ class Iec104Rtu:
     def __init__(self, device: Iec104Device, on_command: OnCommand | None = None) -> None:
         self.cfg = device
         self.on_command = on_command
-        self.faults = RtuFaults()
+        self._faults = RtuFaults()
+        self._mute: MuteListener | None = None
         self.port = device.port or _free_port(device.host)
         self.points = {p.name: p for p in device.points}
         self.counters: dict[str, int] = {
@@ -60,11 +63,19 @@ class Iec104Rtu:
         self.clock_offset = 0.0  # set by C_CS_NA_1: controlling station's time - ours
         self._lock = threading.Lock()
         self._sent: dict[str, tuple[Any, int]] = {}  # point → (engineering value, quality) last transmitted
+        self._mon: dict[str, Any] = {}
+        self._closing = False
+        self._build()
+
+    def _build(self) -> None:
+        """A fresh c104 server with the site's station and points (c104 2.2.1 can crash when one server
+        object is stopped and started again while a client connects, so a restart builds a new one)."""
+        device = self.cfg
         self.server = c104.Server(ip=device.host, port=self.port, tick_rate_ms=50,
                                   select_timeout_ms=int(device.iec104.select_timeout * 1000), max_connections=0)
         apply_parameters(self.server.protocol_parameters, device.iec104)
         self.station = self.server.add_station(common_address=device.iec104.common_address)
-        self._mon: dict[str, Any] = {}
+        self._mon = {}
         for p in device.points:
             mp = self.station.add_point(io_address=p.ioa, type=c104_type(p.type),
                                         report_ms=int(p.cyclic * 1000) if p.cyclic else 0)
@@ -78,10 +89,12 @@ class Iec104Rtu:
         self.server.on_receive_raw(callable=raw_callback(self._on_raw, self._callback_error, server=True))
         self.server.on_unexpected_message(callable=unexpected_callback(self._on_unexpected, server=True))
         self.server.on_clock_sync(callable=clock_callback(self._on_clock))
+        self.server.on_connect(callable=connect_callback(lambda _ip: not self._closing))
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self._closing = False
         self.server.start()
         deadline = time.monotonic() + 5
         while not self.server.is_running and time.monotonic() < deadline:
@@ -90,7 +103,44 @@ class Iec104Rtu:
             raise OSError(f"{self.cfg.name}: the IEC 104 server could not listen on {self.cfg.host}:{self.port}")
 
     def stop(self) -> None:
+        self._stop_server()
+        if self._mute is not None:
+            self._mute.close()
+            self._mute = None
+
+    def _stop_server(self) -> None:
+        """Refuse new connections, drop the open ones, then stop: c104 2.2.1 can crash in ``Server.stop()``
+        while a client is (re)connecting, so stop is only called on a server with no connection left."""
+        self._closing = True
+        if self.server.is_running:
+            deadline = time.monotonic() + 2.0
+            while self.server.open_connection_count and time.monotonic() < deadline:
+                abort_connections(self.cfg.host, self.port)
+                time.sleep(0.05)
         self.server.stop()
+
+    @property
+    def faults(self) -> RtuFaults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, new: RtuFaults) -> None:
+        """Replaced whole by the fault engine; entering or leaving ``silent`` swaps the stack for a mute listener."""
+        old, self._faults = self._faults, new
+        if new.silent and not old.silent:
+            self._stop_server()
+            self._mute = MuteListener(self.cfg.host, self.port)
+            log.info("%s: silent (connections accepted, nothing answered)", self.cfg.name)
+        elif old.silent and not new.silent:
+            if self._mute is not None:
+                self._mute.close()
+                self._mute = None
+            infos = {name: mp.info for name, mp in self._mon.items()}
+            self._build()
+            for name, info in infos.items():
+                self._mon[name].info = info
+            self.start()
+            log.info("%s: answering again", self.cfg.name)
 
     # ------------------------------------------------------------ firmware side
 

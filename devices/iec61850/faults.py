@@ -36,8 +36,13 @@ def abort_connections(host: str, port: int) -> int:
     n = 0
     for fd in _fds():
         try:
-            s = socket.socket(fileno=os.dup(fd))
+            dup = os.dup(fd)
         except OSError:
+            continue
+        try:
+            s = socket.socket(fileno=dup)
+        except OSError:  # not a socket (a file, a pipe): close the duplicate, or every call leaks one fd per file
+            os.close(dup)
             continue
         try:
             if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):

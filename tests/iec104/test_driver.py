@@ -7,6 +7,7 @@ interrogation, clock sync, comms loss → INVALID, reconnect + GI, and every com
 import datetime as dt
 import struct
 import threading
+import time
 
 import c104
 import pytest
@@ -51,7 +52,12 @@ class Peer:
         self.rc = st.add_point(io_address=1300, type=c104.Type.C_RC_NA_1)
         for cp in (self.dc, self.sc, self.rc):
             cp.on_receive(callable=self.on_command)
+        self.closing = False
+        self.server.on_connect(callable=self.on_connect)
         self.server.start()
+
+    def on_connect(self, server: c104.Server, ip: str) -> bool:
+        return not self.closing
 
     def on_command(self, point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage) -> c104.ResponseState:
         with self.lock:
@@ -59,6 +65,14 @@ class Peer:
         return c104.ResponseState.FAILURE if self.refuse else c104.ResponseState.SUCCESS
 
     def stop(self) -> None:
+        """Like the emulated RTU: refuse, drop the connections, then stop (c104's stop can crash mid-connect)."""
+        from devices.iec61850.faults import abort_connections
+
+        self.closing = True
+        deadline = time.monotonic() + 2
+        while self.server.is_running and self.server.open_connection_count and time.monotonic() < deadline:
+            abort_connections("127.0.0.1", self.port)
+            time.sleep(0.05)
         self.server.stop()
 
 

@@ -43,3 +43,19 @@ async def test_quality_faults_travel_as_quality_descriptor_bits(lab: Lab) -> Non
         await lab.wait_for(TAP, quality=want, timeout=10, since=t0)
         await lab.injector.clear(a.id)
         await lab.wait_for(TAP, quality="GOOD", timeout=10, since=time.time())
+
+
+async def test_silent_rtu_accepts_but_never_answers_and_comms_recover(lab: Lab) -> None:
+    t0 = time.time()
+    a = await lab.inject("rtu-ash", {"kind": "silent"})
+    lost = await lab.wait_for(TAP, quality="INVALID", timeout=20, since=t0)
+    assert lost.quality.get("failure")
+    rtu = lab.emu.devices["rtu-ash"].server
+    deadline = time.monotonic() + 15
+    while not (rtu._mute is not None and rtu._mute.accepted) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert rtu._mute is not None and rtu._mute.accepted  # the gateway did connect again, and was ignored
+    with pytest.raises(AssertionError):  # connected to a silent RTU is not connected: nothing GOOD comes
+        await lab.wait_for(TAP, quality="GOOD", timeout=2, since=t0)
+    await lab.injector.clear(a.id)
+    await lab.wait_for(TAP, quality="GOOD", timeout=30, since=time.time())

@@ -72,6 +72,7 @@ class Iec104Source(DeviceSession):
         self._emit: Emit | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._dropped = False  # set by c104's state callback: the link went down (c104 reconnects behind our back)
         self._confirm = Confirmations()
         self.counters: dict[str, int] = {
             "asdus": 0, "values": 0, "spontaneous": 0, "interrogated": 0, "periodic": 0, "dropped": 0,
@@ -91,6 +92,7 @@ class Iec104Source(DeviceSession):
         self._loop = asyncio.get_running_loop()
         self._emit = None
         self._closed = False
+        self._dropped = False
         await self._call(self._open, timeout=self.cfg.timeout * 2 + 5)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.timeout * 2
@@ -101,10 +103,13 @@ class Iec104Source(DeviceSession):
                 raise TimeoutError
             if self._con is not None and self._con.is_connected:
                 muted_since = muted_since if muted_since is not None else now
-                if now - muted_since > 0.2:  # c104 gap: with Init.NONE the STARTDT is sometimes never sent
+                if now - muted_since > 0.3:
+                    # c104 gap: with Init.NONE the STARTDT is sometimes never sent; Connection.unmute() can crash
+                    # the process while c104 reconnects, so start over with a fresh client instead
                     self.counters["startdt_retries"] += 1
-                    await self._call(self._con.unmute)
-                    muted_since = now
+                    await self._call(self._close_client)
+                    await self._call(self._open, timeout=self.cfg.timeout * 2 + 5)
+                    muted_since = None
             await asyncio.sleep(0.02)
 
     def _open(self) -> None:
@@ -153,7 +158,7 @@ class Iec104Source(DeviceSession):
         next_gi = loop.time() + o.gi_interval if o.gi_interval else None
         while True:
             con = self._con
-            if con is None or not con.is_connected:
+            if con is None or self._dropped or not con.is_connected or con.is_muted:
                 raise DriverError("IEC 104 connection closed")
             self.state.last_ok = time.time()
             if next_gi is not None and loop.time() >= next_gi:
@@ -238,6 +243,8 @@ class Iec104Source(DeviceSession):
 
     def _on_state(self, state: str) -> None:
         log.debug("%s: connection state %s", self.device, state)
+        if state.startswith("CLOSED") and self.state.connected:
+            self._dropped = True  # even if c104 reconnects before serve() looks: values may have been missed
 
     def _callback_error(self, e: BaseException) -> None:
         self.counters["callback_errors"] += 1
