@@ -1,7 +1,7 @@
 """Comms faults of the emulated 104 RTU (consulted by ``Iec104Rtu``).
 
-- ``refuse_commands``: every command is refused: a negative activation confirmation (P/N=1) for
-  direct-operate points; for select-before-execute points the select is refused the same way.
+- ``refuse_commands``: every command is refused with a negative activation confirmation (P/N=1): at
+  once for direct commands, at the execute for select-before-execute ones (c104 confirms selects itself).
 - ``silent``: the RTU's stack stops (open connections drop) and a mute listener takes its port: TCP
   connections are accepted, nothing is ever answered (no STARTDT con, no TESTFR con), so the
   controlling station must detect the silence through its own timers; cleared, the stack restarts.

@@ -160,6 +160,10 @@ async def test_commands_round_trip_through_mqtt_to_the_firmware_and_back(mosquit
         assert (res["status"], res["reason"]) == ("failed", "device_refused"), res
         assert res["detail"]["negative"] is True and res["detail"]["cot"] == 7
         assert s.state("AVC_TARGET") == 33000
+        res = await s.command("GT1_LVCB", 1, "open-gt1-lv-refused")  # select-before-execute: refused at the execute
+        assert (res["status"], res["reason"]) == ("failed", "device_refused"), res
+        assert res["detail"]["negative"] is True and res["detail"]["mode"] == "sbo"
+        assert s.state("GT1_LVCB") == 2
 
 
 async def test_rtu_loss_is_invalid_on_mqtt_and_the_gi_after_reconnect_restores_it(mosquitto):

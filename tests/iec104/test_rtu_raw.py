@@ -240,3 +240,20 @@ def test_a_point_with_a_cycle_is_also_sent_periodically_with_cot_1():
         p.close()
     finally:
         r.stop()
+
+
+def test_a_refused_select_before_execute_command_gets_a_negative_execute_confirmation(rtu, peer):
+    """c104 confirms the select itself; the refusal comes with the execute (P/N=1). c104 then also sends
+    an ACT_TERM, which a controlling station must ignore after a negative confirmation."""
+    from devices.iec104.faults import RtuFaults
+
+    seen: list[tuple[str, float]] = []
+    rtu.on_command = lambda point, value: seen.append((point, value)) or True
+    rtu.faults = RtuFaults(refuse_commands=True)
+    peer.send_i(asdu(46, 6, CA, 1200, bytes([0x81])))  # select OFF
+    f = peer.read_until(lambda f: f[2] & 1 == 0 and f[6] == 46)[-1]
+    assert asdu_of(f) == asdu(46, 7, CA, 1200, bytes([0x81]))
+    peer.send_i(asdu(46, 6, CA, 1200, bytes([0x01])))  # execute OFF
+    f = peer.read_until(lambda f: f[2] & 1 == 0 and f[6] == 46)[-1]
+    assert asdu_of(f) == asdu(46, 0x40 | 7, CA, 1200, bytes([0x01]))
+    assert seen == [] and rtu.stats["commands_refused"] == 1
