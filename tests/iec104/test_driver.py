@@ -28,8 +28,9 @@ def utc(ts: float) -> dt.datetime:
 class Peer:
     """c104's server holding the points of tests.iec104.support.device() with hand-set information."""
 
-    def __init__(self, port: int, refuse: bool = False) -> None:
+    def __init__(self, port: int, refuse: bool = False, stall: float = 0.0) -> None:
         self.port = port
+        self.stall = stall
         self.commands: list[tuple[int, object, bool]] = []
         self.refuse = refuse
         self.lock = threading.Lock()
@@ -62,6 +63,7 @@ class Peer:
     def on_command(self, point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage) -> c104.ResponseState:
         with self.lock:
             self.commands.append((point.io_address, point.value, message.is_select_command))
+        time.sleep(self.stall)  # a stalled RTU: no confirmation within the gateway's timeout
         return c104.ResponseState.FAILURE if self.refuse else c104.ResponseState.SUCCESS
 
     def stop(self) -> None:
@@ -281,3 +283,17 @@ async def test_apci_parameters_from_the_site_file_reach_both_stacks(peer):
     sp = rtu.server.protocol_parameters
     assert (sp.message_timeout, sp.confirm_interval, sp.keep_alive_interval, sp.send_window_size, sp.receive_window_size) == \
         (9000, 4000, 30000, 20, 10)
+
+
+async def test_a_command_the_rtu_does_not_confirm_in_time_is_timed_out(dev):
+    peer = Peer(dev.port, stall=2.5)
+    try:
+        src = fast(dev)  # timeout 1 s
+        async with running(src) as sink:
+            await ready(sink, src, "Trip")
+            res = await src.operate("Trip", 1, "direct")
+            assert (res.ok, res.outcome, res.cot) == (False, "timed_out", None), res
+            assert "no activation confirmation" in res.reason
+            assert peer.commands == [(1201, True, False)]  # it did arrive: the effect is unknown, hence timed_out
+    finally:
+        peer.stop()
