@@ -226,11 +226,10 @@ async def test_bad_frames_from_the_rtu_are_counted_and_never_crash_the_driver(de
 
     from tests.iec104.support import STARTDT_ACT, STARTDT_CON, asdu, i_frame
 
-    conns = 0
+    bad_sent = False
 
     async def serve(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
-        nonlocal conns
-        conns += 1
+        nonlocal bad_sent
         ns = 0
         try:
             while True:
@@ -243,7 +242,8 @@ async def test_bad_frames_from_the_rtu_are_counted_and_never_crash_the_driver(de
                                  asdu(100, 10, 7, 0, b"\x14")):
                         writer.write(i_frame(ns, 0, body))
                         ns += 1
-                    if conns == 1:
+                    if not bad_sent:  # on the first association that gets as far as a GI
+                        bad_sent = True
                         writer.write(i_frame(ns, 0, asdu(99, 3, 7, 100, b"\x00\x00")))  # unknown type id
                         ns += 1
                         writer.write(bytes.fromhex("680e") + i_frame(ns, 0, asdu(13, 3, 7, 100, b"\x00"))[2:])  # length lies
