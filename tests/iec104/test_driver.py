@@ -297,3 +297,31 @@ async def test_a_command_the_rtu_does_not_confirm_in_time_is_timed_out(dev):
             assert peer.commands == [(1201, True, False)]  # it did arrive: the effect is unknown, hence timed_out
     finally:
         peer.stop()
+
+
+def test_the_execute_is_resent_only_when_a_confirmed_select_got_no_execute_and_no_answer(dev):
+    """The decision behind the `executes_resent` gap fill (c104's client sometimes drops the execute),
+    on synthetic confirmations: resend only after a positive select, with no execute sent or answered."""
+    from gateway.protocols.iec104.adapter import Apdu, Confirmations
+
+    src = Driver(dev.model_copy(update={"timeout": 0.2}))
+    conf = Confirmations()
+
+    def case(events: list[Apdu], sent: list[tuple[int, int, bool]]) -> bool:
+        pending = conf.expect(46, 1200)
+        pending.events.extend(events)
+        src._sent_commands[:] = sent
+        try:
+            return src._select_confirmed_without_execute(pending, 46, 1200)
+        finally:
+            conf.done(pending)
+
+    sel_con = Apdu("I", 46, 7, False, 7, 1200, True)
+    exe_con = Apdu("I", 46, 7, False, 7, 1200, False)
+    neg = Apdu("I", 46, 7, True, 7, 1200, False)
+    assert case([sel_con], [(46, 1200, True)]) is True  # the c104 gap: select confirmed, no execute left
+    assert case([sel_con], [(46, 1200, True), (46, 1200, False)]) is False  # the execute did leave
+    assert case([sel_con, exe_con], [(46, 1200, True)]) is False  # answered (the send hook lagged)
+    assert case([sel_con, neg], [(46, 1200, True)]) is False  # refused
+    assert case([], [(46, 1200, True)]) is False  # no select confirmation: nothing to execute
+    assert case([Apdu("I", 46, 7, True, 7, 1200, True)], [(46, 1200, True)]) is False  # select refused

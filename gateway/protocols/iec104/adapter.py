@@ -1,7 +1,8 @@
 """The c104 (lib60870-C) adapter both sides share: ASDU types, values, quality descriptors, CP56Time2a
 and APCI parameters between the site file and c104, plus the gaps of c104 2.2.1 filled here.
 
-Gaps of c104 2.2.1 this module fills (each has a test in tests/iec104/):
+Gaps of c104 2.2.1 this module fills (the full list, with those filled in the driver and the emulated
+RTU, is in this folder's README.md; each has a test in tests/iec104/):
 
 - callbacks must carry c104's exact parameter names and annotations or c104 refuses them:
   :func:`point_callback` and friends build conforming wrappers around plain callables and make

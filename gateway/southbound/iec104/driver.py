@@ -21,6 +21,7 @@ import c104
 
 from gateway.pipeline import Backoff, Emit, Reading
 from gateway.protocols.iec104.adapter import (
+    REFUSAL_COTS,
     TYPE_ID,
     Confirmations,
     MalformedApdu,
@@ -74,10 +75,11 @@ class Iec104Source(DeviceSession):
         self._closed = False
         self._dropped = False  # set by c104's state callback: the link went down (c104 reconnects behind our back)
         self._confirm = Confirmations()
+        self._sent_commands: list[tuple[int, int, bool]] = []  # (type id, IOA, S/E) of activations c104 sent
         self.counters: dict[str, int] = {
             "asdus": 0, "values": 0, "spontaneous": 0, "interrogated": 0, "periodic": 0, "dropped": 0,
             "general_interrogations": 0, "gi_failed": 0, "counter_interrogations": 0, "clock_syncs": 0,
-            "commands": 0, "callback_errors": 0, "startdt_retries": 0,
+            "commands": 0, "callback_errors": 0, "startdt_retries": 0, "executes_resent": 0,
         }
         self.malformed: dict[str, int] = {}
         self.unexpected: dict[str, int] = {}
@@ -132,6 +134,7 @@ class Iec104Source(DeviceSession):
             if p.command is not None and p.command.enabled:
                 self._cmd[p.name] = station.add_point(io_address=p.command_address(), type=c104_type(command_type(p)))
         con.on_receive_raw(callable=raw_callback(self._on_raw, self._callback_error, server=False))
+        con.on_send_raw(callable=raw_callback(self._on_sent, self._callback_error, server=False))
         con.on_unexpected_message(callable=unexpected_callback(self._on_unexpected, server=False))
         con.on_state_change(callable=state_callback(self._on_state))
         self._client, self._con = client, con
@@ -238,6 +241,14 @@ class Iec104Source(DeviceSession):
             self.counters["asdus"] += 1
             self._confirm.feed(a)
 
+    def _on_sent(self, data: bytes) -> None:
+        try:
+            a = parse_apdu(data)
+        except MalformedApdu:
+            return
+        if a.fmt == "I" and a.cot == 6:
+            self._sent_commands.append((a.type_id, a.ioa, a.select))
+
     def _on_unexpected(self, cause: str, type_id: int) -> None:
         self.unexpected[cause] = self.unexpected.get(cause, 0) + 1
 
@@ -279,6 +290,21 @@ class Iec104Source(DeviceSession):
         except (TimeoutError, DriverError, OSError) as e:
             return result("timed_out" if isinstance(e, TimeoutError) else "not_connected", str(e) or "no confirmation in time")
 
+    def _select_confirmed_without_execute(self, pending: Any, tid: int, ioa: int) -> bool:
+        """True when the select was confirmed and, within a grace period, neither an execute left nor
+        anything answered one (c104's send hook can lag: resending early would operate twice)."""
+        deadline = time.monotonic() + min(1.0, self.cfg.timeout)
+        while True:
+            with pending.cond:
+                confirmed = any(a.cot == 7 and a.select and not a.negative for a in pending.events)
+                answered = any(a.negative or a.cot in REFUSAL_COTS or (a.cot == 7 and not a.select) for a in pending.events)
+            executed = any(t == tid and i == ioa and not sel for t, i, sel in list(self._sent_commands))
+            if not confirmed or answered or executed:
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.05)
+
     def _command_info(self, p: Iec104Point, value: float | int | bool) -> Any:
         if command_type(p) != "C_RC_NA_1":
             return make_command(p, value)
@@ -297,9 +323,17 @@ class Iec104Source(DeviceSession):
         sbo = mode == "sbo"
         cp.command_mode = c104.CommandMode.SELECT_AND_EXECUTE if sbo else c104.CommandMode.DIRECT
         cp.info = info
-        pending = self._confirm.expect(TYPE_ID[ctype], p.command_address())
+        tid, ioa = TYPE_ID[ctype], p.command_address()
+        pending = self._confirm.expect(tid, ioa)
+        self._sent_commands.clear()
         try:
             cp.transmit(cause=c104.Cot.ACTIVATION)  # its True/False is not trusted (adapter docstring)
+            if sbo and self._select_confirmed_without_execute(pending, tid, ioa):
+                # c104 gap: after a confirmed select its client sometimes never sends the execute; a DIRECT
+                # transmit of the same command is exactly that execute (S/E=0)
+                self.counters["executes_resent"] += 1
+                cp.command_mode = c104.CommandMode.DIRECT
+                cp.transmit(cause=c104.Cot.ACTIVATION)
             # ACT_TERM is optional for commands (c104's server sends it after select-before-execute only)
             verdict, deciding, terminated = Confirmations.wait(pending, sbo, self.cfg.timeout, min(1.0, self.cfg.timeout))
         finally:
