@@ -315,3 +315,18 @@ class ForeignGuard:
         while True:
             await asyncio.sleep(self.interval)
             self.sweep()
+
+
+def abort_connections(host: str, port: int) -> int:
+    """Shut down every accepted TCP connection of this process on ``host:port``; returns how many.
+
+    For servers whose sockets live in C (libiec61850, lib60870): their connection thread sees the peer
+    gone and releases the association, exactly as after a network abort; the listener is untouched."""
+    n = 0
+    for s in accepted_sockets(host, port):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+            n += 1
+        except OSError:
+            continue
+    return n

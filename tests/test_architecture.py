@@ -121,22 +121,28 @@ def _broken_site(tmp_path: Path, name: str, mutate) -> tuple[Path, str]:  # noqa
     return path, where
 
 
-ADDRESS_ERRORS = {
-    "modbus": (lambda d: d["points"][1].update(address=70000) or "devices[0].points[1].address"),
-    "dnp3": (lambda d: d["points"][1].update(index=-1) or "devices[0].points[1].index"),
-    "iec61850": (lambda d: d["points"][1].update(reference="no-slash") or "devices[0].points[1].reference"),
-}
-OPTION_ERRORS = {
-    "modbus": (lambda d: d["modbus"].update(max_registers=500) or "devices[0].modbus.max_registers"),
-    "dnp3": (lambda d: d["dnp3"].update(master_address=-5) or "devices[0].dnp3.master_address"),
-    "iec61850": (lambda d: d["iec61850"].update(reports="sometimes") or "devices[0].iec61850.reports"),
-}
+def _bad_address(name: str):  # noqa: ANN202 - a mutation of the device, returning the YAML path it breaks
+    key = protocols()[name].address_key
+
+    def mutate(d: dict) -> str:
+        d["points"][1][key] = {"not": "an address"}
+        return f"devices[0].points[1].{key}"
+
+    return mutate
+
+
+def _bad_option(name: str):  # noqa: ANN202
+    def mutate(d: dict) -> str:
+        d.setdefault(name, {})["no_such_option"] = 1  # every protocol's options block is named after it
+        return f"devices[0].{name}.no_such_option"
+
+    return mutate
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("table", [ADDRESS_ERRORS, OPTION_ERRORS], ids=["point-address", "device-options"])
-def test_an_error_inside_a_protocol_names_its_yaml_path_and_line(tmp_path: Path, name: str, table: dict) -> None:
-    path, where = _broken_site(tmp_path, name, table[name])
+@pytest.mark.parametrize("make", [_bad_address, _bad_option], ids=["point-address", "device-options"])
+def test_an_error_inside_a_protocol_names_its_yaml_path_and_line(tmp_path: Path, name: str, make) -> None:  # noqa: ANN001
+    path, where = _broken_site(tmp_path, name, make(name))
     with pytest.raises(ConfigError) as e:
         load_config(path)
     (problem,) = e.value.problems

@@ -12,11 +12,10 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
-from devices.netguard import accepted_sockets
+from devices.netguard import abort_connections  # noqa: F401 - the IED's association abort
 
 
 @dataclass(frozen=True)
@@ -27,21 +26,6 @@ class IedFaults:
     refuse_add_cause: int | None = None
 
 
-
-
-def abort_connections(host: str, port: int) -> int:
-    """Shut down every accepted TCP connection of this process on ``host:port``; returns how many.
-
-    libiec61850's connection thread then sees the peer gone and releases the association,
-    exactly as after a network abort; the listening socket is untouched."""
-    n = 0
-    for s in accepted_sockets(host, port):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-            n += 1
-        except OSError:
-            continue
-    return n
 
 
 def merge(faults: list[Any]) -> IedFaults:

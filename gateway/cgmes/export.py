@@ -120,7 +120,10 @@ def export(cfg: Config, profiles: tuple[str, ...] = ("eq",), now: datetime | Non
 
     tap_steps = _tap_steps(cfg)
     first_terminal: dict[str, uuid.UUID] = {}
-    for path, (s, b, e) in cfg.equipment_paths().items():
+    eq_paths = cfg.equipment_paths()
+    for path, (s, b, e) in eq_paths.items():
+        if e.type == "EnergySource":  # written below as the grid infeed (ExternalNetworkInjection)
+            continue
         m = cfg.equipment_mrid(path)
         el = eq.obj(e.type, m, e.name, e.description)
         eq.ref(el, "Equipment.EquipmentContainer", bay_mrid[f"{s.name}/{b.name}"])
@@ -151,12 +154,19 @@ def export(cfg: Config, profiles: tuple[str, ...] = ("eq",), now: datetime | Non
                     eq.lit(tc, "cim", "TapChanger.ltcFlag", "true")
                     eq.ref(tc, "RatioTapChanger.TransformerEnd", end)
     for key, n in lay.sources.items():
-        level = key.rsplit("/", 1)[0]
-        m = derived(site, "source", key)
-        el = eq.obj("ExternalNetworkInjection", m, f"{lay.levels[level].name} grid", "the grid supply (derived by gridgate)")
-        eq.ref(el, "Equipment.EquipmentContainer", level_mrid[level])
+        if key in eq_paths:  # the site's own EnergySource equipment: the grid infeed, with its own mRID and bay
+            sub, bay, e = eq_paths[key]
+            m = cfg.equipment_mrid(key)
+            level = lay.nodes[n]
+            el = eq.obj("ExternalNetworkInjection", m, e.name, e.description or "the grid supply")
+            eq.ref(el, "Equipment.EquipmentContainer", bay_mrid[f"{sub.name}/{bay.name}"])
+        else:
+            level = key.rsplit("/", 1)[0]
+            m = derived(site, "source", key)
+            el = eq.obj("ExternalNetworkInjection", m, f"{lay.levels[level].name} grid", "the grid supply (derived by gridgate)")
+            eq.ref(el, "Equipment.EquipmentContainer", level_mrid[level])
         eq.ref(el, "ConductingEquipment.BaseVoltage", base[lay.levels[level].kv])
-        terminals(m, key, [n])
+        first_terminal[key] = terminals(m, key, [n])[0]
     points = {f"{d.name}/{p.name}": p for d in cfg.devices for p in d.points}
     for entry in build_catalog(cfg).values():  # the catalog's mRIDs, not a second derivation of them
         meas = entry.measurement

@@ -74,6 +74,12 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
     kv_of_level = {vid: _kv(model, v) for vid, v in levels.items()}
     bays = model.of("Bay")
     equipment = [o for o in model.objects.values() if o.cls in TERMINALS or o.cls in UNSUPPORTED_EQUIPMENT]
+    bay_ids = {b.id for b in model.of("Bay")}
+    # a grid infeed kept in a Bay is the site's own source equipment (gridgate's EnergySource); one held by a
+    # VoltageLevel is the derived one gridgate writes again on export
+    infeeds = [o for o in model.objects.values() if o.cls in ("ExternalNetworkInjection", "EnergySource")
+               and o.refs.get("Equipment.EquipmentContainer", "") in bay_ids]
+    equipment += infeeds
     ends = _transformer_ends(model)
     terminals_of: dict[str, list[Obj]] = {}
     for t in model.of("Terminal"):
@@ -128,7 +134,8 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
                 res.notes.append(f"unsupported equipment {e.label()} skipped (gridgate has no {e.cls} type)")
                 continue
             used = {x["name"] for x in bd["equipment"]}
-            ed = {"name": unique(name_of(e.name, e.cls[:8]), used), "type": e.cls}
+            cls = "EnergySource" if e in infeeds else e.cls
+            ed = {"name": unique(name_of(e.name, cls[:8]), used), "type": cls}
             if desc := e.lits.get("IdentifiedObject.description", ""):
                 ed["description"] = desc
             ed["mrid"] = _uuid(e, res)
@@ -157,7 +164,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
     if not sub_out:
         raise ModelError(["no substation with equipment gridgate supports (" + ", ".join(sorted(TERMINALS)) + ")"])
     for o in model.objects.values():
-        if o.cls == "ExternalNetworkInjection" or o.cls == "EnergySource":
+        if (o.cls == "ExternalNetworkInjection" or o.cls == "EnergySource") and o not in infeeds:
             res.notes.append(f"{o.label()}: the grid source; gridgate derives it again on export")
     points = _points(model, eq_path, ends, res, sub_ids)
     res.site = propose_site(model, sub_out, points, bay_kind, kv_by_path=_kv_by_path(sub_out))

@@ -135,6 +135,11 @@ def _substation(s: Substation, lay: Layout) -> None:
                     lay.terminals[f"{bp}/{e.name}"] = [out, node(f"{bp}/{e.name}/END", level)]
                 elif e.type == "EnergyConsumer":
                     lay.terminals[f"{bp}/{e.name}"] = [out]
+        for b in [b for b in bays if kinds[b.name] == "source"]:  # the site's own supply, on this level's bus
+            for e in b.equipment:
+                if e.type == "EnergySource":
+                    lay.sources[f"{s.name}/{b.name}/{e.name}"] = buses[kv][0]
+                    lay.terminals[f"{s.name}/{b.name}/{e.name}"] = [buses[kv][0]]
         for b in [b for b in bays if kinds[b.name] == "coupler"]:
             bp = f"{s.name}/{b.name}"
             bbs = [f"{bp}/{e.name}" for e in b.equipment if e.type == "BusbarSection"]
@@ -142,7 +147,8 @@ def _substation(s: Substation, lay: Layout) -> None:
         for b, bus in zip(others, spread(others, buses[kv]) if others else []):
             bp = f"{s.name}/{b.name}"
             chain(bus, _switches(b, s), f"{bp}/OUT", level, bp)
-    if any(tx.startswith(f"{s.name}/") for tx in lay.transformer_levels):
+    explicit = any(e.type == "EnergySource" for b in s.bays for e in b.equipment)
+    if not explicit and any(tx.startswith(f"{s.name}/") for tx in lay.transformer_levels):
         top = f"{s.name}/{kv_name(kvs[0])}"
         lay.sources[f"{top}/GRID"] = buses[kvs[0]][0]
 
@@ -155,6 +161,8 @@ def _kind(b: Bay) -> str:
     types = [e.type for e in b.equipment]
     if "PowerTransformer" in types:
         return "transformer"
+    if "EnergySource" in types:
+        return "source"
     if any(t in FEEDER_ENDS for t in types):
         return "feeder"
     if types.count("BusbarSection") >= 2 and any(t in SWITCHES for t in types):

@@ -18,7 +18,7 @@ from functools import cache
 from gateway.site.model import DeviceBase
 
 #: the registry line: one name per protocol, in the order they are listed to users
-NAMES: tuple[str, ...] = ("modbus", "dnp3", "iec61850")
+NAMES: tuple[str, ...] = ("modbus", "dnp3", "iec61850", "iec104")
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ _LineLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map every YAML path (tuple of keys/indexes) to its 1-based line."""
     out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line wins over its block value's first line
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else str(k)

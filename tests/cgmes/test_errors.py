@@ -53,14 +53,14 @@ def test_measurement_without_its_psr(tmp_path, capsys, doc):
         m = _first(root, "Analog", "T1_P")
         m.remove(m.find(f"{{{CIM}}}Measurement.PowerSystemResource"))
         drop.mrid = _mrid(m)
-        m2 = _first(root, "Accumulator", "T1_IMPORT_MWH")
+        m2 = _first(root, "Accumulator", "T1_IMPORT_KWH")
         m2.find(f"{{{CIM}}}Measurement.PowerSystemResource").set(R, "#_00000000-dead-4000-8000-000000000000")
         drop.mrid2 = _mrid(m2)
 
     lines = _run(tmp_path, capsys, _mutated(doc, drop))
     assert len(lines) == 2
     assert f"Analog 'T1_P' (mRID {drop.mrid})" in lines[0] and "PowerSystemResource is missing" in lines[0]
-    assert f"Accumulator 'T1_IMPORT_MWH' (mRID {drop.mrid2})" in lines[1]
+    assert f"Accumulator 'T1_IMPORT_KWH' (mRID {drop.mrid2})" in lines[1]
     assert "00000000-dead-4000-8000-000000000000 is not in the model" in lines[1]
 
 

@@ -63,20 +63,23 @@ def test_containment_and_base_voltage_from_the_bays(cfg, g):
         assert lit(g, one(g, v, "VoltageLevel.BaseVoltage"), "BaseVoltage.nominalVoltage") == name.removesuffix("kV")
         assert lit(g, one(g, v, "VoltageLevel.Substation"), "IdentifiedObject.name") == "KGM"
     bays = {lit(g, b, "IdentifiedObject.name"): b for b in typed(g, "Bay")}
-    assert len(bays) == 11
+    assert len(bays) == sum(len(sub.bays) for sub in cfg.substations)  # 12: GRID, T1, T2, INC1, INC2, BS, F1-F6
     for s in cfg.substations:
         for b in s.bays:
             vl = one(g, bays[b.name], "Bay.VoltageLevel")
             assert lit(g, vl, "IdentifiedObject.name") == f"{b.voltage_kv:g}kV"
             for e in b.equipment:
-                el = next(x for x in typed(g, e.type) if mrid(g, x) == str(cfg.equipment_mrid(f"{s.name}/{b.name}/{e.name}")))
+                cls = "ExternalNetworkInjection" if e.type == "EnergySource" else e.type  # CGMES's grid infeed
+                el = next(x for x in typed(g, cls) if mrid(g, x) == str(cfg.equipment_mrid(f"{s.name}/{b.name}/{e.name}")))
                 assert one(g, el, "Equipment.EquipmentContainer") == bays[b.name]
     assert len(typed(g, "Breaker")) == 11 and len(typed(g, "ACLineSegment")) == 6
     ends = typed(g, "PowerTransformerEnd")
     assert sorted(lit(g, e, "PowerTransformerEnd.ratedU") for e in ends) == ["11", "11", "33", "33"]
     taps = typed(g, "RatioTapChanger")
     assert len(taps) == 2 and {(lit(g, t, "TapChanger.lowStep"), lit(g, t, "TapChanger.highStep")) for t in taps} == {("1", "17")}
-    assert len(typed(g, "ExternalNetworkInjection")) == 1
+    # the site names its own 33 kV supply (GRID/SRC): exported as the grid infeed with its mRID, none derived
+    (eni,) = typed(g, "ExternalNetworkInjection")
+    assert mrid(g, eni) == str(cfg.equipment_mrid("KGM/GRID/SRC"))
 
 
 def test_topology_connects_every_feeder_to_the_33kv_source_through_its_breakers(cfg, g):
@@ -122,7 +125,8 @@ def test_bay_without_voltage_is_an_error_naming_the_bay(tmp_path, capsys):
     import yaml
 
     data = yaml.safe_load(EXAMPLE.read_text())
-    del data["substations"][0]["bays"][5]["voltage_kv"]
+    f1 = next(b for b in data["substations"][0]["bays"] if b["name"] == "F1")
+    del f1["voltage_kv"]
     p = tmp_path / "site.yaml"
     p.write_text(yaml.safe_dump(data, sort_keys=False))
     assert main(["cim", "export", str(p), "-o", str(tmp_path / "x.xml")]) == 1

@@ -82,7 +82,7 @@ def test_device_layout_one_ied_per_feeder_bay_and_an_rtu(tmp_path, cfg):
         assert {p.measurement.equipment.split("/")[1] for p in by[f"ied-kgm_f{i}"].points} == {f"F{i}"}
     assert not any(p.measurement.equipment.split("/")[1].startswith("F") for p in by["rtu1"].points)
     text = out.read_text()
-    assert text.startswith("# site skeleton built by `gridgate cim import`") and "ExternalNetworkInjection" in text
+    assert text.startswith("# site skeleton built by `gridgate cim import`") and "type: EnergySource" in text
     assert main(["validate", str(out)]) == 0
 
 
@@ -138,7 +138,7 @@ def test_import_json_report(tmp_path, cfg, capsys):
     assert main(["cim", "import", str(p), "-o", str(tmp_path / "s.yaml"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["points"] == 97 and rep["devices"] == 7 and rep["ignored"] == {}
-    assert len(rep["notes"]) == 1 and "ExternalNetworkInjection" in rep["notes"][0]
+    assert rep["notes"] == []  # the example's own grid infeed comes back as its EnergySource, topology as derived
     first = yaml.safe_load((tmp_path / "s.yaml").read_text())["substations"][0]
     assert list(first)[:2] == ["name", "mrid"] and list(first["bays"][0]["equipment"][0])[:2] == ["name", "mrid"]
 

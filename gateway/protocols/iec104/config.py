@@ -1,0 +1,88 @@
+"""IEC 60870-5-104 site-file models: common address, IOAs and ASDU types, the APCI timers and windows."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from gateway.site.model import DeviceBase, Duration, PointBase, _Model
+
+#: the monitoring types a point may carry (ASDU type identifiers, IEC 60870-5-101 §7.2.1)
+MonitorType = Literal[
+    "M_SP_NA_1", "M_SP_TB_1",  # single point
+    "M_DP_NA_1", "M_DP_TB_1",  # double point
+    "M_ST_NA_1", "M_ST_TB_1",  # step position (tap changers)
+    "M_ME_NB_1", "M_ME_TE_1",  # scaled value
+    "M_ME_NC_1", "M_ME_TF_1",  # short float
+    "M_IT_NA_1", "M_IT_TB_1",  # integrated totals
+]
+#: the command type a controllable point is operated with, by the monitoring type it reports with
+COMMAND_OF: dict[str, str] = {
+    "M_SP_NA_1": "C_SC_NA_1", "M_SP_TB_1": "C_SC_NA_1",
+    "M_DP_NA_1": "C_DC_NA_1", "M_DP_TB_1": "C_DC_NA_1",
+    "M_ST_NA_1": "C_RC_NA_1", "M_ST_TB_1": "C_RC_NA_1",
+    "M_ME_NB_1": "C_SE_NB_1", "M_ME_TE_1": "C_SE_NB_1",
+    "M_ME_NC_1": "C_SE_NC_1", "M_ME_TF_1": "C_SE_NC_1",
+}
+
+
+class Iec104Point(PointBase):
+    ioa: int = Field(ge=1, le=16777215, description="information object address of the monitored value")
+    type: MonitorType = Field(description="ASDU type of the monitored value, e.g. M_ME_NC_1 (float) or M_DP_TB_1")
+    command_ioa: int | None = Field(
+        None, ge=1, le=16777215,
+        description="IOA of the command object (C_SC/C_DC/C_RC/C_SE) when the point is controllable; default: ioa + 1000",
+    )
+    cyclic: Duration | None = Field(None, description="also transmit cyclically (COT 1) at this period")
+
+    def command_address(self) -> int:
+        return self.command_ioa if self.command_ioa is not None else self.ioa + 1000
+
+    @model_validator(mode="after")
+    def _command_type(self) -> "Iec104Point":
+        if self.command is not None and self.command.enabled and self.type not in COMMAND_OF:
+            raise ValueError(f"a {self.type} point cannot be operated (integrated totals have no command type); "
+                             "remove command or use a status/measured type")
+        return self
+
+
+class Iec104Options(_Model):
+    """APCI parameters (IEC 60870-5-104 §9.6) with the standard's defaults."""
+
+    common_address: int = Field(1, ge=1, le=65534, description="ASDU common address (station address)")
+    t0: Duration = Field(30.0, description="connection establishment timeout")
+    t1: Duration = Field(15.0, description="timeout of send or test APDUs")
+    t2: Duration = Field(10.0, description="acknowledge timeout when no data (t2 < t1)")
+    t3: Duration = Field(20.0, description="idle time before a TESTFR")
+    k: int = Field(12, ge=1, le=32767, description="max unacknowledged I-frames sent")
+    w: int = Field(8, ge=1, le=32767, description="acknowledge after receiving w I-frames (w <= 2k/3)")
+    gi_interval: Duration | None = Field(
+        600.0, description="the gateway repeats the general interrogation this often (none: only on connect)")
+    clock_sync: bool = Field(True, description="the gateway sends C_CS_NA_1 after each general interrogation")
+    select_timeout: Duration = Field(10.0, description="an execute must follow its select within this (emulated RTU)")
+
+    @model_validator(mode="after")
+    def _apci(self) -> "Iec104Options":
+        if self.t2 >= self.t1:
+            raise ValueError(f"t2 ({self.t2:g} s) must be shorter than t1 ({self.t1:g} s)")
+        if self.w > max(1, (2 * self.k) // 3):
+            raise ValueError(f"w ({self.w}) should not exceed two thirds of k ({self.k}); e.g. k: 12, w: 8")
+        return self
+
+
+class Iec104Device(DeviceBase):
+    protocol: Literal["iec104"]
+    iec104: Iec104Options = Field(default_factory=Iec104Options)
+    points: list[Iec104Point] = Field(min_length=1)
+
+    address_key: ClassVar[str] = "ioa"
+
+    def point_addresses(self, p: Iec104Point) -> list[tuple]:  # type: ignore[override]
+        addrs: list[tuple] = [("ioa", p.ioa)]
+        if p.command is not None and p.command.enabled:
+            addrs.append(("ioa", p.command_address()))
+        return addrs
+
+
+Iec104Point.model_rebuild()
