@@ -192,7 +192,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
         "unitMultiplier": m.multiplier,
         "phases": m.phases,
         "powerSystemResource": {
-            "mRID": str(cfg.equipment_mrid(m.equipment)),
+            "mRID": str(cfg.equipment_mrid(m.equipment, paths)),
             "name": eq.name,
             "type": eq.type,
             "substation": sub.name,

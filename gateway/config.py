@@ -498,8 +498,9 @@ class Config(_Model):
             return m.mrid
         return uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{m.equipment}/{m.name or p.name}")
 
-    def equipment_mrid(self, path: str) -> uuid.UUID:
-        _, _, e = self.equipment_paths()[path]
+    def equipment_mrid(self, path: str, paths: dict[str, tuple[Substation, Bay, Equipment]] | None = None) -> uuid.UUID:
+        """``paths``: :meth:`equipment_paths` computed once by a caller that asks for many (keeps start-up linear)."""
+        _, _, e = (paths or self.equipment_paths())[path]
         return e.mrid or uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{path}")
 
 
