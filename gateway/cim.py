@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import quality as qmod
+from gateway import encoding as fast
 from gateway.config import (
     SWITCH_POSITIONS,
     Config,
@@ -130,20 +130,23 @@ class CatalogEntry:
     measurement: dict
     value_mrid: str
     is_switch: bool
-    json_prefix: str  # '{"mRID":...,"measurement":{...},' — reused for every value
+    json_prefix: str  # '{"mRID":...,"measurement":{...},"value":' — reused for every value
+    #: the last address seen and its encoded ``provenance`` object (a point's address does not change)
+    provenance: tuple[str, str] = ("", "")
 
     def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
-        parts = [self.json_prefix, '"value":', _num(value)]
+        """The value's JSON: only value, timestamp and seq are formatted per value; the rest is cached."""
+        prov = self.provenance
+        if prov[0] != address or not prov[1]:
+            prov = self.provenance = (address, fast.provenance_json(self.device, self.protocol, address))
         if self.is_switch and value is not None:
-            parts.append(f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"')
-        parts.append(f',"timeStamp":"{iso_ms(timestamp)}","quality":')
-        parts.append(json.dumps(qmod.to_cim(flags), separators=(",", ":")))
-        parts.append(f',"seq":{seq},"provenance":')
-        parts.append(
-            json.dumps({"device": self.device, "protocol": self.protocol, "address": address}, separators=(",", ":"))
-        )
-        parts.append("}")
-        return "".join(parts).encode()
+            alias = f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"'
+        else:
+            alias = ""
+        return (
+            f'{self.json_prefix}{_num(value)}{alias},"timeStamp":"{fast.iso_ms(timestamp)}","quality":'
+            f'{fast.quality_json(flags)},"seq":{seq},"provenance":{prov[1]}}}'
+        ).encode()
 
 
 def _num(v: float | int | None) -> str:
@@ -202,7 +205,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
     }
     value_mrid = str(uuid.uuid5(mrid, "value"))
     embedded = {"mRID": meas["mRID"]} if compact else meas
-    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(embedded, separators=(",", ":")) + ","
+    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(embedded, separators=(",", ":")) + ',"value":'
     return CatalogEntry(
         key=f"{d.name}/{p.name}",
         device=d.name,
