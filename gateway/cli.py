@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gateway.configload import ConfigError, load_config
+from gateway.interrupt import BuildInterrupted, interruptible
 
 DEFAULT_CONFIG = "configs/primary-substation.yaml"
 log = logging.getLogger("gridgate")
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BuildInterrupted as e:  # like a signal once running: clean stop, exit 0
+        print(f"{args.cmd}: {e}", file=sys.stderr)
+        return 0
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -212,7 +216,10 @@ async def _emulate(cfg, args) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     if (rc := _profiled("gateway", args)) is not None:
         return rc
-    cfg = load_config(args.config or _default_config())
+    path = args.config or _default_config()
+    with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
+        log.info("gateway: loading %s", path)
+        cfg = load_config(path)
     if not args.broker and not cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
@@ -223,8 +230,10 @@ async def _gateway(cfg, args) -> int:
     from gateway.app import Gateway, GatewayOptions
 
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version, username=args.username,
-                                     password=password, skip=_say))
+    with interruptible():  # the event loop's signal handlers cannot run during this synchronous build
+        log.info("gateway %s: building drivers and catalog for %d devices", cfg.gateway.id, len(cfg.devices))
+        gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version, username=args.username,
+                                         password=password, skip=_say))
     await gw.start()
     print(f"gateway {cfg.gateway.id}: {len(gw.sources)} devices, {len(gw.catalog)} measurements → {args.broker}", flush=True)
     try:

@@ -218,5 +218,12 @@ def load_config(path: str | Path, isolate: bool | None = None) -> Config:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    try:
         return pool.submit(load_model, path, Config).result()
+    except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
