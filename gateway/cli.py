@@ -219,7 +219,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     path = args.config or _default_config()
     with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
         log.info("gateway: loading %s", path)
-        cfg = load_config(path)
+        cfg = load_config(path, gateway_only=True)
     if not args.broker and not cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2

@@ -186,22 +186,45 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[tuple, int]]:
     return data, (_lines(node) if node is not None else {})
 
 
-def load_model(path: str | Path, model: type[M]) -> M:
-    data, lines = load_yaml(path)
+def load_model(path: str | Path, model: type[M], cache: bool = False) -> M:
+    """``cache``: reuse the parsed data of a file with the same bytes (:mod:`gateway.configcache`)."""
+    data, lines = _cached_yaml(path) if cache else load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["expected a mapping at the top level (key: value lines), got " + type(data).__name__])
     try:
         return model.model_validate(data)
     except ValidationError as e:
+        if lines is None:  # from the cache: parse once more, for the line numbers of the errors
+            data, lines = load_yaml(path)
         raise ConfigError(str(path), _model_errors(e, data, lines)) from None
+
+
+def _cached_yaml(path: str | Path) -> tuple[Any, dict[tuple, int] | None]:
+    """(data, None) from the cache, else :func:`load_yaml` and the data cached for next time."""
+    from gateway import configcache
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return load_yaml(path)  # says what is wrong with the file
+    data = configcache.get(raw)
+    if data is not None:
+        return data, None
+    data, lines = load_yaml(path)
+    configcache.put(raw, data)
+    return data, lines
 
 
 #: above this size a config is parsed in a short-lived child process (see load_config)
 ISOLATE_BYTES = 512 * 1024
 
 
-def load_config(path: str | Path, isolate: bool | None = None) -> Config:
+def load_config(path: str | Path, isolate: bool | None = None, gateway_only: bool = False) -> Config:
     """Load and validate a site config; raises :class:`ConfigError`.
+
+    ``gateway_only``: after validation, drop what only the emulator uses (each point's
+    ``signal`` and ``faults``): about a third of the model's memory, kept for the
+    gateway's whole life otherwise.
 
     PyYAML's node tree for a 10,000-point site peaks at ~150 MB, and CPython keeps that
     memory after it is freed. Large files are therefore parsed in a forked child that
@@ -214,16 +237,27 @@ def load_config(path: str | Path, isolate: bool | None = None) -> Config:
         except OSError:
             isolate = False
     if not isolate:
-        return load_model(path, Config)
+        return _load_site(path, False, gateway_only)
+    # large files: the parsed data is cached (YAML parsing is most of a large site's start-up)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
     try:
-        return pool.submit(load_model, path, Config).result()
+        return pool.submit(_load_site, path, True, gateway_only).result()
     except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.kill()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _load_site(path: str | Path, cache: bool, gateway_only: bool) -> Config:
+    cfg = load_model(path, Config, cache)
+    if gateway_only:
+        for d in cfg.devices:
+            for p in d.points:
+                p.signal = None
+                p.faults = []
+    return cfg
