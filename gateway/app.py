@@ -177,8 +177,8 @@ class Gateway:
         self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
         for e in self.catalog.values():
             self.publisher.publish(
-                catalog_topic(self.cfg, e.measurement["mRID"]),
-                json.dumps(e.measurement, separators=(",", ":")).encode(),
+                catalog_topic(self.cfg, e.mrid),
+                e.measurement_json.encode(),
                 qos=1,
                 retain=True,
             )

@@ -127,12 +127,32 @@ class CatalogEntry:
     measurement_type: str
     deadband: float
     topic: str
-    measurement: dict
     value_mrid: str
     is_switch: bool
     json_prefix: str  # '{"mRID":...,"measurement":{...},"value":' — reused for every value
+    #: the Measurement's JSON when the prefix does not hold it (compact payloads); else "" (no second copy)
+    catalog_json: str = ""
     #: the last address seen and its encoded ``provenance`` object (a point's address does not change)
     provenance: tuple[str, str] = ("", "")
+
+    @property
+    def measurement_json(self) -> str:
+        """The Measurement as published retained on ``.../catalog/{mRID}``.
+
+        Only JSON text is kept per point (50,000 points: dicts cost ~1 KB each); in full
+        payloads it is the middle of the value prefix.
+        """
+        return self.catalog_json or self.json_prefix[_MEAS_AT:-_VALUE_TAIL]
+
+    @property
+    def mrid(self) -> str:
+        """The Measurement's mRID."""
+        return self.measurement_json[9:45]  # '{"mRID":"' + 36-character UUID
+
+    @property
+    def measurement(self) -> dict:
+        """The Measurement as a dict (decoded on demand: start-up and tools, never per value)."""
+        return json.loads(self.measurement_json)
 
     def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
         """The value's JSON: only value, timestamp and seq are formatted per value; the rest is cached."""
@@ -147,6 +167,10 @@ class CatalogEntry:
             f'{self.json_prefix}{_num(value)}{alias},"timeStamp":"{fast.iso_ms(timestamp)}","quality":'
             f'{fast.quality_json(flags)},"seq":{seq},"provenance":{prov[1]}}}'
         ).encode()
+
+
+_MEAS_AT = len('{"mRID":"') + 36 + len('","measurement":')
+_VALUE_TAIL = len(',"value":')
 
 
 def _num(v: float | int | None) -> str:
@@ -177,11 +201,13 @@ def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
         if not d.enabled:
             continue
         for p in d.points:
-            out[f"{d.name}/{p.name}"] = _entry(cfg, d, p, paths, prefix, gw, compact)
+            key = f"{d.name}/{p.name}"
+            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact)
     return out
 
 
-def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, gw: str, compact: bool) -> CatalogEntry:
+def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, prefix: str, gw: str,
+           compact: bool) -> CatalogEntry:
     m = p.measurement
     sub, bay, eq = paths[m.equipment]
     mrid = cfg.measurement_mrid(p)
@@ -204,20 +230,21 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
         "topic": topic,
     }
     value_mrid = str(uuid.uuid5(mrid, "value"))
-    embedded = {"mRID": meas["mRID"]} if compact else meas
-    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(embedded, separators=(",", ":")) + ',"value":'
+    meas_json = json.dumps(meas, separators=(",", ":"))
+    embedded = '{"mRID":"' + meas["mRID"] + '"}' if compact else meas_json
+    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + embedded + ',"value":'
     return CatalogEntry(
-        key=f"{d.name}/{p.name}",
+        key=key,
         device=d.name,
         protocol=d.protocol,  # type: ignore[attr-defined]
         kind=m.kind or "Analog",
         measurement_type=m.type,
         deadband=p.deadband,
         topic=topic,
-        measurement=meas,
         value_mrid=value_mrid,
         is_switch=m.type == "SwitchPosition",
         json_prefix=prefix_json,
+        catalog_json=meas_json if compact else "",
     )
 
 

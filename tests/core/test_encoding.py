@@ -73,3 +73,21 @@ def test_payloads_equal_the_uncached_encoding_on_the_example_site() -> None:
             assert got == _payload_reference(e, value, flags, ts, seq, address)  # byte-identical
             assert got.startswith(b'{"mRID":"' + e.value_mrid.encode() + b'","measurement":{')
             assert b'"provenance":{"device":"' + e.device.encode() + b'","protocol":"' + e.protocol.encode() in got
+
+
+def test_catalog_json_is_the_same_in_full_and_compact_payload_modes() -> None:
+    cfg = load_config(EXAMPLE_CONFIG)
+    full = build_catalog(cfg)
+    cfg.gateway.northbound.payload = "compact"
+    compact = build_catalog(cfg)
+    assert full.keys() == compact.keys()
+    for key, e in full.items():
+        c = compact[key]
+        m = json.loads(e.measurement_json)
+        assert set(m) == {"mRID", "name", "kind", "measurementType", "unitSymbol", "unitMultiplier", "phases",
+                          "powerSystemResource", "topic"}
+        assert e.measurement_json == c.measurement_json == json.dumps(m, separators=(",", ":"))
+        assert e.mrid == c.mrid == m["mRID"] and m["topic"] == e.topic
+        assert e.measurement == m
+        assert e.json_prefix == '{"mRID":"' + e.value_mrid + '","measurement":' + e.measurement_json + ',"value":'
+        assert c.json_prefix == '{"mRID":"' + c.value_mrid + '","measurement":{"mRID":"' + m["mRID"] + '"},"value":'
