@@ -234,6 +234,9 @@ async def _gateway(cfg, args) -> int:
         log.info("gateway %s: building drivers and catalog for %d devices", cfg.gateway.id, len(cfg.devices))
         gw = Gateway(cfg, GatewayOptions(broker=args.broker, protocol=args.mqtt_version, username=args.username,
                                          password=password, skip=_say))
+    import gc
+
+    gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass
     await gw.start()
     print(f"gateway {cfg.gateway.id}: {len(gw.sources)} devices, {len(gw.catalog)} measurements → {args.broker}", flush=True)
     try:
