@@ -256,8 +256,24 @@ def load_config(path: str | Path, isolate: bool | None = None, gateway_only: boo
 def _load_site(path: str | Path, cache: bool, gateway_only: bool) -> Config:
     cfg = load_model(path, Config, cache)
     if gateway_only:
+        shared: dict[frozenset, set] = {}
         for d in cfg.devices:
             for p in d.points:
                 p.signal = None
                 p.faults = []
+                _share_fields_set(p, shared)
+                _share_fields_set(p.measurement, shared)
     return cfg
+
+
+def _share_fields_set(m: BaseModel, shared: dict[frozenset, set]) -> None:
+    """One set object for every point with the same explicitly-set fields.
+
+    pydantic keeps a set of the field names given in the file per model instance: ~730
+    bytes, twice per point (point and measurement), 70 MB at 50,000 points. The gateway
+    never assigns to point models after this, and pickling (isolated loading) keeps the
+    sharing.
+    """
+    fs = m.__pydantic_fields_set__
+    key = frozenset(fs)
+    m.__pydantic_fields_set__ = shared.setdefault(key, fs)

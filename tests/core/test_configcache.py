@@ -98,3 +98,12 @@ def test_gateway_only_drops_signals_and_faults_but_keeps_the_rest(tmp_path, cach
         for a, b in zip(d_full.points, d_slim.points):
             assert b.signal is None and b.faults == []
             assert (a.name, a.address, a.scale, a.measurement) == (b.name, b.address, b.scale, b.measurement)
+            assert a.model_dump(exclude={"signal", "faults"}) == b.model_dump(exclude={"signal", "faults"})
+    # the per-instance sets of given field names are shared (memory), with unchanged content
+    slim_points = [p for d in slim.devices for p in d.points]
+    assert len({id(p.__pydantic_fields_set__) for p in slim_points}) == 1  # signal, faults: assigned on all
+    assert len({id(p.measurement.__pydantic_fields_set__) for p in slim_points}) == 1
+    full_points = [p for d in full.devices for p in d.points]
+    for a, b in zip(full_points, slim_points):
+        assert a.model_dump(exclude_unset=True, exclude={"signal", "faults"}) == \
+            b.model_dump(exclude_unset=True, exclude={"signal", "faults"})
