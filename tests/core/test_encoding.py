@@ -91,3 +91,16 @@ def test_catalog_json_is_the_same_in_full_and_compact_payload_modes() -> None:
         assert e.measurement == m
         assert e.json_prefix == '{"mRID":"' + e.value_mrid + '","measurement":' + e.measurement_json + ',"value":'
         assert c.json_prefix == '{"mRID":"' + c.value_mrid + '","measurement":{"mRID":"' + m["mRID"] + '"},"value":'
+
+
+def test_catalog_build_looks_equipment_paths_up_once_not_per_point(monkeypatch) -> None:
+    """Start-up stays linear in points: the path table is built once per catalog."""
+    from gateway.config import Config
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    calls = []
+    real = Config.equipment_paths
+    monkeypatch.setattr(Config, "equipment_paths", lambda self: calls.append(1) or real(self))
+    catalog = build_catalog(cfg)
+    assert len(catalog) > 50
+    assert len(calls) == 1
