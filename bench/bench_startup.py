@@ -50,7 +50,10 @@ def measure(path: str) -> dict:
     out["import_s"] = round(time.perf_counter() - t0, 3)
     out["rss_imports_mib"] = _rss_mib()
     t = time.perf_counter()
-    cfg = load_config(path, gateway_only=True)  # as `gridgate gateway` loads it
+    try:
+        cfg = load_config(path, gateway_only=True)  # as `gridgate gateway` loads it
+    except TypeError:  # a tree from before gateway-only loading (to measure "before")
+        cfg = load_config(path)
     out["load_config_s"] = round(time.perf_counter() - t, 3)
     out["rss_config_mib"] = _rss_mib()
     t = time.perf_counter()
