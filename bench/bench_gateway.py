@@ -97,13 +97,15 @@ class Counter:
         await self.client.disconnect()
 
 
-def wait_ports(ports: list[int], timeout: float) -> float:
+def wait_ports(ports: list[int], timeout: float, proc: subprocess.Popen | None = None) -> float:
     """Seconds until every emulated device accepts a TCP connection (the emulator is up)."""
     import socket
 
     t0 = time.monotonic()
     pending = list(ports)
     while pending:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
         if time.monotonic() - t0 > timeout:
             raise SystemExit(f"emulator: {len(pending)} device ports still closed after {timeout:.0f} s")
         try:
@@ -125,7 +127,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
         emu = subprocess.Popen([*cli, "emulate", "--config", str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL)
         gw = None
         try:
-            emu_start = wait_ports([d["port"] for d in data["devices"]], 600)
+            emu_start = wait_ports([d["port"] for d in data["devices"]], 600, emu)
             async with Counter(broker.port, "bench") as sub:
                 print(f"site: {points} points on {args.devices} Modbus devices, poll {args.poll} s (emulator up in "
                       f"{emu_start:.1f} s); waiting for the first values, then warming up {args.warmup} s", file=sys.stderr)
