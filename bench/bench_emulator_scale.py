@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_gateway import proc_stats, site, wait_ports  # noqa: E402
-from tests.support.mosquitto import free_port  # noqa: E402
 
 
 def raise_open_files(need: int) -> int:
@@ -38,6 +37,26 @@ def raise_open_files(need: int) -> int:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def below_ephemeral(n: int) -> list[int]:
+    """n loopback ports that bind now, below the kernel's ephemeral range: thousands of ports
+    picked from that range (free_port) get taken by other programs' outgoing connections
+    during a long start-up."""
+    import socket
+
+    lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    out: list[int] = []
+    for port in range(max(1024, lo - 2 * n - 2000), lo):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        out.append(port)
+        if len(out) == n:
+            return out
+    raise SystemExit(f"not {n} free ports below the ephemeral range ({lo})")
 
 
 async def poll_device(port: int, registers: int, interval: float, until: float, lat: list[float], errors: list[str]) -> None:
@@ -78,11 +97,8 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-emu-"))
     cfg = tmp / "site.yaml"
     data = site(n * args.registers, n, args.interval)
-    used: set[int] = set()
-    for d in data["devices"]:  # free_port() may hand out a port twice across thousands of calls
-        while d["port"] in used:
-            d["port"] = free_port()
-        used.add(d["port"])
+    for d, port in zip(data["devices"], below_ephemeral(n)):
+        d["port"] = port
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     ports = [d["port"] for d in data["devices"]]
     t0 = time.monotonic()
