@@ -1,10 +1,12 @@
 """End-to-end gateway throughput: emulated Modbus devices → gateway → Mosquitto → subscriber.
 
-Prints points/s polled, normalised and published, values/s at the subscriber, gateway CPU
-and RSS, for a site of N points (default 10,000) whose values change on every poll
-(deadband 0), so every poll is a publication.
+Prints points/s polled, normalised and published, values/s at the subscriber, values per
+CPU-second of the gateway, time from the gateway's start to the first value, gateway CPU
+and RSS, for sites of N points (default 10,000) whose values change on every poll
+(deadband 0), so every poll is a publication. The load average is printed with each run:
+the figures are only comparable at similar load.
 
-    python bench/bench_gateway.py [--points 10000] [--devices 20] [--poll 0.5] [--seconds 20]
+    python bench/bench_gateway.py [--points 1000 10000 50000] [--devices 20] [--poll 0.5] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.mosquitto import Mosquitto, free_port  # noqa: E402
-from tests.support.mqtt import Collector  # noqa: E402
 
 TYPES = [("LineCurrent", p) for p in ("A", "B", "C", "N")] + [("PhaseVoltage", p) for p in ("AN", "BN", "CN")] + [
     ("ThreePhaseActivePower", "ABC"), ("ThreePhaseReactivePower", "ABC"), ("Frequency", "none")
@@ -67,83 +68,167 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--points", type=int, default=10000)
-    ap.add_argument("--devices", type=int, default=20)
-    ap.add_argument("--poll", type=float, default=0.5)
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--warmup", type=float, default=5)
-    args = ap.parse_args()
+class Counter:
+    """A subscriber that only counts (storing 100k values/s would make the bench the bottleneck)."""
+
+    def __init__(self, port: int, gateway: str) -> None:
+        import gmqtt
+
+        self.port, self.values, self.first_at, self.status = port, 0, 0.0, []
+        self.client = gmqtt.Client(f"bench-{os.getpid()}")
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *a: [c.subscribe(f"gridgate/v1/{gateway}/{t}", qos=0) for t in ("meas/#", "status")]
+
+    def _on_message(self, client, topic, payload, qos, properties) -> int:
+        if "/meas/" in topic:
+            if not self.values:
+                self.first_at = time.monotonic()
+            self.values += 1
+        else:
+            self.status.append(json.loads(payload))
+        return 0
+
+    async def __aenter__(self) -> "Counter":
+        await self.client.connect("127.0.0.1", self.port)
+        await asyncio.sleep(0.2)  # subscriptions acknowledged
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.disconnect()
+
+
+def wait_ports(ports: list[int], timeout: float, proc: subprocess.Popen | None = None) -> float:
+    """Seconds until every emulated device accepts a TCP connection (the emulator is up)."""
+    import socket
+
+    t0 = time.monotonic()
+    pending = list(ports)
+    while pending:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"emulator: {len(pending)} device ports still closed after {timeout:.0f} s")
+        try:
+            socket.create_connection(("127.0.0.1", pending[-1]), timeout=1).close()
+            pending.pop()
+        except OSError:
+            time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+async def run_one(points: int, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     cfg = tmp / "site.yaml"
-    cfg.write_text(yaml.safe_dump(site(args.points, args.devices, args.poll), sort_keys=False))
+    data = site(points, args.devices, args.poll)
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     cli = [sys.executable, "-m", "gateway.cli"]
+    env = dict(os.environ, GRIDGATE_CACHE_DIR=str(tmp / "cache"))  # a cold start first, then a warm restart
     with Mosquitto() as broker:
         emu = subprocess.Popen([*cli, "emulate", "--config", str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL)
-        time.sleep(2)
-        gw = subprocess.Popen([*cli, "gateway", "--config", str(cfg), "--broker", broker.url], cwd=ROOT,
-                              stdout=subprocess.DEVNULL)
+        gw = None
         try:
-            async with Collector(broker.port, ["gridgate/v1/bench/meas/#", "gridgate/v1/bench/status"]) as sub:
-                print(f"site: {args.points} points on {args.devices} Modbus devices, poll {args.poll} s; "
-                      f"waiting for the first values, then warming up {args.warmup} s", file=sys.stderr)
-                await sub.wait_for(lambda: len(sub.on("/meas/")) > 0, 120, "first values")
+            emu_start = wait_ports([d["port"] for d in data["devices"]], 600, emu)
+            async with Counter(broker.port, "bench") as sub:
+                print(f"site: {points} points on {args.devices} Modbus devices, poll {args.poll} s (emulator up in "
+                      f"{emu_start:.1f} s); waiting for the first values, then warming up {args.warmup} s", file=sys.stderr)
+                t_gw = time.monotonic()
+                gw = subprocess.Popen([*cli, "gateway", "--config", str(cfg), "--broker", broker.url], cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, env=env)
+                deadline = t_gw + 300
+                while not sub.values and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                if not sub.values:
+                    raise SystemExit("no value within 300 s of the gateway's start")
+                first_value_s = sub.first_at - t_gw
+                rss_first = proc_stats(gw.pid)[1]
                 await asyncio.sleep(args.warmup)
-                n0 = len(sub.on("/meas/"))
+                n0 = sub.values
                 cpu0, _ = proc_stats(gw.pid)
                 ecpu0, _ = proc_stats(emu.pid)
                 bcpu0, _ = proc_stats(broker.proc.pid)
                 me0 = time.process_time()
                 t0 = time.monotonic()
+                st0 = len(sub.status)
                 rss_max = 0
                 while time.monotonic() - t0 < args.seconds:
                     await asyncio.sleep(1)
                     rss_max = max(rss_max, proc_stats(gw.pid)[1])
-                    print(f"  {time.monotonic() - t0:4.0f} s  received {len(sub.on('/meas/')) - n0}", file=sys.stderr, end="\r")
+                    print(f"  {time.monotonic() - t0:4.0f} s  received {sub.values - n0}", file=sys.stderr, end="\r")
                 dt = time.monotonic() - t0
-                n1 = len(sub.on("/meas/"))
+                n1 = sub.values
                 cpu1, rss = proc_stats(gw.pid)
                 ecpu1, _ = proc_stats(emu.pid)
                 bcpu1, _ = proc_stats(broker.proc.pid)
                 me1 = time.process_time()
-                st1 = sub.latest("/status") or {}
+                statuses = [st for st in sub.status[st0:] if st.get("state") == "online" and st.get("stats")]
+                # restart: the parsed config is cached now, as on any restart after the first
+                gw.terminate()
+                gw.wait(30)
+                await asyncio.sleep(1)  # values still in flight from the stopped gateway
+                sub.values, sub.first_at = 0, 0.0
+                t_gw = time.monotonic()
+                gw = subprocess.Popen([*cli, "gateway", "--config", str(cfg), "--broker", broker.url], cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, env=env)
+                while not sub.values and time.monotonic() < t_gw + 300:
+                    await asyncio.sleep(0.02)
+                restart_first_value_s = sub.first_at - t_gw if sub.values else None
         finally:
             for p in (gw, emu):  # never leave a process behind, even if it is slow to stop
+                if p is None:
+                    continue
                 p.terminate()
                 try:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
+
     def ts(st: dict) -> float:
         from datetime import datetime
         return datetime.fromisoformat(st["timeStamp"].replace("Z", "+00:00")).timestamp()
 
-    statuses = [m.json for m in sub.on("/status") if m.json.get("state") == "online" and m.json.get("stats")]
-    window = [st for st in statuses if st is not None]
-    gw_rate = None
-    if len(window) >= 2:
-        a, b = window[-2] if len(window) == 2 else window[1], window[-1]
+    gw_rate = gw_read = None
+    if len(statuses) >= 2:
+        a, b = statuses[0], statuses[-1]
         gw_rate = round((b["stats"]["published"] - a["stats"]["published"]) / (ts(b) - ts(a)))
         gw_read = round((b["stats"]["readings"] - a["stats"]["readings"]) / (ts(b) - ts(a)))
-    s1 = st1.get("stats", {})
-    result = {
-        "points": args.points,
+    s1 = statuses[-1].get("stats", {}) if statuses else {}
+    gw_cpu_s = cpu1 - cpu0
+    received = n1 - n0
+    return {
+        "points": points,
         "devices": args.devices,
         "poll_s": args.poll,
-        "offered_points_per_s": round(args.points / args.poll),
-        "gateway_readings_per_s": gw_read if gw_rate is not None else None,
+        "offered_points_per_s": round(points / args.poll),
+        "gateway_readings_per_s": gw_read,
         "gateway_published_per_s": gw_rate,
-        "subscriber_values_per_s": round((n1 - n0) / dt),
-        "cpu_percent": {"gateway": round(100 * (cpu1 - cpu0) / dt, 1), "emulator": round(100 * (ecpu1 - ecpu0) / dt, 1),
+        "subscriber_values_per_s": round(received / dt),
+        # the figure of issue 18: values delivered to the subscriber per CPU-second of the gateway process
+        "points_per_gateway_cpu_s": round(received / gw_cpu_s) if gw_cpu_s > 0 else None,
+        "time_to_first_value_s": round(first_value_s, 2),  # first start: the config is parsed
+        "time_to_first_value_restart_s": round(restart_first_value_s, 2) if restart_first_value_s else None,
+        "cpu_percent": {"gateway": round(100 * gw_cpu_s / dt, 1), "emulator": round(100 * (ecpu1 - ecpu0) / dt, 1),
                         "mosquitto": round(100 * (bcpu1 - bcpu0) / dt, 1), "subscriber": round(100 * (me1 - me0) / dt, 1)},
+        "gateway_rss_first_value_mib": round(rss_first / 2**20, 1),
         "gateway_rss_mib": round(rss / 2**20, 1),
         "gateway_rss_max_mib": round(rss_max / 2**20, 1),
         "dropped": s1.get("dropped"),
+        "load_average_1m": os.getloadavg()[0],
     }
-    print()
-    print(json.dumps(result, indent=2))
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, nargs="+", default=[10000], help="one run per size, e.g. 1000 10000 50000")
+    ap.add_argument("--devices", type=int, default=20)
+    ap.add_argument("--poll", type=float, default=0.5)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--warmup", type=float, default=5)
+    args = ap.parse_args()
+    for n in args.points:
+        result = await run_one(n, args)
+        print(file=sys.stderr)
+        print(json.dumps(result, indent=2), flush=True)
 
 
 if __name__ == "__main__":

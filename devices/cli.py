@@ -84,6 +84,9 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
 
     emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
     await emu.start()
+    import gc
+
+    gc.freeze()  # thousands of devices' objects live until exit: full GC passes over them stalled replies
     api = metrics = watchdog = None
     try:
         if not args.no_fault_api:

@@ -182,8 +182,8 @@ class Gateway:
         self._heartbeat()
         for e in self.catalog.values():
             self.publisher.publish(
-                catalog_topic(self.cfg, e.measurement["mRID"]),
-                json.dumps(e.measurement, separators=(",", ":")).encode(),
+                catalog_topic(self.cfg, e.mrid),
+                e.measurement_json.encode(),
                 qos=1,
                 retain=True,
             )

@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import encoding as fast
 from gateway.config import Config
 from gateway.protocols import NAMES
-from gateway.site import quality as qmod
 from gateway.site.model import (
     SWITCH_POSITIONS,
     DeviceBase,
@@ -154,25 +154,52 @@ class CatalogEntry:
     measurement_type: str
     deadband: float
     topic: str
-    measurement: dict
     value_mrid: str
     is_switch: bool
-    json_prefix: str  # '{"mRID":...,"measurement":{...},' — reused for every value
+    json_prefix: str  # '{"mRID":...,"measurement":{...},"value":' — reused for every value
+    #: the Measurement's JSON when the prefix does not hold it (compact payloads); else "" (no second copy)
+    catalog_json: str = ""
+    #: the last address seen and its encoded ``provenance`` object (a point's address does not change)
+    provenance: tuple[str, str] = ("", "")
+
+    @property
+    def measurement_json(self) -> str:
+        """The Measurement as published retained on ``.../catalog/{mRID}``.
+
+        Only JSON text is kept per point (50,000 points: dicts cost ~1 KB each); in full
+        payloads it is the middle of the value prefix.
+        """
+        return self.catalog_json or self.json_prefix[_MEAS_AT:-_VALUE_TAIL]
+
+    @property
+    def mrid(self) -> str:
+        """The Measurement's mRID."""
+        return self.measurement_json[9:45]  # '{"mRID":"' + 36-character UUID
+
+    @property
+    def measurement(self) -> dict:
+        """The Measurement as a dict (decoded on demand: start-up and tools, never per value)."""
+        return json.loads(self.measurement_json)
 
     def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
+        """The value's JSON: only value, timestamp and seq are formatted per value; the rest is cached."""
         if self.kind != "Analog" and isinstance(value, float) and value == value and abs(value) != float("inf"):
             value = round(value)  # DiscreteValue/AccumulatorValue are integers, whatever the protocol carried
-        parts = [self.json_prefix, '"value":', _num(value)]
+        prov = self.provenance
+        if prov[0] != address or not prov[1]:
+            prov = self.provenance = (address, fast.provenance_json(self.device, self.protocol, address))
         if self.is_switch and value is not None:
-            parts.append(f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"')
-        parts.append(f',"timeStamp":"{iso_ms(timestamp)}","quality":')
-        parts.append(json.dumps(qmod.to_cim(flags), separators=(",", ":")))
-        parts.append(f',"seq":{seq},"provenance":')
-        parts.append(
-            json.dumps({"device": self.device, "protocol": self.protocol, "address": address}, separators=(",", ":"))
-        )
-        parts.append("}")
-        return "".join(parts).encode()
+            alias = f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"'
+        else:
+            alias = ""
+        return (
+            f'{self.json_prefix}{_num(value)}{alias},"timeStamp":"{fast.iso_ms(timestamp)}","quality":'
+            f'{fast.quality_json(flags)},"seq":{seq},"provenance":{prov[1]}}}'
+        ).encode()
+
+
+_MEAS_AT = len('{"mRID":"') + 36 + len('","measurement":')
+_VALUE_TAIL = len(',"value":')
 
 
 def _num(v: float | int | None) -> str:
@@ -203,11 +230,13 @@ def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
         if not d.enabled:
             continue
         for p in d.points:
-            out[f"{d.name}/{p.name}"] = _entry(cfg, d, p, paths, prefix, gw, compact)
+            key = f"{d.name}/{p.name}"
+            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact)
     return out
 
 
-def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, gw: str, compact: bool) -> CatalogEntry:
+def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, prefix: str, gw: str,
+           compact: bool) -> CatalogEntry:
     m = p.measurement
     sub, bay, eq = paths[m.equipment]
     mrid = cfg.measurement_mrid(p)
@@ -221,7 +250,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
         "unitMultiplier": m.multiplier,
         "phases": m.phases,
         "powerSystemResource": {
-            "mRID": str(cfg.equipment_mrid(m.equipment)),
+            "mRID": str(cfg.equipment_mrid(m.equipment, paths)),
             "name": eq.name,
             "type": eq.type,
             "substation": sub.name,
@@ -230,20 +259,21 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, paths: dict, prefix: str, g
         "topic": topic,
     }
     value_mrid = str(uuid.uuid5(mrid, "value"))
-    embedded = {"mRID": meas["mRID"]} if compact else meas
-    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + json.dumps(embedded, separators=(",", ":")) + ","
+    meas_json = json.dumps(meas, separators=(",", ":"))
+    embedded = '{"mRID":"' + meas["mRID"] + '"}' if compact else meas_json
+    prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + embedded + ',"value":'
     return CatalogEntry(
-        key=f"{d.name}/{p.name}",
+        key=key,
         device=d.name,
         protocol=d.protocol,  # type: ignore[attr-defined]
         kind=m.kind or "Analog",
         measurement_type=m.type,
         deadband=p.deadband,
         topic=topic,
-        measurement=meas,
         value_mrid=value_mrid,
         is_switch=m.type == "SwitchPosition",
         json_prefix=prefix_json,
+        catalog_json=meas_json if compact else "",
     )
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 from gateway import service
 from gateway.config import load_config
+from gateway.interrupt import BuildInterrupted, interruptible
 from gateway.runtime import (
     DEFAULT_CONFIG,
     LAB_ZONE_ENV,
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BuildInterrupted as e:  # like a signal once running: clean stop, exit 0
+        print(f"{args.cmd}: {e}", file=sys.stderr)
+        return 0
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -327,7 +331,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    cfg = load_config(args.config or default_config())
+    path = args.config or default_config()
+    with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
+        log.info("gateway: loading %s", path)
+        cfg = load_config(path, gateway_only=True)
     if args.northbound == "mqtt" and not args.broker and not cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
@@ -369,7 +376,12 @@ async def _gateway(cfg, args) -> int:  # noqa: ANN001
                           username=args.username, password=password, skip=say, inbound=not args.no_inbound)
     if northbound is not None:
         opts.northbound = northbound
-    gw = Gateway(cfg, opts)
+    with interruptible():  # the event loop's signal handlers cannot run during this synchronous build
+        log.info("gateway %s: building drivers and catalog for %d devices", cfg.gateway.id, len(cfg.devices))
+        gw = Gateway(cfg, opts)
+    import gc
+
+    gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass
     await gw.start()
     metrics = watchdog = None
     print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, "

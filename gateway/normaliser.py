@@ -78,7 +78,10 @@ class Normaliser:
         if prev is not None and not r.event and not _changed(entry, prev, r):
             self.stats.suppressed += 1
             return
-        self.last[r.key] = _Last(r.value, r.quality, r.timestamp, r.address)
+        if prev is None:
+            self.last[r.key] = _Last(r.value, r.quality, r.timestamp, r.address)
+        else:  # in place: one object per point, not one per value
+            prev.value, prev.quality, prev.timestamp, prev.address = r.value, r.quality, r.timestamp, r.address
         self._publish(entry, r.value, r.quality, r.timestamp, r.address, r.event)
 
     def republish_all(self) -> int:

@@ -210,11 +210,30 @@ def _path_at(node: yaml.Node, mark: yaml.Mark) -> str:
     return f"{format_loc(best)}: " if best else ""
 
 
-def load_model(path: str | Path, model: type[M]) -> M:
-    data, lines = load_yaml(path)
+def load_model(path: str | Path, model: type[M], cache: bool = False) -> M:
+    """``cache``: reuse the parsed data of a file with the same bytes (:mod:`gateway.site.configcache`)."""
+    data, lines = _cached_yaml(path) if cache else load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["expected a mapping at the top level (key: value lines), got " + type(data).__name__])
     try:
         return model.model_validate(data)
     except ValidationError as e:
+        if lines is None:  # from the cache: parse once more, for the line numbers of the errors
+            data, lines = load_yaml(path)
         raise ConfigError(str(path), _model_errors(e, data, lines)) from None
+
+
+def _cached_yaml(path: str | Path) -> tuple[Any, dict[tuple, int] | None]:
+    """(data, None) from the cache, else :func:`load_yaml` and the data cached for next time."""
+    from gateway.site import configcache
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return load_yaml(path)  # says what is wrong with the file
+    data = configcache.get(raw)
+    if data is not None:
+        return data, None
+    data, lines = load_yaml(path)
+    configcache.put(raw, data)
+    return data, lines

@@ -259,7 +259,8 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
     from selenium.webdriver.common.by import By
 
     op = stack.mrid("ied-f6", "PTOC_Op")
-    fid = stack.faults.inject({"point": "ied-f6/PTOC_Op"}, {"kind": "set_state", "value": 1})["id"]
+    # a physical earth fault on F6: the plant model's relay starts, operates and trips the breaker
+    fid = stack.faults.inject({"point": "ied-f6/Ia"}, {"kind": "short_circuit", "type": "phase_earth", "impedance": 0.5})["id"]
     try:
         wait_until(lambda: (stack.published(op) or {}).get("value") == 1, 30, "PTOC_Op 1 on MQTT")
         wait_until(lambda: stack.js("return document.querySelector(\"g.prot[data-bay='F6']\").dataset.active") == "trip", 20, "TRIP flag on F6")
@@ -292,6 +293,8 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
                  "const c = document.getElementById('only-alarms'); c.checked = false; c.dispatchEvent(new Event('change'))")
     finally:
         stack.faults.clear(fid)
+        reclose = stack.faults.inject({"point": "ied-f6/CB"}, {"kind": "set_state", "value": 2})["id"]  # back in service
+        stack.faults.clear(reclose)
 
 
 def test_laptop_and_wall_display_layouts(stack):

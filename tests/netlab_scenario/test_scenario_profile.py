@@ -59,7 +59,7 @@ def wan_run(tmp_path_factory):  # noqa: ANN001, ANN201
     small_site(tmp)
     f = scenario(tmp, "wan faults", [LATENCY, PARTITION], [
         {"name": "meter resumes", "point": "pqm-inc1/P", "quality": "GOOD", "fresh": True, "after": "cut.end", "within": "10s"},
-        {"name": "ied resumes", "point": "ied-f1/Hz", "quality": "GOOD", "fresh": True, "after": "cut.end", "within": "10s"},
+        {"name": "ied resumes", "point": "ied-f1/Ia", "quality": "GOOD", "fresh": True, "after": "cut.end", "within": "10s"},
     ])
     with deadline(85):
         res = run_in_profile(str(f), None, load_profile("wan-cellular"), warmup=10, keep=tmp / "work")

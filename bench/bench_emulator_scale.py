@@ -1,0 +1,164 @@
+"""Emulator scale: N Modbus devices in one `gridgate emulate` process, one TCP connection per
+device, each polled for its 20 holding registers at a paced interval (default 1 s).
+
+Prints start-up (spawn → every port open), reply latency p50/p99/max, RSS and RSS per
+device, emulator CPU, and the load average (figures are only comparable at similar load).
+
+    python bench/bench_emulator_scale.py [--devices 1000 3000] [--registers 20] [--interval 1] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_gateway import proc_stats, site, wait_ports  # noqa: E402
+
+
+def raise_open_files(need: int) -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (one socket per device here and in the emulator)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def below_ephemeral(n: int) -> list[int]:
+    """n loopback ports that bind now, below the kernel's ephemeral range: thousands of ports
+    picked from that range (free_port) get taken by other programs' outgoing connections
+    during a long start-up."""
+    import socket
+
+    lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    out: list[int] = []
+    for port in range(max(1024, lo - 2 * n - 2000), lo):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        out.append(port)
+        if len(out) == n:
+            return out
+    raise SystemExit(f"not {n} free ports below the ephemeral range ({lo})")
+
+
+async def poll_device(port: int, registers: int, interval: float, until: float, lat: list[float], errors: list[str]) -> None:
+    """One connection, one FC3 read per interval (random phase so requests spread over the second)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError as e:
+        errors.append(f"connect {port}: {e}")
+        return
+    tid = 0
+    loop = asyncio.get_running_loop()
+    next_at = loop.time() + random.uniform(0, interval)
+    try:
+        while loop.time() < until:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += interval
+            tid = (tid + 1) & 0xFFFF
+            t0 = time.perf_counter()
+            writer.write(struct.pack(">HHHBBHH", tid, 0, 6, 1, 3, 0, registers))
+            head = await asyncio.wait_for(reader.readexactly(9), 10)
+            body = await asyncio.wait_for(reader.readexactly(head[8]), 10)
+            lat.append(time.perf_counter() - t0)
+            if struct.unpack(">H", head[:2])[0] != tid or head[7] != 3 or len(body) != 2 * registers:
+                errors.append(f"bad reply on {port}: {head.hex()}")
+                return
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+        errors.append(f"{port}: {type(e).__name__} {e}")
+    finally:
+        writer.close()
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+async def run_one(n: int, args: argparse.Namespace) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-emu-"))
+    cfg = tmp / "site.yaml"
+    data = site(n * args.registers, n, args.interval)
+    for d, port in zip(data["devices"], below_ephemeral(n)):
+        d["port"] = port
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    ports = [d["port"] for d in data["devices"]]
+    emu = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--no-fault-api"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        startup = wait_ports(ports, 900, emu)
+        _, rss_idle = proc_stats(emu.pid)
+        lat: list[float] = []
+        errors: list[str] = []
+        loop = asyncio.get_running_loop()
+        warm_until = loop.time() + args.warmup
+        # warm-up: connect everything and poll; then measure a clean window
+        tasks = [asyncio.create_task(poll_device(p, args.registers, args.interval,
+                                                 warm_until + args.seconds, lat, errors)) for p in ports]
+        await asyncio.sleep(args.warmup)
+        lat.clear()
+        cpu0, _ = proc_stats(emu.pid)
+        w0 = time.monotonic()
+        await asyncio.gather(*tasks)
+        dt = time.monotonic() - w0
+        cpu1, rss = proc_stats(emu.pid)
+    finally:
+        emu.terminate()
+        try:
+            emu.wait(30)
+        except subprocess.TimeoutExpired:
+            emu.kill()
+            emu.wait(5)
+    return {
+        "devices": n,
+        "registers_per_device": args.registers,
+        "interval_s": args.interval,
+        "startup_s": round(startup, 1),
+        "replies": len(lat),
+        "replies_per_s": round(len(lat) / dt),
+        "latency_ms": {"p50": round(1000 * percentile(lat, 0.5), 1), "p99": round(1000 * percentile(lat, 0.99), 1),
+                       "max": round(1000 * max(lat), 1) if lat else None},
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "emulator_cpu_percent": round(100 * (cpu1 - cpu0) / dt, 1),
+        "emulator_rss_mib": round(rss / 2**20, 1),
+        "rss_per_device_kib": round((rss_idle / n) / 1024, 1),
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--devices", type=int, nargs="+", default=[1000])
+    ap.add_argument("--registers", type=int, default=20)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--warmup", type=float, default=3)
+    args = ap.parse_args()
+    limit = raise_open_files(2 * max(args.devices) + 100)
+    if limit < 2 * max(args.devices) + 100:
+        raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices (client and emulator sockets)")
+    for n in args.devices:
+        print(json.dumps(await run_one(n, args)), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
