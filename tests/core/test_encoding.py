@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gateway import encoding as fast
-from gateway import quality as qmod
+from gateway.site import quality as qmod
 from gateway.cim import build_catalog
 from gateway.config import load_config
 from gateway.site.model import SWITCH_POSITIONS
