@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from gateway import service
-from gateway.cli import common, profiled
+from gateway.cli import common, profiled, usage_error
 from gateway.config import load_config
 from gateway.hmi.cli import add_demo_options, start_for_demo
 from gateway.runtime import default_config, free_port, port_free, run, say, sleep_for
@@ -37,21 +37,10 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     return {"demo": cmd_demo, "emulate": cmd_emulate}
 
 
-def _check_metrics(args: argparse.Namespace) -> str | None:
-    if getattr(args, "metrics", None):
-        from gateway.metrics import parse_listen
-
-        try:
-            parse_listen(args.metrics)
-        except ValueError as e:
-            return str(e)
-    return None
-
-
 def cmd_emulate(args: argparse.Namespace) -> int:
     if (rc := profiled("emulate", args)) is not None:
         return rc
-    if (why := _check_metrics(args)) is not None:
+    if (why := usage_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
     cfg = load_config(args.config or default_config())
@@ -87,7 +76,7 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
     import gc
 
     gc.freeze()  # thousands of devices' objects live until exit: full GC passes over them stalled replies
-    api = metrics = watchdog = None
+    api = None
     try:
         if not args.no_fault_api:
             api = await FaultApiServer(Injector(emu)).start()
@@ -95,20 +84,11 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
             print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
         if api is not None:
             print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
-        if args.metrics:
-            from gateway.metrics import MetricsServer
-
-            metrics = await MetricsServer(args.metrics, lambda: _emulator_snapshot(emu), source="emulator").start()
-            print(f"metrics on {metrics.url}", flush=True)
         print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
-        watchdog = await service.ready(f"emulating {len(emu.devices)} devices")
-        await sleep_for(args.duration)
+        async with service.serving(f"emulating {len(emu.devices)} devices", args.metrics, lambda: _emulator_snapshot(emu),
+                                   source="emulator"):
+            await sleep_for(args.duration)
     finally:
-        service.stopping()
-        if watchdog is not None:
-            watchdog.cancel()
-        if metrics is not None:
-            await metrics.stop()
         if api is not None:
             await api.stop()
         await emu.stop()
@@ -122,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     if (rc := profiled("demo", args)) is not None:
         return rc
-    if (why := _check_metrics(args)) is not None:
+    if (why := usage_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
     cfg = load_config(args.config or default_config())

@@ -191,6 +191,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--broker`` or ``--metrics`` (checked before anything starts), or None."""
+    if getattr(args, "broker", None):
+        from gateway.northbound.endpoint import NorthboundConfigError, parse_url
+
+        try:
+            parse_url(args.broker)
+        except NorthboundConfigError as e:
+            return f"--broker: {e}"
+    if getattr(args, "metrics", None):
+        from gateway.metrics import parse_listen
+
+        try:
+            parse_listen(args.metrics)
+        except ValueError as e:
+            return str(e)
+    return None
+
+
 def global_options_first(argv: list[str]) -> list[str]:
     """Let ``-v``/``-vv``/``--verbose`` and ``--log-format X`` stand anywhere (``gridgate demo -v``)."""
     front: list[str] = []
@@ -315,22 +334,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     if (rc := profiled("gateway", args)) is not None:
         return rc
-    if args.broker:
-        from gateway.northbound.endpoint import NorthboundConfigError, parse_url
-
-        try:
-            parse_url(args.broker)
-        except NorthboundConfigError as e:
-            print(f"error: --broker: {e}", file=sys.stderr)
-            return 2
-    if args.metrics:
-        from gateway.metrics import parse_listen
-
-        try:
-            parse_listen(args.metrics)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    if (why := usage_error(args)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     path = args.config or default_config()
     with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
         log.info("gateway: loading %s", path)
@@ -383,23 +389,13 @@ async def _gateway(cfg, args) -> int:  # noqa: ANN001
 
     gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass
     await gw.start()
-    metrics = watchdog = None
     print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, "
           f"{len(gw.catalog)} measurements → {target}", flush=True)
     try:
-        if args.metrics:
-            from gateway.metrics import MetricsServer
-
-            metrics = await MetricsServer(args.metrics, lambda: (gw.device_states(), gw.stats())).start()
-            print(f"metrics on {metrics.url}", flush=True)
-        watchdog = await service.ready(f"{len(gw.sources)} devices, {len(gw.catalog)} measurements → {target}")
-        await sleep_for(args.duration)
+        async with service.serving(f"{len(gw.sources)} devices, {len(gw.catalog)} measurements → {target}", args.metrics,
+                                   lambda: (gw.device_states(), gw.stats())):
+            await sleep_for(args.duration)
     finally:
-        service.stopping()
-        if watchdog is not None:
-            watchdog.cancel()
-        if metrics is not None:
-            await metrics.stop()
         await gw.stop()
         stats = gw.stats()
         print(f"gateway {cfg.gateway.id}: stopped; {json.dumps(stats)}", flush=True)

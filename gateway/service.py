@@ -9,10 +9,12 @@ pings and systemd restarts the service after ``WatchdogSec``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import sys
+from typing import AsyncIterator, Callable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,28 @@ async def ready(status: str) -> asyncio.Task | None:
 
 def stopping() -> None:
     notify("STOPPING=1")
+
+
+@contextlib.asynccontextmanager
+async def serving(status: str, metrics: str | None, snapshot: Callable[[], tuple[dict, dict]],
+                  source: str = "gateway") -> AsyncIterator[None]:
+    """A running command's service duties: the optional Prometheus endpoint, READY and the watchdog;
+    on the way out STOPPING, and both stopped."""
+    server = None
+    if metrics:
+        from gateway.metrics import MetricsServer
+
+        server = await MetricsServer(metrics, snapshot, source=source).start()
+        print(f"metrics on {server.url}", flush=True)
+    watchdog = await ready(status)
+    try:
+        yield
+    finally:
+        stopping()
+        if watchdog is not None:
+            watchdog.cancel()
+        if server is not None:
+            await server.stop()
 
 
 # ---------------------------------------------------------------- unit files
