@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gateway import encoding as fast
-from gateway.site import quality as qmod
 from gateway.cim import build_catalog
 from gateway.config import load_config
+from gateway.site import quality as qmod
 from gateway.site.model import SWITCH_POSITIONS
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml"
