@@ -15,8 +15,8 @@ import pytest
 from gateway.pipeline import Backoff
 from gateway.site.quality import COMMS_LOST, Q
 from gateway.southbound.iec104 import Driver, Iec104CommandResult
-from tests.iec104.conftest import running
 from tests.iec104.support import device
+from tests.support.readings import running
 
 T0 = 1_790_000_000.5
 
