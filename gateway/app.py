@@ -18,6 +18,7 @@ from gateway.config import Config
 from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
+from gateway.northbound.sink import Sink
 from gateway.southbound import DriverUnavailable, make_source
 from gateway.southbound.contract import Driver, Operable, clean_counters
 
@@ -54,7 +55,7 @@ class GatewayOptions:
     skip: Callable[[str], None] = field(default=lambda msg: log.warning("%s", msg))
     #: build a different northbound (data diode sender, air-gap courier) with the publisher's API:
     #: start(), publish(topic, payload, qos, retain, kind=), stop(final=), connected, stats
-    northbound: Callable[["Gateway", Message], object] | None = None
+    northbound: Callable[["Gateway", Message], Sink] | None = None
     #: False in one-way profiles: the gateway subscribes to nothing (no commands, no rebirth requests)
     inbound: bool = True
 

@@ -172,3 +172,19 @@ def _line_in_point(path: Path, index: int, key: str) -> int:
         if seen == index and t.strip().lstrip("- ").startswith(f"{key}:"):
             return i
     raise AssertionError(f"no {key} in point {index}")
+
+
+def test_every_northbound_sink_has_the_sink_contract() -> None:
+    """The MQTT publisher, the diode sender and the courier writer are interchangeable behind the app."""
+    from gateway.conduits.northbound import CourierNorthbound, DiodeNorthbound
+    from gateway.northbound.mqtt import MqttPublisher
+    from gateway.northbound.sink import Sink
+
+    members = [m for m in ("connected", "stats", "start", "publish", "stop")]
+    assert set(members) <= set(dir(Sink))
+    publish = inspect.signature(Sink.publish)
+    for cls in (MqttPublisher, DiodeNorthbound, CourierNorthbound):
+        for m in members:
+            assert hasattr(cls, m), f"{cls.__name__} lacks {m}"
+        assert inspect.signature(cls.publish).parameters.keys() == publish.parameters.keys(), cls.__name__
+        assert inspect.iscoroutinefunction(cls.start) and inspect.iscoroutinefunction(cls.stop)
