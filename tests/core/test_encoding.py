@@ -46,6 +46,8 @@ def _payload_reference(e, value, flags, ts, seq, address) -> bytes:
     body: dict = {"mRID": e.value_mrid, "measurement": json.loads(e.json_prefix.removesuffix(',"value":') + "}")["measurement"]}
     if value is None or value != value:
         body["value"] = None
+    elif e.kind != "Analog" and isinstance(value, float) and abs(value) != float("inf"):
+        body["value"] = round(value)  # DiscreteValue/AccumulatorValue are integers in every path
     else:
         body["value"] = round(value, 6) if isinstance(value, float) else value
     if e.is_switch and value is not None:

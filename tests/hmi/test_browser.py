@@ -278,7 +278,8 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
 
         r = wait_until(row, 10, "the protection alarm's row")
         assert "is-alarm" in r["cls"] and "acked" not in r["cls"]
-        assert int(r["seq"]) == next(v["seq"] for v in stack.values(op) if v["value"] == 1), "the seq of the value that raised it"
+        # the seq of a value that raised it (auto-reclose onto the standing fault may operate the relay again)
+        assert int(r["seq"]) in {v["seq"] for v in stack.values(op) if v["value"] == 1}
         unacked = stack.js("return window.gridgateHmi.alarms.unacked()")
 
         def click_ack():  # rows are redrawn as alarms arrive: find and click in one go, retry if it went stale
