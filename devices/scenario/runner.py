@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from devices.scenario.clock import ClockedEmulator
 from devices.scenario.expect import Verdict, judge
@@ -77,7 +77,7 @@ class Timeline:
 
 
 async def run_plan(plan: Plan, broker: str | None = None, devices_only: bool = False, progress: Progress | None = None,
-                   warmup: float = 10.0, api: bool = False, api_state: str | None = None) -> RunResult:
+                   warmup: float = 10.0, api: Callable[[Any], Awaitable[Any]] | None = None) -> RunResult:
     """Run the plan; ``broker`` None without ``devices_only`` starts the embedded demo broker."""
     say = progress or (lambda m: log.info("%s", m))
     cfg, scn = plan.cfg, plan.scenario
@@ -103,10 +103,8 @@ async def run_plan(plan: Plan, broker: str | None = None, devices_only: bool = F
             gw = Gateway(cfg, GatewayOptions(broker=broker, status_interval=2.0, skip=say,
                                              protocol="3.1.1" if embedded else "5"))  # amqtt speaks 3.1.1 only
             await gw.start()
-        if api:
-            from devices.faultapi.server import FaultApiServer
-
-            api_srv = await FaultApiServer(tl.injector, state_file=api_state).start()
+        if api is not None:  # the live fault API over this run's fault engine (devices/faultapi, by the caller)
+            api_srv = await api(tl.injector)
             say(f"fault API on {api_srv.url} (token in {api_srv.state_file})")
         await _warm_up(rec, plan, warmup, say)
         tl.t0 = emu.go()

@@ -71,7 +71,7 @@ def _scenario(a: argparse.Namespace) -> int:
         from devices.scenario.resolve import resolve
 
         plan = resolve(plan.scenario, with_free_ports(plan.cfg), a.file)
-    res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=a.api,
+    res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=_fault_api if a.api else None,
                                progress=lambda m: print(m, file=sys.stderr, flush=True), warmup=a.warmup))
     return _finish(plan.scenario.name, res, a.report)
 
@@ -131,3 +131,9 @@ def _finish(name: str, res, reports: list[str]) -> int:  # noqa: ANN001 - RunRes
         print(f"  ERROR {e}")
     print("PASSED" if res.passed else "FAILED")
     return 0 if res.passed else 1
+
+
+async def _fault_api(injector):  # noqa: ANN001, ANN202 - the run's Injector → a started FaultApiServer
+    from devices.faultapi.server import FaultApiServer
+
+    return await FaultApiServer(injector).start()
