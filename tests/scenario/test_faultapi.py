@@ -13,19 +13,8 @@ import pytest
 from devices.faultapi.client import FaultApiError, FaultClient
 from devices.faultapi.server import FaultApiServer, is_loopback
 from devices.lab import Lab, clean
+from tests.scenario.conftest import IA  # noqa: E402,F401 - the fixture `lab` comes from there
 from tests.scenario.helpers import ROOT
-from tests.support.sites import modbus_site
-
-IA = "meter1/Ia"
-
-
-@pytest.fixture
-async def lab(tmp_path, mosquitto):
-    cfg, _ = modbus_site(tmp_path, poll="100ms", timeout="250ms")
-    async with asyncio.timeout(60):
-        async with Lab(cfg, broker=mosquitto.url, api=True, api_state=tmp_path / "api.json") as lab:
-            await lab.wait_for(IA, quality="GOOD", timeout=5, since=0)
-            yield lab
 
 
 async def http(port: int, request: bytes) -> tuple[int, dict]:

@@ -14,18 +14,7 @@ import pytest
 from devices.faultapi.server import FaultApiServer
 from devices.faultapi.state import StateFileError, default_state_file, write_state
 from devices.lab import Lab
-from tests.support.sites import modbus_site
-
-IA = "meter1/Ia"
-
-
-@pytest.fixture
-async def lab(tmp_path, mosquitto):
-    cfg, _ = modbus_site(tmp_path, poll="100ms", timeout="250ms")
-    async with asyncio.timeout(60):
-        async with Lab(cfg, broker=mosquitto.url, api=True, api_state=tmp_path / "api.json") as lab:
-            await lab.wait_for(IA, quality="GOOD", timeout=5, since=0)
-            yield lab
+from tests.scenario.conftest import IA  # noqa: E402,F401 - the fixture `lab` comes from there
 
 
 async def raw(port: int, request: bytes) -> tuple[int, bytes]:
