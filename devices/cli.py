@@ -133,7 +133,15 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
             await broker.stop()
         raise
     emu = Emulator(cfg, seed=args.seed, skip=say)
-    await emu.start()
+    try:
+        await emu.start()
+    except BaseException:  # a device port in use (named by the emulator): leave nothing running behind
+        await emu.stop()
+        if hmi is not None:
+            await hmi.stop()
+        if broker is not None:
+            await broker.stop()
+        raise
     gw = Gateway(cfg, GatewayOptions(broker=url, protocol=version, skip=lambda m: None))
     watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
     started = time.monotonic()

@@ -129,6 +129,10 @@ class Emulator:
             self.skipped[d.name] = str(e)
             self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
             return None
+        except OSError as e:  # the port is taken (or the address is not ours): name the device and the fix
+            i = next(i for i, x in enumerate(self.cfg.devices) if x.name == name)
+            raise OSError(f"device {d.name} ({d.protocol}) cannot listen on {d.host}:{d.port}: "  # type: ignore[attr-defined]
+                          f"{e.strerror or e}; stop what uses the port or change devices[{i}].port") from None
         port = server.port if isinstance(server.port, int) and server.port else d.port
         rd = RunningDevice(d, server, port, update=server.update if isinstance(server, EventDriven) else None)
         rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]

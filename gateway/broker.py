@@ -42,5 +42,7 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         if self._broker is not None:
+            # amqtt logs its own cancelled broadcast loop as an ERROR with a traceback on every shutdown
+            logging.getLogger("amqtt.broker").setLevel(logging.CRITICAL)
             await self._broker.shutdown()
             self._broker = None

@@ -66,3 +66,19 @@ def test_scenario_report_in_a_missing_directory_is_refused_before_running(tmp_pa
 def test_metrics_listen_address_is_checked() -> None:
     r = gg("gateway", "--config", str(SAMPLE), "--broker", "mqtt://127.0.0.1:1", "--metrics", "host:notaport")
     assert r.returncode == 2 and "--metrics" in r.stderr
+
+
+def test_demo_with_a_device_port_in_use_names_the_device_and_leaves_no_traceback(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(SAMPLE.read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        data["devices"][0]["port"] = s.getsockname()[1]
+        site = tmp_path / "site.yaml"
+        site.write_text(yaml.safe_dump(data, sort_keys=False))
+        r = gg("demo", "--config", str(site), "--duration", "3", "--no-live")
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert f"device meter1 (modbus) cannot listen on 127.0.0.1:{data['devices'][0]['port']}" in r.stderr
+    assert "change devices[0].port" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
