@@ -23,6 +23,7 @@ from tests.support.mosquitto import Mosquitto
 
 dnp3 = pytest.importorskip("tests.dnp3.conftest")
 from tests.dnp3.peer import device  # noqa: E402
+from tests.support.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = [{"name": "CB", "group": "double_binary", "index": 0, "command": {"enabled": True, "mode": "sbo"}}]
@@ -60,13 +61,8 @@ def _req(id_, value, operator):
     return json.dumps({"id": id_, "value": value, "operator": operator, "issued": time.time()}).encode()
 
 
-async def _until(pred, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
+async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    return await until(cond, timeout, 0.05)
 
 async def test_acl_binds_the_operator_to_the_mqtt_user(acl_broker):
     assert "%u" in recommended_acl()

@@ -82,6 +82,7 @@ def test_every_reason_has_one_status_and_results_match_the_schema():
 
 dnp3 = pytest.importorskip("tests.dnp3.conftest")
 from tests.dnp3.peer import device  # noqa: E402
+from tests.support.wait import until
 
 POINTS = [{"name": "CB", "group": "double_binary", "index": 0, "command": {"enabled": True, "mode": "sbo"}}]
 CB = CommandPoint("5b3c0a52-cb01", "rtu1", "CB", "Discrete", operators=("alice",), mode="sbo", ttl=5.0,
@@ -122,15 +123,8 @@ def _hostile(rng: random.Random, i: int) -> bytes:
     return b'{"id": "h%d", "id": "x", "value": 1, "operator": "alice", "issued": %f}' % (i, time.time())
 
 
-async def _until(pred, timeout=10.0):
-    import asyncio
-
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
+async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    return await until(cond, timeout, 0.05)
 
 async def test_seeded_hostile_campaign_one_result_each_nothing_executes(mosquitto):
     rng = random.Random(14)

@@ -21,6 +21,7 @@ from tests.northbound.rawsub import RawSubscriber
 
 dnp3 = pytest.importorskip("tests.dnp3.conftest")
 from tests.dnp3.peer import device  # noqa: E402
+from tests.support.wait import until
 
 POINTS = [{"name": "CB", "group": "double_binary", "index": 0, "command": {"enabled": True, "mode": "sbo"}}]
 CB = CommandPoint("5b3c0a52-cb01", "rtu1", "CB", "Discrete", operators=("alice", "bob"), mode="sbo", ttl=5.0,
@@ -44,13 +45,8 @@ def _request(id_, value, operator="alice"):
     return json.dumps({"id": id_, "value": value, "operator": operator, "issued": time.time()})
 
 
-async def _until(pred, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
+async def _until(cond, timeout: float = 10.0) -> None:  # noqa: ANN001
+    return await until(cond, timeout, 0.05)
 
 async def test_only_the_operators_own_signature_for_this_topic_operates(mosquitto):
     alice, bob, mallory = (Ed25519PrivateKey.generate() for _ in range(3))

@@ -19,6 +19,7 @@ from devices.lab import Lab
 from gateway.config import Config, load_config
 from tests.hardening.fuzz import cases, run_case
 from tests.support.mosquitto import free_port
+from tests.support.wait import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 KEEP = ("pqm-inc1", "pqm-inc2", "rtu1", "ied-f1", "ied-f2")
@@ -45,13 +46,7 @@ def rss_mb() -> float:
 
 
 async def _until(cond, timeout: float) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.1)
-    return cond()
-
+    return await poll(cond, timeout, 0.1)
 
 async def _campaign(port: int, protocol: str, seed: int) -> tuple[int, int]:
     held: list[asyncio.StreamWriter] = []

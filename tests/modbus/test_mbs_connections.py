@@ -12,6 +12,7 @@ import pytest
 from devices.modbus import ArrayDataModel, ModbusServer
 from devices.netguard import GuardLimits
 from tests.modbus.mbs_raw import Raw, adu, req
+from tests.support.wait import poll
 
 
 def read_hr(addr: int) -> bytes:
@@ -23,12 +24,7 @@ def hr_resp(v: int) -> bytes:
 
 
 async def _until(cond, timeout: float = 10.0) -> bool:  # noqa: ANN001
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return cond()
-
+    return await poll(cond, timeout, 0.02)
 
 async def test_idle_connections_at_the_cap_make_room_for_a_new_master(model: ArrayDataModel) -> None:
     limits = GuardLimits(max_connections=4, idle_timeout=0, evict_idle_after=0.3)

@@ -14,21 +14,15 @@ from tests.northbound.rawsub import RawSubscriber
 
 dnp3 = pytest.importorskip("tests.dnp3.conftest")
 from tests.dnp3.sites import device  # noqa: E402
+from tests.support.wait import until
 
 POINTS = [{"name": "CB", "group": "double_binary", "index": 0, "command": {"enabled": True, "mode": "sbo"}}]
 CB = CommandPoint("5b3c0a52-cb01", "rtu1", "CB", "Discrete", operators=("alice",), mode="sbo", ttl=5.0)
 CMD = "gridgate/v1/gw1/cmd"
 
 
-async def _until(pred, timeout=3.0):
-    import asyncio
-
-    for _ in range(int(timeout / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
+async def _until(cond, timeout: float = 3.0) -> None:  # noqa: ANN001
+    return await until(cond, timeout, 0.02)
 
 def _req(id_, value=2, operator="alice", issued=None):
     return json.dumps({"id": id_, "value": value, "operator": operator, "issued": issued or time.time()}).encode()
