@@ -27,6 +27,7 @@ from gateway.site.model import (
     PointBase,
     UnitMultiplier,
     UnitSymbol,
+    cim_measurement_type,
 )
 
 
@@ -48,7 +49,12 @@ class Measurement(_Out):
     mRID: uuid.UUID
     name: str
     kind: MeasurementKind
-    measurementType: MeasurementType
+    measurementType: MeasurementType = Field(description="the site file's name; also the topic level (v1: `Voltage` kept)")
+    cimMeasurementType: str | None = Field(
+        None, description="CIM's name (IEC 61970-452): as measurementType, but `LineToLineVoltage` for gridgate's `Voltage`"
+        " and gridgate's own extensions prefixed `x-gridgate:`; equals Measurement.measurementType of `gridgate cim export`",
+        pattern=r"^(x-gridgate:)?[A-Za-z]+$",
+    )
     unitSymbol: UnitSymbol
     unitMultiplier: UnitMultiplier
     phases: PhaseCode
@@ -246,6 +252,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
         "name": m.name or p.name,
         "kind": m.kind,
         "measurementType": m.type,
+        "cimMeasurementType": cim_measurement_type(m.type),
         "unitSymbol": m.unit,
         "unitMultiplier": m.multiplier,
         "phases": m.phases,

@@ -47,6 +47,7 @@ def test_every_measurement_has_psr_and_terminal_and_the_catalogs_mrid(cfg, g):
         assert CIM[entry.kind] in set(g.objects(m, RDF.type))
         want_type = {"Voltage": "LineToLineVoltage"}.get(entry.measurement_type, entry.measurement_type)
         assert lit(g, m, "Measurement.measurementType").removeprefix("x-gridgate:") == want_type
+        assert lit(g, m, "Measurement.measurementType") == entry.measurement["cimMeasurementType"]  # the MQTT catalog's
         assert enum(g, m, "Measurement.unitSymbol") == entry.measurement["unitSymbol"]
         assert enum(g, m, "Measurement.unitMultiplier") == entry.measurement["unitMultiplier"]
         assert enum(g, m, "Measurement.phases") == entry.measurement["phases"]

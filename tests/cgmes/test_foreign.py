@@ -28,7 +28,7 @@ def test_foreign_model_imports_with_ignored_classes_reported(tmp_path, capsys):
             " PositionPoint ×1") in err
     assert f"unsupported equipment SynchronousMachine 'CHP set' (mRID {U(151)}) skipped" in err
     assert f"Analog 'CHP MW' (mRID {U(306)}) skipped" in err
-    assert f"Analog 'GT1 winding temp' (mRID {U(307)}) skipped: measurementType 'Temperature'" in err
+    assert f"Analog 'GT1 oil level' (mRID {U(310)}) skipped: measurementType 'OilLevel'" in err
     assert f"Analog 'FDR1 earth leakage' (mRID {U(309)}) skipped: unitMultiplier m is not one gridgate publishes" in err
     assert "error" not in err and "topology" not in err  # the model's connectivity is what gridgate derives
     cfg = load_config(out)
@@ -44,9 +44,11 @@ def test_foreign_model_imports_with_ignored_classes_reported(tmp_path, capsys):
     }
     assert bays["HV1"].voltage_kv == 33 and bays["BRK_11kV"].voltage_kv == 11
     points = {str(cfg.measurement_mrid(p)): (d, p) for d in cfg.devices for p in d.points}
-    assert set(points) == {U(n) for n in (300, 301, 302, 303, 304, 305, 308)}
+    assert set(points) == {U(n) for n in (300, 301, 302, 303, 304, 305, 307, 308)}
+    temp = points[U(307)][1].measurement  # IEC 61970-301 types beyond the CGMES core list come in with their CIM unit
+    assert (temp.type, temp.unit, temp.kind, temp.equipment) == ("Temperature", "degC", "Analog", "BRK/HV1/GT1")
     d, p = points[U(303)]
-    assert (p.measurement.type, p.measurement.multiplier, p.measurement.phases) == ("Voltage", "k", "AB")
+    assert (p.measurement.type, p.measurement.multiplier, p.measurement.phases) == ("LineToLineVoltage", "k", "AB")
     assert p.signal.value == 11.0 and d.protocol == "dnp3"
     d, p = points[U(304)]  # measured on the tap changer: gridgate's PSR is the transformer
     assert p.measurement.equipment == "BRK/HV1/GT1" and p.measurement.kind == "Discrete"
