@@ -184,10 +184,38 @@ class Equipment(_Model):
     mrid: uuid.UUID | None = None
 
 
+class VoltageLevel(_Model):
+    """CIM VoltageLevel of a substation, with its BaseVoltage (levels of one nominal voltage share one)."""
+
+    name: Name
+    base_voltage_kv: float = Field(gt=0, description="nominal voltage (kV): the CIM BaseVoltage.nominalVoltage")
+    high_limit_kv: float | None = Field(None, gt=0, description="highest operating voltage (kV), CIM highVoltageLimit")
+    low_limit_kv: float | None = Field(None, gt=0, description="lowest operating voltage (kV), CIM lowVoltageLimit")
+    description: str = ""
+    mrid: uuid.UUID | None = Field(None, description="default: UUID5 of site/substation/level name")
+
+    @model_validator(mode="after")
+    def _limits(self) -> "VoltageLevel":
+        lo, hi, kv = self.low_limit_kv, self.high_limit_kv, self.base_voltage_kv
+        if lo is not None and lo > kv:
+            raise ValueError(f"@low_limit_kv: {lo:g} kV is above the base voltage {kv:g} kV; the low limit is below it")
+        if hi is not None and hi < kv:
+            raise ValueError(f"@high_limit_kv: {hi:g} kV is below the base voltage {kv:g} kV; the high limit is above it")
+        return self
+
+
+def kv_name(kv: float) -> str:
+    """Name of a voltage level derived from a bay's ``voltage_kv`` (``11kV``)."""
+    return f"{kv:g}kV"
+
+
 class Bay(_Model):
     name: Name
     description: str = ""
-    voltage_kv: float | None = Field(None, gt=0)
+    voltage_level: Name | None = Field(None, description="name of one of the substation's voltage_levels")
+    voltage_kv: float | None = Field(
+        None, gt=0, description="the bay's nominal voltage; with voltage_levels: taken from voltage_level (old files: set here)"
+    )
     equipment: list[Equipment] = Field(min_length=1)
     mrid: uuid.UUID | None = None
 
@@ -195,8 +223,61 @@ class Bay(_Model):
 class Substation(_Model):
     name: Name
     description: str = ""
+    voltage_levels: list[VoltageLevel] = Field(
+        default_factory=list, description="CIM VoltageLevels; when absent, one per distinct bay voltage_kv (derived)"
+    )
     bays: list[Bay] = Field(min_length=1)
     mrid: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _bays_in_levels(self) -> "Substation":
+        """Each bay belongs to one declared level (its voltage_kv then comes from it); old files: none declared."""
+        errors: list[str] = []
+        _unique([v.name for v in self.voltage_levels], "voltage_levels", errors)
+        levels = {v.name: v for v in self.voltage_levels}
+        names = ", ".join(levels)
+        for i, b in enumerate(self.bays):
+            here = f"@bays[{i}]"
+            if not levels:
+                if b.voltage_level is not None:
+                    errors.append(f"{here}.voltage_level: substation {self.name} declares no voltage_levels; add"
+                                  f" `voltage_levels: [{{name: {b.voltage_level}, base_voltage_kv: ...}}]` or drop it")
+                continue
+            if b.voltage_level is None:
+                fits = [v.name for v in self.voltage_levels if b.voltage_kv is not None and v.base_voltage_kv == b.voltage_kv]
+                if len(fits) != 1:
+                    errors.append(f"{here}.voltage_level: bay {b.name} belongs to no voltage level; set one of: {names}")
+                    continue
+                b.voltage_level = fits[0]
+            vl = levels.get(b.voltage_level)
+            if vl is None:
+                errors.append(f"{here}.voltage_level: no voltage level {b.voltage_level!r} in substation {self.name}; use one of: {names}")
+            elif b.voltage_kv is not None and b.voltage_kv != vl.base_voltage_kv:
+                errors.append(f"{here}.voltage_kv: {b.voltage_kv:g} kV disagrees with voltage level {vl.name}"
+                              f" ({vl.base_voltage_kv:g} kV); drop voltage_kv (the level gives it)")
+            else:
+                b.voltage_kv = vl.base_voltage_kv
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    @property
+    def levels_derived(self) -> bool:
+        """True for an old site file: no voltage_levels, so they are derived from the bays' voltage_kv."""
+        return not self.voltage_levels
+
+    def levels(self) -> list[VoltageLevel]:
+        """The declared voltage levels, or (old files) one per distinct bay ``voltage_kv``, named like ``11kV``."""
+        if self.voltage_levels:
+            return self.voltage_levels
+        kvs = dict.fromkeys(b.voltage_kv for b in self.bays if b.voltage_kv is not None)
+        return [VoltageLevel(name=kv_name(kv), base_voltage_kv=kv) for kv in kvs if kv is not None]
+
+    def level_of(self, bay: Bay) -> str | None:
+        """Name of the voltage level a bay belongs to (None: an old file's bay without voltage_kv)."""
+        if self.voltage_levels:
+            return bay.voltage_level
+        return kv_name(bay.voltage_kv) if bay.voltage_kv is not None else None
 
 
 # ---------------------------------------------------------------- points
@@ -330,6 +411,16 @@ class Site(_Model):
     description: str = ""
     operator: str = Field("", description="the network operator (DNO) running the site")
     mrid: uuid.UUID | None = None
+
+
+def level_notes(substations: Sequence[Substation]) -> list[str]:
+    """What an old site file (no ``voltage_levels``) gets derived, said by ``validate`` and ``cim export``."""
+    out = []
+    for s in substations:
+        if s.levels_derived and (levels := s.levels()):
+            out.append(f"substation {s.name}: no voltage_levels; derived {', '.join(v.name for v in levels)} from the bays'"
+                       " voltage_kv (declare voltage_levels to name them and give them limits and mRIDs)")
+    return out
 
 
 def _unique(names: list[str], where: str, errors: list[str]) -> None:
