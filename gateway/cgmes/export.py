@@ -82,11 +82,17 @@ def export(cfg: Config, profiles: tuple[str, ...] = ("eq",), now: datetime | Non
     sub_region = eq.obj("SubGeographicalRegion", derived(site, "subregion"), site, cfg.site.description)
     eq.ref(sub_region, "SubGeographicalRegion.Region", derived(site, "region"))
     base: dict[float, uuid.UUID] = {}
+    declared = {b.nominal_kv: b for b in cfg.site.base_voltages}
     for vl in lay.levels.values():
         if vl.kv not in base:  # one BaseVoltage per nominal voltage of the site
-            base[vl.kv] = derived(site, "BaseVoltage", kv_name(vl.kv))
-            el = eq.obj("BaseVoltage", base[vl.kv], kv_name(vl.kv))
+            d = declared.get(vl.kv)
+            base[vl.kv] = (d.mrid if d and d.mrid else None) or derived(site, "BaseVoltage", kv_name(vl.kv))
+            el = eq.obj("BaseVoltage", base[vl.kv], (d.name if d and d.name else None) or kv_name(vl.kv))
             eq.lit(el, "cim", "BaseVoltage.nominalVoltage", f"{vl.kv:g}")
+    for kv, d in declared.items():  # declared but used by no level: still the site's
+        if kv not in base:
+            el = eq.obj("BaseVoltage", d.mrid or derived(site, "BaseVoltage", kv_name(kv)), d.name or kv_name(kv))
+            eq.lit(el, "cim", "BaseVoltage.nominalVoltage", f"{kv:g}")
     level_mrid = {k: (vl.decl.mrid if vl.decl and vl.decl.mrid else derived(site, k)) for k, vl in lay.levels.items()}
     bay_mrid: dict[str, uuid.UUID] = {}
     for s in cfg.substations:

@@ -44,13 +44,14 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)  # skipped items, each naming the element and mRID
 
 
-def _uuid(o: Obj, res: ImportResult) -> str:
+def _uuid(o: Obj, res: ImportResult | None) -> str:
     """The object's mRID as gridgate keeps it: a UUID; other mRIDs (allowed by CIM) map to UUID5 of them, noted."""
     try:
         return str(uuid.UUID(o.mrid))
     except ValueError:
         u = str(uuid.uuid5(MRID_NAMESPACE, f"cim:{o.mrid}"))
-        res.notes.append(f"{o.label()}: mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)")
+        if res is not None:
+            res.notes.append(f"{o.label()}: mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)")
         return u
 
 
@@ -182,6 +183,8 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             elif bd.get("voltage_kv") is None:
                 bd.pop("voltage_kv", None)
     res.site = propose_site(model, sub_out, points, bay_kind, kv_by_path=kv_by_path)
+    if bvs := _base_voltages(model, levels, sub_out, res):
+        res.site["site"]["base_voltages"] = bvs
     _compare_topology(model, res, eq_path)
     return res
 
@@ -244,6 +247,19 @@ def _levels(s: Obj, levels, kv_of_level: dict[str, float | None], res: ImportRes
             ld["description"] = desc
         out[vl.id] = ld
     return out
+
+
+def _base_voltages(model: Model, levels: dict[str, Obj], subs: list[dict], res: ImportResult) -> list[dict]:
+    """The BaseVoltages of the imported levels (name, nominal voltage, mRID), one per voltage, highest first."""
+    used = {str(ld["mrid"]) for sd in subs for ld in sd["voltage_levels"] if "mrid" in ld}
+    out: dict[float, dict] = {}
+    for vl in levels.values():
+        bv = model.get(vl.refs.get("VoltageLevel.BaseVoltage"))
+        kv = _float(bv.lits.get("BaseVoltage.nominalVoltage")) if bv is not None else None
+        if bv is None or kv is None or _uuid(vl, None) not in used or kv in out:
+            continue
+        out[kv] = {"name": name_of(bv.name, kv_name(kv)), "nominal_kv": kv, "mrid": _uuid(bv, res)}
+    return [out[kv] for kv in sorted(out, reverse=True)]
 
 
 def _level_for(level_out: dict[str, dict], kv: float | None, s: Obj, res: ImportResult) -> str | None:

@@ -406,11 +406,49 @@ class DeviceBase(_Model):
         return v
 
 
+class BaseVoltage(_Model):
+    """CIM BaseVoltage: one nominal voltage of the site, shared by its voltage levels, ends and equipment."""
+
+    nominal_kv: float = Field(gt=0, description="CIM nominalVoltage (kV)")
+    name: Name | None = Field(None, description="default: like 11kV")
+    mrid: uuid.UUID | None = Field(None, description="default: UUID5 of site/BaseVoltage/11kV")
+
+
 class Site(_Model):
     name: Name
     description: str = ""
     operator: str = Field("", description="the network operator (DNO) running the site")
     mrid: uuid.UUID | None = None
+    base_voltages: list[BaseVoltage] = Field(
+        default_factory=list, description="the site's BaseVoltages (names, mRIDs); default: one per voltage level voltage"
+    )
+
+    @model_validator(mode="after")
+    def _one_per_voltage(self) -> "Site":
+        seen: dict[float, int] = {}
+        for i, b in enumerate(self.base_voltages):
+            if b.nominal_kv in seen:
+                raise ValueError(f"@base_voltages[{i}].nominal_kv: {b.nominal_kv:g} kV is declared twice (also [{seen[b.nominal_kv]}])")
+            seen[b.nominal_kv] = i
+        return self
+
+
+def check_base_voltages(site: Site, substations: Sequence[Substation], errors: list[str]) -> None:
+    """With ``site.base_voltages`` declared, every voltage level's voltage must be one of them."""
+    if not site.base_voltages:
+        return
+    have = {b.nominal_kv for b in site.base_voltages}
+    listed = ", ".join(f"{kv:g}" for kv in sorted(have, reverse=True))
+    for si, s in enumerate(substations):
+        for li, v in enumerate(s.voltage_levels):
+            if v.base_voltage_kv not in have:
+                errors.append(f"@substations[{si}].voltage_levels[{li}].base_voltage_kv: {v.base_voltage_kv:g} kV is not one of"
+                              f" site.base_voltages ({listed} kV); add it there")
+        if s.levels_derived:
+            for bi, b in enumerate(s.bays):
+                if b.voltage_kv is not None and b.voltage_kv not in have:
+                    errors.append(f"@substations[{si}].bays[{bi}].voltage_kv: {b.voltage_kv:g} kV is not one of"
+                                  f" site.base_voltages ({listed} kV); add it there")
 
 
 def level_notes(substations: Sequence[Substation]) -> list[str]:

@@ -137,3 +137,54 @@ def test_levels_round_trip_through_cgmes(tmp_path):
     assert main(["cim", "import", str(tmp_path / "old.xml"), "-o", str(tmp_path / "old.yaml")]) == 0
     levels = load_config(tmp_path / "old.yaml").substations[0].voltage_levels
     assert [(v.name, v.mrid) for v in levels] == [("33kV", derived("KINGSMEAD", "KGM/33kV")), ("11kV", derived("KINGSMEAD", "KGM/11kV"))]
+
+
+BV33 = "4d1f6a2e-5b1c-4c55-9a44-33aa0000bb33"
+
+
+def test_site_base_voltages_are_exported_and_checked(tmp_path):
+    data = _declared()
+    data["site"]["base_voltages"] = [{"nominal_kv": 33, "name": "BV-33", "mrid": BV33}, {"nominal_kv": 11}, {"nominal_kv": 0.4}]
+    cfg = load_config(_write(tmp_path, data))
+    g = graph(export(cfg)["eq"])
+    bases = {lit(g, b, "BaseVoltage.nominalVoltage"): b for b in typed(g, "BaseVoltage")}
+    assert set(bases) == {"33", "11", "0.4"}  # 0.4 kV: declared, used by no level, still the site's
+    assert (mrid(g, bases["33"]), lit(g, bases["33"], "IdentifiedObject.name")) == (BV33, "BV-33")
+    assert mrid(g, bases["11"]) == str(derived("KINGSMEAD", "BaseVoltage", "11kV"))
+    hv = next(v for v in typed(g, "VoltageLevel") if lit(g, v, "IdentifiedObject.name") == "KGM-33")
+    assert mrid(g, one(g, hv, "VoltageLevel.BaseVoltage")) == BV33
+    tx_ends = {lit(g, e, "PowerTransformerEnd.ratedU"): mrid(g, one(g, e, "TransformerEnd.BaseVoltage"))
+               for e in typed(g, "PowerTransformerEnd")}
+    assert tx_ends["33"] == BV33
+    # a level at a voltage the site does not declare, a voltage declared twice: named by their YAML paths
+    data["site"]["base_voltages"] = [{"nominal_kv": 33}, {"nominal_kv": 33}]
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, data))
+    assert any(p.startswith("site.base_voltages[1].nominal_kv: 33 kV is declared twice") for p in e.value.problems)
+    data["site"]["base_voltages"] = [{"nominal_kv": 33}]
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, data))
+    assert any(p.startswith("substations[0].voltage_levels[1].base_voltage_kv: 11 kV is not one of site.base_voltages (33 kV)")
+               for p in e.value.problems)
+    old = yaml.safe_load(EXAMPLE.read_text())
+    old["site"]["base_voltages"] = [{"nominal_kv": 33}]
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, old))
+    assert any(p.startswith("substations[0].bays[3].voltage_kv: 11 kV is not one of site.base_voltages") for p in e.value.problems)
+
+
+def test_foreign_model_levels_and_base_voltages_are_imported(tmp_path):
+    model = Path(__file__).parent / "data" / "brookfield-eq.xml"
+    assert main(["cim", "import", str(model), "-o", str(tmp_path / "brk.yaml")]) == 0
+    cfg = load_config(tmp_path / "brk.yaml")
+    u = "0b5e0000-0000-4000-8000-{:012d}".format
+    assert [(b.name, b.nominal_kv, str(b.mrid)) for b in cfg.site.base_voltages] == [("33_kV", 33, u(30)), ("11_kV", 11, u(31))]
+    (s,) = cfg.substations
+    assert [(v.name, v.base_voltage_kv, v.high_limit_kv, v.low_limit_kv, str(v.mrid)) for v in s.voltage_levels] == [
+        ("BRK_33kV", 33, None, None, u(40)), ("BRK_11kV", 11, 11.6, 10.4, u(41))]
+    assert {b.name: b.voltage_level for b in s.bays} == {"HV1": "BRK_33kV", "INC": "BRK_11kV", "FDR_1": "BRK_11kV",
+                                                        "FDR2": "BRK_11kV", "GEN": "BRK_11kV", "BRK_11kV": "BRK_11kV"}
+    # exported again: the model's own level and base voltage mRIDs
+    g = graph(export(cfg)["eq"])
+    assert {mrid(g, v) for v in typed(g, "VoltageLevel")} == {u(40), u(41)}
+    assert {mrid(g, b) for b in typed(g, "BaseVoltage")} == {u(30), u(31)}
