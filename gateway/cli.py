@@ -33,7 +33,7 @@ from gateway.runtime import (
     sleep_for,
 )
 from gateway.site.load import ConfigError
-from gateway.site.model import level_notes
+from gateway.site.model import level_notes, type_notes
 
 log = logging.getLogger("gridgate")
 #: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
@@ -293,7 +293,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         "substations": len(cfg.substations),
         "devices": {d.name: {"protocol": d.protocol, "points": len(d.points)} for d in cfg.devices},
         "points": sum(len(d.points) for d in cfg.devices),
-        "notes": level_notes(cfg.substations),
+        "notes": level_notes(cfg.substations) + type_notes(cfg.devices),
     }
     if args.json:
         print(json.dumps(summary, indent=2))

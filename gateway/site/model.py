@@ -461,6 +461,16 @@ def level_notes(substations: Sequence[Substation]) -> list[str]:
     return out
 
 
+def type_notes(devices: Sequence[DeviceBase]) -> list[str]:
+    """A site still using gridgate v1's ``Voltage`` is told CIM's name (said by ``validate``)."""
+    n = sum(p.measurement.type == "Voltage" for d in devices for p in d.points)
+    if not n:
+        return []
+    return [f"{n} point{'s' if n != 1 else ''} use measurement type Voltage, gridgate v1's name for a line-to-line voltage:"
+            " payloads carry cimMeasurementType LineToLineVoltage; new sites write LineToLineVoltage (the topic level"
+            " follows the type, so existing subscribers keep .../Voltage/... until you change it)"]
+
+
 def _unique(names: list[str], where: str, errors: list[str]) -> None:
     first: dict[str, int] = {}
     for i, n in enumerate(names):

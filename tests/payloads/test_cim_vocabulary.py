@@ -99,3 +99,33 @@ async def test_cim_types_published_over_modbus_and_mqtt(tmp_path, mosquitto):
     assert got["Temperature"][:3] == ("Temperature", "Temperature", "degC") and got["Temperature"][3] == pytest.approx(41.5)
     assert got["OperationCount"] == ("OperationCount", "OperationCount", "none", 1234)  # an AccumulatorValue: an integer
     assert got["ProtectionOperate"] == ("ProtectionOperate", "x-gridgate:ProtectionOperate", "none", 0)
+
+
+def test_docs_table_schema_and_site_model_list_the_same_types():
+    import re
+
+    from gateway.site.model import CIM_TYPE_OF, KIND_OF_TYPE, UNITS_OF_TYPE
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt-topics.md").read_text()
+    section = doc.split("## Measurement types", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for row in re.findall(r"^\| (Analog|Discrete|Accumulator) \| (.+) \|$", section, re.M):
+        pending: list[str] = []
+        for name, units in re.findall(r"`(\w+)`|\(([^)]*)\)", row[1]):
+            if name:
+                pending.append(name)
+            else:
+                documented.update({n: (row[0], tuple(u.strip() for u in units.split(","))) for n in pending})
+                pending = []
+        assert not pending, f"{row[0]} row: {pending} without a unit"
+    own = {t: (KIND_OF_TYPE[t], UNITS_OF_TYPE[t]) for t in KIND_OF_TYPE if t not in CIM_TYPE_OF}
+    assert documented == own
+    for t, cim in CIM_TYPE_OF.items():  # the v1 name and the extensions: explained below the table
+        assert f"`{t}`" in section and f"`{cim}`" in section
+    schema = json_schemas()["measurement"]
+    props = schema["properties"]
+    assert set(props["measurementType"]["enum"]) == set(KIND_OF_TYPE)
+    assert set(props["unitSymbol"]["enum"]) == {u for us in UNITS_OF_TYPE.values() for u in us}
+    assert "cimMeasurementType" in props  # added; the v1 fields below keep their names and stay required
+    for field in ("mRID", "name", "kind", "measurementType", "unitSymbol", "unitMultiplier", "phases", "powerSystemResource", "topic"):
+        assert field in schema["required"], field
