@@ -358,6 +358,9 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
         if mtype is None:
             res.notes.append(f"{m.label()} skipped: measurementType {raw_type!r} has no gridgate equivalent")
             continue
+        if raw_type == "Voltage":  # IEC 61970-301: a voltage not allocated to a phase; gridgate's v1 Voltage is line-to-line
+            res.notes.append(f"{m.label()}: measurementType Voltage kept; gridgate reads it as line-to-line"
+                             " (cimMeasurementType and a re-export say LineToLineVoltage)")
         if KIND_OF_TYPE[mtype] != m.cls:
             res.notes.append(f"{m.label()} skipped: a {raw_type} is a {KIND_OF_TYPE[mtype]} in gridgate, not a {m.cls}")
             continue

@@ -90,3 +90,15 @@ def test_mrids_that_are_not_uuids_map_to_uuid5_and_are_noted(tmp_path):
     assert str(cfg.equipment_mrid("BRK/FDR_1/FDR1_CB")) == u
     pos = next(p for d in cfg.devices for p in d.points if p.measurement.type == "SwitchPosition" and "FDR_1" in p.measurement.equipment)
     assert pos.measurement.equipment == "BRK/FDR_1/FDR1_CB"
+
+
+def test_cim_voltage_not_allocated_to_a_phase_is_kept_and_noted(tmp_path, capsys):
+    text = MODEL.read_text().replace(
+        "<cim:Measurement.measurementType>LineToLineVoltage</cim:Measurement.measurementType>",
+        "<cim:Measurement.measurementType>Voltage</cim:Measurement.measurementType>", 1)
+    assert "<cim:Measurement.measurementType>Voltage<" in text
+    (tmp_path / "v.xml").write_text(text)
+    assert main(["cim", "import", str(tmp_path / "v.xml"), "-o", str(tmp_path / "v.yaml")]) == 0
+    assert f"(mRID {U(303)}): measurementType Voltage kept; gridgate reads it as line-to-line" in capsys.readouterr().err
+    p = next(p for d in load_config(tmp_path / "v.yaml").devices for p in d.points if str(p.measurement.mrid) == U(303))
+    assert p.measurement.type == "Voltage"
