@@ -164,8 +164,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         sd = {"name": sname}
         if desc := s.lits.get("IdentifiedObject.description", ""):
             sd["description"] = desc
-        in_use = {bd.get("voltage_level") for bd in kept}
-        sd["voltage_levels"] = [ld for ld in level_out.values() if ld["name"] in in_use]
+        sd["voltage_levels"] = list(level_out.values())
         sd["bays"] = kept
         sd["mrid"] = _uuid(s, res)
         sub_out.append(sd)

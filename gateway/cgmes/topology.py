@@ -83,6 +83,9 @@ def _substation(s: Substation, lay: Layout) -> None:
                                        None if s.levels_derived else decl[v.name])
         for b in by_level[v.name]:
             lay.level_of_bay[f"{s.name}/{b.name}"] = key
+    for v in s.voltage_levels:  # declared levels without bays: in the model, out of the layout
+        if v.name not in by_level:
+            lay.levels[f"{s.name}/{v.name}"] = VoltageLevel(f"{s.name}/{v.name}", s.name, v.name, v.base_voltage_kv, [], v)
 
     def node(key: str, level: str) -> str:
         lay.nodes.setdefault(key, level)

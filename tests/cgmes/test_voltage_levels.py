@@ -123,7 +123,9 @@ def test_export_uses_the_declared_levels(tmp_path):
 
 
 def test_levels_round_trip_through_cgmes(tmp_path):
-    cfg = load_config(_write(tmp_path, _declared()))
+    data = _declared()  # with a level that has no bays yet: still a VoltageLevel of the model
+    data["substations"][0]["voltage_levels"].append({"name": "KGM-LV", "base_voltage_kv": 0.4, "description": "spare"})
+    cfg = load_config(_write(tmp_path, data))
     (tmp_path / "eq.xml").write_bytes(export(cfg)["eq"])
     assert main(["cim", "import", str(tmp_path / "eq.xml"), "-o", str(tmp_path / "back.yaml")]) == 0
     back = load_config(tmp_path / "back.yaml")
