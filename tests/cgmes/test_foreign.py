@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.cgmes.export import export
@@ -102,3 +103,31 @@ def test_cim_voltage_not_allocated_to_a_phase_is_kept_and_noted(tmp_path, capsys
     assert f"(mRID {U(303)}): measurementType Voltage kept; gridgate reads it as line-to-line" in capsys.readouterr().err
     p = next(p for d in load_config(tmp_path / "v.yaml").devices for p in d.points if str(p.measurement.mrid) == U(303))
     assert p.measurement.type == "Voltage"
+
+
+async def test_foreign_skeleton_runs_with_its_cim_types(tmp_path, mosquitto):
+    """The imported Brookfield skeleton runs: its Temperature (degC) and LineToLineVoltage, from the model's levels."""
+    from devices.emulator import Emulator
+    from gateway.app import Gateway, GatewayOptions
+    from tests.support.mosquitto import free_port
+    from tests.support.mqtt import Collector
+
+    out = tmp_path / "brk.yaml"
+    assert main(["cim", "import", str(MODEL), "-o", str(out)]) == 0
+    data = yaml.safe_load(out.read_text())
+    for d in data["devices"]:
+        d["port"] = free_port()
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    site = load_config(out)
+    want = {str(p.measurement.mrid) for d in site.devices for p in d.points}
+    async with Emulator(site):
+        async with Collector(mosquitto.port, [f"gridgate/v1/{site.gateway.id}/meas/#"]) as sub:
+            async with Gateway(site, GatewayOptions(broker=mosquitto.url)):
+                await sub.wait_for(lambda: {m.json["measurement"]["mRID"] for m in sub.messages} >= want, 60,
+                                   "a value of every imported measurement")
+    last = {m.json["measurement"]["mRID"]: m.json for m in sub.messages}
+    assert all(v["quality"]["validity"] == "GOOD" for v in last.values())
+    temp, volts = last[U(307)], last[U(303)]
+    assert (temp["measurement"]["measurementType"], temp["measurement"]["unitSymbol"], temp["value"]) == ("Temperature", "degC", 20.0)
+    assert temp["provenance"]["protocol"] == "dnp3" and temp["measurement"]["topic"].endswith("/BRK/HV1/GT1/Temperature")
+    assert volts["measurement"]["cimMeasurementType"] == "LineToLineVoltage" and volts["value"] == pytest.approx(11.0, abs=0.01)
