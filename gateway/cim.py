@@ -19,6 +19,7 @@ from gateway import encoding as fast
 from gateway.config import Config
 from gateway.protocols import NAMES
 from gateway.site.model import (
+    KIND_OF_TYPE,
     SWITCH_POSITIONS,
     DeviceBase,
     MeasurementKind,
@@ -43,6 +44,13 @@ class PowerSystemResourceRef(_Out):
     bay: str
 
 
+def _cim_types_schema(schema: dict) -> None:
+    """``cimMeasurementType`` in the JSON Schema: one of CIM's names (never null when present)."""
+    schema.pop("anyOf", None)
+    schema.pop("default", None)
+    schema.update(type="string", enum=sorted({cim_measurement_type(t) for t in KIND_OF_TYPE}))
+
+
 class Measurement(_Out):
     """Published retained on ``.../catalog/{mRID}``; embedded in every value."""
 
@@ -52,8 +60,9 @@ class Measurement(_Out):
     measurementType: MeasurementType = Field(description="the site file's name; also the topic level (v1: `Voltage` kept)")
     cimMeasurementType: str | None = Field(
         None, description="CIM's name (IEC 61970-452): as measurementType, but `LineToLineVoltage` for gridgate's `Voltage`"
-        " and gridgate's own extensions prefixed `x-gridgate:`; equals Measurement.measurementType of `gridgate cim export`",
-        pattern=r"^(x-gridgate:)?[A-Za-z]+$",
+        " and gridgate's own extensions prefixed `x-gridgate:`; equals Measurement.measurementType of `gridgate cim export`."
+        " Always published; optional only for payloads of gridgate versions before it",
+        json_schema_extra=_cim_types_schema,
     )
     unitSymbol: UnitSymbol
     unitMultiplier: UnitMultiplier

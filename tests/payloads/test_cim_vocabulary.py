@@ -57,7 +57,11 @@ def test_example_catalog_keeps_v1_names_and_adds_cims():
     assert any(m["topic"].endswith("/KGM/BS/BB1/Voltage/AB") for m in cat)  # v1 topics unchanged
     schema = jsonschema.Draft202012Validator(json_schemas()["measurement"])
     assert all(not list(schema.iter_errors(m)) for m in cat)
-    assert list(schema.iter_errors({**cat[0], "cimMeasurementType": "vendor:Thing"}))  # only gridgate's prefix
+    assert list(schema.iter_errors({**cat[0], "cimMeasurementType": "vendor:Thing"}))  # only CIM's names and gridgate's
+    assert list(schema.iter_errors({**cat[0], "cimMeasurementType": "Voltage"}))  # v1's name is not CIM's
+    assert list(schema.iter_errors({**cat[0], "cimMeasurementType": None}))
+    old = {k: v for k, v in cat[0].items() if k != "cimMeasurementType"}
+    assert not list(schema.iter_errors(old))  # a payload of a gridgate before the field still validates
 
 
 def test_new_types_take_their_cim_units(tmp_path):
