@@ -9,7 +9,8 @@ Rules, per substation (documented in README.md so an engineer can predict the ex
 * a bay holding two or more BusbarSections and switches is a bus section/coupler: its switches
   run in series from the first busbar to the second;
 * a transformer bay's switches run in series from a busbar node to the transformer's HV
-  terminal; the transformer's LV terminal feeds the next lower voltage level through the n-th
+  terminal; the transformer's LV terminal feeds the next lower voltage level (several levels
+  of that voltage: the transformers spread over them in file order) through the n-th
   switch-only bay there (the incomer), in file order;
 * a feeder bay (ACLineSegment or EnergyConsumer) hangs off a busbar through its switches; the
   line's far end is a node of its own;
@@ -120,13 +121,16 @@ def _substation(s: Substation, lay: Layout) -> None:
         plain = [b for b in bays if kinds[b.name] == "switches"]
         incomers = plain[: len(pending_lv[level])]
         others = plain[len(pending_lv[level]):]
+        # LV sides go to the next lower voltage; several levels of that voltage share the transformers in file order
+        lower = [k for k in keys if kv_of[k] < kv]
+        all_tx = [f"{s.name}/{b.name}/{e.name}" for b in tx_bays for e in b.equipment if e.type == "PowerTransformer"]
+        lv_of = dict(zip(all_tx, spread(all_tx, [k for k in lower if kv_of[k] == kv_of[lower[0]]]))) if lower and all_tx else {}
         for b, bus in zip(tx_bays, spread(tx_bays, buses[level])):
             bp = f"{s.name}/{b.name}"
             txs = [f"{bp}/{e.name}" for e in b.equipment if e.type == "PowerTransformer"]
             hv = chain(bus, _switches(b, s), f"{bp}/HV", level, bp)
-            lower = [k for k in keys if kv_of[k] < kv]
-            lv_level = lower[0] if lower else level
             for tx in txs:
+                lv_level = lv_of.get(tx, level)
                 lv = node(f"{tx}/LV", lv_level)
                 lay.terminals[tx] = [hv, lv]
                 lay.transformer_levels[tx] = [level, lv_level]

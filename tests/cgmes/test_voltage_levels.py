@@ -192,3 +192,25 @@ def test_foreign_model_levels_and_base_voltages_are_imported(tmp_path):
     g = graph(export(cfg)["eq"])
     assert {mrid(g, v) for v in typed(g, "VoltageLevel")} == {u(40), u(41)}
     assert {mrid(g, b) for b in typed(g, "BaseVoltage")} == {u(30), u(31)}
+
+
+def test_two_levels_of_one_voltage_take_a_transformer_each(tmp_path):
+    """Two 11 kV switchboards: T1 feeds the first, T2 the second (file order), each through its incomer."""
+    data = _declared()
+    sub = data["substations"][0]
+    sub["voltage_levels"][1:] = [{"name": "SWB-A", "base_voltage_kv": 11}, {"name": "SWB-B", "base_voltage_kv": 11}]
+    for b in sub["bays"]:
+        b.pop("voltage_kv", None)
+        if b["name"] not in ("GRID", "T1", "T2"):
+            b["voltage_level"] = "SWB-B" if b["name"] in ("INC2", "F4", "F5", "F6") else "SWB-A"
+    cfg = load_config(_write(tmp_path, data))
+    lay = derive(cfg)
+    assert lay.transformer_levels["KGM/T1/TX"] == ["KGM/KGM-33", "KGM/SWB-A"]
+    assert lay.transformer_levels["KGM/T2/TX"] == ["KGM/KGM-33", "KGM/SWB-B"]
+    assert lay.terminals["KGM/INC2/CB"] == ["KGM/T2/TX/LV", "KGM/SWB-B/BUS"]  # SWB-B has no busbar: its implicit one
+    g = graph(export(cfg)["eq"])
+    path = lambda p: str(cfg.equipment_mrid(p))  # noqa: E731
+    source = mrid(g, typed(g, "ExternalNetworkInjection")[0])
+    assert {path(f"KGM/F{i}/FDR") for i in range(1, 7)} <= reachable(adjacency(g), source)
+    live = reachable(adjacency(g, {path("KGM/T2/HVCB")}), source)  # T2 out: SWB-B dark, SWB-A still fed
+    assert path("KGM/F4/FDR") not in live and path("KGM/F1/FDR") in live
