@@ -19,6 +19,7 @@ from gateway import encoding as fast
 from gateway.config import Config
 from gateway.protocols import NAMES
 from gateway.site.model import (
+    KIND_OF_TYPE,
     SWITCH_POSITIONS,
     DeviceBase,
     MeasurementKind,
@@ -27,6 +28,7 @@ from gateway.site.model import (
     PointBase,
     UnitMultiplier,
     UnitSymbol,
+    cim_measurement_type,
 )
 
 
@@ -42,13 +44,26 @@ class PowerSystemResourceRef(_Out):
     bay: str
 
 
+def _cim_types_schema(schema: dict) -> None:
+    """``cimMeasurementType`` in the JSON Schema: one of CIM's names (never null when present)."""
+    schema.pop("anyOf", None)
+    schema.pop("default", None)
+    schema.update(type="string", enum=sorted({cim_measurement_type(t) for t in KIND_OF_TYPE}))
+
+
 class Measurement(_Out):
     """Published retained on ``.../catalog/{mRID}``; embedded in every value."""
 
     mRID: uuid.UUID
     name: str
     kind: MeasurementKind
-    measurementType: MeasurementType
+    measurementType: MeasurementType = Field(description="the site file's name; also the topic level (v1: `Voltage` kept)")
+    cimMeasurementType: str | None = Field(
+        None, description="CIM's name (IEC 61970-452): as measurementType, but `LineToLineVoltage` for gridgate's `Voltage`"
+        " and gridgate's own extensions prefixed `x-gridgate:`; equals Measurement.measurementType of `gridgate cim export`."
+        " Always published; optional only for payloads of gridgate versions before it",
+        json_schema_extra=_cim_types_schema,
+    )
     unitSymbol: UnitSymbol
     unitMultiplier: UnitMultiplier
     phases: PhaseCode
@@ -246,6 +261,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
         "name": m.name or p.name,
         "kind": m.kind,
         "measurementType": m.type,
+        "cimMeasurementType": cim_measurement_type(m.type),
         "unitSymbol": m.unit,
         "unitMultiplier": m.multiplier,
         "phases": m.phases,

@@ -33,6 +33,7 @@ from gateway.runtime import (
     sleep_for,
 )
 from gateway.site.load import ConfigError
+from gateway.site.model import level_notes, type_notes
 
 log = logging.getLogger("gridgate")
 #: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
@@ -292,6 +293,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         "substations": len(cfg.substations),
         "devices": {d.name: {"protocol": d.protocol, "points": len(d.points)} for d in cfg.devices},
         "points": sum(len(d.points) for d in cfg.devices),
+        "notes": level_notes(cfg.substations) + type_notes(cfg.devices),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -303,6 +305,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{args.file}: OK — site {cfg.site.name}, {len(cfg.devices)} devices "
             f"({', '.join(f'{n} {p}' for p, n in sorted(by.items()))}), {summary['points']} points"
         )
+        for note in summary["notes"]:
+            print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -24,6 +24,7 @@ from gateway.site.model import (
     Substation,
     _Model,
     _unique,
+    check_base_voltages,
 )
 from gateway.site.options import GatewayOptions
 from gateway.site.plant.check import check_site
@@ -90,6 +91,7 @@ class Config(_Model):
                     errors.append(f"{here}.signal.group: no load group {p.signal.group!r} in devices[{di}].groups")
                 if p.signal is not None and p.signal.kind == "counter" and p.signal.source not in names:
                     errors.append(f"{here}.signal.source: no point {p.signal.source!r} on device {d.name}")
+        check_base_voltages(self.site, self.substations, errors)
         check_site(self.plant, paths, self.devices, errors)
         if errors:
             raise ValueError("\n".join(errors))

@@ -58,7 +58,8 @@ SW_REV = "0.1.0"
 LD_NS = "IEC 61850-7-4:2007B"
 
 #: SIUnit enumeration (IEC 61850-7-3 Annex A / CIM UnitSymbol codes)
-SI_UNIT = {"none": 1, "A": 5, "deg": 9, "V": 29, "Hz": 33, "W": 38, "VA": 61, "VAr": 63, "Wh": 72, "VArh": 73}
+SI_UNIT = {"none": 1, "A": 5, "deg": 9, "degC": 23, "V": 29, "Hz": 33, "W": 38, "Pa": 39, "VA": 61, "VAr": 63, "cosPhi": 65,
+           "VAh": 71, "Wh": 72, "VArh": 73}
 SI_UNIT_NAME = {v: k for k, v in SI_UNIT.items()}
 CIM_MULTIPLIER_EXP = {"none": 0, "k": 3, "M": 6}
 MULTIPLIER_NAME = {-3: "m", 0: "", 3: "k", 6: "M", 9: "G"}

@@ -47,6 +47,16 @@ def check(model: Model, problems: list[str]) -> None:
             if cont is None or model.get(cont) is None:
                 problems.append(f"{o.label()} at {o.source}: " + (f"its EquipmentContainer {cont} is not in the model" if cont else
                                 "no Equipment.EquipmentContainer") + "; gridgate places equipment in bays")
+        elif o.cls == "VoltageLevel":
+            bv = model.get(o.refs.get("VoltageLevel.BaseVoltage"))
+            try:
+                kv = float(bv.lits["BaseVoltage.nominalVoltage"]) if bv is not None else None
+            except (KeyError, ValueError):
+                kv = None
+            if kv is None or kv <= 0:
+                problems.append(f"{o.label()} at {o.source}: no BaseVoltage with a nominalVoltage"
+                                + (f" ({bv.label()} has none)" if bv is not None else "")
+                                + "; gridgate takes the level's voltage from it")
         elif o.cls == "Bay":
             vl = model.get(o.refs.get("Bay.VoltageLevel"))
             if vl is None or vl.cls != "VoltageLevel":

@@ -45,8 +45,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from gateway.cgmes.export import export
     from gateway.cgmes.topology import TopologyError
     from gateway.config import load_config
+    from gateway.site.model import level_notes
 
     cfg = load_config(args.file)  # ConfigError: reported by gateway.cli.main
+    for note in level_notes(cfg.substations):
+        print(f"note: {note}", file=sys.stderr)
     try:
         docs = export(cfg, args.profiles)
     except TopologyError as e:

@@ -19,6 +19,7 @@ from gateway.cgmes import topology as topo
 from gateway.cgmes.vocab import CIM, MD, NSMAP, PROFILES, RDF, SWITCHES, cgmes_type, derived, rid
 from gateway.cim import build_catalog
 from gateway.config import Config
+from gateway.site.model import kv_name
 
 _ID = f"{{{RDF}}}ID"
 _ABOUT = f"{{{RDF}}}about"
@@ -81,12 +82,18 @@ def export(cfg: Config, profiles: tuple[str, ...] = ("eq",), now: datetime | Non
     sub_region = eq.obj("SubGeographicalRegion", derived(site, "subregion"), site, cfg.site.description)
     eq.ref(sub_region, "SubGeographicalRegion.Region", derived(site, "region"))
     base: dict[float, uuid.UUID] = {}
+    declared = {b.nominal_kv: b for b in cfg.site.base_voltages}
     for vl in lay.levels.values():
-        if vl.kv not in base:
-            base[vl.kv] = derived(site, "BaseVoltage", vl.name)
-            el = eq.obj("BaseVoltage", base[vl.kv], vl.name)
+        if vl.kv not in base:  # one BaseVoltage per nominal voltage of the site
+            d = declared.get(vl.kv)
+            base[vl.kv] = (d.mrid if d and d.mrid else None) or derived(site, "BaseVoltage", kv_name(vl.kv))
+            el = eq.obj("BaseVoltage", base[vl.kv], (d.name if d and d.name else None) or kv_name(vl.kv))
             eq.lit(el, "cim", "BaseVoltage.nominalVoltage", f"{vl.kv:g}")
-    level_mrid = {k: derived(site, k) for k in lay.levels}
+    for kv, d in declared.items():  # declared but used by no level: still the site's
+        if kv not in base:
+            el = eq.obj("BaseVoltage", d.mrid or derived(site, "BaseVoltage", kv_name(kv)), d.name or kv_name(kv))
+            eq.lit(el, "cim", "BaseVoltage.nominalVoltage", f"{kv:g}")
+    level_mrid = {k: (vl.decl.mrid if vl.decl and vl.decl.mrid else derived(site, k)) for k, vl in lay.levels.items()}
     bay_mrid: dict[str, uuid.UUID] = {}
     for s in cfg.substations:
         el = eq.obj("Substation", s_mrid(s), s.name, s.description)
@@ -94,7 +101,11 @@ def export(cfg: Config, profiles: tuple[str, ...] = ("eq",), now: datetime | Non
         for key, vl in lay.levels.items():
             if vl.substation != s.name:
                 continue
-            el = eq.obj("VoltageLevel", level_mrid[key], vl.name)
+            el = eq.obj("VoltageLevel", level_mrid[key], vl.name, vl.decl.description if vl.decl else "")
+            if vl.decl is not None:
+                for prop, v in (("highVoltageLimit", vl.decl.high_limit_kv), ("lowVoltageLimit", vl.decl.low_limit_kv)):
+                    if v is not None:
+                        eq.lit(el, "cim", f"VoltageLevel.{prop}", f"{v:g}")
             eq.ref(el, "VoltageLevel.Substation", s_mrid(s))
             eq.ref(el, "VoltageLevel.BaseVoltage", base[vl.kv])
         for b in s.bays:

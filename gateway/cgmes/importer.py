@@ -1,6 +1,7 @@
 """Build a gridgate site skeleton from a CGMES model: network, points, a proposed device layout.
 
-What is taken from the model: substations, voltage levels (as each bay's ``voltage_kv``),
+What is taken from the model: substations, voltage levels (name, base voltage, limits, mRID;
+each bay names its ``voltage_level``),
 bays, supported equipment with their mRIDs, and every Measurement with its mRID, type, unit,
 multiplier and phases. What is proposed (edit it): one IEC 61850 IED per feeder bay (a bay
 with an ACLineSegment or EnergyConsumer), one DNP3 RTU for every other measurement, protocol
@@ -31,7 +32,7 @@ from gateway.cgmes.vocab import (
     UNSUPPORTED_EQUIPMENT,
     gridgate_type,
 )
-from gateway.site.model import KIND_OF_TYPE, MRID_NAMESPACE, UNITS_OF_TYPE, PhaseCode
+from gateway.site.model import KIND_OF_TYPE, MRID_NAMESPACE, UNITS_OF_TYPE, PhaseCode, kv_name
 
 _PHASES = set(PhaseCode.__args__)  # type: ignore[attr-defined]
 
@@ -43,13 +44,14 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)  # skipped items, each naming the element and mRID
 
 
-def _uuid(o: Obj, res: ImportResult) -> str:
+def _uuid(o: Obj, res: ImportResult | None) -> str:
     """The object's mRID as gridgate keeps it: a UUID; other mRIDs (allowed by CIM) map to UUID5 of them, noted."""
     try:
         return str(uuid.UUID(o.mrid))
     except ValueError:
         u = str(uuid.uuid5(MRID_NAMESPACE, f"cim:{o.mrid}"))
-        res.notes.append(f"{o.label()}: mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)")
+        if res is not None:
+            res.notes.append(f"{o.label()}: mRID is not a UUID; gridgate publishes it as {u} (UUID5 of the mRID)")
         return u
 
 
@@ -96,12 +98,15 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         used_bays: set[str] = set()
         out_bays: list[dict] = []
         bay_of: dict[str, dict] = {}
+        level_out = _levels(s, levels.values(), kv_of_level, res)
+        level_name = {vid: ld["name"] for vid, ld in level_out.items()}
         # bays of this substation, in document order
         for b in bays:
             vl = levels.get(b.refs.get("Bay.VoltageLevel", ""))
             if vl is None or vl.refs.get("VoltageLevel.Substation") != s.id:
                 continue
-            bd = {"name": unique(name_of(b.name, "BAY"), used_bays), "voltage_kv": kv_of_level[vl.id],
+            bd = {"name": unique(name_of(b.name, "BAY"), used_bays), "voltage_level": level_name.get(vl.id),
+                  "voltage_kv": kv_of_level[vl.id],
                   "description": b.lits.get("IdentifiedObject.description", ""), "equipment": [], "mrid": _uuid(b, res)}
             bay_of[b.id] = bd
             out_bays.append(bd)
@@ -126,7 +131,8 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
                 key = f"{cont}/{e.cls if e.cls == 'BusbarSection' else e.id}"
                 if key not in bay_of:
                     base = holder.name if e.cls == "BusbarSection" else e.name
-                    bay_of[key] = {"name": unique(name_of(base, "BAY"), used_bays), "voltage_kv": kv,
+                    vname = level_name.get(cont) or _level_for(level_out, kv, s, res)
+                    bay_of[key] = {"name": unique(name_of(base, "BAY"), used_bays), "voltage_level": vname, "voltage_kv": kv,
                                    "description": f"{holder.cls} {holder.name} (bay made by gridgate import)", "equipment": []}
                     out_bays.append(bay_of[key])
                 bd = bay_of[key]
@@ -146,8 +152,8 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
             if not bd["equipment"]:
                 res.notes.append(f"bay {bd['name']} of substation {sname} has no supported equipment; left out")
                 continue
-            if bd.get("voltage_kv") is None:
-                bd.pop("voltage_kv")
+            if bd.get("voltage_level") is None:
+                bd.pop("voltage_level")
             if not bd["description"]:
                 bd.pop("description")
             kept.append(bd)
@@ -158,6 +164,7 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         sd = {"name": sname}
         if desc := s.lits.get("IdentifiedObject.description", ""):
             sd["description"] = desc
+        sd["voltage_levels"] = list(level_out.values())
         sd["bays"] = kept
         sd["mrid"] = _uuid(s, res)
         sub_out.append(sd)
@@ -167,7 +174,16 @@ def build_site(model: Model, substation: str | None = None) -> ImportResult:
         if (o.cls == "ExternalNetworkInjection" or o.cls == "EnergySource") and o not in infeeds:
             res.notes.append(f"{o.label()}: the grid source; gridgate derives it again on export")
     points = _points(model, eq_path, ends, res, sub_ids)
-    res.site = propose_site(model, sub_out, points, bay_kind, kv_by_path=_kv_by_path(sub_out))
+    kv_by_path = _kv_by_path(sub_out)
+    for sd in sub_out:  # the bay's voltage is its level's
+        for bd in sd["bays"]:
+            if "voltage_level" in bd:
+                bd.pop("voltage_kv", None)
+            elif bd.get("voltage_kv") is None:
+                bd.pop("voltage_kv", None)
+    res.site = propose_site(model, sub_out, points, bay_kind, kv_by_path=kv_by_path)
+    if bvs := _base_voltages(model, levels, sub_out, res):
+        res.site["site"]["base_voltages"] = bvs
     _compare_topology(model, res, eq_path)
     return res
 
@@ -205,6 +221,65 @@ def _compare_topology(model: Model, res: ImportResult, eq_path: dict[str, str]) 
             f" ({'; '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), {len(extra)} derived node(s) not in the model"
             f" ({'; '.join(extra[:3])}{', ...' if len(extra) > 3 else ''})"
         )
+
+
+def _levels(s: Obj, levels, kv_of_level: dict[str, float | None], res: ImportResult) -> dict[str, dict]:
+    """The substation's VoltageLevels as the site file declares them (name, base voltage, limits, mRID), by id."""
+    out: dict[str, dict] = {}
+    used: set[str] = set()
+    for vl in levels:
+        if vl.refs.get("VoltageLevel.Substation") != s.id:
+            continue
+        kv = kv_of_level[vl.id]
+        if kv is None:  # checks() requires a BaseVoltage; a nominalVoltage that is not a number ends here
+            res.notes.append(f"{vl.label()}: no usable BaseVoltage.nominalVoltage; its bays are left out")
+            continue
+        ld: dict = {"name": unique(name_of(vl.name, kv_name(kv)), used), "mrid": _uuid(vl, res), "base_voltage_kv": kv}
+        for prop, key in (("highVoltageLimit", "high_limit_kv"), ("lowVoltageLimit", "low_limit_kv")):
+            v = _float(vl.lits.get(f"VoltageLevel.{prop}"))
+            ok = v is not None and v > 0 and (v >= kv if key == "high_limit_kv" else v <= kv)
+            if ok:
+                ld[key] = v
+            elif v is not None:
+                res.notes.append(f"{vl.label()}: {prop} {v:g} kV does not fit its base voltage {kv:g} kV; left out")
+        if desc := vl.lits.get("IdentifiedObject.description", ""):
+            ld["description"] = desc
+        out[vl.id] = ld
+    return out
+
+
+def _base_voltages(model: Model, levels: dict[str, Obj], subs: list[dict], res: ImportResult) -> list[dict]:
+    """The BaseVoltages of the imported levels (name, nominal voltage, mRID), one per voltage, highest first."""
+    used = {str(ld["mrid"]) for sd in subs for ld in sd["voltage_levels"] if "mrid" in ld}
+    out: dict[float, dict] = {}
+    for vl in levels.values():
+        bv = model.get(vl.refs.get("VoltageLevel.BaseVoltage"))
+        kv = _float(bv.lits.get("BaseVoltage.nominalVoltage")) if bv is not None else None
+        if bv is None or kv is None or _uuid(vl, None) not in used or kv in out:
+            continue
+        out[kv] = {"name": name_of(bv.name, kv_name(kv)), "nominal_kv": kv, "mrid": _uuid(bv, res)}
+    return [out[kv] for kv in sorted(out, reverse=True)]
+
+
+def _level_for(level_out: dict[str, dict], kv: float | None, s: Obj, res: ImportResult) -> str | None:
+    """The level of equipment the model keeps directly in its Substation: the one of its voltage, else a new one."""
+    if kv is None:
+        return None
+    for ld in level_out.values():
+        if ld["base_voltage_kv"] == kv:
+            return ld["name"]
+    name = unique(kv_name(kv), {ld["name"] for ld in level_out.values()})
+    level_out[f"derived:{kv}"] = {"name": name, "base_voltage_kv": kv}
+    res.notes.append(f"substation {s.label()}: no VoltageLevel of {kv:g} kV for equipment held by the substation;"
+                     f" voltage level {name} added (without an mRID of the model)")
+    return name
+
+
+def _float(v: str | None) -> float | None:
+    try:
+        return float(v) if v is not None else None
+    except ValueError:
+        return None
 
 
 def _bay_beside(model: Model, tx: Obj, ends: dict[str, list[Obj]], terminals_of: dict[str, list[Obj]], bay_of: dict) -> str | None:
@@ -252,7 +327,7 @@ def _equipment_kv(model: Model, e: Obj, ends: dict[str, list[Obj]]) -> float | N
 
 
 def _kv_by_path(subs: list[dict]) -> dict[str, float]:
-    return {f"{s['name']}/{b['name']}/{e['name']}": b.get("voltage_kv", 11.0) for s in subs for b in s["bays"] for e in b["equipment"]}
+    return {f"{s['name']}/{b['name']}/{e['name']}": b.get("voltage_kv") or 11.0 for s in subs for b in s["bays"] for e in b["equipment"]}
 
 
 def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], res: ImportResult,
@@ -282,6 +357,9 @@ def _points(model: Model, eq_path: dict[str, str], ends: dict[str, list[Obj]], r
         if mtype is None:
             res.notes.append(f"{m.label()} skipped: measurementType {raw_type!r} has no gridgate equivalent")
             continue
+        if raw_type == "Voltage":  # IEC 61970-301: a voltage not allocated to a phase; gridgate's v1 Voltage is line-to-line
+            res.notes.append(f"{m.label()}: measurementType Voltage kept; gridgate reads it as line-to-line"
+                             " (cimMeasurementType and a re-export say LineToLineVoltage)")
         if KIND_OF_TYPE[mtype] != m.cls:
             res.notes.append(f"{m.label()} skipped: a {raw_type} is a {KIND_OF_TYPE[mtype]} in gridgate, not a {m.cls}")
             continue

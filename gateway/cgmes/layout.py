@@ -71,8 +71,8 @@ def _first(d: dict) -> dict:
 
 def _dnp3_address(meas: dict, counters: Counter) -> dict:
     t = meas["type"]
-    group = {"SwitchPosition": "double_binary", "ProtectionStart": "binary", "ProtectionOperate": "binary",
-             "ActiveEnergy": "counter", "ReactiveEnergy": "counter"}.get(t, "analog")
+    group = ("double_binary" if t == "SwitchPosition" else "binary" if t in _BINARY
+             else "counter" if KIND_OF_TYPE[t] == "Accumulator" else "analog")
     counters[("rtu", group)] += 1
     return {"group": group, "index": counters[("rtu", group)] - 1}
 
@@ -82,7 +82,7 @@ def _mms_address(dev: dict, meas: dict, counters: Counter) -> dict:
     ld = f"{dev['iec61850']['ied_name']}PROT"
     if t == "SwitchPosition":
         ln, do, da, fc = "XCBR", "Pos", "stVal", "ST"
-    elif t in ("ProtectionStart", "ProtectionOperate"):
+    elif t in _BINARY:
         ln, do, da, fc = "GGIO", "Ind", "stVal", "ST"
     elif t == "TapPosition":
         ln, do, da, fc = "GGIO", "IntIn", "stVal", "ST"
@@ -102,11 +102,23 @@ def _signal(meas: dict, kv: float) -> dict:
     div = {"none": 1, "k": 1e3, "M": 1e6}[meas.get("multiplier", "none")]
     if t == "SwitchPosition":
         return {"kind": "discrete", "initial": 2}
-    if t in ("ProtectionStart", "ProtectionOperate"):
+    if t in _BINARY:
         return {"kind": "discrete", "initial": 0, "min": 0, "max": 1}
     if t == "TapPosition":
         return {"kind": "discrete", "initial": 9, "min": 1, "max": 17}
-    value = {"Voltage": kv * 1e3, "PhaseVoltage": kv * 1e3 / math.sqrt(3), "LineCurrent": 100.0, "Frequency": 50.0,
-             "ThreePhaseActivePower": 1e6, "ThreePhaseReactivePower": 2e5, "ThreePhasePower": 1.02e6,
-             "Angle": 0.0, "ActiveEnergy": 1e9, "ReactiveEnergy": 2e8}[t]
+    value = _CONSTANT.get(t, 0.0)
+    if t in ("Voltage", "LineToLineVoltage"):
+        value = kv * 1e3
+    elif t in ("PhaseVoltage", "LineToNeutralVoltage", "LineToGroundVoltage"):
+        value = kv * 1e3 / math.sqrt(3)
     return {"kind": "constant", "value": round(value / div, 3)}
+
+
+#: 0/1 Discretes (binary inputs)
+_BINARY = ("ProtectionStart", "ProtectionOperate", "LocalOperation", "Automatic")
+#: plausible constants (SI units) of the other types; 0 for those not listed
+_CONSTANT = {"LineCurrent": 100.0, "PhaseCurrent": 100.0, "Current": 100.0, "ThreePhaseCurrent": 100.0, "Frequency": 50.0,
+             "ThreePhaseActivePower": 1e6, "ThreePhaseReactivePower": 2e5, "ThreePhasePower": 1.02e6,
+             "ThreePhaseApparentPower": 1.02e6, "ActivePower": 3.3e5, "ReactivePower": 6.7e4, "ApparentPower": 3.4e5,
+             "PowerFactor": 0.98, "ThreePhasePowerFactor": 0.98, "Temperature": 20.0, "Pressure": 101325.0,
+             "ActiveEnergy": 1e9, "ReactiveEnergy": 2e8, "ApparentEnergy": 1.02e9, "OperationCount": 12.0}

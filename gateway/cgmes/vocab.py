@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from gateway.site.model import KIND_OF_TYPE, MRID_NAMESPACE
+from gateway.site.model import CIM_TYPE_OF, KIND_OF_TYPE, MRID_NAMESPACE, UnitSymbol, cim_measurement_type
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 CIM = "http://iec.ch/TC57/CIM100#"
@@ -25,12 +25,11 @@ PROFILES = {
     "op": "http://iec.ch/TC57/ns/CIM/Operation-EU/3.0",
 }
 
-#: gridgate measurementType → CGMES measurementType
-TYPE_TO_CGMES = {"Voltage": "LineToLineVoltage", "ProtectionStart": "x-gridgate:ProtectionStart",
-                 "ProtectionOperate": "x-gridgate:ProtectionOperate"}
-TYPE_FROM_CGMES = {v: k for k, v in TYPE_TO_CGMES.items()}
+#: CGMES measurementType → gridgate's, where they differ: the extensions (``LineToLineVoltage`` is a gridgate
+#: type of its own; ``Voltage`` is its v1 alias)
+TYPE_FROM_CGMES = {v: k for k, v in CIM_TYPE_OF.items() if k != "Voltage"}
 
-UNIT_SYMBOLS = ("W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "none")
+UNIT_SYMBOLS: tuple[str, ...] = UnitSymbol.__args__  # type: ignore[attr-defined]
 #: the other CIM UnitSymbol literals (IEC 61970-301): a measurement in one of them is skipped on import
 #: with a note (gridgate has no such measurement); a literal in neither list is an error
 CIM_UNIT_SYMBOLS = frozenset(UNIT_SYMBOLS) | frozenset("""
@@ -79,7 +78,7 @@ def derived(site: str, *parts: str) -> uuid.UUID:
 
 
 def cgmes_type(t: str) -> str:
-    return TYPE_TO_CGMES.get(t, t)
+    return cim_measurement_type(t)
 
 
 def gridgate_type(t: str) -> str | None:

@@ -30,7 +30,7 @@ def site_description(cfg: Config, ws_url: str) -> dict[str, Any]:
         "commands": commands,
         "substations": [
             {"name": s.name, "description": s.description,
-             "bays": [{"name": b.name, "description": b.description, "voltage_kv": b.voltage_kv,
+             "bays": [{"name": b.name, "description": b.description, "voltage_kv": b.voltage_kv, "voltage_level": s.level_of(b),
                        "equipment": [{"name": e.name, "type": e.type, "description": e.description} for e in b.equipment]}
                       for b in s.bays]}
             for s in cfg.substations

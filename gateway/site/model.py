@@ -27,23 +27,43 @@ MRID_NAMESPACE = uuid.UUID("6f2f1a0e-6a53-5c9e-9b1e-677269646761")
 
 MeasurementKind = Literal["Analog", "Discrete", "Accumulator"]
 MeasurementType = Literal[
+    # IEC 61970-452 (CGMES) / IEC 61970-301 measurementType names
     "ThreePhaseActivePower",
     "ThreePhaseReactivePower",
+    "ThreePhaseApparentPower",
     "ThreePhasePower",
+    "ThreePhaseCurrent",
+    "ThreePhasePowerFactor",
+    "ActivePower",
+    "ReactivePower",
+    "ApparentPower",
+    "PowerFactor",
     "LineCurrent",
+    "PhaseCurrent",
+    "Current",
     "PhaseVoltage",
-    "Voltage",
+    "LineToLineVoltage",
+    "LineToNeutralVoltage",
+    "LineToGroundVoltage",
     "Angle",
     "Frequency",
+    "Temperature",
+    "Pressure",
     "TapPosition",
     "ActiveEnergy",
     "ReactiveEnergy",
+    "ApparentEnergy",
+    "OperationCount",
     "SwitchPosition",
+    "LocalOperation",
+    "Automatic",
+    # gridgate v1's name for a line-to-line voltage (CIM: LineToLineVoltage); kept so existing topics stay
+    "Voltage",
     # gridgate extensions (not in the CGMES list): protection pick-up and trip, 0/1 Discretes
     "ProtectionStart",
     "ProtectionOperate",
 ]
-UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "none"]
+UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "VAh", "degC", "Pa", "cosPhi", "none"]
 UnitMultiplier = Literal["none", "k", "M"]
 PhaseCode = Literal[
     "ABCN", "ABC", "ABN", "ACN", "BCN", "AB", "AC", "BC", "AN", "BN", "CN", "A", "B", "C", "N", "s1N", "s2N", "s12N", "s1", "s2", "s12", "none"
@@ -55,39 +75,58 @@ EquipmentType = Literal[
 #: IEC 61850 double-point codes used for SwitchPosition values
 SWITCH_POSITIONS = {0: "intermediate", 1: "open", 2: "closed", 3: "bad"}
 
+#: measurementType → (CIM class it belongs to, allowed unit symbols, the first being the default)
+_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ThreePhaseActivePower": ("Analog", ("W",)),
+    "ThreePhaseReactivePower": ("Analog", ("VAr",)),
+    "ThreePhaseApparentPower": ("Analog", ("VA",)),
+    "ThreePhasePower": ("Analog", ("VA",)),
+    "ThreePhaseCurrent": ("Analog", ("A",)),
+    "ThreePhasePowerFactor": ("Analog", ("none", "cosPhi")),
+    "ActivePower": ("Analog", ("W",)),
+    "ReactivePower": ("Analog", ("VAr",)),
+    "ApparentPower": ("Analog", ("VA",)),
+    "PowerFactor": ("Analog", ("none", "cosPhi")),
+    "LineCurrent": ("Analog", ("A",)),
+    "PhaseCurrent": ("Analog", ("A",)),
+    "Current": ("Analog", ("A",)),
+    "PhaseVoltage": ("Analog", ("V",)),
+    "LineToLineVoltage": ("Analog", ("V",)),
+    "LineToNeutralVoltage": ("Analog", ("V",)),
+    "LineToGroundVoltage": ("Analog", ("V",)),
+    "Voltage": ("Analog", ("V",)),
+    "Angle": ("Analog", ("deg",)),
+    "Frequency": ("Analog", ("Hz",)),
+    "Temperature": ("Analog", ("degC",)),
+    "Pressure": ("Analog", ("Pa",)),
+    "TapPosition": ("Discrete", ("none",)),
+    "ActiveEnergy": ("Accumulator", ("Wh",)),
+    "ReactiveEnergy": ("Accumulator", ("VArh",)),
+    "ApparentEnergy": ("Accumulator", ("VAh",)),
+    "OperationCount": ("Accumulator", ("none",)),
+    "SwitchPosition": ("Discrete", ("none",)),
+    "LocalOperation": ("Discrete", ("none",)),
+    "Automatic": ("Discrete", ("none",)),
+    "ProtectionStart": ("Discrete", ("none",)),
+    "ProtectionOperate": ("Discrete", ("none",)),
+}
 #: which kind each measurementType belongs to (CGMES)
-KIND_OF_TYPE: dict[str, str] = {
-    "ThreePhaseActivePower": "Analog",
-    "ThreePhaseReactivePower": "Analog",
-    "ThreePhasePower": "Analog",
-    "LineCurrent": "Analog",
-    "PhaseVoltage": "Analog",
-    "Voltage": "Analog",
-    "Angle": "Analog",
-    "Frequency": "Analog",
-    "TapPosition": "Discrete",
-    "ActiveEnergy": "Accumulator",
-    "ReactiveEnergy": "Accumulator",
-    "SwitchPosition": "Discrete",
-    "ProtectionStart": "Discrete",
-    "ProtectionOperate": "Discrete",
+KIND_OF_TYPE: dict[str, str] = {t: k for t, (k, _) in _TYPES.items()}
+UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {t: u for t, (_, u) in _TYPES.items()}
+#: namespace prefix of gridgate's own measurementTypes where CIM's name is published (``cimMeasurementType``, CGMES export)
+EXTENSION_PREFIX = "x-gridgate:"
+#: gridgate measurementType → the CIM (IEC 61970-452) name, where they differ: the v1 name and the extensions
+CIM_TYPE_OF: dict[str, str] = {
+    "Voltage": "LineToLineVoltage",
+    "ProtectionStart": EXTENSION_PREFIX + "ProtectionStart",
+    "ProtectionOperate": EXTENSION_PREFIX + "ProtectionOperate",
 }
-UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {
-    "ThreePhaseActivePower": ("W",),
-    "ThreePhaseReactivePower": ("VAr",),
-    "ThreePhasePower": ("VA",),
-    "LineCurrent": ("A",),
-    "PhaseVoltage": ("V",),
-    "Voltage": ("V",),
-    "Angle": ("deg",),
-    "Frequency": ("Hz",),
-    "TapPosition": ("none",),
-    "ActiveEnergy": ("Wh",),
-    "ReactiveEnergy": ("VArh",),
-    "SwitchPosition": ("none",),
-    "ProtectionStart": ("none",),
-    "ProtectionOperate": ("none",),
-}
+
+
+def cim_measurement_type(t: str) -> str:
+    """CIM's name of a gridgate measurementType (``Voltage`` → ``LineToLineVoltage``, extensions prefixed)."""
+    return CIM_TYPE_OF.get(t, t)
+
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64, description="letters, digits, '_', '.', '-'; used in topics")]
@@ -145,10 +184,38 @@ class Equipment(_Model):
     mrid: uuid.UUID | None = None
 
 
+class VoltageLevel(_Model):
+    """CIM VoltageLevel of a substation, with its BaseVoltage (levels of one nominal voltage share one)."""
+
+    name: Name
+    base_voltage_kv: float = Field(gt=0, description="nominal voltage (kV): the CIM BaseVoltage.nominalVoltage")
+    high_limit_kv: float | None = Field(None, gt=0, description="highest operating voltage (kV), CIM highVoltageLimit")
+    low_limit_kv: float | None = Field(None, gt=0, description="lowest operating voltage (kV), CIM lowVoltageLimit")
+    description: str = ""
+    mrid: uuid.UUID | None = Field(None, description="default: UUID5 of site/substation/level name")
+
+    @model_validator(mode="after")
+    def _limits(self) -> "VoltageLevel":
+        lo, hi, kv = self.low_limit_kv, self.high_limit_kv, self.base_voltage_kv
+        if lo is not None and lo > kv:
+            raise ValueError(f"@low_limit_kv: {lo:g} kV is above the base voltage {kv:g} kV; the low limit is below it")
+        if hi is not None and hi < kv:
+            raise ValueError(f"@high_limit_kv: {hi:g} kV is below the base voltage {kv:g} kV; the high limit is above it")
+        return self
+
+
+def kv_name(kv: float) -> str:
+    """Name of a voltage level derived from a bay's ``voltage_kv`` (``11kV``)."""
+    return f"{kv:g}kV"
+
+
 class Bay(_Model):
     name: Name
     description: str = ""
-    voltage_kv: float | None = Field(None, gt=0)
+    voltage_level: Name | None = Field(None, description="name of one of the substation's voltage_levels")
+    voltage_kv: float | None = Field(
+        None, gt=0, description="the bay's nominal voltage; with voltage_levels: taken from voltage_level (old files: set here)"
+    )
     equipment: list[Equipment] = Field(min_length=1)
     mrid: uuid.UUID | None = None
 
@@ -156,8 +223,61 @@ class Bay(_Model):
 class Substation(_Model):
     name: Name
     description: str = ""
+    voltage_levels: list[VoltageLevel] = Field(
+        default_factory=list, description="CIM VoltageLevels; when absent, one per distinct bay voltage_kv (derived)"
+    )
     bays: list[Bay] = Field(min_length=1)
     mrid: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _bays_in_levels(self) -> "Substation":
+        """Each bay belongs to one declared level (its voltage_kv then comes from it); old files: none declared."""
+        errors: list[str] = []
+        _unique([v.name for v in self.voltage_levels], "voltage_levels", errors)
+        levels = {v.name: v for v in self.voltage_levels}
+        names = ", ".join(levels)
+        for i, b in enumerate(self.bays):
+            here = f"@bays[{i}]"
+            if not levels:
+                if b.voltage_level is not None:
+                    errors.append(f"{here}.voltage_level: substation {self.name} declares no voltage_levels; add"
+                                  f" `voltage_levels: [{{name: {b.voltage_level}, base_voltage_kv: ...}}]` or drop it")
+                continue
+            if b.voltage_level is None:
+                fits = [v.name for v in self.voltage_levels if b.voltage_kv is not None and v.base_voltage_kv == b.voltage_kv]
+                if len(fits) != 1:
+                    errors.append(f"{here}.voltage_level: bay {b.name} belongs to no voltage level; set one of: {names}")
+                    continue
+                b.voltage_level = fits[0]
+            vl = levels.get(b.voltage_level)
+            if vl is None:
+                errors.append(f"{here}.voltage_level: no voltage level {b.voltage_level!r} in substation {self.name}; use one of: {names}")
+            elif b.voltage_kv is not None and b.voltage_kv != vl.base_voltage_kv:
+                errors.append(f"{here}.voltage_kv: {b.voltage_kv:g} kV disagrees with voltage level {vl.name}"
+                              f" ({vl.base_voltage_kv:g} kV); drop voltage_kv (the level gives it)")
+            else:
+                b.voltage_kv = vl.base_voltage_kv
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    @property
+    def levels_derived(self) -> bool:
+        """True for an old site file: no voltage_levels, so they are derived from the bays' voltage_kv."""
+        return not self.voltage_levels
+
+    def levels(self) -> list[VoltageLevel]:
+        """The declared voltage levels, or (old files) one per distinct bay ``voltage_kv``, named like ``11kV``."""
+        if self.voltage_levels:
+            return self.voltage_levels
+        kvs = dict.fromkeys(b.voltage_kv for b in self.bays if b.voltage_kv is not None)
+        return [VoltageLevel(name=kv_name(kv), base_voltage_kv=kv) for kv in kvs if kv is not None]
+
+    def level_of(self, bay: Bay) -> str | None:
+        """Name of the voltage level a bay belongs to (None: an old file's bay without voltage_kv)."""
+        if self.voltage_levels:
+            return bay.voltage_level
+        return kv_name(bay.voltage_kv) if bay.voltage_kv is not None else None
 
 
 # ---------------------------------------------------------------- points
@@ -286,11 +406,69 @@ class DeviceBase(_Model):
         return v
 
 
+class BaseVoltage(_Model):
+    """CIM BaseVoltage: one nominal voltage of the site, shared by its voltage levels, ends and equipment."""
+
+    nominal_kv: float = Field(gt=0, description="CIM nominalVoltage (kV)")
+    name: Name | None = Field(None, description="default: like 11kV")
+    mrid: uuid.UUID | None = Field(None, description="default: UUID5 of site/BaseVoltage/11kV")
+
+
 class Site(_Model):
     name: Name
     description: str = ""
     operator: str = Field("", description="the network operator (DNO) running the site")
     mrid: uuid.UUID | None = None
+    base_voltages: list[BaseVoltage] = Field(
+        default_factory=list, description="the site's BaseVoltages (names, mRIDs); default: one per voltage level voltage"
+    )
+
+    @model_validator(mode="after")
+    def _one_per_voltage(self) -> "Site":
+        seen: dict[float, int] = {}
+        for i, b in enumerate(self.base_voltages):
+            if b.nominal_kv in seen:
+                raise ValueError(f"@base_voltages[{i}].nominal_kv: {b.nominal_kv:g} kV is declared twice (also [{seen[b.nominal_kv]}])")
+            seen[b.nominal_kv] = i
+        return self
+
+
+def check_base_voltages(site: Site, substations: Sequence[Substation], errors: list[str]) -> None:
+    """With ``site.base_voltages`` declared, every voltage level's voltage must be one of them."""
+    if not site.base_voltages:
+        return
+    have = {b.nominal_kv for b in site.base_voltages}
+    listed = ", ".join(f"{kv:g}" for kv in sorted(have, reverse=True))
+    for si, s in enumerate(substations):
+        for li, v in enumerate(s.voltage_levels):
+            if v.base_voltage_kv not in have:
+                errors.append(f"@substations[{si}].voltage_levels[{li}].base_voltage_kv: {v.base_voltage_kv:g} kV is not one of"
+                              f" site.base_voltages ({listed} kV); add it there")
+        if s.levels_derived:
+            for bi, b in enumerate(s.bays):
+                if b.voltage_kv is not None and b.voltage_kv not in have:
+                    errors.append(f"@substations[{si}].bays[{bi}].voltage_kv: {b.voltage_kv:g} kV is not one of"
+                                  f" site.base_voltages ({listed} kV); add it there")
+
+
+def level_notes(substations: Sequence[Substation]) -> list[str]:
+    """What an old site file (no ``voltage_levels``) gets derived, said by ``validate`` and ``cim export``."""
+    out = []
+    for s in substations:
+        if s.levels_derived and (levels := s.levels()):
+            out.append(f"substation {s.name}: no voltage_levels; derived {', '.join(v.name for v in levels)} from the bays'"
+                       " voltage_kv (declare voltage_levels to name them and give them limits and mRIDs)")
+    return out
+
+
+def type_notes(devices: Sequence[DeviceBase]) -> list[str]:
+    """A site still using gridgate v1's ``Voltage`` is told CIM's name (said by ``validate``)."""
+    n = sum(p.measurement.type == "Voltage" for d in devices for p in d.points)
+    if not n:
+        return []
+    return [f"{n} point{'s' if n != 1 else ''} use measurement type Voltage, gridgate v1's name for a line-to-line voltage:"
+            " payloads carry cimMeasurementType LineToLineVoltage; new sites write LineToLineVoltage (the topic level"
+            " follows the type, so existing subscribers keep .../Voltage/... until you change it)"]
 
 
 def _unique(names: list[str], where: str, errors: list[str]) -> None:

@@ -152,3 +152,13 @@ def test_external_entities_are_not_resolved(tmp_path):
     p.write_text(src)
     site = build_site(read([p])).site
     assert site["substations"][0]["name"] == "BRK" and "TOPSECRET" not in repr(site)
+
+
+def test_voltage_level_without_base_voltage(tmp_path, capsys, doc):
+    def drop(root):
+        vl = _first(root, "VoltageLevel", "11kV")
+        vl.remove(vl.find(f"{{{CIM}}}VoltageLevel.BaseVoltage"))
+        drop.vl = _mrid(vl)
+
+    (line,) = _run(tmp_path, capsys, _mutated(doc, drop))
+    assert f"VoltageLevel '11kV' (mRID {drop.vl})" in line and "no BaseVoltage with a nominalVoltage" in line

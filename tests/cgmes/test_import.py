@@ -39,7 +39,7 @@ def _equipment(c) -> dict[str, tuple[str, str]]:
 
 
 def _measurements(c) -> dict[str, tuple]:
-    return {e.measurement["mRID"]: (e.kind, e.measurement_type, e.measurement["unitSymbol"], e.measurement["unitMultiplier"],
+    return {e.measurement["mRID"]: (e.kind, e.measurement["cimMeasurementType"], e.measurement["unitSymbol"], e.measurement["unitMultiplier"],
                                     e.measurement["phases"], e.measurement["name"], e.measurement["powerSystemResource"]["mRID"])
             for e in build_catalog(c).values()}
 
@@ -126,7 +126,7 @@ async def test_imported_site_runs_with_emulated_devices(tmp_path, cfg, mosquitto
     by_topic = {v["measurement"]["topic"].split("/meas/")[1]: v for v in last.values()}
     assert by_topic["KGM/F1/CB/SwitchPosition"]["value"] == 2 and by_topic["KGM/F1/CB/SwitchPosition"]["valueAlias"] == "closed"
     assert by_topic["KGM/F1/FDR/Frequency"]["value"] == pytest.approx(50.0, abs=0.01)
-    assert by_topic["KGM/BS/BB1/Voltage/AB"]["value"] == pytest.approx(11.0, abs=0.01)  # kV, from the 11 kV level
+    assert by_topic["KGM/BS/BB1/LineToLineVoltage/AB"]["value"] == pytest.approx(11.0, abs=0.01)  # kV, from the 11 kV level
     assert by_topic["KGM/T1/TX/TapPosition"]["value"] == 9
 
 

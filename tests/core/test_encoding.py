@@ -86,7 +86,7 @@ def test_catalog_json_is_the_same_in_full_and_compact_payload_modes() -> None:
     for key, e in full.items():
         c = compact[key]
         m = json.loads(e.measurement_json)
-        assert set(m) == {"mRID", "name", "kind", "measurementType", "unitSymbol", "unitMultiplier", "phases",
+        assert set(m) == {"mRID", "name", "kind", "measurementType", "cimMeasurementType", "unitSymbol", "unitMultiplier", "phases",
                           "powerSystemResource", "topic"}
         assert e.measurement_json == c.measurement_json == json.dumps(m, separators=(",", ":"))
         assert e.mrid == c.mrid == m["mRID"] and m["topic"] == e.topic

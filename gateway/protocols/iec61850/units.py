@@ -15,7 +15,8 @@ from gateway.protocols.iec61850.config import MmsPoint
 log = logging.getLogger(__name__)
 
 CIM_EXP = {"none": 0, "k": 3, "M": 6}
-SI_UNIT = {"A": 5, "deg": 9, "V": 29, "Hz": 33, "W": 38, "VA": 61, "VAr": 63, "Wh": 72, "VArh": 73}
+SI_UNIT = {"A": 5, "deg": 9, "degC": 23, "V": 29, "Hz": 33, "W": 38, "Pa": 39, "VA": 61, "VAr": 63, "cosPhi": 65, "VAh": 71, "Wh": 72,
+           "VArh": 73}
 
 
 def holder(reference: str) -> tuple[str, bool] | None:

@@ -3,7 +3,7 @@ import * as M from "./model.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const MAX_FEEDERS = 24; // beyond this many feeders a substation shows the chosen bay (the rest: bay filter)
-const ANALOG_ORDER = ["ThreePhaseActivePower", "LineCurrent", "Voltage", "PhaseVoltage", "ThreePhaseReactivePower", "Frequency", "ThreePhasePower"];
+const ANALOG_ORDER = ["ThreePhaseActivePower", "LineCurrent", "Voltage", "LineToLineVoltage", "PhaseVoltage", "ThreePhaseReactivePower", "Frequency", "ThreePhasePower"];
 
 function el(tag, attrs = {}, parent = null, text = null) {
   const e = document.createElementNS(NS, tag);
