@@ -22,9 +22,23 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "primary-substation.
 HV_MRID = "4d1f6a2e-5b1c-4c55-9a44-33aa00000033"
 
 
+def _old() -> dict:
+    """The example site written the old way: no voltage_levels, each bay with its voltage_kv."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    sub = data["substations"][0]
+    kv = {v["name"]: v["base_voltage_kv"] for v in sub.pop("voltage_levels")}
+    for b in sub["bays"]:
+        b["voltage_kv"] = kv[b.pop("voltage_level")]
+    return data
+
+
+def _old_path(tmp_path: Path) -> Path:
+    return _write(tmp_path, _old(), "old-site.yaml")
+
+
 def _declared() -> dict:
     """The example site with its voltage levels declared: new names, an mRID, statutory limits."""
-    data = yaml.safe_load(EXAMPLE.read_text())
+    data = _old()
     sub = data["substations"][0]
     sub["voltage_levels"] = [
         {"name": "KGM-33", "base_voltage_kv": 33, "high_limit_kv": 34.98, "low_limit_kv": 31.02, "mrid": HV_MRID,
@@ -54,7 +68,7 @@ def test_declared_levels_give_bays_their_voltage(tmp_path):
     assert (bays["T1"].voltage_level, bays["T1"].voltage_kv) == ("KGM-33", 33)
     assert (bays["F4"].voltage_level, bays["F4"].voltage_kv) == ("KGM-11", 11)
     assert (bays["BS"].voltage_level, bays["BS"].voltage_kv) == ("KGM-11", 11)
-    old = load_config(EXAMPLE).substations[0]
+    old = load_config(_old_path(tmp_path)).substations[0]
     assert old.levels_derived and [(v.name, v.base_voltage_kv) for v in old.levels()] == [("33kV", 33), ("11kV", 11)]
 
 
@@ -80,7 +94,7 @@ def test_bad_level_references_name_the_yaml_path(tmp_path, change, where, says):
 
 
 def test_level_named_without_any_declared(tmp_path):
-    data = yaml.safe_load(EXAMPLE.read_text())
+    data = _old()
     data["substations"][0]["bays"][0]["voltage_level"] = "33kV"
     with pytest.raises(ConfigError) as e:
         load_config(_write(tmp_path, data))
@@ -88,11 +102,11 @@ def test_level_named_without_any_declared(tmp_path):
 
 
 def test_old_file_is_valid_and_says_its_levels_are_derived(tmp_path, capsys):
-    assert main(["validate", str(EXAMPLE)]) == 0
+    assert main(["validate", str(_old_path(tmp_path))]) == 0
     out = capsys.readouterr()
     assert "OK" in out.out and "note: substation KGM: no voltage_levels; derived 33kV, 11kV from the bays' voltage_kv" in out.err
     assert "note: 6 points use measurement type Voltage, gridgate v1's name for a line-to-line voltage" in out.err
-    assert main(["validate", "--json", str(EXAMPLE)]) == 0
+    assert main(["validate", "--json", str(_old_path(tmp_path))]) == 0
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert len(notes) == 2 and notes[0].startswith("substation KGM: no voltage_levels; derived 33kV, 11kV")
     assert main(["validate", str(_write(tmp_path, _declared()))]) == 0
@@ -115,7 +129,7 @@ def test_export_uses_the_declared_levels(tmp_path):
         want = "KGM-33" if lit(g, b, "IdentifiedObject.name") in ("GRID", "T1", "T2") else "KGM-11"
         assert lit(g, one(g, b, "Bay.VoltageLevel"), "IdentifiedObject.name") == want
     # the topology is the old file's: naming the levels moves nothing (the implicit 33 kV bus takes the level's name)
-    old = load_config(EXAMPLE)
+    old = load_config(_old_path(tmp_path))
     renamed = {p: [n.replace("KGM/KGM-33/", "KGM/33kV/") for n in ns] for p, ns in derive(cfg).terminals.items()}
     assert renamed == derive(old).terminals and "KGM/KGM-33/BUS" in derive(cfg).nodes
     source = mrid(g, typed(g, "ExternalNetworkInjection")[0])
@@ -137,7 +151,7 @@ def test_levels_round_trip_through_cgmes(tmp_path):
     raw = yaml.safe_load((tmp_path / "back.yaml").read_text())["substations"][0]
     assert all("voltage_kv" not in x for x in raw["bays"])  # the level gives it
     # an old file: the import declares the levels the export derived, with the same mRIDs
-    (tmp_path / "old.xml").write_bytes(export(load_config(EXAMPLE))["eq"])
+    (tmp_path / "old.xml").write_bytes(export(load_config(_old_path(tmp_path)))["eq"])
     assert main(["cim", "import", str(tmp_path / "old.xml"), "-o", str(tmp_path / "old.yaml")]) == 0
     levels = load_config(tmp_path / "old.yaml").substations[0].voltage_levels
     assert [(v.name, v.mrid) for v in levels] == [("33kV", derived("KINGSMEAD", "KGM/33kV")), ("11kV", derived("KINGSMEAD", "KGM/11kV"))]
@@ -170,7 +184,7 @@ def test_site_base_voltages_are_exported_and_checked(tmp_path):
         load_config(_write(tmp_path, data))
     assert any(p.startswith("substations[0].voltage_levels[1].base_voltage_kv: 11 kV is not one of site.base_voltages (33 kV)")
                for p in e.value.problems)
-    old = yaml.safe_load(EXAMPLE.read_text())
+    old = _old()
     old["site"]["base_voltages"] = [{"nominal_kv": 33}]
     with pytest.raises(ConfigError) as e:
         load_config(_write(tmp_path, old))
