@@ -122,16 +122,18 @@ class Iec104Source(DeviceSession):
         # the session allows connect() timeout * 2; STARTDT must be confirmed within t1 (§9.6) and before that
         deadline = start + min(self.cfg.iec104.t1, self.cfg.timeout * 1.8)
         muted_since: float | None = None
+        muted = False  # the TCP connection was up without STARTDT con at some point of this attempt
         while not (self._con is not None and self._con.is_connected and not self._con.is_muted):  # STARTDT confirmed
             now = loop.time()
             if now > deadline:
-                if muted_since is not None:
+                if muted:
                     self.counters["startdt_unconfirmed"] += 1
                     raise DriverError(f"the RTU at {self.endpoint[0]}:{self.endpoint[1]} accepted the connection "
                                       f"but never confirmed STARTDT within {deadline - start:.1f} s (t1)")
                 raise TimeoutError
             if self._con is not None and self._con.is_connected:
                 muted_since = muted_since if muted_since is not None else now
+                muted = True
                 if now - muted_since > 0.3:
                     # c104 gap: with Init.NONE the STARTDT is sometimes never sent; Connection.unmute() can crash
                     # the process while c104 reconnects, so start over with a fresh client instead
