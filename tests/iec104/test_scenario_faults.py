@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.faultapi.client import FaultClient
 from devices.lab import Lab
 from devices.scenario.ports import with_free_ports
 from gateway.config import load_config
@@ -23,10 +24,10 @@ TAP = "rtu-ash/GT1_TAP"
 
 
 @pytest.fixture
-async def lab(mosquitto):
+async def lab(mosquitto, tmp_path):
     cfg = with_free_ports(load_config(CONFIG))
     async with asyncio.timeout(90):
-        async with Lab(cfg, broker=mosquitto.url, seed=3) as lab:
+        async with Lab(cfg, broker=mosquitto.url, seed=3, api=True, api_state=tmp_path / "api.json") as lab:
             await lab.wait_for(TAP, quality="GOOD", timeout=20, since=0)
             yield lab
 
@@ -66,9 +67,11 @@ def driver(lab: Lab, name: str):  # noqa: ANN201 - the gateway's Iec104Source
     return next(s for s in lab.gateway.sources if s.device == name)
 
 
-async def test_refused_startdt_keeps_the_rtu_invalid_on_mqtt_until_cleared(lab: Lab) -> None:
+async def test_refused_startdt_through_the_live_api_keeps_the_rtu_invalid_on_mqtt_until_cleared(lab: Lab) -> None:
+    api = FaultClient(state_file=lab.api.state_file)
     t0 = time.time()
-    a = await lab.inject("rtu-ash", {"kind": "startdt_refused"})
+    a = await asyncio.to_thread(api.inject, {"device": "rtu-ash"}, {"kind": "startdt_refused"}, None, "no-startdt")
+    assert a["id"] == "no-startdt"
     lost = await lab.wait_for(TAP, quality="INVALID", timeout=20, since=t0)
     assert lost.quality.get("failure") and lost.quality.get("oldData")
     rtu, src = lab.emu.devices["rtu-ash"].server, driver(lab, "rtu-ash")
@@ -78,7 +81,7 @@ async def test_refused_startdt_keeps_the_rtu_invalid_on_mqtt_until_cleared(lab: 
     with pytest.raises(AssertionError):  # connected without STARTDT is not connected: nothing GOOD comes
         await lab.wait_for(TAP, quality="GOOD", timeout=2, since=t0)
     failures = src.state.failures
-    await lab.injector.clear(a.id)
+    await asyncio.to_thread(api.clear, "no-startdt")
     await lab.wait_for(TAP, quality="GOOD", timeout=30, since=time.time())
     assert src.state.reconnects >= 1 and src.state.failures >= failures >= 1
 
