@@ -42,7 +42,8 @@ async def test_disconnect_rtu_and_back(lab: Lab) -> None:
 
 
 async def test_quality_faults_travel_as_quality_descriptor_bits(lab: Lab) -> None:
-    for flags, want in [(["operatorBlocked"], "operatorBlocked"), (["substituted"], "SUBSTITUTED"), (["invalid"], "INVALID")]:
+    for flags, want in [(["operatorBlocked"], "operatorBlocked"), (["substituted"], "SUBSTITUTED"), (["invalid"], "INVALID"),
+                        (["oldData"], "oldData")]:  # NT → QUESTIONABLE + oldData
         t0 = time.time()
         a = await lab.inject(TAP, {"kind": "quality", "flags": flags})
         await lab.wait_for(TAP, quality=want, timeout=10, since=t0)
