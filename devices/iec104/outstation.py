@@ -53,7 +53,9 @@ class Iec104Rtu:
         self._faults = RtuFaults()
         self.proxy: FaultProxy | None = None  # the public port; c104 listens behind it (faults on the link)
         self.port = device.port or _free_port(device.host)
-        self._inner_port = _free_port(device.host)
+        # c104 itself only on loopback, whatever the device's host: every connection goes through the proxy
+        self._inner_host = "::1" if ":" in device.host else "127.0.0.1"
+        self._inner_port = _free_port(self._inner_host)
         self.points = {p.name: p for p in device.points}
         self.counters: dict[str, int] = {
             "i_frames_received": 0, "s_frames_received": 0, "u_frames_received": 0, "spontaneous_sent": 0,
@@ -73,7 +75,7 @@ class Iec104Rtu:
         """A fresh c104 server with the site's station and points (c104 2.2.1 can crash when one server
         object is stopped and started again while a client connects, so a restart builds a new one)."""
         device = self.cfg
-        self.server = c104.Server(ip=device.host, port=self._inner_port, tick_rate_ms=50,
+        self.server = c104.Server(ip=self._inner_host, port=self._inner_port, tick_rate_ms=50,
                                   select_timeout_ms=int(device.iec104.select_timeout * 1000), max_connections=0)
         apply_parameters(self.server.protocol_parameters, device.iec104)
         self.station = self.server.add_station(common_address=device.iec104.common_address)
@@ -102,9 +104,9 @@ class Iec104Rtu:
         while not self.server.is_running and time.monotonic() < deadline:
             time.sleep(0.01)
         if not self.server.is_running:
-            raise OSError(f"{self.cfg.name}: the IEC 104 server could not listen on {self.cfg.host}:{self._inner_port}")
+            raise OSError(f"{self.cfg.name}: the IEC 104 stack could not listen on {self._inner_host}:{self._inner_port}")
         try:
-            self.proxy = FaultProxy(self.cfg.host, self.port, self._inner_port, self.cfg.name)
+            self.proxy = FaultProxy(self.cfg.host, self.port, (self._inner_host, self._inner_port), self.cfg.name)
         except OSError:
             self._stop_server()
             raise
@@ -123,7 +125,7 @@ class Iec104Rtu:
         if self.server.is_running:
             deadline = time.monotonic() + 2.0
             while self.server.open_connection_count and time.monotonic() < deadline:
-                abort_connections(self.cfg.host, self._inner_port)
+                abort_connections(self._inner_host, self._inner_port)
                 time.sleep(0.05)
         self.server.stop()
 

@@ -78,6 +78,7 @@ class _Link:
         self.sent_nr = 0  # N(R) of the last frame forwarded to the master
         self.real_nr = 0  # N(R) c104 last sent (what the master would have been acknowledged with)
         self.frozen_nr: int | None = None
+        self.lock = threading.Lock()  # send() runs on the down reader and, for release_acks, the fault setter
         self.closed = threading.Event()
 
     def start(self, upstream: socket.socket | None) -> None:
@@ -126,6 +127,10 @@ class _Link:
         self.close()
 
     def send(self, frame: bytes, from_rtu: bool = False) -> None:
+        with self.lock:
+            self._send(frame, from_rtu)
+
+    def _send(self, frame: bytes, from_rtu: bool) -> None:
         f = self.proxy.faults
         if from_rtu and len(frame) >= 6 and frame[0] == 0x68 and frame[2] & 0x03 != 0x03:  # I or S frame
             self.real_nr = struct.unpack_from("<H", frame, 4)[0] >> 1
@@ -150,9 +155,11 @@ class _Link:
 
     def release_acks(self) -> None:
         """``ack_loss`` cleared: acknowledge what c104 had received (one S-frame with the real N(R))."""
-        if self.frozen_nr is not None and self.real_nr != self.frozen_nr:
-            self.frozen_nr = None
-            self.send(bytes([0x68, 4, 1, 0]) + struct.pack("<H", self.real_nr << 1))
+        with self.lock:
+            if self.frozen_nr is not None and self.real_nr != self.frozen_nr:
+                self.frozen_nr = None
+                self.sent_nr = self.real_nr
+                self._send(bytes([0x68, 4, 1, 0]) + struct.pack("<H", self.real_nr << 1), from_rtu=False)
 
     def _writer(self) -> None:
         try:
@@ -168,10 +175,10 @@ class _Link:
 
 
 class FaultProxy:
-    """Listens on ``host:port`` and forwards each connection to c104 on ``host:upstream_port``."""
+    """Listens on ``host:port`` and forwards each connection to c104 at ``upstream`` (loopback)."""
 
-    def __init__(self, host: str, port: int, upstream_port: int, name: str) -> None:
-        self.host, self.upstream_port, self.name = host, upstream_port, name
+    def __init__(self, host: str, port: int, upstream: tuple[str, int], name: str) -> None:
+        self.host, self.upstream, self.name = host, upstream, name
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -234,7 +241,7 @@ class FaultProxy:
                 link.start(None)
                 continue
             try:
-                up = socket.create_connection((self.host, self.upstream_port), timeout=2.0)
+                up = socket.create_connection(self.upstream, timeout=2.0)
             except OSError as e:  # c104 not listening (stopping): the master sees the connection close
                 log.info("%s: IEC 104 stack not reachable behind the proxy: %s", self.name, e)
                 link.close()
