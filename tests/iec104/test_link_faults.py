@@ -144,19 +144,19 @@ async def test_failover_to_the_backup_rtu_and_back():
         src = driver_of(primary, backup={"host": "127.0.0.1", "port": backup.port})
         async with running(src) as sink:
             await good(sink, src, 1234.5)
-            assert src.status_counters()["endpoint"] == f"127.0.0.1:{primary.port}"
+            assert src.endpoint == ("127.0.0.1", primary.port) and src.status_counters()["on_backup"] == 0
             primary.stop()
             await sink.wait(lambda: (x := sink.latest("P")) and x.quality & Q.FAILURE, 15, "primary lost")
             await good(sink, src, 4321.0)  # the backup's GI
             c = src.status_counters()
-            assert c["endpoint"] == f"127.0.0.1:{backup.port}" and c["failovers"] == 1
+            assert src.endpoint == ("127.0.0.1", backup.port) and (c["on_backup"], c["failovers"]) == (1, 1)
             assert backup.stats["link"]["connections"] >= 1
             primary = Iec104Rtu(device(timeout=1.0, port=primary.port, iec104=FAST))
             primary.start()
             feed(primary, 1111.0)
             backup.stop()
             await good(sink, src, 1111.0)
-            assert src.status_counters()["endpoint"] == f"127.0.0.1:{primary.port}"
+            assert src.endpoint == ("127.0.0.1", primary.port) and src.status_counters()["on_backup"] == 0
     finally:
         primary.stop()
         backup.stop()

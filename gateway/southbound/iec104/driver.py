@@ -319,8 +319,7 @@ class Iec104Source(DeviceSession):
         log.error("%s: IEC 104 value could not be decoded: %s", self.device, e)
 
     def status_counters(self) -> dict[str, Any]:
-        host, port = self.endpoint
-        return {**self.counters, "endpoint": f"{host}:{port}", "malformed": dict(self.malformed),
+        return {**self.counters, "on_backup": self._endpoint, "malformed": dict(self.malformed),
                 "unexpected": dict(self.unexpected)}
 
     # ------------------------------------------------------------ commands
