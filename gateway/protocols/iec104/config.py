@@ -91,6 +91,14 @@ class Iec104Device(DeviceBase):
 
     address_key: ClassVar[str] = "ioa"
 
+    @model_validator(mode="after")
+    def _backup_elsewhere(self) -> "Iec104Device":
+        b = self.iec104.backup
+        if b is not None and (b.host, b.port) == (self.host, self.port):
+            raise ValueError(f"iec104.backup is the device's own address {b.host}:{b.port}; give the backup "
+                             "connection's host/port (the RTU's second communication unit) or remove backup")
+        return self
+
     def point_addresses(self, p: Iec104Point) -> list[tuple]:  # type: ignore[override]
         addrs: list[tuple] = [("ioa", p.ioa)]
         if p.command is not None and p.command.enabled:
