@@ -120,7 +120,8 @@ class Iec104Source(DeviceSession):
         self._attempts += 1
         await self._call(self._open, timeout=self.cfg.timeout * 2 + 5)
         # the session allows connect() timeout * 2; STARTDT must be confirmed within t1 (§9.6) and before that
-        deadline = start + min(self.cfg.iec104.t1, self.cfg.timeout * 1.8)
+        wait = min(self.cfg.iec104.t1, self.cfg.timeout * 1.8)
+        deadline = start + wait
         muted_since: float | None = None
         muted = False  # the TCP connection was up without STARTDT con at some point of this attempt
         while not (self._con is not None and self._con.is_connected and not self._con.is_muted):  # STARTDT confirmed
@@ -128,8 +129,9 @@ class Iec104Source(DeviceSession):
             if now > deadline:
                 if muted:
                     self.counters["startdt_unconfirmed"] += 1
+                    why = "t1" if wait == self.cfg.iec104.t1 else "1.8 × the device timeout, shorter than t1"
                     raise DriverError(f"the RTU at {self.endpoint[0]}:{self.endpoint[1]} accepted the connection "
-                                      f"but never confirmed STARTDT within {deadline - start:.1f} s (t1)")
+                                      f"but never confirmed STARTDT within {wait:g} s ({why})")
                 raise TimeoutError
             if self._con is not None and self._con.is_connected:
                 muted_since = muted_since if muted_since is not None else now
