@@ -48,8 +48,11 @@ def _rtu_proc(n_points: int, port: int, conn) -> None:
         if msg[0] == "burst":
             _, k, spacing = msg
             sent = []
+            base = round(time.time(), 3)
             for j in range(k):
-                ts = 1_790_000_000 + j * 0.001  # a unique source time identifies the event downstream
+                # a unique source time identifies the event downstream; near the real time, since the gateway
+                # does not believe time tags that jump back behind the point's newest (max_time_skew)
+                ts = base + j * 0.001
                 sent.append((time.time(), round(ts, 3)))
                 rtu.update("a0", 1000.0 + j, 0, ts)
                 time.sleep(spacing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-FAULT_KINDS = frozenset({"disconnect", "silent", "control_refused"})
+FAULT_KINDS = frozenset({"disconnect", "silent", "control_refused", "delay", "startdt_refused", "ack_loss", "time_jump"})
 #: a ``disconnect`` stops the c104 server (every connection drops) and restarts it afterwards
 RESTART_ON_DISCONNECT = True
 

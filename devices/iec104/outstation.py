@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import c104
 
-from devices.iec104.faults import MuteListener, RtuFaults
+from devices.iec104.faults import RtuFaults
+from devices.iec104.proxy import FaultProxy
 from devices.netguard import abort_connections  # plain sockets, no MMS stack
 from gateway.protocols.iec104.adapter import (
     TYPE_NAME,
@@ -50,8 +51,11 @@ class Iec104Rtu:
         self.cfg = device
         self.on_command = on_command
         self._faults = RtuFaults()
-        self._mute: MuteListener | None = None
+        self.proxy: FaultProxy | None = None  # the public port; c104 listens behind it (faults on the link)
         self.port = device.port or _free_port(device.host)
+        # c104 itself only on loopback, whatever the device's host: every connection goes through the proxy
+        self._inner_host = "::1" if ":" in device.host else "127.0.0.1"
+        self._inner_port = _free_port(self._inner_host)
         self.points = {p.name: p for p in device.points}
         self.counters: dict[str, int] = {
             "i_frames_received": 0, "s_frames_received": 0, "u_frames_received": 0, "spontaneous_sent": 0,
@@ -71,7 +75,7 @@ class Iec104Rtu:
         """A fresh c104 server with the site's station and points (c104 2.2.1 can crash when one server
         object is stopped and started again while a client connects, so a restart builds a new one)."""
         device = self.cfg
-        self.server = c104.Server(ip=device.host, port=self.port, tick_rate_ms=50,
+        self.server = c104.Server(ip=self._inner_host, port=self._inner_port, tick_rate_ms=50,
                                   select_timeout_ms=int(device.iec104.select_timeout * 1000), max_connections=0)
         apply_parameters(self.server.protocol_parameters, device.iec104)
         self.station = self.server.add_station(common_address=device.iec104.common_address)
@@ -100,13 +104,19 @@ class Iec104Rtu:
         while not self.server.is_running and time.monotonic() < deadline:
             time.sleep(0.01)
         if not self.server.is_running:
-            raise OSError(f"{self.cfg.name}: the IEC 104 server could not listen on {self.cfg.host}:{self.port}")
+            raise OSError(f"{self.cfg.name}: the IEC 104 stack could not listen on {self._inner_host}:{self._inner_port}")
+        try:
+            self.proxy = FaultProxy(self.cfg.host, self.port, (self._inner_host, self._inner_port), self.cfg.name)
+        except OSError:
+            self._stop_server()
+            raise
+        self.proxy.faults = self._faults.link
 
     def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
         self._stop_server()
-        if self._mute is not None:
-            self._mute.close()
-            self._mute = None
 
     def _stop_server(self) -> None:
         """Refuse new connections, drop the open ones, then stop: c104 2.2.1 can crash in ``Server.stop()``
@@ -115,7 +125,7 @@ class Iec104Rtu:
         if self.server.is_running:
             deadline = time.monotonic() + 2.0
             while self.server.open_connection_count and time.monotonic() < deadline:
-                abort_connections(self.cfg.host, self.port)
+                abort_connections(self._inner_host, self._inner_port)
                 time.sleep(0.05)
         self.server.stop()
 
@@ -125,22 +135,12 @@ class Iec104Rtu:
 
     @faults.setter
     def faults(self, new: RtuFaults) -> None:
-        """Replaced whole by the fault engine; entering or leaving ``silent`` swaps the stack for a mute listener."""
+        """Replaced whole by the fault engine; the link faults go to the proxy at once."""
         old, self._faults = self._faults, new
-        if new.silent and not old.silent:
-            self._stop_server()
-            self._mute = MuteListener(self.cfg.host, self.port)
-            log.info("%s: silent (connections accepted, nothing answered)", self.cfg.name)
-        elif old.silent and not new.silent:
-            if self._mute is not None:
-                self._mute.close()
-                self._mute = None
-            infos = {name: mp.info for name, mp in self._mon.items()}
-            self._build()
-            for name, info in infos.items():
-                self._mon[name].info = info
-            self.start()
-            log.info("%s: answering again", self.cfg.name)
+        if self.proxy is not None:
+            self.proxy.faults = new.link
+        if new.time_jump_s != old.time_jump_s:
+            log.info("%s: clock off by %+g s", self.cfg.name, new.time_jump_s)
 
     # ------------------------------------------------------------ firmware side
 
@@ -149,7 +149,7 @@ class Iec104Rtu:
         p = self.points[point]
         mp = self._mon[point]
         try:
-            mp.info = make_info(p, value, quality, timestamp)
+            mp.info = make_info(p, value, quality, timestamp + self._faults.time_jump_s)
         except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"{self.cfg.name}: point {point!r} ({p.type}) cannot carry {value!r}: {e}") from None
         eng = to_engineering(p, mp.value)
@@ -219,7 +219,8 @@ class Iec104Rtu:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {**self.counters, "malformed": dict(self.malformed), "unexpected": dict(self.unexpected),
+        link = dict(self.proxy.counters) if self.proxy is not None else {}
+        return {**self.counters, "link": link, "malformed": dict(self.malformed), "unexpected": dict(self.unexpected),
                 "received_types": dict(self.received_types)}
 
 

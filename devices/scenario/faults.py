@@ -104,6 +104,25 @@ class ControlRefused(_Comms):
     add_cause: int = Field(ge=0, le=27, description="IEC 61850-7-2 AddCause, e.g. 5 (blocked-by-mode), 8 (blocked-by-interlocking)")
 
 
+class StartdtRefused(_Comms):
+    """IEC 104: the RTU never confirms STARTDT (open connections closed on injection)."""
+
+    kind: Literal["startdt_refused"]
+
+
+class AckLoss(_Comms):
+    """IEC 104: the RTU withholds its acknowledgements (S-frames, N(R)), so the master's t1 expires."""
+
+    kind: Literal["ack_loss"]
+
+
+class TimeJump(_Comms):
+    """IEC 104: the RTU's clock jumps; its time tags (CP56Time2a) are off by ``seconds`` while active."""
+
+    kind: Literal["time_jump"]
+    seconds: float = Field(ge=-3_153_600_000, le=3_153_600_000, description="forward (> 0) or back (< 0)")
+
+
 class LinkDown(_Comms):
     """The named emulated link drops every packet while active (cleared: back up)."""
 
@@ -136,7 +155,7 @@ Fault = Annotated[
     Union[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
-        ReportSuppression, AssociationAbort, ControlRefused, LinkDown, Partition, LinkUp, Latency,
+        ReportSuppression, AssociationAbort, ControlRefused, StartdtRefused, AckLoss, TimeJump, LinkDown, Partition, LinkUp, Latency,
         ShortCircuit, LoadStep, LossOfSupply, BreakerFail, TapRunaway,
     ],
     Field(discriminator="kind"),

@@ -85,12 +85,17 @@ def _broken(tmp_path: Path, mutate) -> Path:
     [
         (lambda d: d["iec104"].update(t2=20), "devices[0].iec104", "t2 (20 s) must be shorter than t1 (15 s)"),
         (lambda d: d["iec104"].update(w=12), "devices[0].iec104", "w (12) should not exceed two thirds of k (12)"),
+        (lambda d: d["iec104"].update(backup={"host": "127.0.0.1", "port": 70000}), "devices[0].iec104.backup.port", "65535"),
+        (lambda d: d["iec104"].update(backup={"host": d["host"], "port": d["port"]}), "devices[0]",
+         "iec104.backup is the device's own address"),
+        (lambda d: d["iec104"].update(max_time_skew="soon"), "devices[0].iec104.max_time_skew", "soon"),
         (lambda d: d["points"][0].update(type="M_XX_NA_1"), "devices[0].points[0].type", "M_ME_NC_1"),
         (lambda d: d["points"][2].update(command={"enabled": True}), "devices[0].points[2]", "integrated totals have no command"),
         (lambda d: d["points"][1].update(ioa=1001), "devices[0].points[1].ioa", "overlaps point 'P'"),
         (lambda d: d["points"][0].update(ioa=3001), "devices[0].points[3].ioa", "overlaps point 'P'"),  # P's IOA = Pos's command IOA
     ],
-    ids=["t2-not-below-t1", "w-above-two-thirds-k", "unknown-type", "command-on-counter", "duplicate-ioa", "command-ioa-clash"],
+    ids=["t2-not-below-t1", "w-above-two-thirds-k", "backup-port-out-of-range", "backup-same-as-primary",
+         "max-time-skew-not-a-duration", "unknown-type", "command-on-counter", "duplicate-ioa", "command-ioa-clash"],
 )
 def test_site_file_errors_name_the_yaml_path(tmp_path: Path, mutate, where: str, says: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -47,6 +47,13 @@ class Iec104Point(PointBase):
         return self
 
 
+class Iec104Endpoint(_Model):
+    """A second address of the same station (its backup RTU or second communication unit)."""
+
+    host: str = Field(description="address of the backup connection, e.g. 127.0.0.1")
+    port: int = Field(2404, ge=1, le=65535, description="its port (standard 2404)")
+
+
 class Iec104Options(_Model):
     """APCI parameters (IEC 60870-5-104 §9.6) with the standard's defaults."""
 
@@ -61,6 +68,12 @@ class Iec104Options(_Model):
         600.0, description="the gateway repeats the general interrogation this often (none: only on connect)")
     clock_sync: bool = Field(True, description="the gateway sends C_CS_NA_1 after each general interrogation")
     select_timeout: Duration = Field(10.0, description="an execute must follow its select within this (emulated RTU)")
+    max_time_skew: Duration = Field(
+        60.0, description="a time tag this far ahead of the gateway's clock, or this far behind the point's last "
+                          "one, is not believed: the value is published with the receive time, QUESTIONABLE + inconsistent")
+    backup: Iec104Endpoint | None = Field(
+        None, description="the gateway fails over to this host/port when the device's connection fails or drops "
+                          "(and back again on the next failure); c104 has no redundancy groups")
 
     @model_validator(mode="after")
     def _apci(self) -> "Iec104Options":
@@ -77,6 +90,14 @@ class Iec104Device(DeviceBase):
     points: list[Iec104Point] = Field(min_length=1)
 
     address_key: ClassVar[str] = "ioa"
+
+    @model_validator(mode="after")
+    def _backup_elsewhere(self) -> "Iec104Device":
+        b = self.iec104.backup
+        if b is not None and (b.host, b.port) == (self.host, self.port):
+            raise ValueError(f"iec104.backup is the device's own address {b.host}:{b.port}; give the backup "
+                             "connection's host/port (the RTU's second communication unit) or remove backup")
+        return self
 
     def point_addresses(self, p: Iec104Point) -> list[tuple]:  # type: ignore[override]
         addrs: list[tuple] = [("ioa", p.ioa)]

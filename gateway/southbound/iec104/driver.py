@@ -12,6 +12,7 @@ the ASDU's CP56Time2a (else the receive time); quality comes from the quality de
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import c104
 
 from gateway.pipeline import Backoff, Emit, Reading
+from gateway.protocols.iec104.ackwatch import AckWatch
 from gateway.protocols.iec104.adapter import (
     REFUSAL_COTS,
     TYPE_ID,
@@ -42,6 +44,7 @@ from gateway.protocols.iec104.adapter import (
     unexpected_callback,
 )
 from gateway.protocols.iec104.config import Iec104Device, Iec104Point
+from gateway.site.quality import VALIDITY_MASK, Q, with_validity
 from gateway.southbound.contract import CommandOutcome
 from gateway.southbound.session import DeviceSession, DriverError
 
@@ -76,11 +79,20 @@ class Iec104Source(DeviceSession):
         self._dropped = False  # set by c104's state callback: the link went down (c104 reconnects behind our back)
         self._confirm = Confirmations()
         self._sent_commands: list[tuple[int, int, bool]] = []  # (type id, IOA, S/E) of activations c104 sent
+        self._acks = AckWatch()  # t1 on our I-frames (c104's client does not enforce it)
         self.counters: dict[str, int] = {
             "asdus": 0, "values": 0, "spontaneous": 0, "interrogated": 0, "periodic": 0, "dropped": 0,
             "general_interrogations": 0, "gi_failed": 0, "counter_interrogations": 0, "clock_syncs": 0,
             "commands": 0, "callback_errors": 0, "startdt_retries": 0, "executes_resent": 0,
+            "startdt_unconfirmed": 0, "t1_expired": 0, "time_tags_rejected": 0, "failovers": 0,
         }
+        self._latest_ts: dict[str, float] = {}  # point → newest believed source time
+        self._time_bad: set[str] = set()  # points whose time tags are being rejected (warn once per onset)
+        self._endpoints = [(device.host, device.port)]
+        if device.iec104.backup is not None:
+            self._endpoints.append((device.iec104.backup.host, device.iec104.backup.port))
+        self._endpoint = 0
+        self._attempts = 0
         self.malformed: dict[str, int] = {}
         self.unexpected: dict[str, int] = {}
 
@@ -90,21 +102,40 @@ class Iec104Source(DeviceSession):
         fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         return await asyncio.wait_for(fut, timeout or self.cfg.timeout * 4)
 
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        """host, port of the connection in use (the backup's after a failover)."""
+        return self._endpoints[self._endpoint]
+
     async def connect(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        start = loop.time()
         self._emit = None
         self._closed = False
         self._dropped = False
+        if self._attempts and len(self._endpoints) > 1:  # every new attempt after a failure or a drop: the other one
+            self._endpoint = 1 - self._endpoint
+            self.counters["failovers"] += 1
+            log.warning("%s: failing over to %s:%s", self.device, *self.endpoint)
+        self._attempts += 1
         await self._call(self._open, timeout=self.cfg.timeout * 2 + 5)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.cfg.timeout * 2
+        # the session allows connect() timeout * 2; STARTDT must be confirmed within t1 (§9.6) and before that
+        wait = min(self.cfg.iec104.t1, self.cfg.timeout * 1.8)
+        deadline = start + wait
         muted_since: float | None = None
+        muted = False  # the TCP connection was up without STARTDT con at some point of this attempt
         while not (self._con is not None and self._con.is_connected and not self._con.is_muted):  # STARTDT confirmed
             now = loop.time()
             if now > deadline:
+                if muted:
+                    self.counters["startdt_unconfirmed"] += 1
+                    why = "t1" if wait == self.cfg.iec104.t1 else "1.8 × the device timeout, shorter than t1"
+                    raise DriverError(f"the RTU at {self.endpoint[0]}:{self.endpoint[1]} accepted the connection "
+                                      f"but never confirmed STARTDT within {wait:g} s ({why})")
                 raise TimeoutError
             if self._con is not None and self._con.is_connected:
                 muted_since = muted_since if muted_since is not None else now
+                muted = True
                 if now - muted_since > 0.3:
                     # c104 gap: with Init.NONE the STARTDT is sometimes never sent; Connection.unmute() can crash
                     # the process while c104 reconnects, so start over with a fresh client instead
@@ -123,9 +154,10 @@ class Iec104Source(DeviceSession):
     def _build(self) -> None:
         o = self.cfg.iec104
         client = c104.Client(tick_rate_ms=50, command_timeout_ms=int(self.cfg.timeout * 1000))
-        con = client.add_connection(ip=self.cfg.host, port=self.cfg.port, init=c104.Init.NONE)
+        host, port = self.endpoint
+        con = client.add_connection(ip=host, port=port, init=c104.Init.NONE)
         if con is None:
-            raise DriverError(f"c104 refused a connection to {self.cfg.host}:{self.cfg.port}")
+            raise DriverError(f"c104 refused a connection to {host}:{port}")
         apply_parameters(con.protocol_parameters, o)
         station = con.add_station(common_address=o.common_address)
         for p in self.cfg.points:
@@ -138,6 +170,7 @@ class Iec104Source(DeviceSession):
         con.on_unexpected_message(callable=unexpected_callback(self._on_unexpected, server=False))
         con.on_state_change(callable=state_callback(self._on_state))
         self._client, self._con = client, con
+        self._acks.reset()
         client.start()
 
     async def close(self) -> None:
@@ -163,6 +196,9 @@ class Iec104Source(DeviceSession):
             con = self._con
             if con is None or self._dropped or not con.is_connected or con.is_muted:
                 raise DriverError("IEC 104 connection closed")
+            if (late := self._acks.overdue(o.t1)) is not None:
+                self.counters["t1_expired"] += 1
+                raise DriverError(f"the RTU did not acknowledge I-frame N(S)={late[0]} within t1 ({o.t1:g} s)")
             self.state.last_ok = time.time()
             if next_gi is not None and loop.time() >= next_gi:
                 await self._interrogate()
@@ -206,8 +242,10 @@ class Iec104Source(DeviceSession):
             now = time.time()
             cot = message.cot
             ts = to_epoch(point.recorded_at) if p.type.endswith("TB_1") or p.type in ("M_ME_TE_1", "M_ME_TF_1") else None
-            r = Reading(key, to_engineering(p, point.value), quality_to_q(qds_of(point.quality)), ts or now, address,
-                        event=cot == c104.Cot.SPONTANEOUS)
+            q = quality_to_q(qds_of(point.quality))
+            if ts is not None:
+                ts, q = self._check_time(p.name, ts, now, q)
+            r = Reading(key, to_engineering(p, point.value), q, ts or now, address, event=cot == c104.Cot.SPONTANEOUS)
             if cot == c104.Cot.SPONTANEOUS:
                 self.counters["spontaneous"] += 1
             elif cot == c104.Cot.PERIODIC:
@@ -221,6 +259,25 @@ class Iec104Source(DeviceSession):
 
         return handle
 
+    def _check_time(self, name: str, ts: float, now: float, q: int) -> tuple[float, int]:
+        """A time tag in the future, or one that jumped back behind the point's newest, is not believed:
+        the receive time instead, QUESTIONABLE + inconsistent, counted and warned about once per episode."""
+        skew = self.cfg.iec104.max_time_skew
+        newest = self._latest_ts.get(name)
+        if ts <= now + skew and (newest is None or ts >= newest - skew):
+            self._latest_ts[name] = max(ts, newest or ts)
+            self._time_bad.discard(name)
+            return ts, q
+        self.counters["time_tags_rejected"] += 1
+        if name not in self._time_bad:
+            self._time_bad.add(name)
+            log.warning("%s/%s: the RTU's time tag %s is %+.0f s off the gateway's clock%s; published with the receive "
+                        "time, QUESTIONABLE (check the RTU's clock and the clock sync)", self.device, name,
+                        dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds"), ts - now,
+                        "" if ts > now + skew else " and behind the point's previous one")
+        q |= Q.INCONSISTENT
+        return now, q if q & VALIDITY_MASK == Q.INVALID else with_validity(q, Q.QUESTIONABLE)
+
     def _deliver(self, r: Reading) -> None:
         emit = self._emit
         if emit is None or self._closed:  # between associations: counted, not silently lost
@@ -231,6 +288,7 @@ class Iec104Source(DeviceSession):
         emit(r)
 
     def _on_raw(self, data: bytes) -> None:
+        self._acks.received(data)
         try:
             a = parse_apdu(data)
         except MalformedApdu as e:
@@ -242,6 +300,7 @@ class Iec104Source(DeviceSession):
             self._confirm.feed(a)
 
     def _on_sent(self, data: bytes) -> None:
+        self._acks.sent(data)
         try:
             a = parse_apdu(data)
         except MalformedApdu:
@@ -262,7 +321,8 @@ class Iec104Source(DeviceSession):
         log.error("%s: IEC 104 value could not be decoded: %s", self.device, e)
 
     def status_counters(self) -> dict[str, Any]:
-        return {**self.counters, "malformed": dict(self.malformed), "unexpected": dict(self.unexpected)}
+        return {**self.counters, "on_backup": self._endpoint, "malformed": dict(self.malformed),
+                "unexpected": dict(self.unexpected)}
 
     # ------------------------------------------------------------ commands
 
