@@ -24,6 +24,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from gateway.encoding import epoch_ms
 from gateway.northbound.message import Message
 from gateway.site.quality import Q
 
@@ -244,7 +245,7 @@ def _data_metric(d: MetricDef, value: object, ts: float, quality: int) -> bytes:
 
 
 def _ms(t: float) -> int:
-    return int(round(t * 1000))
+    return epoch_ms(t)  # the CIM timeStamp's rule: both encodings name the same millisecond
 
 
 def _now_ms() -> int:
