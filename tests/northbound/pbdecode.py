@@ -50,7 +50,10 @@ def property_set(b: bytes) -> dict:
             keys.append(v.decode())
         elif f == 2:
             pv = {fn: val for fn, _, val in wire(v)}
-            values.append({"type": pv.get(1), "value": pv.get(3, pv.get(4))})
+            value = pv.get(3, pv.get(4))
+            if 8 in pv:
+                value = pv[8].decode()  # string_value
+            values.append({"type": pv.get(1), "value": value})
     return dict(zip(keys, values))
 
 
@@ -65,6 +68,8 @@ def metric(b: bytes) -> dict:
             m["timestamp"] = v
         elif f == 4:
             m["datatype"] = v
+        elif f == 5:
+            m["is_historical"] = bool(v)
         elif f == 7:
             m["is_null"] = bool(v)
         elif f == 9:

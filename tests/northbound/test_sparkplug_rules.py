@@ -30,3 +30,48 @@ def test_one_timestamp_rule_for_cim_and_sparkplug():
         assert cim == spb == epoch_ms(t), (t, iso_ms(t), spb)
         split += int(round(t * 1000)) != cim  # where the old rounding path differed
     assert split > 500  # the sample does exercise the readings that used to differ by 1 ms
+
+
+def test_aliases_small_persisted_and_stable_across_restarts_and_config_edits(tmp_path):
+    from gateway.northbound.sparkplug_state import SparkplugState
+
+    path = tmp_path / "sparkplug.json"
+    first = SparkplugState(path).assign(["m/b", "m/a", "r/x"])
+    assert sorted(first.values()) == [1, 2, 3]
+    # restart with an edited config: one point removed, two added, order changed
+    st = SparkplugState(path)
+    again = st.assign(["r/x", "n/new", "m/a", "m/zz"])
+    assert again["r/x"] == first["r/x"] and again["m/a"] == first["m/a"]  # untouched points keep their alias
+    assert {again["n/new"], again["m/zz"]} == {4, 5}  # new points: next free integers, m/b's 1..3 not reused
+    st3 = SparkplugState(path)
+    assert st3.assign(["m/b"]) == {"m/b": first["m/b"]}  # a removed point that comes back gets its old alias
+    node = SparkplugNode("g", "e", {"m": [("a", "Double"), ("zz", "Double")]}, aliases=st3.assign(["m/a", "m/zz"]))
+    assert node.metrics["m"]["a"].alias == first["m/a"]
+
+
+def test_bdseq_advances_per_session_and_survives_restarts(tmp_path):
+    from gateway.northbound.sparkplug_state import SparkplugState
+
+    path = tmp_path / "sp.json"
+    st = SparkplugState(path)
+    node = SparkplugNode("g", "e", {}, on_session=st.new_session)
+    deaths = [pbdecode.payload(node.will().payload)["metrics"][0]["value"] for _ in range(3)]
+    assert deaths == [0, 1, 2]
+    node2 = SparkplugNode("g", "e", {}, on_session=SparkplugState(path).new_session)  # process restart
+    assert pbdecode.payload(node2.will().payload)["metrics"][0]["value"] == 3
+    assert pbdecode.payload(node2.node_birth().payload)["metrics"][0]["value"] == 3
+    st.bd_seq = 255
+    assert st.new_session() == 0  # wraps like seq
+
+
+def test_bad_state_file_names_file_and_fix(tmp_path):
+    import pytest
+
+    from gateway.northbound.sparkplug_state import SparkplugState, SparkplugStateError
+
+    path = tmp_path / "sp.json"
+    for text in ("{not json", '{"bdSeq": 300, "aliases": {}, "nextAlias": 1}',
+                 '{"bdSeq": 1, "aliases": {"a": 1, "b": 1}, "nextAlias": 2}', '{"bdSeq": 1, "aliases": {"a": 5}, "nextAlias": 2}'):
+        path.write_text(text)
+        with pytest.raises(SparkplugStateError, match=f"{path}.*delete it"):
+            SparkplugState(path)
