@@ -87,6 +87,7 @@ class SparkplugBridge:
         self.born = False  # this session's births are out
         self._started = time.monotonic()
         self._death: Message | None = None  # this session's NDEATH; sent on clean stop, the broker sends it otherwise
+        self._established = False  # the CONNECT carrying _death got its CONNACK
         self._tasks: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
         self.outbox = SparkplugOutbox(queue_size, self._encode, self._sending, lambda: self.node.bd_seq)
@@ -120,9 +121,17 @@ class SparkplugBridge:
         await self.publisher.stop(final=final)  # a clean DISCONNECT discards the will: send NDEATH ourselves
 
     def _new_session(self) -> Message:
-        """Called for every CONNECT: a new bdSeq (persisted), its NDEATH as the will; births are due again."""
+        """Called for every CONNECT: a new bdSeq (persisted), its NDEATH as the will; births are due again.
+
+        An attempt that never got its CONNACK registered no will, so the next one keeps its bdSeq (a broker
+        outage of many retries does not run bdSeq round its 256 values).
+        """
         self.born = False
-        self._death = self.node.will()
+        if self.primary_host is not None:
+            self.host_online = False  # verified anew on each session: the retained STATE arrives after SUBSCRIBE
+        if self._death is None or self._established:
+            self._death = self.node.will()
+        self._established = False
         return self._death
 
     # ------------------------------------------------------------------ births
@@ -138,6 +147,7 @@ class SparkplugBridge:
         return all(k in now for k in self.names)
 
     def _on_connect(self) -> None:
+        self._established = True
         self._try_births()
 
     def _try_births(self) -> None:
