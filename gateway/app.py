@@ -237,6 +237,8 @@ class Gateway:
                 out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
         if getattr(self, "spool", None) is not None:
             out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, error
+        if getattr(self, "sparkplug", None) is not None:
+            out["sparkplug"] = self.sparkplug.status()  # bdSeq, births, held/historical readings, command counts
         return out
 
     # ------------------------------------------------------------------ lifecycle

@@ -120,6 +120,11 @@ class SparkplugBridge:
         final = self.node.death() if self.node.bd_seq >= 0 else None
         await self.publisher.stop(final=final)  # a clean DISCONNECT discards the will: send NDEATH ourselves
 
+    def status(self) -> dict[str, int]:
+        """Counters for the gateway's status topic (``stats.sparkplug``)."""
+        return {"bdSeq": self.node.bd_seq, "hostOnline": int(self.host_online), "backlog": self.outbox.backlog(),
+                "historical": self.outbox.historical, **self.stats}
+
     def _new_session(self) -> Message:
         """Called for every CONNECT: a new bdSeq (persisted), its NDEATH as the will; births are due again.
 
@@ -185,6 +190,8 @@ class SparkplugBridge:
         topic = self.node.topic("DDATA", device)
         if self.publisher.publish(topic, reading(device, name, value, flags, ts, live, self.node.bd_seq), 0, kind="analog"):
             self.stats["ddata" if live else "spooled"] += 1
+        else:
+            self.stats["queue_full"] += 1  # also in the Sparkplug session's publisher stats; logged there
 
     def _encode(self, device: str, name: str, value: object, flags: int, ts: float, historical: bool) -> Message:
         return self.node.device_data(device, [(name, value, flags, ts)], historical=historical)
