@@ -297,6 +297,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, Any]]:
     while i < len(buf):
         key, i = _read_varint(buf, i)
         no, wire = key >> 3, key & 7
+        v: Any
         if wire == 0:
             v, i = _read_varint(buf, i)
         elif wire == 1:

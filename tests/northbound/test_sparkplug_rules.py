@@ -75,3 +75,51 @@ def test_bad_state_file_names_file_and_fix(tmp_path):
         path.write_text(text)
         with pytest.raises(SparkplugStateError, match=f"{path}.*delete it"):
             SparkplugState(path)
+
+
+def test_state_payloads_parsed_strictly():
+    import pytest
+
+    from gateway.northbound.sparkplug_bridge import _parse_state
+
+    assert _parse_state(b'{"online": true, "timestamp": 1790000000000}') == (True, 1790000000000)
+    assert _parse_state(b'{"online": false}') == (False, None)
+    assert _parse_state(b"OFFLINE") == (False, None)  # Sparkplug 2.x hosts
+    for bad, why in ((b"online", "not JSON"), (b'{"online": "yes"}', "expected"), (b"[true]", "expected"),
+                     (b'{"online": true, "timestamp": "now"}', "epoch milliseconds")):
+        with pytest.raises(ValueError, match=why):
+            _parse_state(bad)
+
+
+def test_command_payloads_decoded_and_malformed_ones_named():
+    import pytest
+
+    from gateway.northbound.sparkplug import command_metrics
+
+    ts, metrics = command_metrics(pbdecode.command(1_790_000_000_123, [
+        {"name": "T1/CB/SwitchPosition", "datatype": 3, "value": 1, "properties": {"Operator": "alice", "Id": "r-1"}},
+        {"alias": 7, "datatype": 3, "value": -5, "timestamp": 1_790_000_000_000}]))
+    assert ts == 1_790_000_000_123
+    assert (metrics[0].name, metrics[0].value, metrics[0].properties) == ("T1/CB/SwitchPosition", 1,
+                                                                          {"Operator": "alice", "Id": "r-1"})
+    assert (metrics[1].alias, metrics[1].value, metrics[1].timestamp_ms) == (7, -5, 1_790_000_000_000)
+    for bad in (b"\x12\x10\x0a", b"\x12\x02\x08", b"\x0f", b"\x12\x03\x0a\x01\xff"):
+        with pytest.raises(ValueError, match="not a valid Sparkplug B protobuf"):
+            command_metrics(bad)
+
+
+async def test_signed_sites_refuse_sparkplug_commands():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.northbound.commands import CommandPoint, CommandRouter
+
+    point = CommandPoint("m-1", "rtu1", "CB", "Discrete", operators=("scada",), measurement_type="SwitchPosition")
+    published: list = []
+    router = CommandRouter("gridgate/v1", "gw1", [point], {}, lambda *a: published.append(a), allowed=True,
+                           keys={"scada": Ed25519PrivateKey.generate().public_key()})
+    got: list[dict] = []
+    res = await router.execute("m-1", {"id": "x", "value": 1, "operator": "scada", "issued": 1.0}, got.append)
+    assert (res["status"], res["reason"]) == ("rejected", "bad_signature") and got == [res] and published == []
+    router.keys = {}
+    res = await router.execute("m-1", {"id": "y", "value": None, "operator": "scada", "issued": 1.0}, got.append)
+    assert res["reason"] == "bad_request" and len(got) == 2  # a null value: refused with its reason, one result
