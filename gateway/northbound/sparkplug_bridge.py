@@ -31,6 +31,7 @@ from gateway.cim import CatalogEntry
 from gateway.northbound.commands import CommandRouter
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
+from gateway.northbound.outbox import Outbox
 from gateway.northbound.sparkplug import NAMESPACE, REBIRTH, STRING, InMetric, SparkplugNode, command_metrics
 from gateway.northbound.sparkplug_outbox import SparkplugOutbox, reading
 from gateway.northbound.sparkplug_state import SparkplugState
@@ -61,7 +62,8 @@ class SparkplugBridge:
                  current: Callable[[], dict[str, tuple[object, int, float]]], *,
                  state: SparkplugState | None = None, primary_host: str | None = None,
                  host_offline: Literal["spool", "live"] = "spool", birth_wait: float = 5.0,
-                 queue_size: int = 10000, commandable: frozenset[str] = frozenset()) -> None:
+                 queue_size: int = 10000, commandable: frozenset[str] = frozenset(),
+                 backlog: Outbox | None = None) -> None:
         self.state = state or SparkplugState(None)
         catalogue: dict[str, list[tuple]] = {}
         self.names: dict[str, tuple[str, str]] = {}
@@ -90,7 +92,7 @@ class SparkplugBridge:
         self._established = False  # the CONNECT carrying _death got its CONNACK
         self._tasks: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
-        self.outbox = SparkplugOutbox(queue_size, self._encode, self._sending, lambda: self.node.bd_seq)
+        self.outbox = SparkplugOutbox(queue_size, self._encode, self._sending, lambda: self.node.bd_seq, backlog)
         self.publisher = make_publisher(will=self._new_session, on_connect=self._on_connect, outbox=self.outbox)
 
     # ------------------------------------------------------------------ lifecycle
@@ -114,11 +116,15 @@ class SparkplugBridge:
         if self._ticker is not None:
             self._ticker.cancel()
         held = 0 if self._sending() else self.outbox.backlog()
-        if held:
+        if held and self.outbox.durable:
+            log.info("sparkplug: %d reading(s) held back stay in the spool; sent as historical after the next births", held)
+        elif held:
             self.stats["undelivered_at_stop"] += held
             log.warning("sparkplug: stopping with %d reading(s) held back (no births / host offline): not sent", held)
         final = self.node.death() if self.node.bd_seq >= 0 else None
         await self.publisher.stop(final=final)  # a clean DISCONNECT discards the will: send NDEATH ourselves
+        if self.outbox.durable:
+            self.outbox.close()
 
     def status(self) -> dict[str, int]:
         """Counters for the gateway's status topic (``stats.sparkplug``)."""
@@ -308,10 +314,16 @@ def make_bridge(cfg: Any, catalog: dict[str, CatalogEntry], make_publisher: Call
     if path is None and nb.spool is not None:
         path = nb.spool.path.with_name(nb.spool.path.stem + ".sparkplug.json")
     commandable = frozenset(p.mrid for p in command_points(cfg)) if nb.commands else frozenset()
-    return SparkplugBridge(catalog, sp.group, sp.edge or cfg.gateway.id, make_publisher, current,
-                           state=SparkplugState(Path(path) if path is not None else None), primary_host=sp.primary_host,
-                           host_offline=sp.host_offline, birth_wait=float(sp.birth_wait), queue_size=nb.queue_size,
-                           commandable=commandable)
+    state = SparkplugState(Path(path) if path is not None else None)
+    backlog = None
+    if nb.spool is not None:  # held readings survive a restart too, in a spool of their own
+        from gateway.northbound.spool import Spool
+
+        backlog = Spool(nb.spool.path.with_name(nb.spool.path.stem + ".sparkplug.db"), max_bytes=nb.spool.max_bytes,
+                        max_age_s=nb.spool.max_age, synchronous=nb.spool.synchronous)
+    return SparkplugBridge(catalog, sp.group, sp.edge or cfg.gateway.id, make_publisher, current, state=state,
+                           primary_host=sp.primary_host, host_offline=sp.host_offline, birth_wait=float(sp.birth_wait),
+                           queue_size=nb.queue_size, commandable=commandable, backlog=backlog)
 
 
 def _parse_state(payload: bytes) -> tuple[bool, int | None]:

@@ -8,15 +8,19 @@ itself — device, metric, value, quality bits, original timestamp, whether it w
 (no session, no births yet, host offline) or that belongs to an earlier session is sent with
 ``is_historical`` and its original timestamp, so a host does not take it as live. Nothing is
 handed out while ``ready()`` is false (before the session's births, or holding for the host).
+
+The readings wait in memory (bounded, refusals counted by the publisher) or, when the site has a
+spool, in a spool file of their own (``<spool>.sparkplug.db``): then they survive a gateway restart
+too and go out as historical after the next session's births.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Callable
+from typing import Any, Callable
 
 from gateway.northbound.message import Message
-from gateway.northbound.outbox import MemoryOutbox
+from gateway.northbound.outbox import MemoryOutbox, Outbox
 
 #: (device, metric, value, Q bits, epoch s, historical) → the DDATA to send
 Encode = Callable[[str, str, object, int, float, bool], Message]
@@ -28,8 +32,17 @@ def reading(device: str, metric: str, value: object, flags: int, ts: float, live
 
 
 class SparkplugOutbox:
-    def __init__(self, size: int, encode: Encode, ready: Callable[[], bool], session: Callable[[], int]) -> None:
-        self._inner = MemoryOutbox(size)
+    flush: Callable[[], None]  # present only over a spool: the publisher then commits and keeps it at stop
+    close: Callable[[], None]
+
+    def __init__(self, size: int, encode: Encode, ready: Callable[[], bool], session: Callable[[], int],
+                 inner: Outbox | None = None) -> None:
+        self._inner: Outbox = inner if inner is not None else MemoryOutbox(size)
+        self.durable = hasattr(self._inner, "flush")
+        if self.durable:  # the publisher looks for these to treat an outbox as a spool
+            spool: Any = self._inner
+            self.flush, self.close = spool.flush, spool.close
+            self.max_delay, self.dropped = spool.max_delay, spool.dropped
         self._encode = encode
         self._ready = ready
         self._session = session

@@ -26,11 +26,11 @@ STATE = f"spBv1.0/STATE/{HOST}"
 OPEN, CLOSED = 1, 2
 
 
-def site(port: int, state: Path, **sparkplug) -> Config:
+def site(port: int, state: Path, nb: dict | None = None, **sparkplug) -> Config:
     return Config.model_validate({
         "site": {"name": "SPB"},
         "gateway": {"id": GW, "northbound": {
-            "commands": True, "encoding": "both", "integrity_interval": "30s",
+            "commands": True, "encoding": "both", "integrity_interval": "30s", **(nb or {}),
             "sparkplug": {"group": G, "primary_host": HOST, "state": str(state), "birth_wait": "4s", **sparkplug}}},
         "substations": [{"name": "S1", "bays": [{"name": "T1", "equipment": [{"name": "CB", "type": "Breaker"}]}]}],
         "devices": [{"name": "rtu1", "kind": "rtu", "protocol": "modbus", "port": port, "poll_interval": 0.2,
@@ -200,3 +200,30 @@ async def test_broker_outage_readings_resent_as_historical_with_original_timesta
                 await gw.stop()
     finally:
         broker.stop()
+
+
+async def test_readings_held_at_a_restart_stay_in_the_spool_and_follow_the_next_births(mosquitto, tmp_path):
+    cfg = site(free_port(), tmp_path / "spb.json", nb={"spool": {"path": str(tmp_path / "spool.db")}})
+    async with Emulator(cfg, tick=0.05), RawSubscriber(mosquitto.port, [f"spBv1.0/{G}/#"], client_id=HOST) as host:
+        host.publish(STATE, state(False), retain=True)
+        gw = Gateway(cfg, GatewayOptions(broker=mosquitto.url, status_interval=60.0))
+        await gw.start()
+        try:
+            await until(lambda: gw.sparkplug.stats["spooled"] >= 5, 10)  # host offline: held, in the spool file
+            held = gw.sparkplug.outbox.backlog()
+            stopped_at = time.time()
+        finally:
+            await gw.stop()
+        assert (tmp_path / "spool.sparkplug.db").exists() and held >= 5
+        assert gw.sparkplug.stats["undelivered_at_stop"] == 0  # kept, not lost
+        gw = Gateway(cfg, GatewayOptions(broker=mosquitto.url, status_interval=60.0))
+        await gw.start()
+        try:
+            host.publish(STATE, state(True), retain=True)
+            assert await host.wait_for(lambda ms: any(not m.get("is_historical") for d in kinds(host, "DDATA")
+                                                      for m in d["metrics"]), 15)
+            assert [d["metrics"][0]["value"] for d in kinds(host, "NBIRTH")] == [1]  # births of the second process
+            before = [m for d in kinds(host, "DDATA") for m in d["metrics"] if m["timestamp"] <= stopped_at * 1000]
+            assert len(before) >= held and all(m.get("is_historical") for m in before)
+        finally:
+            await gw.stop()

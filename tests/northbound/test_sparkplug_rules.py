@@ -123,3 +123,37 @@ async def test_signed_sites_refuse_sparkplug_commands():
     router.keys = {}
     res = await router.execute("m-1", {"id": "y", "value": None, "operator": "scada", "issued": 1.0}, got.append)
     assert res["reason"] == "bad_request" and len(got) == 2  # a null value: refused with its reason, one result
+
+
+def test_held_readings_survive_a_restart_in_their_spool_and_leave_as_historical(tmp_path):
+    from gateway.northbound.message import Message
+    from gateway.northbound.sparkplug_outbox import SparkplugOutbox, reading
+    from gateway.northbound.spool import Spool
+
+    def outbox(node: SparkplugNode, ready: list[bool]) -> SparkplugOutbox:
+        return SparkplugOutbox(100, lambda d, n, v, f, t, h: node.device_data(d, [(n, v, f, t)], historical=h),
+                               lambda: ready[0], lambda: node.bd_seq, Spool(tmp_path / "spb.db"))
+
+    node, ready = SparkplugNode("g", "e", {"d": [("x", "Double")]}), [False]
+    node.will()
+    box = outbox(node, ready)
+    assert box.durable and hasattr(box, "flush")
+    t0 = 1_790_000_000.25
+    for i in range(3):  # held: no births yet
+        box.put(Message("spBv1.0/g/DDATA/e/d", reading("d", "x", float(i), 0, t0 + i, False, node.bd_seq)))
+    assert box.take() is None and len(box) == 0 and box.backlog() == 3
+    box.flush()
+    box.close()
+
+    node2, ready2 = SparkplugNode("g", "e", {"d": [("x", "Double")]}, bd_seq=node.bd_seq), [True]
+    node2.will()
+    node2.node_birth()
+    box2 = outbox(node2, ready2)  # the next process: its own session
+    out = []
+    while (item := box2.take()) is not None:
+        out.append(pbdecode.payload(item[1].payload))
+        box2.done(item[0])
+    assert [(p["seq"], p["metrics"][0]["value"], p["metrics"][0]["timestamp"], p["metrics"][0].get("is_historical"))
+            for p in out] == [(1 + i, float(i), epoch_ms(t0 + i), True) for i in range(3)]
+    box2.flush()
+    box2.close()
