@@ -128,8 +128,9 @@ class SparkplugBridge:
 
     def status(self) -> dict[str, int]:
         """Counters for the gateway's status topic (``stats.sparkplug``)."""
+        dropped = {f"dropped_{k}": v for k, v in self.publisher.stats.dropped.items()}  # spool bound, refusals
         return {"bdSeq": self.node.bd_seq, "hostOnline": int(self.host_online), "backlog": self.outbox.backlog(),
-                "historical": self.outbox.historical, **self.stats}
+                "historical": self.outbox.historical, **self.stats, **dropped}
 
     def _new_session(self) -> Message:
         """Called for every CONNECT: a new bdSeq (persisted), its NDEATH as the will; births are due again.
@@ -239,7 +240,7 @@ class SparkplugBridge:
             return
         for m in metrics:
             if m.name == REBIRTH:
-                if m.value is True and self.publisher.connected and self.host_online:
+                if m.value is True and self.publisher.connected and (self.host_online or self.host_offline == "live"):
                     log.info("sparkplug: rebirth requested on %s", topic)
                     self._births()
             elif m.name and "/" in m.name and self.commands is not None:
