@@ -96,6 +96,7 @@ async def test_primary_host_lifecycle_dcmd_and_restart(mosquitto, tmp_path):
             # host offline mid-run → data held (host_offline: spool)
             host.publish(STATE, state(False), retain=True)
             await until(lambda: not gw.sparkplug.host_online, 5)
+            await host.wait_for(lambda ms: False, 0.3)  # DDATA already on the wire before the flip arrive first
             offline_at, n, held = time.time(), len(host.messages), gw.sparkplug.stats["spooled"]
             await until(lambda: gw.sparkplug.stats["spooled"] >= held + 4, 10)
             assert kinds(host, "DDATA", n) == [] and kinds(host, "NBIRTH", n) == []
