@@ -94,10 +94,11 @@ async def test_primary_host_lifecycle_dcmd_and_restart(mosquitto, tmp_path):
                        if m.get("is_historical"))
 
             # host offline mid-run → data held (host_offline: spool)
+            offline_at = time.time()
             host.publish(STATE, state(False), retain=True)
             await until(lambda: not gw.sparkplug.host_online, 5)
             await host.wait_for(lambda ms: False, 0.3)  # DDATA already on the wire before the flip arrive first
-            offline_at, n, held = time.time(), len(host.messages), gw.sparkplug.stats["spooled"]
+            n, held = len(host.messages), gw.sparkplug.stats["spooled"]
             await until(lambda: gw.sparkplug.stats["spooled"] >= held + 4, 10)
             assert kinds(host, "DDATA", n) == [] and kinds(host, "NBIRTH", n) == []
             back_at = time.time()
