@@ -233,7 +233,7 @@ class SparkplugBridge:
 
     def _ncmd(self, topic: str, payload: bytes) -> None:
         try:
-            _, metrics = command_metrics(payload)
+            ts, metrics = command_metrics(payload)
         except ValueError as e:
             self.stats["bad_ncmd"] += 1
             log.warning("sparkplug: ignoring malformed NCMD on %s: %s", topic, e)
@@ -244,8 +244,9 @@ class SparkplugBridge:
                     log.info("sparkplug: rebirth requested on %s", topic)
                     self._births()
             elif m.name and "/" in m.name and self.commands is not None:
-                device, _, name = m.name.partition("/")  # NCMD naming a device metric: a device command
-                self._command(device, m, topic)
+                if m.timestamp_ms is None:
+                    m.timestamp_ms = ts
+                self._command(m.name.partition("/")[0], m, topic)  # NCMD naming {device}/{metric}: a device command
             else:
                 self.stats["bad_ncmd"] += 1
                 log.warning("sparkplug: NCMD metric %r on %s is not a node control or a <device>/<metric> (ignored)",

@@ -117,9 +117,9 @@ async def test_primary_host_lifecycle_dcmd_and_restart(mosquitto, tmp_path):
             assert seqs == [(seqs[0] + i) % 256 for i in range(len(seqs))] and seqs[0] == 0  # no breaks after rebirth
 
             # DCMD: open and close the breaker through the command policy; one result DDATA each
-            async def command(payload: bytes) -> dict:
+            async def command(payload: bytes, topic: str = f"spBv1.0/{G}/DCMD/{GW}/rtu1") -> dict:
                 k = len(host.messages)
-                host.publish(f"spBv1.0/{G}/DCMD/{GW}/rtu1", payload)
+                host.publish(topic, payload)
                 assert await host.wait_for(lambda ms: any(m["alias"] == result_alias for d in kinds(host, "DDATA", k)
                                                           for m in d["metrics"]), 10)
                 return json.loads(next(m["value"] for d in kinds(host, "DDATA", k) for m in d["metrics"]
@@ -139,8 +139,12 @@ async def test_primary_host_lifecycle_dcmd_and_restart(mosquitto, tmp_path):
             res = await command(dcmd("T1/CB/SwitchPosition", 3))
             assert (res["status"], res["reason"]) == ("rejected", "bad_value")
             assert emu.fw.value(fw) == CLOSED  # none of the refused ones reached the breaker
-            # the CIM path sees the same breaker: cmd/{mRID} and DCMD share one policy (one result per request)
-            assert gw.commands.stats["done"] == 2 and sum(gw.commands.stats.values()) == 5
+            # an NCMD naming {device}/{metric} is the same device command
+            res = await command(dcmd("rtu1/T1/CB/SwitchPosition", OPEN), f"spBv1.0/{G}/NCMD/{GW}")
+            assert res["status"] == "done", res
+            await until(lambda: emu.fw.value(fw) == OPEN, 5)
+            # the CIM path's router handled them all: cmd/{mRID} and DCMD share one policy (one result per request)
+            assert gw.commands.stats["done"] == 3 and sum(gw.commands.stats.values()) == 6
         finally:
             await gw.stop()
 
