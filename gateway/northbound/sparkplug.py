@@ -48,7 +48,12 @@ def quality_code(flags: int) -> int:
 
 # ---------------------------------------------------------------- protobuf wire format (writer only)
 
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _ONE_BYTE[n]  # keys, datatypes, flags, most lengths and seq: the per-value hot path
     n &= (1 << 64) - 1  # negative int64 as two's complement, as protobuf does
     out = bytearray()
     while True:
@@ -90,8 +95,16 @@ def _value(datatype: int, v: object) -> bytes:
     raise ValueError(f"Sparkplug datatype {datatype} is not supported here; use one of {sorted(DATATYPES)}")
 
 
+_QUALITY_ONLY: dict[int, bytes] = {}
+
+
 def _quality_properties(code: int, strings: tuple[tuple[str, str], ...] = ()) -> bytes:
     """PropertySet {keys=1, values=2: PropertyValue{type=1, int_value=3 | string_value=8}}: Quality, then strings."""
+    if not strings:
+        cached = _QUALITY_ONLY.get(code)
+        if cached is None:
+            cached = _QUALITY_ONLY[code] = _bytes(1, b"Quality") + _bytes(2, _uint(1, INT32) + _uint(3, code))
+        return cached
     out = _bytes(1, b"Quality") + _bytes(2, _uint(1, INT32) + _uint(3, code))
     for key, text in strings:
         out += _bytes(1, key.encode()) + _bytes(2, _uint(1, STRING) + _bytes(8, text.encode()))
