@@ -33,7 +33,7 @@ from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.northbound.outbox import Outbox
 from gateway.northbound.sparkplug import NAMESPACE, REBIRTH, STRING, InMetric, SparkplugNode, command_metrics
-from gateway.northbound.sparkplug_outbox import SparkplugOutbox, reading
+from gateway.northbound.sparkplug_outbox import SparkplugOutbox
 from gateway.northbound.sparkplug_state import SparkplugState
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,14 @@ class SparkplugBridge:
 
     def _queue(self, device: str, name: str, value: object, flags: int, ts: float) -> None:
         live = self._sending()
-        topic = self.node.topic("DDATA", device)
-        if self.publisher.publish(topic, reading(device, name, value, flags, ts, live, self.node.bd_seq), 0, kind="analog"):
+        if self.outbox.add((device, name, value, flags, ts, live, self.node.bd_seq)):
             self.stats["ddata" if live else "spooled"] += 1
         else:
-            self.stats["queue_full"] += 1  # also in the Sparkplug session's publisher stats; logged there
+            self.stats["queue_full"] += 1
+            if self.stats["queue_full"] in (1, 1000) or self.stats["queue_full"] % 100000 == 0:
+                log.error("sparkplug: %d reading(s) refused so far: the held backlog reached northbound.queue_size "
+                          "(%d); configure a spool to hold more, or check the broker / primary host",
+                          self.stats["queue_full"], self.outbox.size)
 
     def _encode(self, device: str, name: str, value: object, flags: int, ts: float, historical: bool) -> Message:
         return self.node.device_data(device, [(name, value, flags, ts)], historical=historical)

@@ -157,3 +157,26 @@ def test_held_readings_survive_a_restart_in_their_spool_and_leave_as_historical(
             for p in out] == [(1 + i, float(i), epoch_ms(t0 + i), True) for i in range(3)]
     box2.flush()
     box2.close()
+
+
+def test_memory_backlog_is_bounded_held_until_ready_and_rewound_in_order():
+    from gateway.northbound.sparkplug_outbox import SparkplugOutbox
+
+    node, ready, woken = SparkplugNode("g", "e", {"d": [("x", "Double")]}), [False], []
+    node.will()
+    box = SparkplugOutbox(3, lambda d, n, v, f, t, h: node.device_data(d, [(n, v, f, t)], historical=h),
+                          lambda: ready[0], lambda: node.bd_seq)
+    box.on_append = lambda: woken.append(1)
+    assert [box.add(("d", "x", float(i), 0, 10.0 + i, i == 1, node.bd_seq)) for i in range(4)] == [True] * 3 + [False]
+    assert len(woken) == 3 and box.take() is None and len(box) == 0 and box.backlog() == 3  # held: nothing out
+    ready[0] = True
+    node.node_birth()
+    first = box.take()
+    assert first is not None and box.rewind() == 1  # a lost connection: the taken one goes back in front
+    got = []
+    while (item := box.take()) is not None:
+        m = pbdecode.payload(item[1].payload)["metrics"][0]
+        got.append((m["value"], bool(m.get("is_historical"))))
+        box.done(item[0])
+    assert got == [(0.0, True), (1.0, False), (2.0, True)]  # only the one that came live is sent as live
+    assert box.historical == 3  # the rewound first one was counted when first taken, and again
