@@ -168,9 +168,19 @@ class SparkplugBridge:
 
     async def _tick(self) -> None:
         """Births wait for values (at most birth_wait) and for the host: check a few times a second."""
+        waiting_since: float | None = None
         while True:
             await asyncio.sleep(0.1)
             self._try_births()
+            if self.born or not self.publisher.connected or self.host_online:
+                waiting_since = None
+            elif waiting_since is None:
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since > 30:  # said once per wait: a wrong host id waits forever
+                log.warning("sparkplug: no births for 30 s: primary host %r is not online on %s/STATE/%s (is that its "
+                            "host id? sparkplug.primary_host); data is held meanwhile", self.primary_host, NAMESPACE,
+                            self.primary_host)
+                waiting_since = float("inf")
 
     def _births(self) -> None:
         m = self.node.node_birth()
