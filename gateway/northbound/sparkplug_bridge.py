@@ -91,6 +91,7 @@ class SparkplugBridge:
         self._death: Message | None = None  # this session's NDEATH; sent on clean stop, the broker sends it otherwise
         self._established = False  # the CONNECT carrying _death got its CONNACK
         self._tasks: set[asyncio.Task] = set()
+        self._results: dict[tuple[str, str], tuple[object, int, float]] = {}  # last command result per result metric
         self._ticker: asyncio.Task | None = None
         self.outbox = SparkplugOutbox(queue_size, self._encode, self._sending, lambda: self.node.bd_seq, backlog)
         self.publisher = make_publisher(will=self._new_session, on_connect=self._on_connect, outbox=self.outbox)
@@ -190,6 +191,10 @@ class SparkplugBridge:
         for key, (device, name) in self.names.items():
             if key in now:
                 per_device.setdefault(device, {})[name] = now[key]
+        for device, defs in self.node.metrics.items():  # result metrics: the last result, "" before any command
+            for name in defs:
+                if name.endswith(f"/{RESULT}"):
+                    per_device.setdefault(device, {})[name] = self._results.get((device, name), ("", 0, 0.0))
         for device in self.node.metrics:
             b = self.node.device_birth(device, per_device.get(device, {}))
             self.publisher.publish(b.topic, b.payload, b.qos, b.retain)
@@ -300,7 +305,9 @@ class SparkplugBridge:
 
         def reply(body: dict) -> None:
             if result_metric in self.node.metrics[dev]:
-                self._queue(dev, result_metric, json.dumps(body, default=str, separators=(",", ":")), 0, time.time())
+                result = (json.dumps(body, default=str, separators=(",", ":")), 0, time.time())
+                self._results[(dev, result_metric)] = result  # a rebirth carries it
+                self._queue(dev, result_metric, *result)
             self.stats[f"dcmd_{body['status']}"] += 1
 
         task = asyncio.get_running_loop().create_task(self.commands.execute(mrid, request, reply))

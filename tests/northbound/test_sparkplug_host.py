@@ -81,7 +81,9 @@ async def test_primary_host_lifecycle_dcmd_and_restart(mosquitto, tmp_path):
             assert cb["value"] == CLOSED and cb["properties"]["Quality"]["value"] == 192
             assert ia["properties"]["engUnit"]["value"] == "A"
             assert ia["properties"]["mRID"]["value"] == gw.catalog[next(k for k in gw.catalog if k.endswith("Ia"))].mrid
-            result_alias = by_name["T1/CB/SwitchPosition/CommandResult"]["alias"]
+            result = by_name["T1/CB/SwitchPosition/CommandResult"]
+            assert (result["value"], result["properties"]["Quality"]["value"]) == ("", 192)  # no command yet
+            result_alias = result["alias"]
             aliases = {n: m["alias"] for n, m in by_name.items()}
             assert sorted(aliases.values()) == [1, 2, 3]
 
