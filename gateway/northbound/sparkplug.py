@@ -78,7 +78,7 @@ def _bytes(field_no: int, v: bytes) -> bytes:
     return _key(field_no, 2) + _varint(len(v)) + v
 
 
-def _value(datatype: int, v: object) -> bytes:
+def _value(datatype: int, v: Any) -> bytes:
     """Metric.value oneof: int_value=10, long_value=11, float_value=12, double_value=13, boolean_value=14, string_value=15."""
     if datatype == INT32:
         return _uint(10, int(v) & 0xFFFFFFFF)
@@ -152,7 +152,7 @@ class MetricDef:
 
 
 #: catalogue entry: (metric name, datatype name) or (metric name, datatype name, {property: text})
-CatalogueItem = tuple
+CatalogueItem = tuple[str, str] | tuple[str, str, dict[str, str]]
 
 
 @dataclass
@@ -193,7 +193,9 @@ class SparkplugNode:
                 props = tuple((item[2] if len(item) > 2 else {}).items())
                 if dtype not in DATATYPES:
                     raise ValueError(f"Sparkplug metric {device}/{name}: datatype {dtype!r}, use one of {sorted(DATATYPES)}")
-                alias = aliases[f"{device}/{name}"]
+                alias = aliases.get(f"{device}/{name}")
+                if alias is None:
+                    raise ValueError(f"Sparkplug metric {device}/{name} has no alias (give every metric one, or none)")
                 if alias in self.by_alias:
                     other = self.by_alias[alias]
                     raise ValueError(f"Sparkplug alias collision: {device}/{name} and {other[0]}/{other[1].name}; rename one")
