@@ -235,3 +235,29 @@ async def test_readings_held_at_a_restart_stay_in_the_spool_and_follow_the_next_
             assert len(before) >= held and all(m.get("is_historical") for m in before)
         finally:
             await gw.stop()
+
+
+async def test_one_way_profile_reads_nothing_and_refuses_a_primary_host(mosquitto, tmp_path):
+    import pytest
+
+    cfg = site(free_port(), tmp_path / "spb.json")
+    gw = Gateway(cfg, GatewayOptions(broker=mosquitto.url, status_interval=60.0, inbound=False))
+    with pytest.raises(ValueError, match="primary_host: this network profile allows no inbound"):
+        await gw.start()
+    await gw.stop()
+    cfg = site(free_port(), tmp_path / "spb2.json", primary_host=None)
+    async with Emulator(cfg, tick=0.05) as emu, RawSubscriber(mosquitto.port, [f"spBv1.0/{G}/#"], client_id=HOST) as host:
+        gw = Gateway(cfg, GatewayOptions(broker=mosquitto.url, status_interval=60.0, inbound=False))
+        await gw.start()
+        try:
+            assert await host.wait_for(lambda ms: kinds(host, "DBIRTH"), 10)  # no host to wait for: births
+            assert gw.sparkplug.publisher._subscriptions == {}  # no NCMD, DCMD or STATE subscription
+            fw = emu.fw.index("rtu1", "CB")
+            n = len(host.messages)
+            host.publish(f"spBv1.0/{G}/DCMD/{GW}/rtu1", dcmd("T1/CB/SwitchPosition", OPEN))
+            host.publish(f"spBv1.0/{G}/NCMD/{GW}", pbdecode.ncmd_rebirth())
+            await host.wait_for(lambda ms: False, 1.5)
+            assert emu.fw.value(fw) == CLOSED and kinds(host, "NBIRTH", n) == []
+            assert gw.sparkplug.stats["births"] == 1 and not any(k.startswith("dcmd") for k in gw.sparkplug.stats)
+        finally:
+            await gw.stop()
