@@ -88,6 +88,7 @@ class SparkplugBridge:
         self._host_ts = -1  # timestamp of the newest STATE seen (older ones are replays: ignored)
         self.born = False  # this session's births are out
         self._started = time.monotonic()
+        self._unread: set[str] | None = set(self.names)  # points without a first reading yet (None: births may go)
         self._death: Message | None = None  # this session's NDEATH; sent on clean stop, the broker sends it otherwise
         self._established = False  # the CONNECT carrying _death got its CONNACK
         self._tasks: set[asyncio.Task] = set()
@@ -154,10 +155,12 @@ class SparkplugBridge:
         return self.born and self.publisher.connected and (self.host_online or self.host_offline == "live")
 
     def _values_ready(self) -> bool:
-        if time.monotonic() - self._started >= self.birth_wait:
+        if self._unread is None:
             return True
-        now = self.current()
-        return all(k in now for k in self.names)
+        if not self._unread or time.monotonic() - self._started >= self.birth_wait:
+            self._unread = None  # from now on births go out with whatever is known
+            return True
+        return False
 
     def _on_connect(self) -> None:
         self._established = True
@@ -204,6 +207,8 @@ class SparkplugBridge:
     # ------------------------------------------------------------------ data
 
     def on_value(self, key: str, value: object, flags: int, ts: float) -> None:
+        if self._unread is not None:
+            self._unread.discard(key)
         device, name = self.names[key]
         self._queue(device, name, value, flags, ts)
 
