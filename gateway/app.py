@@ -86,12 +86,10 @@ class Gateway:
         self.cim_values = nb.encoding in ("cim", "both")
         self.sparkplug = None
         if nb.encoding != "cim" and self.opts.northbound is None:
-            from gateway.northbound.sparkplug_bridge import SparkplugBridge
+            from gateway.northbound.sparkplug_bridge import make_bridge
 
-            sp = nb.sparkplug
-            self.sparkplug = SparkplugBridge(
-                self.catalog, sp.group, sp.edge or cfg.gateway.id,  # type: ignore[union-attr]
-                make_publisher=lambda **kw: self._mqtt(client_suffix="-spb", **kw),
+            self.sparkplug = make_bridge(
+                cfg, self.catalog, make_publisher=lambda **kw: self._mqtt(client_suffix="-spb", **kw),
                 current=lambda: {k: (v.value, v.quality, v.timestamp) for k, v in self.normaliser.last.items()},
             )
         self.sources = []
@@ -239,6 +237,8 @@ class Gateway:
                 out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
         if getattr(self, "spool", None) is not None:
             out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, error
+        if getattr(self, "sparkplug", None) is not None:
+            out["sparkplug"] = self.sparkplug.status()  # bdSeq, births, held/historical readings, command counts
         return out
 
     # ------------------------------------------------------------------ lifecycle
@@ -247,7 +247,7 @@ class Gateway:
         self._commands_setup()
         await self.publisher.start()
         if self.sparkplug is not None:
-            await self.sparkplug.start()
+            await self.sparkplug.start(inbound=self.opts.inbound, commands=self.commands)
         for s in self.sources:
             self._tasks.append(asyncio.create_task(s.run(self._emit), name=f"source-{s.device}"))
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: where the result of the request being handled goes (.../cmd or .../cmd/{operator}); one per request task
 _reply_base: ContextVar[str] = ContextVar("command_reply_base")
+#: another way back for the result (Sparkplug DCMD: a DDATA of the point's result metric); one per request task
+_reply_to: ContextVar[Callable[[dict], None] | None] = ContextVar("command_reply_to", default=None)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,30 @@ class CommandRouter:
                 verify(self.keys, topic, req.operator, envelope.request, envelope.signature)
             except SignatureRefused as exc:
                 return self._result(mrid, req.id, "bad_signature", str(exc))
+        return await self._run(mrid, req, bound)
+
+    async def execute(self, mrid: str, raw: dict, reply: Callable[[dict], None]) -> dict:
+        """A request that came another way (Sparkplug DCMD/NCMD): the same checks, its one result to ``reply``.
+
+        Where the site requires signed requests (command_keys) it is refused: such a request carries no signature.
+        """
+        _reply_to.set(reply)  # per request task
+        try:
+            if self.keys:
+                return self._result(mrid, raw.get("id"), "bad_signature",
+                                    "this site accepts only Ed25519-signed commands (command_keys); a Sparkplug "
+                                    f"command carries no signature: use {self.base}/{mrid} with a signed envelope")
+            try:
+                req = CommandRequest.model_validate(raw)
+            except ValidationError as exc:
+                return self._result(mrid, raw.get("id"), "bad_request", _explain(exc))
+            return await self._run(mrid, req, None)
+        except Exception as exc:  # noqa: BLE001 - the host must still get its one answer
+            log.exception("command on %s: internal error", mrid)
+            return self._result(mrid, raw.get("id"), "internal_error", f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, mrid: str, req: CommandRequest, bound: str | None) -> dict:
+        """Policy (profile, enabled, operator, TTL, duplicate, value), then the driver; one result."""
         if bound is not None and req.operator != bound:
             return self._result(mrid, req.id, "operator_not_allowed",
                                 f"operator {req.operator!r} on the topic of operator {bound!r}; each operator uses "
@@ -173,7 +199,11 @@ class CommandRouter:
         self.stats[status if reason is None else f"{status}:{reason}"] += 1
         level = logging.INFO if status == "done" else logging.WARNING
         log.log(level, "command %s on %s: %s%s — %s", req_id, mrid, status, f" ({reason})" if reason else "", detail)
-        self.publish(f"{_reply_base.get(self.base)}/{mrid}/result", json.dumps(body, default=str).encode(), 1, False)
+        reply = _reply_to.get()
+        if reply is not None:
+            reply(body)
+        else:
+            self.publish(f"{_reply_base.get(self.base)}/{mrid}/result", json.dumps(body, default=str).encode(), 1, False)
         return body
 
 

@@ -50,8 +50,19 @@ class SpoolOptions(_Model):
 
 
 class SparkplugOptions(_Model):
+    """Sparkplug B 3.0 edge node (docs/sparkplug.md)."""
+
     group: str = Field(pattern=r"^[^/+#]+$", description="Sparkplug group id")
     edge: str | None = Field(None, pattern=r"^[^/+#]+$", description="edge node id (default: the gateway id)")
+    state: Path | None = Field(None, description="file keeping bdSeq and metric aliases across restarts "
+                               "(default: <spool>.sparkplug.json beside the spool; none without a spool)")
+    primary_host: str | None = Field(None, pattern=r"^[^/+#]+$", description="host application id: births wait "
+                                     "for spBv1.0/STATE/{id} online, and are repeated when it comes back")
+    host_offline: Literal["spool", "live"] = Field(
+        "spool", description="while the primary host is offline: spool (hold data, sent as historical when it "
+        "returns) or live (keep publishing)")
+    birth_wait: Duration = Field(5.0, description="at start, births wait at most this long for every point's "
+                                 "first reading (points still unread are sent null, quality bad)")
 
 
 class NorthboundOptions(_Model):

@@ -50,7 +50,10 @@ def property_set(b: bytes) -> dict:
             keys.append(v.decode())
         elif f == 2:
             pv = {fn: val for fn, _, val in wire(v)}
-            values.append({"type": pv.get(1), "value": pv.get(3, pv.get(4))})
+            value = pv.get(3, pv.get(4))
+            if 8 in pv:
+                value = pv[8].decode()  # string_value
+            values.append({"type": pv.get(1), "value": value})
     return dict(zip(keys, values))
 
 
@@ -65,6 +68,8 @@ def metric(b: bytes) -> dict:
             m["timestamp"] = v
         elif f == 4:
             m["datatype"] = v
+        elif f == 5:
+            m["is_historical"] = bool(v)
         elif f == 7:
             m["is_null"] = bool(v)
         elif f == 9:
@@ -101,3 +106,45 @@ def ncmd_rebirth() -> bytes:
     name = b"Node Control/Rebirth"
     m = bytes([0x0A, len(name)]) + name + bytes([0x20, 11, 0x70, 1])
     return bytes([0x08, 1, 0x12, len(m)]) + m
+
+
+def _vi(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _ld(field: int, b: bytes) -> bytes:
+    return _vi(field << 3 | 2) + _vi(len(b)) + b
+
+
+def command(timestamp_ms: int, metrics: list[dict]) -> bytes:
+    """What a host sends as NCMD/DCMD. Each metric: name or alias, datatype (3 Int32, 11 Boolean), value,
+    optional timestamp and string properties — written from sparkplug_b.proto, not with the gateway's encoder."""
+    body = _vi(1 << 3) + _vi(timestamp_ms)
+    for m in metrics:
+        mb = b""
+        if "name" in m:
+            mb += _ld(1, m["name"].encode())
+        if "alias" in m:
+            mb += _vi(2 << 3) + _vi(m["alias"])
+        if "timestamp" in m:
+            mb += _vi(3 << 3) + _vi(m["timestamp"])
+        mb += _vi(4 << 3) + _vi(m["datatype"])
+        if m.get("properties"):
+            ps = b""
+            for k, v in m["properties"].items():
+                ps += _ld(1, k.encode())
+            for k, v in m["properties"].items():
+                ps += _ld(2, _vi(1 << 3) + _vi(12) + _ld(8, v.encode()))
+            mb += _ld(9, ps)
+        if m["datatype"] == 11:
+            mb += _vi(14 << 3) + _vi(int(m["value"]))
+        else:
+            mb += _vi(10 << 3) + _vi(m["value"] & 0xFFFFFFFF)
+        body += _ld(2, mb)
+    return body

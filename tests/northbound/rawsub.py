@@ -104,9 +104,9 @@ class RawSubscriber:
         except (asyncio.IncompleteReadError, ConnectionError):
             self._changed.set()
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """QoS 0 publish, e.g. a Sparkplug NCMD from a 'primary host'."""
-        self.writer.write(_packet(0x30, _str(topic) + payload))
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """QoS 0 publish, e.g. a Sparkplug NCMD or a retained STATE from a 'primary host'."""
+        self.writer.write(_packet(0x30 | int(retain), _str(topic) + payload))
 
     def _handle(self, header: int, body: bytes) -> None:
         if header >> 4 != 3:

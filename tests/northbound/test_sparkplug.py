@@ -15,7 +15,6 @@ from gateway.northbound.sparkplug import (
     SparkplugNode,
     is_rebirth_request,
     quality_code,
-    stable_alias,
 )
 from gateway.site.quality import COMMS_LOST, Q
 from tests.northbound import pbdecode
@@ -49,7 +48,7 @@ def test_birth_data_death_payloads_and_seq_rules():
     by_name = {m["name"]: m for m in db["metrics"]}
     assert by_name["Ia"]["datatype"] == DOUBLE and by_name["Ia"]["value"] == 412.5
     assert by_name["Ia"]["timestamp"] == 1_790_000_000_125
-    assert by_name["Ia"]["alias"] == stable_alias("F1-relay", "Ia")
+    assert by_name["Ia"]["alias"] == node.metrics["F1-relay"]["Ia"].alias < 2 ** 53
     assert by_name["Ia"]["properties"] == {"Quality": {"type": INT32, "value": 192}}
     assert by_name["CB1.Pos"]["properties"]["Quality"]["value"] == 500  # old data → stale
     assert by_name["Trip"].get("is_null") and by_name["Trip"]["properties"]["Quality"]["value"] == 0  # never read → bad
@@ -59,7 +58,7 @@ def test_birth_data_death_payloads_and_seq_rules():
     for m in dd["metrics"]:
         assert "name" not in m and "datatype" not in m  # names and datatypes only at birth
     assert [(m["alias"], m["value"], m["properties"]["Quality"]["value"]) for m in dd["metrics"]] == [
-        (stable_alias("F1-relay", "Ia"), 413.0, 192), (stable_alias("F1-relay", "Trip"), True, 0)]
+        (node.metrics["F1-relay"]["Ia"].alias, 413.0, 192), (node.metrics["F1-relay"]["Trip"].alias, True, 0)]
 
     pq = pbdecode.payload(node.device_birth("pq-meter", {"Freq": (49.98, 0, t), "Energy": (-5, 0, t), "Id": ("PQ-7", 0, t)}).payload)
     vals = {m["name"]: m["value"] for m in pq["metrics"]}
@@ -70,11 +69,12 @@ def test_birth_data_death_payloads_and_seq_rules():
     assert node.seq == (5 + 300) % 256  # wraps at 256
 
 
-def test_aliases_stable_across_catalogue_order_and_errors_named():
+def test_aliases_small_stable_across_catalogue_order_and_errors_named():
     a = SparkplugNode("g", "e", CATALOGUE)
     b = SparkplugNode("g", "e", dict(reversed([(d, list(reversed(m))) for d, m in CATALOGUE.items()])))
     assert {(d, n): x.alias for d, ms in a.metrics.items() for n, x in ms.items()} == \
            {(d, n): x.alias for d, ms in b.metrics.items() for n, x in ms.items()}
+    assert sorted(x.alias for ms in a.metrics.values() for x in ms.values()) == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ValueError, match="datatype 'Decimal'"):
         SparkplugNode("g", "e", {"d": [("x", "Decimal")]})
     with pytest.raises(ValueError, match="edge node id 'gw/1'"):
