@@ -247,7 +247,8 @@ def test_trend_opens_for_an_analogue(stack):
     from selenium.webdriver.common.by import By
 
     ia = stack.mrid("ied-f1", "Ia")
-    stack.driver.find_element(By.CSS_SELECTOR, f"text.val[data-mrid='{ia}']").click()
+    # the value's text appears with the site's first values: wait for it (the module may start with this test)
+    wait_until(lambda: stack.driver.find_element(By.CSS_SELECTOR, f"text.val[data-mrid='{ia}']").click() or True, 30, "F1 Ia on the page")
     n = wait_until(lambda: int(stack.driver.find_element(By.ID, "trend").get_attribute("data-samples") or 0) >= 2, 40, "trend samples")
     assert n
     assert stack.driver.find_element(By.CSS_SELECTOR, "#trend-plot canvas").is_displayed()
@@ -259,10 +260,14 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
     from selenium.webdriver.common.by import By
 
     op = stack.mrid("ied-f6", "PTOC_Op")
+    before = len(stack.values(op))
     # a physical earth fault on F6: the plant model's relay starts, operates and trips the breaker
     fid = stack.faults.inject({"point": "ied-f6/Ia"}, {"kind": "short_circuit", "type": "phase_earth", "impedance": 0.5})["id"]
     try:
-        wait_until(lambda: (stack.published(op) or {}).get("value") == 1, 30, "PTOC_Op 1 on MQTT")
+        # the operate is a pulse (the breaker clears the fault, the relay resets): look for it among every value since the fault,
+        # not only the newest one
+        wait_until(lambda: any(v["value"] == 1 for v in stack.values(op)[before:]), 30,
+                   f"PTOC_Op 1 on MQTT (values since the fault: {[(v['value'], v['quality']) for v in stack.values(op)[before:]]})")
         wait_until(lambda: stack.js("return document.querySelector(\"g.prot[data-bay='F6']\").dataset.active") == "trip", 20, "TRIP flag on F6")
         text = wait_until(lambda: next((t for t in stack.alarms_text() if "protection operate" in t and t.startswith("F6/")), None), 10,
                           "protection alarm")
