@@ -25,7 +25,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 from gateway.cim import CatalogEntry
 from gateway.northbound.commands import CommandRouter
@@ -37,6 +37,7 @@ from gateway.northbound.sparkplug_outbox import SparkplugOutbox
 from gateway.northbound.sparkplug_state import SparkplugState
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DATATYPE = {"Analog": "Double", "Accumulator": "Int64", "Discrete": "Int32"}  # CIM: accumulators are integers
 RESULT = "CommandResult"  # suffix of a commandable point's result metric
@@ -228,14 +229,21 @@ class SparkplugBridge:
 
     # ------------------------------------------------------------------ inbound: STATE, NCMD, DCMD
 
+    def _parsed(self, kind: str, topic: str, parse: Callable[[bytes], _T], payload: bytes) -> _T | None:
+        """Parse one inbound message; a malformed one is counted (``bad_<kind>``), logged and ignored."""
+        try:
+            return parse(payload)
+        except ValueError as e:
+            self.stats[f"bad_{kind.lower()}"] += 1
+            log.warning("sparkplug: ignoring malformed %s on %s: %s", kind, topic, e)
+            return None
+
     def _state(self, topic: str, payload: bytes) -> None:
         """Sparkplug 3.0 ``{"online": bool, "timestamp": ms}`` (2.x ``ONLINE``/``OFFLINE`` accepted too)."""
-        try:
-            online, ts = _parse_state(payload)
-        except ValueError as e:
-            self.stats["bad_state"] += 1
-            log.warning("sparkplug: ignoring malformed STATE on %s: %s", topic, e)
+        parsed = self._parsed("STATE", topic, _parse_state, payload)
+        if parsed is None:
             return
+        online, ts = parsed
         if ts is not None:
             if ts < self._host_ts:
                 self.stats["stale_state"] += 1
@@ -255,12 +263,10 @@ class SparkplugBridge:
                 self.born = False  # the host has lost our session: births again when it returns
 
     def _ncmd(self, topic: str, payload: bytes) -> None:
-        try:
-            ts, metrics = command_metrics(payload)
-        except ValueError as e:
-            self.stats["bad_ncmd"] += 1
-            log.warning("sparkplug: ignoring malformed NCMD on %s: %s", topic, e)
+        cmd = self._parsed("NCMD", topic, command_metrics, payload)
+        if cmd is None:
             return
+        ts, metrics = cmd
         for m in metrics:
             if m.name == REBIRTH:
                 if m.value is True and self.publisher.connected and (self.host_online or self.host_offline == "live"):
@@ -277,12 +283,10 @@ class SparkplugBridge:
 
     def _dcmd(self, topic: str, payload: bytes) -> None:
         device = topic.rsplit("/", 1)[-1]
-        try:
-            ts, metrics = command_metrics(payload)
-        except ValueError as e:
-            self.stats["bad_dcmd"] += 1
-            log.warning("sparkplug: ignoring malformed DCMD on %s: %s", topic, e)
+        cmd = self._parsed("DCMD", topic, command_metrics, payload)
+        if cmd is None:
             return
+        ts, metrics = cmd
         for m in metrics:
             if m.timestamp_ms is None:
                 m.timestamp_ms = ts
