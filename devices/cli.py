@@ -178,7 +178,12 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
         if api is not None:
             say(f"demo: fault API of emulator {api.name!r} on {api.url}; `gridgate fault list --name {api.name}`")
         await gw.start()
-        await watcher.start()
+        try:
+            await watcher.start()
+        except OSError as e:  # ConnectionError included: refused, or not an MQTT broker
+            print(f"error: demo: cannot reach the MQTT broker {url}: {e}; start it, or leave out --broker to use the "
+                  "embedded one", file=sys.stderr)
+            return 3
         if args.metrics:
             from gateway.metrics import MetricsServer
 

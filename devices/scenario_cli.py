@@ -53,6 +53,14 @@ def _scenario(a: argparse.Namespace) -> int:
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             print(f"--report {out}: {parent} is not a writable directory; nothing was run", file=sys.stderr)
             return 2
+    if a.broker:
+        from gateway.northbound.endpoint import NorthboundConfigError, parse_url
+
+        try:
+            parse_url(a.broker)
+        except NorthboundConfigError as e:
+            print(f"--broker: {e}; nothing was run", file=sys.stderr)
+            return 2
     if a.free_ports and a.devices_only:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
               file=sys.stderr)

@@ -132,7 +132,12 @@ class MetricsServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            raise OSError(f"--metrics {self.host}:{self.port}: cannot listen ({e.strerror or e}); "
+                          "choose another port") from None
         if self.port == 0:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._probe = asyncio.create_task(measure_loop_lag(self.lag, LOOP_PERIOD), name="metrics-loop-lag")
