@@ -53,14 +53,11 @@ def _scenario(a: argparse.Namespace) -> int:
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             print(f"--report {out}: {parent} is not a writable directory; nothing was run", file=sys.stderr)
             return 2
-    if a.broker:
-        from gateway.northbound.endpoint import NorthboundConfigError, parse_url
+    from gateway.cli import usage_error
 
-        try:
-            parse_url(a.broker)
-        except NorthboundConfigError as e:
-            print(f"--broker: {e}; nothing was run", file=sys.stderr)
-            return 2
+    if (why := usage_error(a)) is not None:
+        print(f"{why}; nothing was run", file=sys.stderr)
+        return 2
     if a.free_ports and a.devices_only:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
               file=sys.stderr)

@@ -94,7 +94,9 @@ class _StatusCollector:
         if isinstance(stats.get("publishLatency"), dict):
             yield _histogram("gridgate_publish_latency_seconds", "reading received → PUBLISH written (QoS 0) or "
                              "PUBACK received (QoS 1)", stats["publishLatency"])
-        lag = stats.get("eventLoopLag") if isinstance(stats.get("eventLoopLag"), dict) else self.lag.as_dict()
+        lag = stats.get("eventLoopLag")
+        if not isinstance(lag, dict):
+            lag = self.lag.as_dict()
         yield _histogram("gridgate_event_loop_lag_seconds", "how late a 0.25 s timer fires (event-loop stalls)", lag)
 
 

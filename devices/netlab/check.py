@@ -141,8 +141,8 @@ def run_check(profile: Profile, ports: list[int]) -> Report:
                                       "--banner", tokens[z]],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for z in zones}
         unbound: dict[str, set[int]] = {}
-        for z, p in listeners.items():
-            ready = (p.stdout.readline() if p.stdout else "").split()
+        for z, lp in listeners.items():
+            ready = (lp.stdout.readline() if lp.stdout else "").split()
             unbound[z] = set(ports) if not ready or ready[0] != "ready" else \
                 {int(x) for f in ready[1:] for x in f.removeprefix("failed=").split(",") if x}
         procs: dict[tuple[str, str], tuple[subprocess.Popen, str | None]] = {}
@@ -186,7 +186,7 @@ def run_check(profile: Profile, ports: list[int]) -> Report:
             report.matrix.setdefault(src, {})[dst] = cells
         for (src, dst), cells in fixed.items():
             report.matrix.setdefault(src, {})[dst] = cells
-        for p in listeners.values():
-            if p.stdin:
-                p.stdin.close()
+        for lp in listeners.values():
+            if lp.stdin:
+                lp.stdin.close()
     return report

@@ -22,8 +22,8 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
-from gateway.northbound import gmqtt_adapter as gq
 from gateway.histogram import LATENCY_BUCKETS, Buckets
+from gateway.northbound import gmqtt_adapter as gq
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
 from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
 from gateway.northbound.message import Message, PublisherStats

@@ -367,7 +367,7 @@ class Spool:
             return self._mem[0][1].born or None
         if self._loaded_seq >= self.last_seq:
             return None
-        for seq, _c, msg, t in self._pending[self._fast:]:
+        for seq, _c, _msg, t in self._pending[self._fast:]:
             if seq > self._loaded_seq and seq not in self._gone:
                 return t
         row = self._db.execute("SELECT t FROM spool WHERE seq > ? ORDER BY seq LIMIT 1", (self._loaded_seq,)).fetchone()

@@ -19,7 +19,6 @@ from gateway.metrics import MetricsServer, _StatusCollector
 from tests.support.mosquitto import free_port
 from tests.support.mqtt import Collector
 from tests.support.sites import modbus_site
-from tests.support.wait import until
 
 
 async def scrape(url: str) -> dict[str, float]:
