@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     d = sub.add_parser("demo", help="devices + gateway + broker with a live table of measurements")
     common(d, profile=True)
     d.add_argument("--broker-port", type=int, default=1883, help="port of the embedded broker (default 1883; a free one if taken)")
-    d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
+    d.add_argument("--no-live", action="store_true", help="no live table: at the end print the whole table and a one-line summary (default when not on a terminal)")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
     d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
     d.add_argument("--filter", default=None, metavar="TEXT", help="live table: only measurements whose name contains TEXT")

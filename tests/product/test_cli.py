@@ -113,3 +113,13 @@ def test_metrics_or_mimic_port_in_use_is_named() -> None:
         assert r.returncode == 1 and f"the mimic cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr[-1000:]
         for out in (r.stderr,):
             assert "Traceback" not in out
+
+
+def test_demo_no_live_prints_the_whole_table_and_the_summary() -> None:
+    r = gg("demo", "--config", str(SAMPLE), "--duration", "4", "--no-live", "--no-fault-api")
+    assert r.returncode == 0, r.stderr[-1000:]
+    summary = [line for line in r.stdout.splitlines() if line.startswith("demo: ")]
+    assert len(summary) == 1 and " measurements received in " in summary[0]
+    n = int(summary[0].split(" values for ")[1].split()[0])
+    rows = [line for line in r.stdout.splitlines() if line.startswith("│ ")]  # one table row per measurement
+    assert n >= 3 and len(rows) == n, (n, len(rows), r.stdout[-2000:])
