@@ -2,10 +2,17 @@
 # RSS and CPU of `gridgate gateway` running as aarch64 code (qemu-user) against the example site's
 # devices emulated on the host and a host Mosquitto. Emulated: figures are INDICATIVE only (qemu's
 # translation costs CPU; RSS includes qemu's own few MB). Needs .ci/aarch64-run.sh's work dir.
-#   bench/bench_aarch64_gateway.sh WORKDIR [SITE.yaml] [SECONDS]
+#   bench/bench_aarch64_gateway.sh WORKDIR [SITE.yaml | POINTS] [SECONDS]
+# POINTS (e.g. 10000): bench_gateway.py's synthetic site of that many Modbus points on 20 devices,
+# values changing every poll (deadband 0), polled every $POLL s (default 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:?the work dir of .ci/aarch64-run.sh}; site_file=${2:-$here/configs/primary-substation.yaml}; secs=${3:-30}
+if [[ "$site_file" =~ ^[0-9]+$ ]]; then
+  points=$site_file; site_file="$work/site-$points-p${POLL:-5}.yaml"
+  "$here/.venv/bin/python" -c "import sys, yaml; sys.path[:0] = ['$here', '$here/bench']; from bench_gateway import site
+yaml.safe_dump(site($points, 20, float('${POLL:-5}')), open('$site_file', 'w'), sort_keys=False)"
+fi
 root="$work/root"; rt="$work/site-rt"; pkg="$work/pkg"
 if [ ! -d "$rt/gmqtt" ]; then
   "$here/.venv/bin/python" -m pip download -q --only-binary=:all: --platform manylinux2014_aarch64 \
@@ -31,5 +38,6 @@ done
 wait $gw || true
 hz=$(getconf CLK_TCK)
 stats=$(grep -o 'stopped; .*' "$work/gw.out" | cut -d' ' -f2-)
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "aarch64 (qemu-user, indicative) gateway on $(basename "$site_file") for ${secs}s: peak RSS $((peak/1024)) MB," \
      "CPU $(awk -v t="$ticks" -v hz="$hz" -v s="$secs" 'BEGIN{printf "%.1f", 100*t/hz/s}') % of one core; $stats"

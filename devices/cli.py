@@ -21,11 +21,13 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     d = sub.add_parser("demo", help="devices + gateway + broker with a live table of measurements")
     common(d, profile=True)
     d.add_argument("--broker-port", type=int, default=1883, help="port of the embedded broker (default 1883; a free one if taken)")
-    d.add_argument("--no-live", action="store_true", help="print a summary instead of the live table")
+    d.add_argument("--no-live", action="store_true", help="no live table: at the end print the whole table and a one-line summary (default when not on a terminal)")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated firmware")
     d.add_argument("--json", action="store_true", help="print the end-of-run summary as JSON")
     d.add_argument("--filter", default=None, metavar="TEXT", help="live table: only measurements whose name contains TEXT")
     d.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve the gateway's Prometheus /metrics")
+    d.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
+    _name_option(d)
     add_demo_options(d)  # --hmi PORT, --ws-url: the browser mimic (gateway/hmi)
 
     e = sub.add_parser("emulate", help="run only the emulated devices of a config")
@@ -34,13 +36,39 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     e.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
     e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
     e.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve Prometheus /metrics of the emulated devices")
+    _name_option(e)
     return {"demo": cmd_demo, "emulate": cmd_emulate}
+
+
+def _name_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--name", default=None, help="this emulator's name for `gridgate fault --name` (default: the "
+                    "config file's name); its fault API state goes to <runtime dir>/gridgate/faultapi/NAME.json")
+
+
+def _name_error(args: argparse.Namespace) -> str | None:
+    from devices.faultapi.state import check_name
+
+    try:
+        if getattr(args, "name", None) is not None:
+            check_name(args.name)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+async def _start_fault_api(emu, args):  # noqa: ANN001, ANN202 - the emulator → a started FaultApiServer or None
+    if args.no_fault_api:
+        return None
+    from devices.faultapi.server import FaultApiServer
+    from devices.scenario.inject import Injector
+
+    return await FaultApiServer(Injector(emu), name=args.name, config=args.config or default_config()).start()
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
     if (rc := profiled("emulate", args)) is not None:
         return rc
-    if (why := usage_error(args)) is not None:
+    if (why := usage_error(args) or _name_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
     cfg = load_config(args.config or default_config())
@@ -68,8 +96,6 @@ def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
 
 async def _emulate(cfg, args) -> int:  # noqa: ANN001
     from devices.emulator import Emulator
-    from devices.faultapi.server import FaultApiServer
-    from devices.scenario.inject import Injector
 
     emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
     await emu.start()
@@ -78,12 +104,12 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001
     gc.freeze()  # thousands of devices' objects live until exit: full GC passes over them stalled replies
     api = None
     try:
-        if not args.no_fault_api:
-            api = await FaultApiServer(Injector(emu)).start()
+        api = await _start_fault_api(emu, args)
         for name, rd in emu.devices.items():
             print(f"{name}: {rd.cfg.protocol} {rd.cfg.kind} on {rd.cfg.host}:{rd.port} ({len(rd.cfg.points)} points)")
         if api is not None:
-            print(f"fault API on {api.url} (token in {api.state_file}); try `gridgate fault list`")
+            print(f"fault API of emulator {api.name!r} on {api.url} (token in {api.state_file}); "
+                  f"try `gridgate fault list --name {api.name}`")
         print(f"emulating {len(emu.devices)} devices (firmware backend: {emu.fw.backend}); Ctrl-C to stop", flush=True)
         async with service.serving(f"emulating {len(emu.devices)} devices", args.metrics, lambda: _emulator_snapshot(emu),
                                    source="emulator"):
@@ -102,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     if (rc := profiled("demo", args)) is not None:
         return rc
-    if (why := usage_error(args)) is not None:
+    if (why := usage_error(args) or _name_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
     cfg = load_config(args.config or default_config())
@@ -146,10 +172,18 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     watcher = Watcher(url, cfg.gateway.northbound.topic_prefix, protocol=version)
     started = time.monotonic()
     emulated = sorted(emu.devices)
-    metrics = None
+    metrics = api = None
     try:
+        api = await _start_fault_api(emu, args)
+        if api is not None:
+            say(f"demo: fault API of emulator {api.name!r} on {api.url}; `gridgate fault list --name {api.name}`")
         await gw.start()
-        await watcher.start()
+        try:
+            await watcher.start()
+        except OSError as e:  # ConnectionError included: refused, or not an MQTT broker
+            print(f"error: demo: cannot reach the MQTT broker {url}: {e}; start it, or leave out --broker to use the "
+                  "embedded one", file=sys.stderr)
+            return 3
         if args.metrics:
             from gateway.metrics import MetricsServer
 
@@ -168,6 +202,8 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     finally:
         if metrics is not None:
             await metrics.stop()
+        if api is not None:
+            await api.stop()
         try:
             await watcher.stop()
         except Exception:  # noqa: BLE001 - the broker may already be gone on Ctrl-C

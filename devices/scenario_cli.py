@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -53,6 +54,11 @@ def _scenario(a: argparse.Namespace) -> int:
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             print(f"--report {out}: {parent} is not a writable directory; nothing was run", file=sys.stderr)
             return 2
+    from gateway.cli import usage_error
+
+    if (why := usage_error(a)) is not None:
+        print(f"{why}; nothing was run", file=sys.stderr)
+        return 2
     if a.free_ports and a.devices_only:
         print("--free-ports moves the devices where an external system under test cannot find them; drop one of the two",
               file=sys.stderr)
@@ -71,7 +77,8 @@ def _scenario(a: argparse.Namespace) -> int:
         from devices.scenario.resolve import resolve
 
         plan = resolve(plan.scenario, with_free_ports(plan.cfg), a.file)
-    res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=_fault_api if a.api else None,
+    api = functools.partial(_fault_api, scenario=a.file) if a.api else None
+    res = asyncio.run(run_plan(plan, broker=a.broker, devices_only=a.devices_only, api=api,
                                progress=lambda m: print(m, file=sys.stderr, flush=True), warmup=a.warmup))
     return _finish(plan.scenario.name, res, a.report)
 
@@ -133,7 +140,8 @@ def _finish(name: str, res, reports: list[str]) -> int:  # noqa: ANN001 - RunRes
     return 0 if res.passed else 1
 
 
-async def _fault_api(injector):  # noqa: ANN001, ANN202 - the run's Injector → a started FaultApiServer
+async def _fault_api(injector, scenario: str):  # noqa: ANN001, ANN202 - the run's Injector → a started FaultApiServer
+    """Named after the scenario file (``gridgate fault --name stuck-analogue``)."""
     from devices.faultapi.server import FaultApiServer
 
-    return await FaultApiServer(injector).start()
+    return await FaultApiServer(injector, config=scenario).start()

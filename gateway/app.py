@@ -15,6 +15,7 @@ from typing import Callable
 
 from gateway.cim import CatalogEntry, build_catalog, iso_ms
 from gateway.config import Config
+from gateway.histogram import LAG_BUCKETS, Buckets, measure_loop_lag
 from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
@@ -103,6 +104,7 @@ class Gateway:
                 self.skipped[d.name] = str(e)
                 self.opts.skip(f"gateway: skipping device {d.name} ({d.protocol}): {e}")
         self._tasks: list[asyncio.Task] = []
+        self.loop_lag = Buckets(LAG_BUCKETS)  # how late a 0.25 s timer fires: status topic and /metrics
         self.pipeline_errors = 0
 
     # ------------------------------------------------------------------ pipeline
@@ -235,8 +237,16 @@ class Gateway:
             out.update(sent=ps.published, queued=ps.queued, dropped=sum(ps.dropped.values()), reconnects=ps.reconnects)
             if ps.dropped:
                 out["droppedBy"] = dict(ps.dropped)  # by reason / kind: queue_full, spool_bound_analog, ...
+            latency = getattr(self.publisher, "latency", None)  # the MQTT publisher's (conduits have none)
+            if latency is not None:
+                out["publishLatency"] = latency.as_dict()  # reading received → written (QoS 0) / PUBACK (QoS 1)
+            oldest = getattr(self.publisher, "oldest_queued_age", None)
+            if oldest is not None:
+                out["oldestQueuedAge"] = round(oldest(), 3)  # seconds the oldest waiting value has waited
+        if hasattr(self, "loop_lag"):
+            out["eventLoopLag"] = self.loop_lag.as_dict()
         if getattr(self, "spool", None) is not None:
-            out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, error
+            out["spool"] = self.spool.status()  # state ok/unwritable, writeFailures, values (the depth), bytes
         if getattr(self, "sparkplug", None) is not None:
             out["sparkplug"] = self.sparkplug.status()  # bdSeq, births, held/historical readings, command counts
         return out
@@ -252,6 +262,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(s.run(self._emit), name=f"source-{s.device}"))
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))
         self._tasks.append(asyncio.create_task(self._status(), name="status"))
+        self._tasks.append(asyncio.create_task(measure_loop_lag(self.loop_lag), name="loop-lag"))
         log.info(
             "gateway %s: %d devices, %d points → %s", self.cfg.gateway.id, len(self.sources), len(self.catalog), self.opts.broker
         )

@@ -140,7 +140,9 @@ class Status(_Out):
     devices: dict[str, dict] | None = None
     stats: dict[str, int | float | dict[str, int | float | str]] | None = Field(
         None, description="counters; droppedBy: dropped values by reason; spool: state (ok/unwritable), writeFailures, "
-        "values, bytes, error"
+        "values (the spool depth), bytes, error; oldestQueuedAge: seconds the oldest waiting value has waited; "
+        "publishLatency (reading received → written/PUBACK) and eventLoopLag: histograms in seconds, "
+        "{count, sum, <upper bound>: cumulative count, ..., +Inf}"
     )
     commands: bool | None = None  # the gateway subscribes to cmd/{mRID} (config and network profile allow it)
 

@@ -2,19 +2,22 @@
 
 One source of truth: the collector reads the same snapshots the status topic publishes
 (``Gateway.device_states()`` and ``Gateway.stats()``) at scrape time, on the event loop (served by
-aiohttp in-loop, so no thread reads the gateway's state while the loop changes it). Event-loop lag is
-measured here: the overshoot of a 0.25 s sleep, a gauge and a histogram.
+aiohttp in-loop, so no thread reads the gateway's state while the loop changes it). The histograms
+(publish latency, event-loop lag) are the status topic's ``gateway.histogram.Buckets``; a snapshot
+without an ``eventLoopLag`` (the emulator) gets the lag measured here, the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.utils import floatToGoString
+
+from gateway.histogram import LAG_BUCKETS, Buckets, from_dict, measure_loop_lag
 
 LOOP_PERIOD = 0.25
 
@@ -30,8 +33,9 @@ def parse_listen(v: str) -> tuple[str, int]:
 class _StatusCollector:
     """Prometheus families from a status snapshot: ``snapshot() -> (device_states, stats)``."""
 
-    def __init__(self, source: str, snapshot: Callable[[], tuple[dict, dict]]) -> None:
+    def __init__(self, source: str, snapshot: Callable[[], tuple[dict, dict]], lag: Buckets | None = None) -> None:
         self.source, self.snapshot = source, snapshot
+        self.lag = lag or Buckets(LAG_BUCKETS)  # used when the snapshot carries no eventLoopLag
 
     def collect(self) -> Iterable[Any]:
         devices, stats = self.snapshot()
@@ -72,6 +76,34 @@ class _StatusCollector:
         for reason, n in (stats.get("droppedBy") or {}).items():
             dropped.add_metric([str(reason)], n)
         yield dropped
+        spool = stats.get("spool")
+        if isinstance(spool, dict):
+            for key, name, help_ in (("values", "gridgate_spool_depth", "values in the spool not yet delivered"),
+                                     ("bytes", "gridgate_spool_bytes", "bytes the spool file holds for them")):
+                g = GaugeMetricFamily(name, help_)
+                g.add_metric([], spool.get(key, 0))
+                yield g
+            g = GaugeMetricFamily("gridgate_spool_writable", "1 while the spool can write (0: values wait in memory)")
+            g.add_metric([], 1.0 if spool.get("state") == "ok" else 0.0)
+            yield g
+        if isinstance(stats.get("oldestQueuedAge"), (int, float)):
+            g = GaugeMetricFamily("gridgate_oldest_queued_age_seconds", "how long the oldest value waiting for the "
+                                  "broker (queue, spool or unacknowledged) has waited; 0 when none")
+            g.add_metric([], stats["oldestQueuedAge"])
+            yield g
+        if isinstance(stats.get("publishLatency"), dict):
+            yield _histogram("gridgate_publish_latency_seconds", "reading received → PUBLISH written (QoS 0) or "
+                             "PUBACK received (QoS 1)", stats["publishLatency"])
+        lag = stats.get("eventLoopLag")
+        if not isinstance(lag, dict):
+            lag = self.lag.as_dict()
+        yield _histogram("gridgate_event_loop_lag_seconds", "how late a 0.25 s timer fires (event-loop stalls)", lag)
+
+
+def _histogram(name: str, help_: str, d: dict) -> HistogramMetricFamily:
+    h = HistogramMetricFamily(name, help_)
+    h.add_metric([], [(floatToGoString(float(le)), n) for le, n in from_dict(d)], sum_value=d.get("sum", 0.0))
+    return h
 
 
 def _snake(s: str) -> str:
@@ -85,9 +117,8 @@ class MetricsServer:
     def __init__(self, listen: str, snapshot: Callable[[], tuple[dict, dict]], source: str = "gateway") -> None:
         self.host, self.port = parse_listen(listen)
         self.registry = CollectorRegistry()
-        self.registry.register(_StatusCollector(source, snapshot))  # type: ignore[arg-type]
-        self.lag = Histogram("gridgate_event_loop_lag_seconds", "how late a 0.25 s timer fires (event-loop stalls)",
-                             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry)
+        self.lag = Buckets(LAG_BUCKETS)
+        self.registry.register(_StatusCollector(source, snapshot, self.lag))  # type: ignore[arg-type]
         self._runner: Any = None
         self._probe: asyncio.Task | None = None
 
@@ -103,21 +134,20 @@ class MetricsServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            raise OSError(f"--metrics {self.host}:{self.port}: cannot listen ({e.strerror or e}); "
+                          "choose another port") from None
         if self.port == 0:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._probe = asyncio.create_task(self._measure_lag(), name="metrics-loop-lag")
+        self._probe = asyncio.create_task(measure_loop_lag(self.lag, LOOP_PERIOD), name="metrics-loop-lag")
         return self
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/metrics"
-
-    async def _measure_lag(self) -> None:
-        while True:
-            t = time.monotonic()
-            await asyncio.sleep(LOOP_PERIOD)
-            self.lag.observe(max(0.0, time.monotonic() - t - LOOP_PERIOD))
 
     async def stop(self) -> None:
         if self._probe is not None:

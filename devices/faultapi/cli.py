@@ -11,10 +11,12 @@ from typing import Callable
 def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     f = sub.add_parser("fault", help="inject, clear or list faults in a running emulator (live API)")
     fs = f.add_subparsers(dest="fault_cmd", metavar="ACTION", required=True)
+    fs.add_parser("instances", help="the running emulators this user can address (their --name)")
     for name in ("inject", "clear", "list"):
         p = fs.add_parser(name)
-        p.add_argument("--url", help="fault API URL (default: from the state file)")
-        p.add_argument("--token", help="fault API token (default: from the state file)")
+        p.add_argument("--name", help="the emulator to address (see `gridgate fault instances`; needed when several run)")
+        p.add_argument("--url", help="fault API URL (default: from the emulator's state file)")
+        p.add_argument("--token", help="fault API token (default: from the emulator's state file)")
         p.add_argument("--state", help="state file written by the emulator")
         if name == "inject":
             p.add_argument("--device")
@@ -33,10 +35,23 @@ def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
 
 
 def _fault(a: argparse.Namespace) -> int:
-    from devices.faultapi.client import FaultApiError, FaultClient
+    from devices.faultapi.client import FaultApiChoice, FaultApiError, FaultClient
+    from devices.faultapi.state import StateFileError, running_instances
 
+    if a.fault_cmd == "instances":
+        try:
+            running = running_instances()
+        except StateFileError as e:
+            print(f"gridgate fault: {e}", file=sys.stderr)
+            return 1
+        for st in running:
+            print(f"{st['name']}\tpid {st.get('pid')}\t{st['url']}\t{st.get('config') or ''}")
+        if not running:
+            print("no running emulator", file=sys.stderr)
+        return 0
     try:
-        c = FaultClient(a.url, a.token, a.state)
+        c = FaultClient(a.url, a.token, a.state, a.name)
+        print(f"gridgate fault: emulator {c.addressing}", file=sys.stderr)
         if a.fault_cmd == "list":
             print(json.dumps(c.list(), indent=1))
         elif a.fault_cmd == "clear":
@@ -58,6 +73,9 @@ def _fault(a: argparse.Namespace) -> int:
                 except ValueError:
                     fault[k] = v
             print(json.dumps(c.inject(target, fault, a.duration, a.id), indent=1))
+    except FaultApiChoice as e:
+        print(f"gridgate fault: {e}", file=sys.stderr)
+        return 2
     except FaultApiError as e:
         print(f"gridgate fault: {e}", file=sys.stderr)
         return 1

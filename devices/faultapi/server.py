@@ -23,7 +23,16 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from devices.faultapi.state import StateFileBusy, default_state_file, remove_state, state_path, write_state
+from devices.faultapi.state import (
+    StateFileBusy,
+    check_name,
+    default_state_file,
+    instance_file,
+    name_for,
+    remove_state,
+    state_path,
+    write_state,
+)
 from devices.scenario.inject import Injector
 from devices.scenario.model import Target
 from devices.scenario.resolve import TargetError
@@ -95,7 +104,8 @@ def _error(status: int, message: str) -> web.Response:
 
 class FaultApiServer:
     def __init__(self, injector: Injector, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 state_file: str | Path | None = None, allow_remote: bool = False) -> None:
+                 state_file: str | Path | None = None, allow_remote: bool = False, *, name: str | None = None,
+                 config: str | Path | None = None) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"fault API host {host!r} is not a loopback address; use 127.0.0.1 (or pass allow_remote)")
         self.injector = injector
@@ -103,6 +113,9 @@ class FaultApiServer:
         self.token = token or secrets.token_urlsafe(24)
         self.allow_remote = allow_remote
         self._state_arg = Path(state_file) if state_file else None
+        self._explicit_name = name is not None
+        self.name = check_name(name) if name is not None else name_for(config)
+        self.config = str(config) if config else None
         self.state_file = self._state_arg or state_path()
         self.refused = {"non_loopback": 0, "unauthorised": 0, "bad_request": 0}
         self._runner: web.AppRunner | None = None
@@ -135,22 +148,37 @@ class FaultApiServer:
         self._site = web.TCPSite(self._runner, self.host, self._port)
         try:
             await self._site.start()
-            state = {"url": self.url, "token": self.token, "pid": os.getpid()}
+            state = {"url": self.url, "token": self.token, "pid": os.getpid(), "name": self.name, "config": self.config}
             if self._state_arg is not None:
                 write_state(self.state_file, state)
             else:
-                self.state_file = default_state_file(create=True)
-                try:
-                    write_state(self.state_file, state)
-                except StateFileBusy as e:  # another emulator of this user is running: ours goes beside it
-                    self.state_file = self.state_file.with_name(f"faultapi-{os.getpid()}.json")
-                    log.warning("fault API: %s; using %s (pass --state to the fault CLI)", e, self.state_file)
-                    write_state(self.state_file, state)
+                self._write_instance(state)
         except BaseException:
             await self._runner.cleanup()
             self._runner = None
             raise
         return self
+
+    def _write_instance(self, state: dict) -> None:
+        """``faultapi/<name>.json``; a derived name already taken by a running emulator gets ``-2``, ``-3``...
+        An explicit ``--name`` that is taken is refused (the CLI could not tell the two apart)."""
+        base = self.name
+        for n in range(1, 100):
+            name = base if n == 1 else f"{base}-{n}"
+            self.state_file = instance_file(name, create=True)
+            try:
+                write_state(self.state_file, {**state, "name": name})
+            except StateFileBusy:
+                if self._explicit_name:
+                    raise StateFileBusy(f"another running emulator is named {base!r} ({self.state_file}); "
+                                        "give this one a different --name") from None
+                continue
+            if name != base:
+                log.warning("fault API: an emulator named %r is already running; this one is %r "
+                            "(`gridgate fault --name %s ...`)", base, name, name)
+            self.name = name
+            return
+        raise StateFileBusy(f"fault API: 99 running emulators named {base!r}-N; give this one a --name")
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -1,18 +1,26 @@
-"""The fault API's state file (URL + token for the CLI), kept where only this user can reach it.
+"""The fault API's state files (URL + token for the CLI), one per emulator instance, kept where
+only this user can reach them.
 
-The default lives in the user's runtime directory (``$XDG_RUNTIME_DIR/gridgate``, else a
-``/tmp/gridgate-<uid>`` directory that must be ours and 0700). The file is created with
-``O_EXCL|O_NOFOLLOW`` and mode 0600, so a pre-planted file or symlink is never followed or
-truncated, and it is removed on exit. A stale file from a crashed emulator is replaced.
+Each running emulator writes ``<runtime dir>/gridgate/faultapi/<name>.json``: the runtime dir is
+``$XDG_RUNTIME_DIR``, else a ``/tmp/gridgate-<uid>`` directory that must be ours and 0700; the
+name is ``--name`` or the config file's stem (``primary-substation``), so two emulators on one
+machine never share a file and ``gridgate fault`` can say which one it addresses. A file is created
+with ``O_EXCL|O_NOFOLLOW`` and mode 0600, so a pre-planted file or symlink is never followed or
+truncated, and it is removed on exit. A stale file from a crashed emulator (dead pid) is replaced
+when written and removed when the instances are listed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
+
+#: an instance name: a file name without surprises (no path separators, no leading dot)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class StateFileError(OSError):
@@ -74,6 +82,50 @@ def default_state_file(create: bool = False) -> Path:
     if not runtime:
         _private_dir(base, create)
     return _private_dir(base / "gridgate", create) / "faultapi.json"
+
+
+def instance_dir(create: bool = False) -> Path:
+    """``<runtime dir>/gridgate/faultapi/``, every directory on the way checked private (``create``: made so)."""
+    return _private_dir(default_state_file(create).parent / "faultapi", create)
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a usable instance name, else ValueError saying what is allowed."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"--name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def name_for(config: str | Path | None) -> str:
+    """The default instance name: the config file's stem, made a valid name (``emulator`` without one)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(config).stem if config else "").lstrip("._-")[:64]
+    return stem or "emulator"
+
+
+def instance_file(name: str, create: bool = False) -> Path:
+    return instance_dir(create) / f"{check_name(name)}.json"
+
+
+def running_instances() -> list[dict[str, Any]]:
+    """The state of every emulator of this user that is running (sorted by name); stale files are removed."""
+    try:
+        d = instance_dir()
+        entries = sorted(d.glob("*.json"))
+    except OSError:
+        return []
+    out = []
+    for f in entries:
+        data = _read(f)
+        if data is None:
+            continue  # not a regular file of ours: never trusted, never removed
+        if not _alive(data.get("pid")) or not {"url", "token"} <= set(data):
+            try:
+                os.unlink(f)  # a crashed emulator's leftover
+            except OSError:
+                pass
+            continue
+        out.append({**data, "name": data.get("name") or f.stem, "state_file": str(f)})
+    return out
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -97,6 +97,10 @@ class Plan:
                         return s.addr(zone)
         return mine[0].addr(zone)
 
+    def path(self, src: str, dst: str) -> list[str]:
+        """Zones a packet from ``src`` crosses to ``dst`` (router zones included); [] when there is no path."""
+        return _path(self, src, dst)
+
 
 def _auto_subnets(profile: Profile, count: int) -> list[str]:
     used = {ipaddress.ip_network(l.subnet) for l in profile.links if l.subnet}

@@ -14,13 +14,17 @@ STATIC = Path(__file__).parent / "static"
 
 def check_ws_url(url: str) -> str:
     """The page's broker address: ws:// or wss:// with host and port, else a ValueError naming the fix."""
-    u = urlsplit(url)
+    expected = "expected ws://HOST:PORT or wss://HOST:PORT (the broker's WebSocket listener)"
+    try:
+        u = urlsplit(url)
+    except ValueError as e:  # urllib's "Invalid IPv6 URL"
+        raise ValueError(f"--ws-url {url!r}: {e}; {expected}") from None
     if u.scheme not in ("ws", "wss") or not u.hostname:
-        raise ValueError(f"--ws-url {url!r}: expected ws://HOST:PORT or wss://HOST:PORT (the broker's WebSocket listener)")
+        raise ValueError(f"--ws-url {url!r}: {expected}")
     try:
         _ = u.port  # urlsplit checks the port only when asked
     except ValueError:
-        raise ValueError(f"--ws-url {url!r}: the port is not a number") from None
+        raise ValueError(f"--ws-url {url!r}: the port is not a number in 1-65535") from None
     return url
 
 
@@ -75,7 +79,13 @@ class HmiServer:
         self._runner = web.AppRunner(make_app(self.site), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            self._runner = None
+            raise OSError(f"the mimic cannot listen on {self.host}:{self.port} ({e.strerror or e}); "
+                          "choose another port (demo --hmi PORT, hmi --port PORT)") from None
         if self.port == 0:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

@@ -14,15 +14,20 @@ class NorthboundConfigError(ValueError):
 
 def parse_url(url: str) -> tuple[str, int, bool]:
     """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` → (host, port, tls)."""
-    parts = urlsplit(url)
+    expected = "expected mqtt://host:port or mqtts://host:port (e.g. mqtt://127.0.0.1:1883)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # urllib checks it only when asked: bad digits or outside 0-65535 raise here
+    except ValueError as e:  # urllib's own words ("Invalid IPv6 URL", "Port out of range 0-65535") and ours
+        raise NorthboundConfigError(f"northbound url {url!r}: {str(e).rstrip('.')}; {expected}") from None
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise NorthboundConfigError(
-            f"northbound url {url!r}: expected mqtt://host:port or mqtts://host:port (e.g. mqtt://127.0.0.1:1883)"
-        )
+        raise NorthboundConfigError(f"northbound url {url!r}: {expected}")
+    if port == 0:
+        raise NorthboundConfigError(f"northbound url {url!r}: port 0 is not a broker's port; {expected}")
     if parts.username or parts.password:
         raise NorthboundConfigError("northbound url: put credentials in username/password, not in the URL (it gets logged)")
     tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+    return parts.hostname, port or (8883 if tls else 1883), tls
 
 
 class _NamedServerContext(ssl.SSLContext):

@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Message:
-    """One MQTT application message. ``expiry`` is the MQTT 5 message expiry (s), ignored on 3.1.1."""
+    """One MQTT application message. ``expiry`` is the MQTT 5 message expiry (s), ignored on 3.1.1.
+    ``born``: wall-clock time the value's reading reached the publisher (0 for state messages); the
+    publish latency histogram and the oldest queued age are measured from it."""
 
     topic: str
     payload: bytes
     qos: int = 0
     retain: bool = False
     expiry: int | None = None
+    born: float = 0.0
 
 
 @dataclass

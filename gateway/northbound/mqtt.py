@@ -22,6 +22,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
+from gateway.histogram import LATENCY_BUCKETS, Buckets
 from gateway.northbound import gmqtt_adapter as gq
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
 from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
@@ -97,6 +98,7 @@ class MqttPublisher:
         self.rate_limit = rate_limit
         self._backoff = backoff or Backoff(initial=0.2, maximum=10.0)
         self._stats = PublisherStats()
+        self.latency = Buckets(LATENCY_BUCKETS)  # value born → written (QoS 0) / PUBACK (QoS 1); status + /metrics
         self._client: Client | None = None
         self._inflight: dict[int, tuple[Outbox | None, int, Message]] = {}  # mid → (queue (None: priority), ref, message)
         self._refused_topics: set[tuple[str, int]] = set()
@@ -150,7 +152,7 @@ class MqttPublisher:
         """
         if qos not in (0, 1):
             raise ValueError(f"qos {qos}: the publisher supports QoS 0 and 1")
-        msg = Message(topic, payload, qos, retain, expiry)
+        msg = Message(topic, payload, qos, retain, expiry, time.time() if kind is not None else 0.0)
         if self._in_on_connect:
             self._priority.append(msg)
         elif not (self._outbox if kind is not None or self._side is None else self._side).put(msg, kind or "analog", seq):
@@ -396,6 +398,8 @@ class MqttPublisher:
                           self._where(), msg.topic, name, reason, self._username)
         else:
             self._stats.acked += 1
+            if msg.born:
+                self.latency.observe(time.time() - msg.born)
         if source is not None:
             source.done(ref)
         self._wake.set()
@@ -447,6 +451,15 @@ class MqttPublisher:
                 return q, item
         return None, None
 
+    def oldest_queued_age(self) -> float:
+        """Seconds the oldest value still waiting (queued or unacknowledged) has waited; 0 when none."""
+        borns = [m.born for _s, _r, m in self._inflight.values() if m.born]
+        for q in self._queues:
+            b = getattr(q, "oldest_born", lambda: None)()
+            if b:
+                borns.append(b)
+        return max(0.0, time.time() - min(borns)) if borns else 0.0
+
     def _queued(self) -> int:
         return len(self._priority) + sum(len(q) for q in self._queues)
 
@@ -459,8 +472,11 @@ class MqttPublisher:
         if msg.qos:
             gq.track(client, mid, packet)
             self._inflight[mid] = (source, ref, msg)
-        elif source is not None:
-            source.done(ref)
+        else:
+            if msg.born:
+                self.latency.observe(time.time() - msg.born)
+            if source is not None:
+                source.done(ref)
 
 
 def _matches(pattern: str, topic: str) -> bool:

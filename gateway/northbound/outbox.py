@@ -63,3 +63,9 @@ class MemoryOutbox:
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._taken)
+
+    def oldest_born(self) -> float | None:
+        """``born`` of the oldest value waiting here (taken or not); None when none (state messages have none)."""
+        borns = [m.born for m in self._taken.values() if m.born]
+        borns += [m.born for _r, m in self._pending if m.born][:1]  # FIFO: the first value is the oldest
+        return min(borns) if borns else None

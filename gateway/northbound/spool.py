@@ -162,7 +162,7 @@ class Spool:
     def append(self, seq: int, kind: Kind, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                expiry: int | None = None) -> None:
         """Spool one value; ``seq`` must be above every seq spooled before."""
-        self._append(seq, kind, Message(topic, payload, qos, retain, expiry))
+        self._append(seq, kind, Message(topic, payload, qos, retain, expiry, time.time()))
 
     def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool:
         """Outbox interface: spool ``msg`` under ``seq`` (next seq if None). Never refuses: bounds drop old values."""
@@ -359,6 +359,20 @@ class Spool:
                           self.path, self.last_write_error, len(lost))
         self._db.close()
 
+    def oldest_born(self) -> float | None:
+        """When the oldest value not yet delivered was spooled (in flight, in memory or only in the file)."""
+        if self._taken:
+            return min((m.born for m in self._taken.values() if m.born), default=None)
+        if self._mem:
+            return self._mem[0][1].born or None
+        if self._loaded_seq >= self.last_seq:
+            return None
+        for seq, _c, _msg, t in self._pending[self._fast:]:
+            if seq > self._loaded_seq and seq not in self._gone:
+                return t
+        row = self._db.execute("SELECT t FROM spool WHERE seq > ? ORDER BY seq LIMIT 1", (self._loaded_seq,)).fetchone()
+        return row[0] if row else None
+
     def status(self) -> dict:
         """For the status topic: write state, episodes, and what could not be kept."""
         out: dict = {"state": self.state, "writeFailures": self.write_failures, "values": self._rows,
@@ -372,11 +386,11 @@ class Spool:
     def _load(self) -> None:
         self.flush()
         rows = self._db.execute(
-            "SELECT seq, topic, payload, qos, retain, expiry FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, topic, payload, qos, retain, expiry, t FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
             (self._loaded_seq, self.read_ahead),
         ).fetchall()
-        for seq, topic, payload, qos, retain, expiry in rows:
-            self._mem.append((seq, Message(topic, payload, qos, bool(retain), expiry)))
+        for seq, topic, payload, qos, retain, expiry, t in rows:
+            self._mem.append((seq, Message(topic, payload, qos, bool(retain), expiry, t)))
         if len(rows) == self.read_ahead:
             self._loaded_seq = rows[-1][0]
             return

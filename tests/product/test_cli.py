@@ -82,3 +82,44 @@ def test_demo_with_a_device_port_in_use_names_the_device_and_leaves_no_traceback
     assert r.returncode == 1, r.stderr[-2000:]
     assert f"device meter1 (modbus) cannot listen on 127.0.0.1:{data['devices'][0]['port']}" in r.stderr
     assert "change devices[0].port" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_url_errors_urllib_finds_are_usage_errors_naming_the_flag() -> None:
+    """Port out of range, bad IPv6 brackets, a port that is not a number: urllib's words, our flag and fix, exit 2."""
+    for bad in ("mqtt://127.0.0.1:99999", "mqtt://[::1", "mqtt://host:port", "mqtt://127.0.0.1:0"):
+        for cmd in (["watch"], ["gateway", "--config", str(SAMPLE)], ["scenario", "run", "stuck-analogue"]):
+            r = gg(*cmd, "--broker", bad, "--duration", "1") if cmd[0] != "scenario" else gg(*cmd, "--broker", bad)
+            assert r.returncode == 2, (cmd, bad, r.returncode, r.stderr[-500:])
+            assert "--broker" in r.stderr and "mqtt://host:port" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = gg("hmi", "--ws-url", "ws://[::1", "--port", "1")
+    assert r.returncode == 2 and "--ws-url 'ws://[::1': Invalid IPv6 URL" in r.stderr, r.stderr
+
+
+def test_demo_against_an_unreachable_broker_exits_3_naming_it() -> None:
+    r = gg("demo", "--config", str(SAMPLE), "--broker", "mqtt://127.0.0.1:1", "--duration", "10", "--no-live")
+    assert r.returncode == 3, (r.returncode, r.stderr[-1000:])
+    assert "cannot reach the MQTT broker mqtt://127.0.0.1:1" in r.stderr and "leave out --broker" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_metrics_or_mimic_port_in_use_is_named() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = gg("emulate", "--config", str(SAMPLE), "--metrics", str(port), "--duration", "2", "--no-fault-api")
+        assert r.returncode == 1 and f"--metrics 127.0.0.1:{port}: cannot listen" in r.stderr, r.stderr[-1000:]
+        r = gg("hmi", "--ws-url", "ws://127.0.0.1:1", "--port", str(port), "--config", str(SAMPLE), "--duration", "2")
+        assert r.returncode == 1 and f"the mimic cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr[-1000:]
+        for out in (r.stderr,):
+            assert "Traceback" not in out
+
+
+def test_demo_no_live_prints_the_whole_table_and_the_summary() -> None:
+    r = gg("demo", "--config", str(SAMPLE), "--duration", "4", "--no-live", "--no-fault-api")
+    assert r.returncode == 0, r.stderr[-1000:]
+    summary = [line for line in r.stdout.splitlines() if line.startswith("demo: ")]
+    assert len(summary) == 1 and " measurements received in " in summary[0]
+    n = int(summary[0].split(" values for ")[1].split()[0])
+    rows = [line for line in r.stdout.splitlines() if line.startswith("│ ")]  # one table row per measurement
+    assert n >= 3 and len(rows) == n, (n, len(rows), r.stdout[-2000:])

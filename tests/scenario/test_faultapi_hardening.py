@@ -94,8 +94,10 @@ async def test_state_file_is_private_exclusive_and_removed(tmp_path: Path, monke
     await srv.start()
     try:
         p = srv.state_file
-        assert p == default_state_file() and p.parent == run / "gridgate"
-        assert stat.S_IMODE(os.lstat(p.parent).st_mode) == 0o700 and stat.S_IMODE(os.lstat(p).st_mode) == 0o600
+        assert p == run / "gridgate" / "faultapi" / "emulator.json" and p.parent.parent == default_state_file().parent
+        for d in (p.parent, p.parent.parent):
+            assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700
+        assert stat.S_IMODE(os.lstat(p).st_mode) == 0o600
         assert json.loads(p.read_text())["token"] == srv.token
     finally:
         await srv.stop()
@@ -134,19 +136,22 @@ async def test_a_second_emulator_does_not_clobber_the_first_ones_state(tmp_path:
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    default = run / "gridgate" / "faultapi.json"
-    default.parent.mkdir(mode=0o700)
-    default.write_text(json.dumps({"token": "theirs", "pid": 1}))  # pid 1 is alive: another emulator
+    theirs = run / "gridgate" / "faultapi" / "site.json"
+    theirs.parent.mkdir(mode=0o700, parents=True)
+    os.chmod(theirs.parent.parent, 0o700)
+    theirs.write_text(json.dumps({"token": "theirs", "pid": 1, "url": "http://127.0.0.1:1"}))  # pid 1 is alive
     from devices.scenario.inject import Injector
 
-    srv = FaultApiServer(Injector.__new__(Injector))
+    srv = FaultApiServer(Injector.__new__(Injector), config="elsewhere/site.yaml")
     await srv.start()
     try:
-        assert srv.state_file == default.with_name(f"faultapi-{os.getpid()}.json")
-        assert json.loads(default.read_text())["token"] == "theirs"
+        assert srv.state_file == theirs.with_name("site-2.json") and srv.name == "site-2"
+        assert json.loads(theirs.read_text())["token"] == "theirs"
+        with pytest.raises(StateFileError, match="named 'site'.*different --name"):  # an explicit name is not renamed
+            await FaultApiServer(Injector.__new__(Injector), name="site").start()
     finally:
         await srv.stop()
-    assert json.loads(default.read_text())["token"] == "theirs" and not srv.state_file.exists()
+    assert json.loads(theirs.read_text())["token"] == "theirs" and not srv.state_file.exists()
 
 
 def test_an_old_world_readable_directory_of_ours_is_made_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
