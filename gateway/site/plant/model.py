@@ -80,6 +80,8 @@ class TransformerModel(_M):
     impedance_pct: float = Field(10.0, gt=0, lt=50, description="on the rating")
     x_r: float = Field(12.0, gt=0)
     neutral_earthing_ohm: float = Field(6.35, gt=0, description="LV neutral earthing resistor (6.35 ohm: ~1 kA at 11 kV)")
+    vector_group: Literal["Dyn11", "Dyn1"] = Field(
+        "Dyn11", description="delta HV, earthed star LV: an LV earth fault is no earth current on the HV side")
     tap_changer: TapChanger = Field(default_factory=TapChanger)
 
 
@@ -216,7 +218,7 @@ class PlantModel(_M):
         src = rt.Source(src.name, src.node, src.voltage, src.r, src.x, s.frequency_hz)
         txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
                                 t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
-                                t.tap_changer.initial, _avc(t.tap_changer.avc), t.neutral_earthing_ohm)
+                                t.tap_changer.initial, _avc(t.tap_changer.avc), t.neutral_earthing_ohm, t.vector_group)
                for t in self.transformers]
         sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed", w.operate_time, _relay(w.protection))
                for w in self.switches]
