@@ -126,3 +126,24 @@ def test_a_load_on_the_33kv_network_and_parallel_transformers_of_different_lv_vo
                      r"gridgate feeds loads through a transformer", msg), msg
     assert re.search(r"plant\.transformers\[1\]\.lv_kv.*6.9 kV, but switches can parallel its LV side with "
                      r"transformers\[0\] \(11.5 kV\)", msg), msg
+
+
+def test_example_point_names_say_their_unit():
+    """A name that carries a unit or a quantity (…KWh, Hz, …_V, P, Ia) matches its measurement's type and multiplier."""
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml")
+    rules = [(r"KWH$", {"ActiveEnergy"}, "k"), (r"MWH$", {"ActiveEnergy"}, "M"), (r"^HZ$", {"Frequency"}, "none"),
+             (r"(^|_)P$", {"ThreePhaseActivePower"}, "k"), (r"(^|_)Q$", {"ThreePhaseReactivePower"}, "k"),
+             (r"(^|_)S$", {"ThreePhasePower", "ThreePhaseApparentPower"}, "k"), (r"_V$", {"Voltage"}, None),
+             (r"^VAB$", {"Voltage"}, "none"), (r"^VA$", {"PhaseVoltage"}, "none"), (r"_TAP$", {"TapPosition"}, "none"),
+             (r"^I[ABC]$", {"LineCurrent"}, "none"), (r"_AVC_", {"Automatic", "AvcState", "AvcInBand", "AvcRaisePending",
+                                                                 "AvcLowerPending", "AvcTimeDelay", "AvcBlocked", "AvcLockout"}, "none")]
+    checked = 0
+    for d in cfg.devices:
+        for p in d.points:
+            for pat, types, mult in rules:
+                if re.search(pat, p.name.upper()):
+                    m = p.measurement
+                    assert m.type in types and (mult is None or m.multiplier == mult), (d.name, p.name, m.type, m.multiplier)
+                    checked += 1
+                    break
+    assert checked >= 89  # all but the breaker positions and protection flags, whose names carry no unit
