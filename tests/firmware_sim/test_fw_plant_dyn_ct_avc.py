@@ -124,6 +124,15 @@ def test_c_matches_python_with_a_saturated_ct(c_backend):
 
 # ------------------------------------------------------------------ AVC state flags
 
+
+def test_site_file_quantities_are_the_solvers():
+    from typing import get_args
+
+    from firmware_sim.plant import QUANTITIES
+    from firmware_sim.spec import PlantValue
+
+    assert set(get_args(PlantValue.model_fields["quantity"].annotation)) == set(QUANTITIES)
+
 FLAGS = ("avc_in_band", "avc_raise", "avc_lower", "avc_timing", "avc_blocked", "avc_lockout")
 
 
