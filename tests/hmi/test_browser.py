@@ -267,7 +267,8 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
     # a physical earth fault on F6: the plant model's relay starts, operates and trips the breaker
     fid = stack.faults.inject({"point": "ied-f6/Ia"}, {"kind": "short_circuit", "type": "phase_earth", "impedance": 0.5})["id"]
     try:
-        wait_until(lambda: (stack.published(op) or {}).get("value") == 1, 30, "PTOC_Op 1 on MQTT")
+        # operate lasts one relay cycle (~90 ms: trip, arc out, reset), so look for it among every value seen
+        wait_until(lambda: any(v["value"] == 1 for v in stack.values(op)), 30, "PTOC_Op 1 on MQTT")
         wait_until(lambda: stack.js("return document.querySelector(\"g.prot[data-bay='F6']\").dataset.active") == "trip", 20, "TRIP flag on F6")
         text = wait_until(lambda: next((t for t in stack.alarms_text() if "protection operate" in t and t.startswith("F6/")), None), 10,
                           "protection alarm")
