@@ -1,4 +1,4 @@
-"""Plant solve time per firmware tick: the example site and a synthetic 1,000-feeder primary,
+"""Plant solve time per firmware tick: the example site (configs/primary-substation.yaml) and a synthetic 1,000-feeder primary,
 C core against the Python reference. Prints figures; a few seconds at most.
 
     python bench/bench_plant.py [--feeders 1000] [--budget 1.0]
@@ -60,7 +60,10 @@ def main() -> None:
     ap.add_argument("--feeders", type=int, default=1000)
     ap.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
     a = ap.parse_args()
-    for label, plant in (("example-size site (6 feeders, 2 transformers)", primary(6)),
+    from gateway.config import load_config
+
+    example = load_config(Path(__file__).resolve().parents[1] / "configs" / "primary-substation.yaml").plant.runtime()
+    for label, plant in (("example site (6 feeders, 2 transformers, protection and AVC)", example),
                          (f"synthetic site ({a.feeders} feeders, 2 transformers)", primary(a.feeders))):
         c = per_tick_c(firmware(plant, "c"), a.budget)
         py = per_tick_python(firmware(plant, "python"), a.budget)

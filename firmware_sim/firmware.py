@@ -167,14 +167,16 @@ class Firmware:
             raise ValueError(f"set_state({where}): {value:g} is not a {what} state; use an integer {lo}..{hi}"
                              + (" (1 open, 2 closed)" if what == "switch" else ""))
 
-    def plant_fault(self, i: int, kind: str, value: float, fault_type: str = "three_phase") -> None:
+    def plant_fault(self, i: int, kind: str, value: float, fault_type: str = "three_phase", knee_a: float = 0.0) -> None:
         """A physical event on the plant equipment point ``i`` reads (takes effect at the next tick).
 
         ``short_circuit``: fault impedance in ohm on a load/feeder (0 clears), ``fault_type``
         three_phase, phase_earth (phase A) or phase_phase (B-C);
         ``load_step``: demand factor of a load (1 = the day shape); ``loss_of_supply`` (any plant
         point): 1 drops the source, 0 restores it; ``breaker_fail``: 1 makes a breaker ignore trips;
-        ``tap_runaway``: a transformer's tap changer steps on its own, 1 raising, 2 lowering, 0 repaired.
+        ``tap_runaway``: a transformer's tap changer steps on its own, 1 raising, 2 lowering, 0 repaired;
+        ``ct_saturation``: a breaker's CTs reproduce only ``value`` (0..1) of the current above ``knee_a``
+        amperes, readings and relay alike (1 or 0: healthy again).
         """
         i = self._check(i)
         s = self.plan.slots[i]
@@ -187,7 +189,7 @@ class Firmware:
             raise ValueError(f"{kind} on {where}: expected a number >= 0, got {value!r}")
         eq_name, eq_type = self.plan.plant.equipment()[self.plan.params["ref"][i] // plant_mod.NQ]
         want = {"short_circuit": "load", "load_step": "load", "loss_of_supply": "source", "breaker_fail": "switch",
-                "tap_runaway": "transformer"}[kind]
+                "tap_runaway": "transformer", "ct_saturation": "switch"}[kind]
         if eq_type != want and kind != "loss_of_supply":  # the site's one source, from any plant point
             raise ValueError(f"{kind} on {where}: the point reads {eq_type} {eq_name!r}; {kind} applies to a {want}")
         code = plant_mod.PLANT_FAULTS[kind]
@@ -195,6 +197,10 @@ class Firmware:
             if fault_type not in plant_mod.FAULT_TYPES:
                 raise ValueError(f"short_circuit on {where}: type {fault_type!r}; use one of {', '.join(plant_mod.FAULT_TYPES)}")
             code = plant_mod.FAULT_TYPES[fault_type]
+        if kind == "ct_saturation":
+            if isinstance(knee_a, bool) or not isinstance(knee_a, (int, float)) or not math.isfinite(knee_a) or knee_a < 0:
+                raise ValueError(f"ct_saturation on {where}: knee_a is a current >= 0, got {knee_a!r}")
+            self._s.plant_fault(i, plant_mod.CT_KNEE, float(knee_a))
         self._s.plant_fault(i, code, float(value))
 
     def set_fault(self, i: int, fault: FaultSpec | dict) -> None:

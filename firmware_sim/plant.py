@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from firmware_sim.profiles import shape_values
 
 QUANTITIES = ("P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
-              "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N")
+              "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N", "avc_in_band", "avc_raise",
+              "avc_lower", "avc_timing", "avc_blocked", "avc_lockout")
 QI = {q: i for i, q in enumerate(QUANTITIES)}
 NQ = len(QUANTITIES)
+#: the AVC relay's state as 0/1 flags (one binary input each on an RTU): in band, raise / lower pending
+#: (delay running or tap changer moving in that direction), time delay running, blocked, locked out
+AVC_FLAGS = ("avc_in_band", "avc_raise", "avc_lower", "avc_timing", "avc_blocked", "avc_lockout")
 _FLOW = ("P", "Q", "S", "I", "PF", "V", "F", "energised", "I_A", "I_B", "I_C", "I_N")
 ALLOWED = {
     "source": _FLOW,
-    "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss", "avc_auto", "avc_state"),
+    "transformer": _FLOW + ("tap", "V_lv", "I_lv", "P_loss", "avc_auto", "avc_state") + AVC_FLAGS,
     "switch": _FLOW + ("position", "start", "operate", "ar_state"),
     "load": _FLOW,
     "busbar": ("V", "F", "energised"),
@@ -36,8 +40,11 @@ ALLOWED = {
 #: quantities a command (set_state) writes into the plant state
 WRITABLE = ("position", "tap", "energised", "avc_auto")
 #: AVC relay states (avc_state): manual, bus voltage in band, out of band (delay running), tap changer
-#: moving, locked out (runaway protection: a tap step the relay did not command; reset by an avc_auto command)
-AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING, AVC_LOCKOUT = 0, 1, 2, 3, 4
+#: moving, locked out (runaway protection: a tap step the relay did not command; reset by an avc_auto command),
+#: blocked (in auto but not acting: transformer de-energised, bus under AVC_BLOCK_V of the target, or the tap
+#: changer at its end stop in the direction the band asks for)
+AVC_MANUAL, AVC_IN_BAND, AVC_TIMING, AVC_MOVING, AVC_LOCKOUT, AVC_BLOCKED = 0, 1, 2, 3, 4, 5
+AVC_BLOCK_V = 0.8  # undervoltage blocking: a fault dip must not make the AVC run the taps
 DEFAULT_TAP_TIME = 5.0  # s per step of a tap changer without AVC settings
 #: auto-reclose states (ar_state): none, ready, dead time running, reclaim time running, locked out
 AR_OFF, AR_READY, AR_DEAD_TIME, AR_RECLAIM, AR_LOCKOUT = 0, 1, 2, 3, 4
@@ -46,7 +53,12 @@ OPEN, CLOSED = 1, 2  # switch positions as the DNP3 double-bit / IEC 61850 Dbpos
 KEY_PLANT = 0x2545F491
 CURVES = {"DT": 0, "SI": 1, "VI": 2, "EI": 3, "LTI": 4}  # IEC 60255-151 inverse-time curves, definite time
 #: physical events a scenario or the fault API applies to plant equipment (the C core's codes)
-PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4, "tap_runaway": 5}
+PLANT_FAULTS = {"short_circuit": 1, "load_step": 2, "loss_of_supply": 3, "breaker_fail": 4, "tap_runaway": 5,
+                "ct_saturation": 8}
+#: the second value of a ct_saturation: the knee current (A) above which the CT under-reads
+CT_KNEE = 9
+#: transformer vector groups: the phase shift of LV against HV in units of 30° (Dyn11: LV leads by 30°)
+VECTOR_GROUPS = {"Dyn11": 1.0, "Dyn1": -1.0}
 #: short-circuit types: the event code (three-phase is short_circuit's own code)
 FAULT_TYPES = {"three_phase": 1, "phase_earth": 6, "phase_phase": 7}
 
@@ -76,6 +88,7 @@ class Transformer:
     tap: int
     avc: "Avc | None" = None
     earthing: float = 6.35  # ohm, LV neutral earthing resistor (about 1 kA earth-fault current at 11 kV)
+    vector_group: str = "Dyn11"  # delta HV, earthed star LV: zero sequence does not pass, ±30° phase shift
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,10 @@ def compile_plant(p: PlantData) -> dict:
     for attr in ("target", "band", "delay", "tap_time", "ldc_r", "ldc_x"):  # target 0: no AVC
         dbl.extend(float(getattr(t.avc, attr)) if t.avc else 0.0 for t in p.transformers)
     dbl.extend(t.earthing for t in p.transformers)
+    for t in p.transformers:
+        if t.vector_group not in VECTOR_GROUPS:
+            raise PlantRefError(f"transformer {t.name!r}: vector group {t.vector_group!r}; use one of {', '.join(VECTOR_GROUPS)}")
+        dbl.append(VECTOR_GROUPS[t.vector_group])
     for attr in ("peak", "power_factor", "noise", "utc_offset_h"):
         dbl.extend(float(getattr(ld, attr)) for ld in p.loads)
     for ld in p.loads:

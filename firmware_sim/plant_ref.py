@@ -12,7 +12,23 @@ from __future__ import annotations
 
 import math
 
-from firmware_sim.plant import AR_MAX_SHOTS, CLOSED, DEFAULT_TAP_TIME, KEY_PLANT, NQ, OPEN, QI
+from firmware_sim.plant import (
+    AR_MAX_SHOTS,
+    AVC_BLOCK_V,
+    AVC_BLOCKED,
+    AVC_IN_BAND,
+    AVC_LOCKOUT,
+    AVC_MANUAL,
+    AVC_MOVING,
+    AVC_TIMING,
+    CLOSED,
+    CT_KNEE,
+    DEFAULT_TAP_TIME,
+    KEY_PLANT,
+    NQ,
+    OPEN,
+    QI,
+)
 from firmware_sim.rng import gauss, tick_key
 
 SQRT3 = math.sqrt(3.0)
@@ -43,13 +59,18 @@ def unpack(ints, dbl) -> dict:
                       ("ar_reclaim", ns), ("ef_pickup", ns), ("ef_curve", ns), ("ef_tms", ns), ("tx_r", nt), ("tx_x", nt), ("tx_ratio", nt), ("tx_step", nt),
                       ("tx_neutral", nt), ("tx_min", nt), ("tx_max", nt), ("tx_init", nt), ("avc_target", nt),
                       ("avc_band", nt), ("avc_delay", nt), ("avc_tap_time", nt), ("avc_ldc_r", nt),
-                      ("avc_ldc_x", nt), ("tx_rn", nt), ("ld_peak", nl),
+                      ("avc_ldc_x", nt), ("tx_rn", nt), ("tx_shift", nt), ("ld_peak", nl),
                       ("ld_pf", nl), ("ld_noise", nl), ("ld_utc", nl), ("ld_shape", 48 * nl)):
         d[name] = [float(x) for x in dbl[o:o + cnt]]
         o += cnt
     if len(ints) != 6 + 3 * n + 2 * ns + 2 * nt + nl + nb or len(dbl) != o:
         raise ValueError("plant parameters: array sizes do not match the counts")
     return d
+
+
+def _shift2(shift: float) -> complex:
+    """e^(j·60°·shift): the negative sequence's extra turn through a D-yn winding (shift +1 Dyn11, -1 Dyn1)."""
+    return complex(0.5, SQRT3 / 2.0 * shift)
 
 
 def frequency(f_nom: float, t: float) -> float:
@@ -75,6 +96,7 @@ class PlantRef:
         self.ar_shot, self.ar_lockout = [0] * ns, [0] * ns
         self.ar_close_at, self.ar_reclaim_until = [math.nan] * ns, [math.nan] * ns
         self.sw_fail = [0.0] * ns
+        self.ct_factor, self.ct_knee = [1.0] * ns, [0.0] * ns  # a saturating CT: share of the current above the knee
         self.fault_z = [0.0] * d["nl"]  # ohm; 0: no fault
         self.fault_type = [0] * d["nl"]  # 1 three-phase, 2 phase-earth (A), 3 phase-phase (B-C)
         self.ef_started, self.ef_progress = [0.0] * ns, [0.0] * ns
@@ -102,6 +124,10 @@ class PlantRef:
             self.sw_fail[eq - 1 - nt] = v
         elif code == 5 and 1 <= eq <= nt:  # tap changer runaway: 1 raising, 2 lowering, 0 repaired
             self.runaway[eq - 1] = {1.0: 1.0, 2.0: -1.0}.get(v, 0.0)
+        elif code == 8 and 0 <= eq - 1 - nt < ns:  # CT saturation: the share reproduced (0 or >= 1: a healthy CT)
+            self.ct_factor[eq - 1 - nt] = v if 0.0 < v < 1.0 else 1.0
+        elif code == CT_KNEE and 0 <= eq - 1 - nt < ns:
+            self.ct_knee[eq - 1 - nt] = v
         else:
             return False
         return True
@@ -292,12 +318,23 @@ class PlantRef:
                     tot2[comp[u]] += i2
                     tot0[comp[u]] += i0
                     self._phases(e, (s / (SQRT3 * vph[u])).conjugate(), i2, i0)
+        i2_src = 0j
         for k in range(nt):  # the transformers' neutrals and windings return the fault's sequence currents
             lv = d["tx_lv"][k]
             c = comp[lv]
             if on[k] and (tot2[c] != 0j or tot0[c] != 0j):
-                inj2[lv] -= tot2[c] * y[k] / gy[c]
+                i2k = tot2[c] * y[k] / gy[c]
+                inj2[lv] -= i2k
                 inj0[lv] -= tot0[c] * y0[k] / g0[c]
+                # HV side of the D-yn winding: zero sequence circulates in the delta (no earth current at 33 kV);
+                # the negative sequence turns by twice the vector group's 30° against the positive sequence
+                i2h = a[k] * i2k * _shift2(d["tx_shift"][k])
+                inj2[d["tx_hv"][k]] += i2h
+                i2_src += i2h
+                self._phases(1 + k, a[k] * ik[k], i2h, 0j)
+        if i2_src != 0j:
+            inj2[d["src"]] -= i2_src
+            self._phases(0, ihv_tot, i2_src, 0j)
         # switch flows: subtree sums over closed switches, bottom-up
         sub = list(inj)
         for u in range(n - 1, -1, -1):
@@ -323,6 +360,11 @@ class PlantRef:
             out[e * NQ + QI["energised"]] = 1.0 if vn[d["sw_b"][k]] > 0.0 else 0.0
             out[e * NQ + QI["position"]] = OPEN if not math.isnan(self.interrupt_at[k]) else self.sw_state[k]
             o = e * NQ
+            if self.ct_factor[k] < 1.0:  # a saturated CT: the relay and the readings see less above the knee
+                kn, fac = self.ct_knee[k], self.ct_factor[k]
+                for q in ("I", "I_A", "I_B", "I_C", "I_N"):
+                    if out[o + QI[q]] > kn:
+                        out[o + QI[q]] = kn + (out[o + QI[q]] - kn) * fac
             self._protect(k, t, dt, max(out[o + QI["I_A"]], out[o + QI["I_B"]], out[o + QI["I_C"]]), out[o + QI["I_N"]])
             out[e * NQ + QI["start"]] = self.started[k]
             out[e * NQ + QI["operate"]] = self.operated[k]
@@ -333,7 +375,16 @@ class PlantRef:
             v_avc = vn[d["tx_lv"][k]]
             if d["avc_ldc_r"][k] != 0.0 or d["avc_ldc_x"][k] != 0.0:  # line-drop compensation
                 v_avc = abs(vph[d["tx_lv"][k]] - SQRT3 * complex(d["avc_ldc_r"][k], d["avc_ldc_x"][k]) * ik[k])
-            out[e * NQ + QI["avc_state"]] = self._avc(k, t, dt, v_avc, on[k])
+            st, way = self._avc(k, t, dt, v_avc, on[k])
+            o = e * NQ
+            out[o + QI["avc_state"]] = st
+            moving = st in (AVC_TIMING, AVC_MOVING)
+            out[o + QI["avc_in_band"]] = 1.0 if st == AVC_IN_BAND else 0.0
+            out[o + QI["avc_raise"]] = 1.0 if moving and way > 0.0 else 0.0
+            out[o + QI["avc_lower"]] = 1.0 if moving and way < 0.0 else 0.0
+            out[o + QI["avc_timing"]] = 1.0 if st == AVC_TIMING else 0.0
+            out[o + QI["avc_blocked"]] = 1.0 if st == AVC_BLOCKED else 0.0
+            out[o + QI["avc_lockout"]] = 1.0 if st == AVC_LOCKOUT else 0.0
         for k in range(nb):
             e = 1 + nt + ns + nl + k
             v = vn[d["bb_node"][k]]
@@ -341,39 +392,47 @@ class PlantRef:
             out[e * NQ + QI["F"]] = f if v > 0.0 else 0.0
             out[e * NQ + QI["energised"]] = 1.0 if v > 0.0 else 0.0
 
-    def _avc(self, k: int, t: float, dt: float, v: float, on: bool) -> float:
-        """Automatic voltage control of transformer k: out of band for ``delay`` → one tap step taking ``tap_time``."""
+    def _avc(self, k: int, t: float, dt: float, v: float, on: bool) -> tuple[float, float]:
+        """Automatic voltage control of transformer k: out of band for ``delay`` → one tap step taking ``tap_time``.
+
+        Returns (avc_state, direction of the pending or running step: +1 raise, -1 lower, 0 none)."""
         d = self.d
         if not math.isnan(self.avc_move_at[k]):
             if t < self.avc_move_at[k]:
-                return 3.0
+                return AVC_MOVING, self.avc_dir[k]
             self.tap[k] = min(max(self.tap[k] + self.avc_dir[k], d["tx_min"][k]), d["tx_max"][k])
             self.avc_move_at[k] = math.nan
             self.avc_timer[k] = 0.0
             if self.runaway[k] != 0.0 and self.avc_auto[k] != 0.0:
                 self.avc_lockout[k] = 1  # runaway protection: a step the relay did not command
         if self.avc_lockout[k]:
-            return 4.0  # the motor supply is cut: no more steps, commanded or not
+            return AVC_LOCKOUT, 0.0  # the motor supply is cut: no more steps, commanded or not
         if self.runaway[k] != 0.0:  # the stuck motor keeps stepping until the end stop
             step = self.runaway[k]
             if d["tx_min"][k] <= self.tap[k] + step <= d["tx_max"][k]:
                 self.avc_dir[k] = step
                 tt = d["avc_tap_time"][k]
                 self.avc_move_at[k] = t + (tt if tt > 0.0 else DEFAULT_TAP_TIME)
-                return 3.0
+                return AVC_MOVING, step
         if self.avc_auto[k] == 0.0:
-            return 0.0
+            return AVC_MANUAL, 0.0
         target = d["avc_target"][k]
-        if not on or abs(v - target) <= d["avc_band"][k] * target:
+        if not on or v < AVC_BLOCK_V * target:  # de-energised, or a fault dip: undervoltage blocking
             self.avc_timer[k] = 0.0
-            return 1.0
-        self.avc_timer[k] += dt
+            return AVC_BLOCKED, 0.0
+        if abs(v - target) <= d["avc_band"][k] * target:
+            self.avc_timer[k] = 0.0
+            return AVC_IN_BAND, 0.0
         step = 1.0 if v < target else -1.0
-        if self.avc_timer[k] >= d["avc_delay"][k] and d["tx_min"][k] <= self.tap[k] + step <= d["tx_max"][k]:
+        if not d["tx_min"][k] <= self.tap[k] + step <= d["tx_max"][k]:  # at the end stop: nothing left to do
+            self.avc_timer[k] = 0.0
+            return AVC_BLOCKED, 0.0
+        self.avc_timer[k] += dt
+        if self.avc_timer[k] >= d["avc_delay"][k]:
             self.avc_dir[k] = step
             self.avc_move_at[k] = t + d["avc_tap_time"][k]
-            return 3.0
-        return 2.0
+            return AVC_MOVING, step
+        return AVC_TIMING, step
 
     def _ar_tripped(self, k: int, t_open: float) -> None:
         """Protection opened switch k: schedule the next reclose shot, or lock out when none is left."""

@@ -17,13 +17,13 @@ SHAPES = ("domestic", "commercial", "industrial", "mixed-feeder")
 
 def transformer(name: str, hv: str, lv: str, mva: float = 15.0, z_pct: float = 10.0, x_r: float = 12.0,
                 hv_kv: float = 33.0, lv_kv: float = 11.5, step_pct: float = 1.25, taps: tuple[int, int, int] = (1, 9, 17),
-                tap: int | None = None, avc=None, earthing: float = 6.35) -> Transformer:
+                tap: int | None = None, avc=None, earthing: float = 6.35, vector_group: str = "Dyn11") -> Transformer:
     """A two-winding transformer from nameplate values (impedance % on its rating, LV-referred)."""
     z = z_pct / 100.0 * (lv_kv * 1e3) ** 2 / (mva * 1e6)
     r = z / math.sqrt(1.0 + x_r * x_r)
     lo, neutral, hi = taps
     return Transformer(name, hv, lv, r, r * x_r, lv_kv / hv_kv, step_pct / 100.0, neutral, lo, hi,
-                       neutral if tap is None else tap, avc, earthing)
+                       neutral if tap is None else tap, avc, earthing, vector_group)
 
 
 def source(name: str, node: str, kv: float = 33.0, ssc_mva: float = 750.0, x_r: float = 10.0) -> Source:

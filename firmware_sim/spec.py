@@ -127,7 +127,8 @@ class PlantValue(_Spec):
     kind: Literal["plant"]
     equipment: str = Field(min_length=1, description="plant equipment, e.g. KGM/F1/FDR")
     quantity: Literal["P", "Q", "S", "I", "PF", "V", "F", "position", "tap", "V_lv", "I_lv", "P_loss", "energised", "start",
-                      "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N"]
+                      "operate", "avc_auto", "avc_state", "ar_state", "I_A", "I_B", "I_C", "I_N", "avc_in_band", "avc_raise",
+                      "avc_lower", "avc_timing", "avc_blocked", "avc_lockout"]
     phase: Literal["A", "B", "C", "N", "AB", "BC", "CA", "AN", "BN", "CN", "ABC"] | None = Field(
         None, description="one phase of a balanced quantity: P/Q/S a third, V with AN/BN/CN line-neutral")
     scale: float | None = Field(None, description="SI value × scale = point value (default from the measurement multiplier)")

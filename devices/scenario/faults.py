@@ -14,7 +14,15 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.contract import fault_kinds
-from devices.scenario.plant_faults import PLANT_KINDS, BreakerFail, LoadStep, LossOfSupply, ShortCircuit, TapRunaway
+from devices.scenario.plant_faults import (
+    PLANT_KINDS,
+    BreakerFail,
+    CtSaturation,
+    LoadStep,
+    LossOfSupply,
+    ShortCircuit,
+    TapRunaway,
+)
 from firmware_sim.spec import (
     Drift,
     Dropout,
@@ -156,7 +164,7 @@ Fault = Annotated[
         Stuck, Drift, Spike, NoiseBurst, Offset, Saturate, Dropout, OutOfRange, Oscillation, ScaleError, QualityOverride,
         SetState, Silent, Delay, Disconnect, Trickle, ExceptionReply, WrongTid, ShortReply, Iin, ConfirmLoss,
         ReportSuppression, AssociationAbort, ControlRefused, StartdtRefused, AckLoss, TimeJump, LinkDown, Partition, LinkUp, Latency,
-        ShortCircuit, LoadStep, LossOfSupply, BreakerFail, TapRunaway,
+        ShortCircuit, LoadStep, LossOfSupply, BreakerFail, TapRunaway, CtSaturation,
     ],
     Field(discriminator="kind"),
 ]

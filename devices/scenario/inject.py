@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 from devices.contract import emulated
 from devices.scenario.faults import DATA_KINDS, FAULT, NETWORK_KINDS, Fault
 from devices.scenario.model import Target
-from devices.scenario.plant_faults import PLANT_KINDS, fault_type, value_of
+from devices.scenario.plant_faults import PLANT_KINDS, fault_args, value_of
 from devices.scenario.resolve import Site, TargetError
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class Injector:
                 fw.set_state(i, a.fault.value)
         elif k in PLANT_KINDS:  # a physical event: the plant changes, every device sees it
             for key in a.points:
-                fw.plant_fault(fw.index(*key.split("/", 1)), k, value_of(a.fault, clear=False), *fault_type(a.fault))
+                fw.plant_fault(fw.index(*key.split("/", 1)), k, value_of(a.fault, clear=False), **fault_args(a.fault))
         elif k in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)
@@ -152,7 +152,7 @@ class Injector:
                 fw.set_state(fw.index(*key.split("/", 1)), v)
         elif a.fault.kind in PLANT_KINDS:
             for key in a.points:
-                fw.plant_fault(fw.index(*key.split("/", 1)), a.fault.kind, value_of(a.fault, clear=True), *fault_type(a.fault))
+                fw.plant_fault(fw.index(*key.split("/", 1)), a.fault.kind, value_of(a.fault, clear=True), **fault_args(a.fault))
         elif a.fault.kind in DATA_KINDS:
             for key in a.points:
                 self._reapply_data(key)

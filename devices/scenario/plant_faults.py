@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: the equipment section of the plant each event applies to
 SECTION = {"short_circuit": "loads", "load_step": "loads", "loss_of_supply": "source", "breaker_fail": "switches",
-           "tap_runaway": "transformers"}
+           "tap_runaway": "transformers", "ct_saturation": "switches"}
 PLANT_KINDS = frozenset(SECTION)
 
 
@@ -54,6 +54,15 @@ class TapRunaway(_Event):
     direction: Literal["raise", "lower"] = "raise"
 
 
+class CtSaturation(_Event):
+    """The breaker's current transformers saturate: above ``knee_a`` they reproduce only ``factor`` of the
+    current, so readings and the relay see less and the relay trips later than the true current would make it."""
+
+    kind: Literal["ct_saturation"]
+    factor: float = Field(0.5, gt=0, lt=1, description="share of the current above the knee the CT reproduces")
+    knee_a: float = Field(0.0, ge=0, description="primary current (A) where saturation starts; 0: at any current")
+
+
 def value_of(fault: Any, clear: bool) -> float:
     """The firmware's event value (firmware_sim.Firmware.plant_fault) to apply or to clear ``fault``."""
     k = fault.kind
@@ -63,12 +72,18 @@ def value_of(fault: Any, clear: bool) -> float:
         return 1.0 if clear else fault.factor
     if k == "tap_runaway":
         return 0.0 if clear else (1.0 if fault.direction == "raise" else 2.0)
+    if k == "ct_saturation":
+        return 1.0 if clear else fault.factor
     return 0.0 if clear else 1.0
 
 
-def fault_type(fault: Any) -> tuple[str, ...]:
-    """The extra argument of Firmware.plant_fault: a short circuit's type."""
-    return (fault.type,) if fault.kind == "short_circuit" else ()
+def fault_args(fault: Any) -> dict[str, Any]:
+    """The extra arguments of Firmware.plant_fault: a short circuit's type, a CT's knee current."""
+    if fault.kind == "short_circuit":
+        return {"fault_type": fault.type}
+    if fault.kind == "ct_saturation":
+        return {"knee_a": fault.knee_a}
+    return {}
 
 
 def check_target(cfg: Any, keys: list[str], kind: str) -> str | None:

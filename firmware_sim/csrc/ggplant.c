@@ -21,6 +21,7 @@
 #define INTERRUPT 0.03
 #define DEFAULT_TAP_TIME 5.0 /* s per step of a tap changer without AVC settings */
 #define LOW_V 0.7 /* below this share of the open-circuit voltage loads turn constant-impedance */
+#define AVC_BLOCK_V 0.8 /* undervoltage blocking of the AVC: a fault dip must not run the taps */
 static const double CURVE_K[5][2] = {{0.0, 0.0}, {0.14, 0.02}, {13.5, 1.0}, {80.0, 2.0}, {120.0, 1.0}};
 
 typedef double complex cplx;
@@ -32,7 +33,8 @@ struct gg_plant {
     double src_v, src_r, src_x, f_nom;
     const double *tx_r, *tx_x, *tx_ratio, *tx_step, *tx_neutral, *ld_peak, *ld_pf, *ld_noise, *ld_utc, *ld_shape;
     const double *sw_optime, *pr_pickup, *pr_curve, *pr_tms, *pr_hs, *pr_hs_t, *ar_shots, *ar_dead, *ar_reclaim;
-    const double *ef_pickup, *ef_curve, *ef_tms, *tx_rn;
+    const double *ef_pickup, *ef_curve, *ef_tms, *tx_rn, *tx_shift;
+    double *ct_factor, *ct_knee;
     double *fault_z, *fault_type, *ef_started, *ef_progress;
     cplx *fy, *y0, *g0, *gf, *inj2, *inj0, *tot2, *tot0, *vph;
     double *ar_shot, *ar_lockout, *ar_close_at, *ar_reclaim_until;
@@ -58,7 +60,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     uint32_t n = (uint32_t)ints[0], ns = (uint32_t)ints[1], nt = (uint32_t)ints[2], nl = (uint32_t)ints[3],
              nb = (uint32_t)ints[4];
     uint64_t want_i = 6 + 3ull * n + 2ull * ns + 2ull * nt + nl + nb;
-    uint64_t want_d = 4 + (12ull + GG_AR_MAX_SHOTS) * ns + 15ull * nt + 4ull * nl + 48ull * nl;
+    uint64_t want_d = 4 + (12ull + GG_AR_MAX_SHOTS) * ns + 16ull * nt + 4ull * nl + 48ull * nl;
     if (want_i != n_ints || want_d != n_dbl) { snprintf(err, errlen, "plant: array sizes do not match the counts"); return NULL; }
     gg_plant *pl = calloc(1, sizeof *pl);
     if (!pl) goto nomem;
@@ -123,6 +125,7 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->avc_ldc_r = dp; dp += nt;
     pl->avc_ldc_x = dp; dp += nt;
     pl->tx_rn = dp; dp += nt;
+    pl->tx_shift = dp; dp += nt;
     pl->ld_peak = dp; dp += nl;
     pl->ld_pf = dp; dp += nl;
     pl->ld_noise = dp; dp += nl;
@@ -130,10 +133,14 @@ gg_plant *gg_plant_create(const int32_t *ints, uint32_t n_ints, const double *db
     pl->ld_shape = dp;
     size_t N = n ? n : 1, NS = ns ? ns : 1;
     double **sw_arrays[] = {&pl->started, &pl->operated, &pl->progress, &pl->hs_timer, &pl->trip_at, &pl->interrupt_at,
-                            &pl->sw_fail, &pl->ar_shot, &pl->ar_lockout, &pl->ar_close_at, &pl->ar_reclaim_until};
+                            &pl->sw_fail, &pl->ar_shot, &pl->ar_lockout, &pl->ar_close_at, &pl->ar_reclaim_until,
+                            &pl->ct_factor, &pl->ct_knee};
     for (size_t q = 0; q < sizeof sw_arrays / sizeof sw_arrays[0]; q++)
         if (!(*sw_arrays[q] = calloc(NS, sizeof(double)))) goto nomem;
-    for (uint32_t k = 0; k < ns; k++) pl->trip_at[k] = pl->interrupt_at[k] = pl->ar_close_at[k] = pl->ar_reclaim_until[k] = NAN;
+    for (uint32_t k = 0; k < ns; k++) {
+        pl->trip_at[k] = pl->interrupt_at[k] = pl->ar_close_at[k] = pl->ar_reclaim_until[k] = NAN;
+        pl->ct_factor[k] = 1.0;
+    }
     size_t NL = nl ? nl : 1, NT = nt ? nt : 1;
     if (!(pl->fault_z = calloc(NL, sizeof(double))) || !(pl->fault_type = calloc(NL, sizeof(double))) ||
         !(pl->fy = calloc(NL, sizeof(cplx))) || !(pl->y0 = calloc(NT, sizeof(cplx))) ||
@@ -193,7 +200,7 @@ void gg_plant_destroy(gg_plant *pl) {
                  pl->fault_type, pl->fy, pl->y0, pl->ef_started, pl->ef_progress, pl->g0, pl->gf, pl->inj2, pl->inj0,
                  pl->tot2, pl->tot0, pl->vph,
                  pl->avc_auto, pl->avc_timer, pl->avc_move_at, pl->avc_dir, pl->runaway, pl->avc_lockout, pl->ar_shot, pl->ar_lockout,
-                 pl->ar_close_at, pl->ar_reclaim_until};
+                 pl->ar_close_at, pl->ar_reclaim_until, pl->ct_factor, pl->ct_knee};
     for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) free(m[k]);
     free(pl);
 }
@@ -234,6 +241,8 @@ int gg_plant_fault(gg_plant *pl, uint32_t eq, int code, double v) {
     else if (code == GG_PF_BREAKER_FAIL && s >= 0 && s < pl->ns) pl->sw_fail[s] = v;
     else if (code == GG_PF_TAP_RUNAWAY && eq >= 1 && eq <= pl->nt) /* 1 raising, 2 lowering, 0 repaired */
         pl->runaway[eq - 1] = v == 1.0 ? 1.0 : v == 2.0 ? -1.0 : 0.0;
+    else if (code == GG_PF_CT_SATURATION && s >= 0 && s < pl->ns) pl->ct_factor[s] = v > 0.0 && v < 1.0 ? v : 1.0;
+    else if (code == GG_PF_CT_KNEE && s >= 0 && s < pl->ns) pl->ct_knee[s] = v;
     else return -2;
     return 0;
 }
@@ -258,10 +267,12 @@ static double ar_state(const gg_plant *pl, uint32_t k) {
     return pl->ar_reclaim_until[k] == pl->ar_reclaim_until[k] ? 3.0 : 1.0;
 }
 
-/* Automatic voltage control of transformer k: out of band for delay -> one tap step taking tap_time. */
-static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int on) {
+/* Automatic voltage control of transformer k: out of band for delay -> one tap step taking tap_time.
+ * Returns avc_state; *way: direction of the pending or running step (+1 raise, -1 lower, 0 none). */
+static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int on, double *way) {
+    *way = 0.0;
     if (pl->avc_move_at[k] == pl->avc_move_at[k]) {
-        if (t < pl->avc_move_at[k]) return 3.0;
+        if (t < pl->avc_move_at[k]) { *way = pl->avc_dir[k]; return GG_AVC_MOVING; }
         double tap = pl->tap[k] + pl->avc_dir[k];
         tap = tap < pl->tx_min[k] ? pl->tx_min[k] : tap;
         pl->tap[k] = tap > pl->tx_max[k] ? pl->tx_max[k] : tap;
@@ -269,29 +280,39 @@ static double avc(gg_plant *pl, uint32_t k, double t, double dt, double v, int o
         pl->avc_timer[k] = 0.0;
         if (pl->runaway[k] != 0.0 && pl->avc_auto[k] != 0.0) pl->avc_lockout[k] = 1.0; /* an uncommanded step */
     }
-    if (pl->avc_lockout[k] != 0.0) return 4.0; /* the motor supply is cut: no more steps */
+    if (pl->avc_lockout[k] != 0.0) return GG_AVC_LOCKOUT; /* the motor supply is cut: no more steps */
     if (pl->runaway[k] != 0.0) { /* the stuck motor keeps stepping until the end stop */
         double step = pl->runaway[k];
         if (pl->tap[k] + step >= pl->tx_min[k] && pl->tap[k] + step <= pl->tx_max[k]) {
             pl->avc_dir[k] = step;
             pl->avc_move_at[k] = t + (pl->avc_tap_time[k] > 0.0 ? pl->avc_tap_time[k] : DEFAULT_TAP_TIME);
-            return 3.0;
+            *way = step;
+            return GG_AVC_MOVING;
         }
     }
-    if (pl->avc_auto[k] == 0.0) return 0.0;
+    if (pl->avc_auto[k] == 0.0) return GG_AVC_MANUAL;
     double target = pl->avc_target[k];
-    if (!on || fabs(v - target) <= pl->avc_band[k] * target) {
+    if (!on || v < AVC_BLOCK_V * target) { /* de-energised, or a fault dip: undervoltage blocking */
         pl->avc_timer[k] = 0.0;
-        return 1.0;
+        return GG_AVC_BLOCKED;
+    }
+    if (fabs(v - target) <= pl->avc_band[k] * target) {
+        pl->avc_timer[k] = 0.0;
+        return GG_AVC_IN_BAND;
+    }
+    double step = v < target ? 1.0 : -1.0;
+    if (!(pl->tap[k] + step >= pl->tx_min[k] && pl->tap[k] + step <= pl->tx_max[k])) { /* at the end stop */
+        pl->avc_timer[k] = 0.0;
+        return GG_AVC_BLOCKED;
     }
     pl->avc_timer[k] += dt;
-    double step = v < target ? 1.0 : -1.0;
-    if (pl->avc_timer[k] >= pl->avc_delay[k] && pl->tap[k] + step >= pl->tx_min[k] && pl->tap[k] + step <= pl->tx_max[k]) {
+    *way = step;
+    if (pl->avc_timer[k] >= pl->avc_delay[k]) {
         pl->avc_dir[k] = step;
         pl->avc_move_at[k] = t + pl->avc_tap_time[k];
-        return 3.0;
+        return GG_AVC_MOVING;
     }
-    return 2.0;
+    return GG_AVC_TIMING;
 }
 
 /* Seconds to operate at ratio times pickup (IEC 60255: tms*k / (ratio^alpha - 1); DT: tms). */
@@ -522,13 +543,25 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
             }
         }
     }
+    cplx i2_src = 0.0;
     for (k = 0; any_fault && k < nt; k++) { /* the transformers' neutrals and windings return the sequence currents */
         int32_t lv = pl->tx_lv[k];
         c = (uint32_t)pl->comp[lv];
         if (pl->on[k] && (pl->tot2[c] != 0.0 || pl->tot0[c] != 0.0)) {
-            pl->inj2[lv] -= pl->tot2[c] * pl->y[k] / pl->gy[c];
+            cplx i2k = pl->tot2[c] * pl->y[k] / pl->gy[c];
+            pl->inj2[lv] -= i2k;
             pl->inj0[lv] -= pl->tot0[c] * pl->y0[k] / pl->g0[c];
+            /* HV side of the D-yn winding: zero sequence circulates in the delta (no earth current at 33 kV);
+             * the negative sequence turns by twice the vector group's 30 degrees against the positive sequence */
+            cplx i2h = pl->a[k] * i2k * (0.5 + I * (SQRT3 / 2.0 * pl->tx_shift[k]));
+            pl->inj2[pl->tx_hv[k]] += i2h;
+            i2_src += i2h;
+            phases(out + (1 + k) * GG_PLANT_NQ, pl->a[k] * pl->ik[k], i2h, 0.0);
         }
+    }
+    if (i2_src != 0.0) {
+        pl->inj2[pl->src] -= i2_src;
+        phases(out, ihv_tot, i2_src, 0.0);
     }
     /* switch flows: subtree sums over closed switches, bottom-up (inj becomes the subtree sum) */
     for (u = n; u-- > 0;) {
@@ -553,6 +586,12 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         }
         o[GG_PQ_LIVE] = pl->vn[pl->sw_b[sw]] > 0.0 ? 1.0 : 0.0;
         o[GG_PQ_POS] = pl->interrupt_at[sw] == pl->interrupt_at[sw] ? OPEN : pl->sw_state[sw];
+        if (pl->ct_factor[sw] < 1.0) { /* a saturated CT: the relay and the readings see less above the knee */
+            static const int cur[5] = {GG_PQ_I, GG_PQ_IA, GG_PQ_IB, GG_PQ_IC, GG_PQ_IN};
+            double kn = pl->ct_knee[sw], fac = pl->ct_factor[sw];
+            for (int q = 0; q < 5; q++)
+                if (o[cur[q]] > kn) o[cur[q]] = kn + (o[cur[q]] - kn) * fac;
+        }
         double imax = o[GG_PQ_IA] > o[GG_PQ_IB] ? o[GG_PQ_IA] : o[GG_PQ_IB];
         protect(pl, (uint32_t)sw, t, dt, imax > o[GG_PQ_IC] ? imax : o[GG_PQ_IC], o[GG_PQ_IN]);
         o[GG_PQ_START] = pl->started[sw];
@@ -565,7 +604,16 @@ void gg_plant_solve(gg_plant *pl, double t, uint64_t seed) {
         double v_avc = pl->vn[pl->tx_lv[k]];
         if (pl->avc_ldc_r[k] != 0.0 || pl->avc_ldc_x[k] != 0.0) /* line-drop compensation */
             v_avc = cabs(pl->vph[pl->tx_lv[k]] - SQRT3 * (pl->avc_ldc_r[k] + I * pl->avc_ldc_x[k]) * pl->ik[k]);
-        o[GG_PQ_AVC_STATE] = avc(pl, k, t, dt, v_avc, pl->on[k]);
+        double way;
+        double st = avc(pl, k, t, dt, v_avc, pl->on[k], &way);
+        int moving = st == GG_AVC_TIMING || st == GG_AVC_MOVING;
+        o[GG_PQ_AVC_STATE] = st;
+        o[GG_PQ_AVC_IN_BAND] = st == GG_AVC_IN_BAND;
+        o[GG_PQ_AVC_RAISE] = moving && way > 0.0;
+        o[GG_PQ_AVC_LOWER] = moving && way < 0.0;
+        o[GG_PQ_AVC_TIMING] = st == GG_AVC_TIMING;
+        o[GG_PQ_AVC_BLOCKED] = st == GG_AVC_BLOCKED;
+        o[GG_PQ_AVC_LOCKOUT] = st == GG_AVC_LOCKOUT;
     }
     for (k = 0; k < nb; k++) {
         double *o = out + (1 + nt + ns + nl + k) * GG_PLANT_NQ;

@@ -7,14 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GG_PLANT_NQ 22
+#define GG_PLANT_NQ 28
 #define GG_AR_MAX_SHOTS 4
 enum { GG_PQ_P = 0, GG_PQ_Q, GG_PQ_S, GG_PQ_I, GG_PQ_PF, GG_PQ_V, GG_PQ_F, GG_PQ_POS, GG_PQ_TAP, GG_PQ_VLV,
        GG_PQ_ILV, GG_PQ_PLOSS, GG_PQ_LIVE, GG_PQ_START, GG_PQ_OPERATE, GG_PQ_AVC_AUTO, GG_PQ_AVC_STATE,
-       GG_PQ_AR_STATE, GG_PQ_IA, GG_PQ_IB, GG_PQ_IC, GG_PQ_IN };
+       GG_PQ_AR_STATE, GG_PQ_IA, GG_PQ_IB, GG_PQ_IC, GG_PQ_IN, GG_PQ_AVC_IN_BAND, GG_PQ_AVC_RAISE, GG_PQ_AVC_LOWER,
+       GG_PQ_AVC_TIMING, GG_PQ_AVC_BLOCKED, GG_PQ_AVC_LOCKOUT };
+/* AVC relay states (avc_state) */
+enum { GG_AVC_MANUAL = 0, GG_AVC_IN_BAND, GG_AVC_TIMING, GG_AVC_MOVING, GG_AVC_LOCKOUT, GG_AVC_BLOCKED };
 /* physical events (firmware_sim.plant.PLANT_FAULTS) */
 enum { GG_PF_SHORT = 1, GG_PF_LOAD_STEP = 2, GG_PF_LOSS_OF_SUPPLY = 3, GG_PF_BREAKER_FAIL = 4, GG_PF_TAP_RUNAWAY = 5,
-       GG_PF_SHORT_PE = 6, GG_PF_SHORT_PP = 7 /* phase-earth (A), phase-phase (B-C) */ };
+       GG_PF_SHORT_PE = 6, GG_PF_SHORT_PP = 7 /* phase-earth (A), phase-phase (B-C) */,
+       GG_PF_CT_SATURATION = 8 /* share of the current above the knee a CT reproduces */, GG_PF_CT_KNEE = 9 };
 
 typedef struct gg_plant gg_plant;
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 from gateway.cgmes.model import Model
 from gateway.cgmes.names import name_of, unique
-from gateway.site.model import KIND_OF_TYPE
+from gateway.site.model import AVC_FLAG_TYPES, KIND_OF_TYPE
 
 
 def propose_site(model: Model, subs: list[dict], points: list[dict], bay_kind: dict[str, str], kv_by_path: dict[str, float]) -> dict:
@@ -115,7 +115,7 @@ def _signal(meas: dict, kv: float) -> dict:
 
 
 #: 0/1 Discretes (binary inputs)
-_BINARY = ("ProtectionStart", "ProtectionOperate", "LocalOperation", "Automatic")
+_BINARY = ("ProtectionStart", "ProtectionOperate", "LocalOperation", "Automatic") + AVC_FLAG_TYPES
 #: plausible constants (SI units) of the other types; 0 for those not listed
 _CONSTANT = {"LineCurrent": 100.0, "PhaseCurrent": 100.0, "Current": 100.0, "ThreePhaseCurrent": 100.0, "Frequency": 50.0,
              "ThreePhaseActivePower": 1e6, "ThreePhaseReactivePower": 2e5, "ThreePhasePower": 1.02e6,

@@ -62,7 +62,18 @@ MeasurementType = Literal[
     # gridgate extensions (not in the CGMES list): protection pick-up and trip, 0/1 Discretes
     "ProtectionStart",
     "ProtectionOperate",
+    # gridgate extensions: the automatic voltage control relay's state (docs/avc-state-points.md); its
+    # auto/manual switch is CIM's Automatic
+    "AvcState",
+    "AvcInBand",
+    "AvcRaisePending",
+    "AvcLowerPending",
+    "AvcTimeDelay",
+    "AvcBlocked",
+    "AvcLockout",
 ]
+#: the AVC relay's 0/1 state types (AvcState is the 0..5 code)
+AVC_FLAG_TYPES = ("AvcInBand", "AvcRaisePending", "AvcLowerPending", "AvcTimeDelay", "AvcBlocked", "AvcLockout")
 UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "VAh", "degC", "Pa", "cosPhi", "none"]
 UnitMultiplier = Literal["none", "k", "M"]
 PhaseCode = Literal[
@@ -109,6 +120,8 @@ _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "Automatic": ("Discrete", ("none",)),
     "ProtectionStart": ("Discrete", ("none",)),
     "ProtectionOperate": ("Discrete", ("none",)),
+    "AvcState": ("Discrete", ("none",)),
+    **{t: ("Discrete", ("none",)) for t in AVC_FLAG_TYPES},
 }
 #: which kind each measurementType belongs to (CGMES)
 KIND_OF_TYPE: dict[str, str] = {t: k for t, (k, _) in _TYPES.items()}
@@ -120,6 +133,7 @@ CIM_TYPE_OF: dict[str, str] = {
     "Voltage": "LineToLineVoltage",
     "ProtectionStart": EXTENSION_PREFIX + "ProtectionStart",
     "ProtectionOperate": EXTENSION_PREFIX + "ProtectionOperate",
+    **{t: EXTENSION_PREFIX + t for t in ("AvcState",) + AVC_FLAG_TYPES},
 }
 
 

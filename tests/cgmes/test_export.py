@@ -33,7 +33,7 @@ def _measurements(g):
 def test_every_measurement_has_psr_and_terminal_and_the_catalogs_mrid(cfg, g):
     catalog = {e.measurement["mRID"]: e for e in build_catalog(cfg).values()}
     ms = _measurements(g)
-    assert len(ms) == len(catalog) == 97
+    assert len(ms) == len(catalog) == 113
     seen = set()
     for m in ms:
         mr = mrid(g, m)
@@ -106,13 +106,13 @@ def test_separate_operation_profile_and_cli(tmp_path, cfg):
     assert main(["cim", "export", str(EXAMPLE), "-o", str(out), "--profiles", "eq,op"]) == 0
     eq, op = out.read_bytes(), (tmp_path / "kgm-op.xml").read_bytes()
     g_eq, g_op = graph(eq), graph(op)
-    assert not _measurements(g_eq) and len(_measurements(g_op)) == 97
+    assert not _measurements(g_eq) and len(_measurements(g_op)) == 113
     assert b"Operation-EU/3.0" in op and b"Operation-EU" not in eq
     both = graph(eq, op)  # the OP profile's references resolve into the EQ profile
     for m in _measurements(both):
         assert typed(both, "Terminal") and mrid(both, one(both, m, "Measurement.PowerSystemResource"))
     assert main(["cim", "export", str(EXAMPLE), "-o", str(tmp_path / "one.xml")]) == 0
-    assert len(_measurements(graph((tmp_path / "one.xml").read_bytes()))) == 97
+    assert len(_measurements(graph((tmp_path / "one.xml").read_bytes()))) == 113
 
 
 def test_export_is_stable_run_to_run(cfg):

@@ -53,7 +53,7 @@ def _topology(c) -> set[tuple[str, int, str]]:
 def test_round_trip_keeps_equipment_topology_measurements_and_mrids(tmp_path, cfg):
     back, _ = _imported(tmp_path, ("kgm-eq.xml", export(cfg)["eq"]))
     assert _equipment(back) == _equipment(cfg)
-    assert _measurements(back) == _measurements(cfg) and len(_measurements(back)) == 97
+    assert _measurements(back) == _measurements(cfg) and len(_measurements(back)) == 113
     assert _topology(back) == _topology(cfg)
     assert [(b.name, b.voltage_kv) for b in back.substations[0].bays] == [(b.name, b.voltage_kv) for b in cfg.substations[0].bays]
     assert {s.mrid for s in back.substations} == {cfg.substations[0].mrid or back.substations[0].mrid}
@@ -93,7 +93,7 @@ def test_zip_of_profiles_and_substation_choice(tmp_path, cfg, capsys):
         zf.writestr("kgm_EQ.xml", docs["eq"])
         zf.writestr("kgm_OP.xml", docs["op"])
     back = build_site(read([z]), "KGM")
-    assert sum(len(d["points"]) for d in back.site["devices"]) == 97
+    assert sum(len(d["points"]) for d in back.site["devices"]) == 113
     with pytest.raises(ModelError) as e:
         build_site(read([z]), "NOPE")
     assert str(e.value) == "no Substation named 'NOPE' in the model (it has: KGM)"
@@ -137,7 +137,7 @@ def test_import_json_report(tmp_path, cfg, capsys):
     p.write_bytes(export(cfg)["eq"])
     assert main(["cim", "import", str(p), "-o", str(tmp_path / "s.yaml"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert rep["points"] == 97 and rep["devices"] == 7 and rep["ignored"] == {}
+    assert rep["points"] == 113 and rep["devices"] == 7 and rep["ignored"] == {}
     assert rep["notes"] == []  # the example's own grid infeed comes back as its EnergySource, topology as derived
     first = yaml.safe_load((tmp_path / "s.yaml").read_text())["substations"][0]
     assert list(first)[:2] == ["name", "mrid"] and list(first["bays"][0]["equipment"][0])[:2] == ["name", "mrid"]
@@ -156,7 +156,7 @@ def test_imported_site_runs_in_gridgate_demo(tmp_path, cfg, mosquitto, capsys):
     capsys.readouterr()
     assert main(["demo", "--config", str(out), "--broker", mosquitto.url, "--duration", "12", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["measurements_seen"] == 97 and not summary["devices_skipped"]
+    assert summary["measurements_seen"] == 113 and not summary["devices_skipped"]
     assert sorted(summary["devices_emulated"]) == sorted(d["name"] for d in data["devices"])
 
 

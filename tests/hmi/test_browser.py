@@ -147,6 +147,11 @@ def test_value_changes_on_screen_after_it_changes_on_mqtt(stack):
     wait_until(lambda: (stack.published(tap) or {}).get("value") == 13, 30, "tap 13 on MQTT")
     after = wait_until(lambda: (v := stack.value_of(tap)) and v["text"] == "tap 13" and v, 30, "tap 13 on screen")
     assert after["quality"] == "good"
+    # the AVC relay's state next to the tap, in words (docs/avc-state-points.md)
+    avc = stack.mrid("rtu1", "T1_AVC_STATE")
+    words = {0: "manual", 1: "in band", 2: "timing", 3: "tapping", 4: "locked out", 5: "blocked"}
+    wait_until(lambda: (p := stack.published(avc)) and (v := stack.value_of(avc))
+               and v["text"] == f"AVC {words[p['value']]}", 30, "T1 AVC state on screen as published")
     # an analogue: the screen shows the last value published for it, with its unit
     ia = stack.mrid("ied-f1", "Ia")
 

@@ -53,7 +53,10 @@ def test_example_catalog_keeps_v1_names_and_adds_cims():
     pairs = {(m["measurementType"], m["cimMeasurementType"]) for m in cat}
     assert ("Voltage", "LineToLineVoltage") in pairs
     assert ("ProtectionStart", "x-gridgate:ProtectionStart") in pairs and ("ProtectionOperate", "x-gridgate:ProtectionOperate") in pairs
-    assert all(c == t for t, c in pairs if t not in ("Voltage", "ProtectionStart", "ProtectionOperate"))
+    assert ("AvcState", "x-gridgate:AvcState") in pairs and ("AvcBlocked", "x-gridgate:AvcBlocked") in pairs
+    assert ("Automatic", "Automatic") in pairs  # the AVC's auto/manual switch: CIM's own name
+    assert all(c == t for t, c in pairs if t not in ("Voltage", "ProtectionStart", "ProtectionOperate")
+               and not t.startswith("Avc"))
     assert any(m["topic"].endswith("/KGM/BS/BB1/Voltage/AB") for m in cat)  # v1 topics unchanged
     schema = jsonschema.Draft202012Validator(json_schemas()["measurement"])
     assert all(not list(schema.iter_errors(m)) for m in cat)

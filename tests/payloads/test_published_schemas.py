@@ -48,7 +48,7 @@ async def test_every_topic_of_a_run_validates_and_counters_are_integers(tmp_path
         errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in schemas[which].iter_errors(m.json)]
         assert not errors, f"{m.topic} does not validate against `gridgate schema {which}`: {errors}"
         kinds[part] += 1
-    assert kinds["catalog"] == 97 and kinds["meas"] >= 97 and kinds["status"] >= 1 and kinds["heartbeat"] >= 1
+    assert kinds["catalog"] == 113 and kinds["meas"] >= 113 and kinds["status"] >= 1 and kinds["heartbeat"] >= 1
     by_topic = {m.topic: m for m in sub.messages}
     for e in catalog.values():
         v = by_topic[e.topic].json["value"]

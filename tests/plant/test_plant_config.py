@@ -104,3 +104,46 @@ def test_plant_points_need_a_plant(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(f)
     assert "needs the site's `plant:` section; add it or use another signal kind" in str(e.value)
+
+
+def test_a_normally_open_point_between_feeders_is_refused_with_the_way_out(tmp_path):
+    msg = errors(tmp_path, ("  busbars:\n    - {equipment: KGM/BS/BB1, node: BB1}",
+                            "    - {equipment: KGM/F1/NOP, from: F1, to: F4, normal: open}\n"
+                            "  busbars:\n    - {equipment: KGM/BS/BB1, node: BB1}"),
+                 ("          - {name: FDR, type: ACLineSegment, description: Kingsmead Road}",
+                  "          - {name: FDR, type: ACLineSegment, description: Kingsmead Road}\n"
+                  "          - {name: NOP, type: LoadBreakSwitch, description: open point to F4}"))
+    assert re.search(r"plant\.switches\[11\].*KGM/F1/NOP closes a loop of switches \(F1 - F4\); gridgate solves radial "
+                     r"networks and transformers in parallel at a busbar", msg), msg
+    assert "A normally open point between feeders is not supported yet: leave it out of the plant" in msg
+
+
+def test_a_load_on_the_33kv_network_and_parallel_transformers_of_different_lv_voltage(tmp_path):
+    msg = errors(tmp_path, ("{equipment: KGM/F6/FDR, node: F6,", "{equipment: KGM/F6/FDR, node: HV33,"),
+                 ("hv: T2_HV, lv: T2_LV, rating_mva: 15, hv_kv: 33, lv_kv: 11.5,",
+                  "hv: T2_HV, lv: T2_LV, rating_mva: 15, hv_kv: 33, lv_kv: 6.9,"))
+    assert re.search(r"plant\.loads\[5\]\.node.*load KGM/F6/FDR at node 'HV33' is on the source's 33 kV network; "
+                     r"gridgate feeds loads through a transformer", msg), msg
+    assert re.search(r"plant\.transformers\[1\]\.lv_kv.*6.9 kV, but switches can parallel its LV side with "
+                     r"transformers\[0\] \(11.5 kV\)", msg), msg
+
+
+def test_example_point_names_say_their_unit():
+    """A name that carries a unit or a quantity (…KWh, Hz, …_V, P, Ia) matches its measurement's type and multiplier."""
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "primary-substation.yaml")
+    rules = [(r"KWH$", {"ActiveEnergy"}, "k"), (r"MWH$", {"ActiveEnergy"}, "M"), (r"^HZ$", {"Frequency"}, "none"),
+             (r"(^|_)P$", {"ThreePhaseActivePower"}, "k"), (r"(^|_)Q$", {"ThreePhaseReactivePower"}, "k"),
+             (r"(^|_)S$", {"ThreePhasePower", "ThreePhaseApparentPower"}, "k"), (r"_V$", {"Voltage"}, None),
+             (r"^VAB$", {"Voltage"}, "none"), (r"^VA$", {"PhaseVoltage"}, "none"), (r"_TAP$", {"TapPosition"}, "none"),
+             (r"^I[ABC]$", {"LineCurrent"}, "none"), (r"_AVC_", {"Automatic", "AvcState", "AvcInBand", "AvcRaisePending",
+                                                                 "AvcLowerPending", "AvcTimeDelay", "AvcBlocked", "AvcLockout"}, "none")]
+    checked = 0
+    for d in cfg.devices:
+        for p in d.points:
+            for pat, types, mult in rules:
+                if re.search(pat, p.name.upper()):
+                    m = p.measurement
+                    assert m.type in types and (mult is None or m.multiplier == mult), (d.name, p.name, m.type, m.multiplier)
+                    checked += 1
+                    break
+    assert checked >= 89  # all but the breaker positions and protection flags, whose names carry no unit

@@ -57,3 +57,11 @@ async def test_short_circuit_trips_f1_and_loss_of_supply_blacks_out_the_site(lab
         await asyncio.to_thread(c.inject, {"point": "pqm-inc1/P"}, {"kind": "short_circuit"})
     with pytest.raises(FaultApiError, match="400 load_step on pqm-inc1/ImportKWh: the point is not a plant quantity"):
         await asyncio.to_thread(c.inject, {"point": "pqm-inc1/ImportKWh"}, {"kind": "load_step", "factor": 2})
+    # a saturating CT is an event on the breaker (its CTs), not on the line
+    sat = await asyncio.to_thread(c.inject, {"point": "ied-f1/CB"}, {"kind": "ct_saturation", "factor": 0.2, "knee_a": 500},
+                                  None, "ct")
+    assert sat["points"] == ["ied-f1/CB"]
+    assert [f["id"] for f in await asyncio.to_thread(c.list)] == ["ct"]
+    await asyncio.to_thread(c.clear, "ct")
+    with pytest.raises(FaultApiError, match="400 ct_saturation on ied-f1/Ia: the point reads KGM/F1/FDR, not a plant switch"):
+        await asyncio.to_thread(c.inject, {"point": "ied-f1/Ia"}, {"kind": "ct_saturation", "factor": 0.5})

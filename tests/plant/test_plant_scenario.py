@@ -53,3 +53,24 @@ def test_tap_runaway_is_stopped_after_one_step_by_the_avc(tmp_path):
     assert rep["passed"] and [f["kind"] for f in rep["faults"]] == ["tap_runaway"]
     taps = [v for _, v, *_ in rep["points"]["rtu1/T1_TAP"]["samples"]]
     assert taps[0] == 9 and taps[-1] == 10 and max(taps) == 10  # one uncommanded step, then locked out
+
+
+def _curve_si(i: float, pickup: float = 400.0, tms: float = 0.1) -> float:
+    return tms * 0.14 / ((i / pickup) ** 0.02 - 1.0)
+
+
+def test_ct_saturation_delays_the_trip(tmp_path):
+    """configs/scenarios/ct-saturation-delayed-trip.yaml: the relay operates on the curve of the current
+    its saturated CTs deliver, later than the true fault current (read by the IED's MMXU) would make it."""
+    rep = run_scenario(tmp_path, "ct-saturation-delayed-trip.yaml", KEEP)
+    assert rep["passed"] and rep["errors"] == [], rep["expectations"]
+    assert [f["kind"] for f in rep["faults"]] == ["ct_saturation", "short_circuit"]
+    ia = [(t, v) for t, v, *_ in rep["points"]["ied-f1/Ia"]["samples"]]
+    fault_i = max(v for t, v in ia if t >= 5.0)
+    assert 1500 < fault_i < 2500  # the line's true current
+    seen = 500 + (fault_i - 500) * 0.15  # what the saturated CTs give the relay
+    op_at = next(e for e in rep["expectations"] if e["where"] == "expect[0]")["latency"]  # operate's arrival
+    # published on MQTT: the firmware's operate time plus a non-negative delivery delay
+    assert op_at > _curve_si(fault_i) + 0.4, (op_at, _curve_si(fault_i))
+    assert _curve_si(seen) - 0.1 < op_at < _curve_si(seen) + 1.5, (op_at, _curve_si(seen))
+    assert ia[-1][1] == 0

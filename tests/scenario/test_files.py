@@ -20,7 +20,8 @@ SCENARIOS = sorted((ROOT / "configs" / "scenarios").glob("*.yaml"))
 def test_shipped_scenarios_cover_the_issue() -> None:
     names = {p.stem for p in SCENARIOS}
     assert {"feeder-fault-trip", "rtu-comms-loss", "chattering-breaker", "tap-runaway", "stuck-analogue",
-            "meter-out-of-range", "dnp3-restart-overflow", "ied-stops-reporting", "link-flap"} <= names
+            "meter-out-of-range", "dnp3-restart-overflow", "ied-stops-reporting", "link-flap",
+            "ct-saturation-delayed-trip"} <= names
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

@@ -80,6 +80,8 @@ class TransformerModel(_M):
     impedance_pct: float = Field(10.0, gt=0, lt=50, description="on the rating")
     x_r: float = Field(12.0, gt=0)
     neutral_earthing_ohm: float = Field(6.35, gt=0, description="LV neutral earthing resistor (6.35 ohm: ~1 kA at 11 kV)")
+    vector_group: Literal["Dyn11", "Dyn1"] = Field(
+        "Dyn11", description="delta HV, earthed star LV: an LV earth fault is no earth current on the HV side")
     tap_changer: TapChanger = Field(default_factory=TapChanger)
 
 
@@ -182,8 +184,8 @@ class PlantModel(_M):
         for i, s in enumerate(self.switches):
             a, b = root(s.from_), root(s.to)
             if a == b:
-                errors.append(f"@switches[{i}]: {s.equipment} closes a loop of switches ({s.from_} - {s.to}); "
-                              "gridgate solves radial and busbar-parallel networks: remove the switch or split a node")
+                errors.append(f"@switches[{i}]: {s.equipment} closes a loop of switches ({s.from_} - {s.to}){_LOOP_FIX}"
+                              + (_NOP_FIX if s.normal == "open" else ""))
             parent[a] = b
         src_tree = root(self.source.node)
         lv_trees = set()
@@ -205,6 +207,21 @@ class PlantModel(_M):
                 if root(x.node) not in fed:
                     errors.append(f"@{sec}[{i}].node: {what} {x.equipment} at node {x.node!r} has no path to the "
                                   "source; connect the node with a switch to a busbar section fed by a transformer")
+                elif sec == "loads" and root(x.node) == src_tree:
+                    errors.append(f"@loads[{i}].node: load {x.equipment} at node {x.node!r} is on the source's "
+                                  f"{self.source.voltage_kv:g} kV network; gridgate feeds loads through a transformer: "
+                                  "connect it to a busbar section on a transformer's LV side")
+        first_lv: dict[str, int] = {}  # transformers whose LV sides switches can join run in parallel: same LV voltage
+        for i, t in enumerate(self.transformers):
+            r = root(t.lv)
+            if r == src_tree or root(t.hv) != src_tree:
+                continue
+            j = first_lv.setdefault(r, i)
+            other = self.transformers[j]
+            if j != i and abs(t.lv_kv - other.lv_kv) > 0.05 * other.lv_kv:
+                errors.append(f"@transformers[{i}].lv_kv: {t.lv_kv:g} kV, but switches can parallel its LV side with "
+                              f"transformers[{j}] ({other.lv_kv:g} kV); give parallel transformers the same LV voltage "
+                              "or take the switch that joins their LV sides out of the plant")
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -216,7 +233,7 @@ class PlantModel(_M):
         src = rt.Source(src.name, src.node, src.voltage, src.r, src.x, s.frequency_hz)
         txs = [make_transformer(t.equipment, t.hv, t.lv, t.rating_mva, t.impedance_pct, t.x_r, t.hv_kv, t.lv_kv,
                                 t.tap_changer.step_pct, (t.tap_changer.min, t.tap_changer.neutral, t.tap_changer.max),
-                                t.tap_changer.initial, _avc(t.tap_changer.avc), t.neutral_earthing_ohm)
+                                t.tap_changer.initial, _avc(t.tap_changer.avc), t.neutral_earthing_ohm, t.vector_group)
                for t in self.transformers]
         sws = [rt.Switch(w.equipment, w.from_, w.to, w.normal == "closed", w.operate_time, _relay(w.protection))
                for w in self.switches]
@@ -224,6 +241,12 @@ class PlantModel(_M):
                        ld.noise_pct / 100.0, ld.utc_offset_h) for ld in self.loads]
         bbs = [rt.Busbar(b.equipment, b.node) for b in self.busbars]
         return rt.PlantData(src, txs, sws, lds, bbs)
+
+
+_LOOP_FIX = ("; gridgate solves radial networks and transformers in parallel at a busbar (a closed bus section "
+             "between two incomers), not meshes: remove the switch or split a node (docs/plant-topology.md)")
+_NOP_FIX = (". A normally open point between feeders is not supported yet: leave it out of the plant (each "
+            "feeder stays radial) or model the back-fed section as its own load")
 
 
 def _avc(a: AvcModel | None) -> rt.Avc | None:

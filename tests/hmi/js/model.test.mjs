@@ -196,6 +196,8 @@ test("values are formatted with units", () => {
   assert.equal(M.formatValue(e, { value: 1234.5, validity: "GOOD" }), "1235 kW");
   assert.equal(M.formatValue({ kind: "Discrete", unit: "none" }, { value: 2, alias: "closed" }), "closed");
   assert.equal(M.formatValue(e, { error: "x" }), "—");
+  assert.equal(M.formatValue({ kind: "Discrete", type: "AvcState", unit: "none" }, { value: 5 }), "blocked");
+  assert.equal(M.formatValue({ kind: "Discrete", type: "AvcState", unit: "none" }, { value: 1 }), "in band");
   assert.equal(M.ageText(75000), "1 min 15 s");
 });
 

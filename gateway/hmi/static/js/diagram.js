@@ -84,6 +84,8 @@ export class Diagram {
           t.classList.add("tap");
           if (this.ctx.commandable(tap.mrid)) { t.classList.add("commandable"); t.addEventListener("click", () => this.ctx.onBreaker(tap, tx, bay)); }
         }
+        const avc = tx.points.map((m) => catalog.get(m)).find((e) => e && e.type === "AvcState");
+        if (avc) this._value(svg, x + 22, y.tx - 18, avc, "AVC ").classList.add("avc");
       }
       bayAnalogs(bay, catalog, 2).forEach((e, i) => this._value(svg, x + 22, y.tx + 14 + 14 * i, e));
     }

@@ -3,6 +3,8 @@
 // so it doubles as a check that the topic and payload contract is enough for a third-party HMI.
 
 export const POSITION = { 0: "intermediate", 1: "open", 2: "closed", 3: "bad" };
+/** The automatic voltage control relay's state code (measurementType AvcState, docs/avc-state-points.md). */
+export const AVC_STATE = { 0: "manual", 1: "in band", 2: "timing", 3: "tapping", 4: "locked out", 5: "blocked" };
 export const OPEN = 1;
 export const CLOSED = 2;
 const FLAG_NAMES = ["overFlow", "outOfRange", "badReference", "oscillatory", "failure", "oldData",
@@ -108,6 +110,7 @@ export function qualityClass(r) {
 export function formatValue(entry, r) {
   if (!r || r.error || r.value === null || r.value === undefined) return "—";
   const unit = `${entry.multiplier || ""}${entry.unit && entry.unit !== "none" ? entry.unit : ""}`;
+  if (entry.type === "AvcState") return AVC_STATE[r.value] ?? String(r.value);
   if (entry.kind !== "Analog") return `${r.alias ?? r.value}${unit && entry.kind === "Accumulator" ? " " + unit : ""}`;
   const v = Math.abs(r.value) >= 100 ? r.value.toFixed(0) : Math.abs(r.value) >= 10 ? r.value.toFixed(1) : r.value.toFixed(2);
   return unit ? `${v} ${unit}` : v;
