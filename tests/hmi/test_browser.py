@@ -273,7 +273,11 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
         # not only the newest one
         wait_until(lambda: any(v["value"] == 1 for v in stack.values(op)[before:]), 30,
                    f"PTOC_Op 1 on MQTT (values since the fault: {[(v['value'], v['quality']) for v in stack.values(op)[before:]]})")
-        wait_until(lambda: stack.js("return document.querySelector(\"g.prot[data-bay='F6']\").dataset.active") == "trip", 20, "TRIP flag on F6")
+        flag = "const g = document.querySelector(\"g.prot[data-bay='F6']\"); return [g.dataset.active, g.dataset.latched]"
+        wait_until(lambda: stack.js(flag)[0] == "trip", 20, "TRIP flag on F6")
+        # the relay resets once the breaker has cleared the fault; the flag stays up (latched) until acknowledged
+        wait_until(lambda: (stack.published(op) or {}).get("value") == 0, 30, "PTOC_Op back to 0 (breaker open)")
+        assert wait_until(lambda: stack.js(flag) == ["trip", "true"] and stack.js(flag), 10, "latched TRIP on F6") == ["trip", "true"]
         text = wait_until(lambda: next((t for t in stack.alarms_text() if "protection operate" in t and t.startswith("F6/")), None), 10,
                           "protection alarm")
         assert "PTOC_Op" in text
@@ -299,6 +303,9 @@ def test_protection_operate_is_an_alarm_with_a_trip_flag_and_can_be_acknowledged
         wait_until(click_ack, 10, "ack clicked")
         wait_until(lambda: stack.js("return window.gridgateHmi.alarms.unacked()") == unacked - 1, 10, "one alarm acknowledged")
         assert "acked" in wait_until(row, 10, "row")["cls"]
+        # every F6 alarm acknowledged (auto-reclose onto the fault may have operated the relay again): the flag drops
+        stack.driver.find_element(By.ID, "ack-all").click()
+        wait_until(lambda: stack.js(flag) == ["", "false"], 10, "TRIP flag on F6 reset by the acknowledgement")
         stack.shot("10-protection-trip")
         stack.js("const s = document.getElementById('bay-filter'); s.value = ''; s.dispatchEvent(new Event('change'));"
                  "const c = document.getElementById('only-alarms'); c.checked = false; c.dispatchEvent(new Event('change'))")

@@ -156,8 +156,16 @@ test("alarms: quality, breaker and protection events keep the published seq orde
   assert.match(v[2].text, /GOOD → INVALID \(failure, oldData\)/);
   assert.equal(list.view("").length, 4);
   const before = list.unacked();
+  // a protection operate latches (its flag stays up after the relay resets) until acknowledged; a breaker change does not
+  assert.equal(list.latched(ptoc.mrid), true);
+  assert.equal(list.latched(cb.mrid), false);
   assert.ok(list.ack(v[1].id));
   assert.equal(list.unacked(), before - 1);
+  assert.equal(list.latched(ptoc.mrid), false);
+  // a protection start is an alarm too, but does not latch
+  const start = entry("F1", "CB", "Breaker", "ProtectionStart", { name: "PTOC_Str" });
+  for (const e of M.eventsFor(start, g(0, 14), g(1, 15))) list.add(e);
+  assert.equal(list.latched(start.mrid), false);
   const bad = M.eventsFor(cb, g(1, 13), { error: "not JSON" });
   assert.equal(bad[0].severity, "bad");
   assert.match(bad[0].text, /bad payload — not JSON/);

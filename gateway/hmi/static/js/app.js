@@ -45,7 +45,7 @@ function describe(mrid) {
 
 const tooltip = new Tooltip($("tooltip"), describe);
 const trend = new TrendView($("trend"), state.trends);
-const alarmView = new AlarmView($("alarms"), state.alarms, () => renderStatus());
+const alarmView = new AlarmView($("alarms"), state.alarms, () => schedule());  // an ack may drop a latched TRIP flag
 const control = new ControlDialog($("sbo"), {
   publish: (topic, body) => state.client.publish(topic, JSON.stringify(body), { qos: 1 }),
   cmdTopic: (mrid) => `${state.prefix}/${state.gateway}/cmd/${mrid}`,
@@ -54,7 +54,7 @@ const control = new ControlDialog($("sbo"), {
   event: (a) => { state.alarms.add(a); alarmView.render(); renderStatus(); },
 });
 const diagram = new Diagram($("diagrams"), {
-  catalog: state.catalog, commandable,
+  catalog: state.catalog, commandable, latched: (mrid) => state.alarms.latched(mrid),
   tooltip: (target, mridOf) => tooltip.attach(target, mridOf),
   onAnalog: (entry) => trend.open(entry),
   onBreaker: (entry, eq, bay) => {
@@ -153,7 +153,7 @@ function schedule() {
   });
 }
 
-let rebuildAt = 0, rebuildCost = 0;
+let rebuildAt = 0, rebuildCost = 0, flagsAt = -1;
 function render() {
   if (state.rebuild) {
     const now = performance.now();
@@ -170,7 +170,8 @@ function render() {
       rebuildCost = performance.now() - now;
     }
   }
-  if (state.changed.size) { diagram.update(state.readings, state.changed); state.changed = new Set(); }
+  // an acknowledgement drops a latched TRIP flag: refresh the flags when the alarm list changed, too
+  if (state.changed.size || state.alarms.version !== flagsAt) { diagram.update(state.readings, state.changed); state.changed = new Set(); flagsAt = state.alarms.version; }
   alarmView.render();
   renderStatus();
   if (state.readyAt === null && diagram.breakers.length && diagram.breakers.every((b) => b.g.dataset.state !== "unknown")) state.readyAt = performance.now();

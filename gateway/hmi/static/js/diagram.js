@@ -22,7 +22,7 @@ export function bayAnalogs(bay, catalog, n = 4) {
 }
 
 export class Diagram {
-  /** `ctx`: {catalog, commandable(mrid), onBreaker(entry, eq, bay), onAnalog(entry), tooltip} */
+  /** `ctx`: {catalog, commandable(mrid), onBreaker(entry, eq, bay), onAnalog(entry), tooltip, latched(mrid)} */
   constructor(container, ctx) {
     this.container = container;
     this.ctx = ctx;
@@ -194,10 +194,13 @@ export class Diagram {
       b.g.classList.toggle("commandable", !!b.entry && this.ctx.commandable(b.entry.mrid));
     }
     for (const f of this.flags) {
-      const op = f.entries.find((e) => e.type === "ProtectionOperate" && readings.get(e.mrid)?.value === 1);
+      const ops = f.entries.filter((e) => e.type === "ProtectionOperate");
+      const now = ops.some((e) => readings.get(e.mrid)?.value === 1);
+      const op = now || ops.some((e) => this.ctx.latched?.(e.mrid));  // latched until the operator acknowledges
       const st = f.entries.find((e) => e.type === "ProtectionStart" && readings.get(e.mrid)?.value === 1);
       f.g.firstChild.textContent = op ? "TRIP" : st ? "START" : "";
       f.g.setAttribute("data-active", op ? "trip" : st ? "start" : "");
+      f.g.setAttribute("data-latched", op && !now ? "true" : "false");
     }
     for (const sub of this.subs) {
       const live = M.energise(sub, (bay, eq) => pos.get(`${bay}/${eq}`) ?? "unknown");

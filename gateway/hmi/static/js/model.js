@@ -299,6 +299,10 @@ export class AlarmList {
   }
 
   unacked() { return this.items.filter((a) => a.alarm && !a.acked).length; }
+
+  /** A latching alarm of this point (a protection operate) not yet acknowledged: its flag stays up, as on a relay's
+   *  front panel, although the operate itself lasts one relay cycle (the breaker clears the fault, the relay resets). */
+  latched(mrid) { return this.items.some((a) => a.latch && a.mrid === mrid && !a.acked); }
 }
 
 /** Alarms/events a new reading raises, compared with the previous one of the same point. */
@@ -318,7 +322,8 @@ export function eventsFor(entry, prev, cur) {
     out.push({ ...base, text: `${where}: breaker ${POSITION[prev.value] ?? prev.value} → ${POSITION[cur.value] ?? cur.value}`, severity: "event", alarm: cur.value !== CLOSED && cur.value !== OPEN });
   }
   if ((entry.type === "ProtectionStart" || entry.type === "ProtectionOperate") && cur.value === 1 && (!prev || prev.value !== 1)) {
-    out.push({ ...base, text: `${where}: protection ${entry.type === "ProtectionStart" ? "start" : "operate (trip)"} ${entry.name}`, severity: "alarm" });
+    const operate = entry.type === "ProtectionOperate";
+    out.push({ ...base, text: `${where}: protection ${operate ? "operate (trip)" : "start"} ${entry.name}`, severity: "alarm", latch: operate });
   }
   if (entry.type === "TapPosition" && prev && !prev.error && prev.value !== null && prev.value !== cur.value) {
     out.push({ ...base, text: `${where}: tap ${prev.value} → ${cur.value}`, severity: "event", alarm: false });
