@@ -198,3 +198,21 @@ def test_rcb_instances_are_refused_with_an_scl_model():
         ied_device(iec61850={"scl": "x.cid", "brcb_instances": 4})
     with pytest.raises(ValidationError, match="less than or equal to 16"):
         ied_device(iec61850={"brcb_instances": 17})
+
+
+@pytest.mark.parametrize("tick_ms", [0, 1])
+async def test_receive_thread_libiec61850s_or_ours(ied, tick_ms: int):
+    """receive_tick_ms 0: libiec61850's own receive thread; 1 (default): ours, which is joined on close."""
+    import threading
+
+    dev = ied(iec61850={"receive_tick_ms": tick_ms})
+    src = MmsSource(dev.device, fast_backoff())
+    async with running(src) as sink:
+        await sink.wait(lambda: src.connected and all(sink.of(p) for p in ALL), what="GI")
+        ours = [t for t in threading.enumerate() if t.name.startswith("mms-rx-")]
+        assert len(ours) == (1 if tick_ms else 0)
+        ts = dev.update("F", 49.5, 0)
+        r = await sink.wait(lambda: [x for x in sink.of("F") if x.timestamp == ts], what="report")
+        assert r[-1].value == 49.5 and r[-1].event
+    await asyncio.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("mms-rx-") and t.is_alive()]

@@ -49,6 +49,11 @@ class Iec61850Options(_Model):
     scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
     buffered: bool = True
+    receive_tick_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="gateway: how long the MMS client naps when nothing has arrived, in ms (a report waits up to"
+                    " this long before it is read); 0 = libiec61850's own receive thread, which naps 10 ms",
+    )
     brcb_instances: int | None = Field(
         None, ge=0, le=MAX_RCB_INSTANCES,
         description="emulated IED: buffered RCB instances per data set (one per client that owns one); default 2",

@@ -261,7 +261,8 @@ class MmsSource(DeviceSession):
         """Associate; a fresh association whose first request fails (a libiec61850 quirk, ~2 % of
         connects, the association then stays dead) is replaced by a new one, up to 3 times."""
         for attempt in range(FIRST_REQUEST_TRIES):
-            conn = MmsConnection(self.cfg.host, self.cfg.port, self.cfg.timeout)
+            tick = self.cfg.iec61850.receive_tick_ms / 1000 or None
+            conn = MmsConnection(self.cfg.host, self.cfg.port, self.cfg.timeout, tick)
             try:
                 conn.connect()
                 try:
