@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ async def ied_host(cfg_path: str) -> None:
     print("ready", flush=True)
     k = 0
     while line := await reader.readline():
-        mode, rate, seconds = line.decode().split()
+        mode, rate, seconds, jitter = line.decode().split()
         period = 1.0 / float(rate)
         t_next = loop.time()
         end = t_next + float(seconds)
@@ -88,7 +89,8 @@ async def ied_host(cfg_path: str) -> None:
                     values += 1
             k += 1
             t_next += period
-            await asyncio.sleep(max(0.0, t_next - loop.time()))
+            # a random offset per round: changes in a real bay do not keep step with the client's naps
+            await asyncio.sleep(max(0.0, t_next + random.uniform(0.0, float(jitter)) - loop.time()))
         print(json.dumps({"values": values}), flush=True)
     for ied in ieds:
         ied.stop()
@@ -172,7 +174,7 @@ async def run(args: argparse.Namespace) -> dict:
                 received.clear()
                 cpu0, _ = proc_cpu_rss(gw.pid)
                 t0 = time.time()
-                host.stdin.write(f"{mode} {rate} {args.seconds}\n")
+                host.stdin.write(f"{mode} {rate} {args.seconds} {args.jitter_ms / 1000}\n")
                 host.stdin.flush()
                 sent = json.loads(await asyncio.to_thread(host.stdout.readline))
                 await asyncio.sleep(1.0)  # drain
@@ -223,6 +225,9 @@ def main() -> None:
                     help="leave Nagle on in Mosquitto (adds ~40 ms: Nagle x delayed ACK on loopback)")
     ap.add_argument("--receive-tick-ms", type=float, default=None,
                     help="gateway MMS client nap when idle (iec61850.receive_tick_ms; 0: libiec61850's 10 ms thread)")
+    ap.add_argument("--jitter-ms", type=float, default=0.0,
+                    help="delay each round by a random 0..J ms (a fixed period can keep step with the MMS client's 10 ms "
+                         "naps and hide them; 10 shows them)")
     ap.add_argument("--rcbs", type=int, nargs=2, metavar=("BRCB", "URCB"), default=None,
                     help="RCB instances per data set on each IED (default 2 2); each costs the IED ~3.5 µs per changed value")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
