@@ -5,7 +5,7 @@ IED's report buffer. Ten site minutes of the example site's six IEDs run at ten 
 equivalent run, see tests/iec61850/brcb_soak.py) while the gateway is away; when it comes back, every
 change the IEDs made since its GI reaches it (live or from the resumed buffer), no report is flagged
 BufOvfl after the start-up one, and the backlog booked in the buffer stays under 80 % of it (measured:
-about 47 %, so about 20 minutes away before entries are lost). The real-time run with figures is
+44-50 %, so about 20 minutes away before entries are lost). The real-time run with figures is
 bench/soak_iec61850_brcb.py.
 """
 
