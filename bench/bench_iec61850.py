@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def site(ieds: int, points: int) -> dict:
+def site(ieds: int, points: int, receive_tick_ms: float | None = None, rcbs: tuple[int, int] | None = None) -> dict:
     from tests.iec61850.support import bay_points
     from tests.support.mosquitto import free_port
 
@@ -43,6 +44,8 @@ def site(ieds: int, points: int) -> dict:
         devices.append({
             "name": name, "kind": "ied", "protocol": "iec61850", "host": "127.0.0.1", "port": free_port(),
             "poll_interval": "1s", "timeout": "2s", "points": pts,
+            "iec61850": ({} if receive_tick_ms is None else {"receive_tick_ms": receive_tick_ms})
+            | ({} if rcbs is None else {"brcb_instances": rcbs[0], "urcb_instances": rcbs[1]}),
         })
     return {
         "site": {"name": "BENCH"},
@@ -70,7 +73,7 @@ async def ied_host(cfg_path: str) -> None:
     print("ready", flush=True)
     k = 0
     while line := await reader.readline():
-        mode, rate, seconds = line.decode().split()
+        mode, rate, seconds, jitter = line.decode().split()
         period = 1.0 / float(rate)
         t_next = loop.time()
         end = t_next + float(seconds)
@@ -86,7 +89,8 @@ async def ied_host(cfg_path: str) -> None:
                     values += 1
             k += 1
             t_next += period
-            await asyncio.sleep(max(0.0, t_next - loop.time()))
+            # a random offset per round: changes in a real bay do not keep step with the client's naps
+            await asyncio.sleep(max(0.0, t_next + random.uniform(0.0, float(jitter)) - loop.time()))
         print(json.dumps({"values": values}), flush=True)
     for ied in ieds:
         ied.stop()
@@ -136,7 +140,7 @@ async def run(args: argparse.Namespace) -> dict:
 
     from tests.support.mosquitto import Mosquitto
 
-    cfg = site(args.ieds, args.points)
+    cfg = site(args.ieds, args.points, args.receive_tick_ms, args.rcbs)
     path = f"/tmp/gg-bench-61850-{os.getpid()}.json"
     json.dump(cfg, open(path, "w"))
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -170,7 +174,7 @@ async def run(args: argparse.Namespace) -> dict:
                 received.clear()
                 cpu0, _ = proc_cpu_rss(gw.pid)
                 t0 = time.time()
-                host.stdin.write(f"{mode} {rate} {args.seconds}\n")
+                host.stdin.write(f"{mode} {rate} {args.seconds} {args.jitter_ms / 1000}\n")
                 host.stdin.flush()
                 sent = json.loads(await asyncio.to_thread(host.stdout.readline))
                 await asyncio.sleep(1.0)  # drain
@@ -194,6 +198,7 @@ async def run(args: argparse.Namespace) -> dict:
                     "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
                     "gateway_rss_mb": round(rss, 1),
                 }
+            results["load_avg_1m"] = os.getloadavg()[0]
             return results
         finally:
             await sub.disconnect()
@@ -218,6 +223,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-nodelay", dest="nodelay", action="store_false",
                     help="leave Nagle on in Mosquitto (adds ~40 ms: Nagle x delayed ACK on loopback)")
+    ap.add_argument("--receive-tick-ms", type=float, default=None,
+                    help="gateway MMS client nap when idle (iec61850.receive_tick_ms; 0: libiec61850's 10 ms thread)")
+    ap.add_argument("--jitter-ms", type=float, default=0.0,
+                    help="delay each round by a random 0..J ms (a fixed period can keep step with the MMS client's 10 ms "
+                         "naps and hide them; 10 shows them)")
+    ap.add_argument("--rcbs", type=int, nargs=2, metavar=("BRCB", "URCB"), default=None,
+                    help="RCB instances per data set on each IED (default 2 2); each costs the IED ~3.5 µs per changed value")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

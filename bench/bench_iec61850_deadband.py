@@ -3,8 +3,8 @@
 The emulator (firmware + six IEDs) runs in this process for ``--seconds`` per phase; one MMS client
 (the gateway's driver) per IED counts the reported values. Phase ``db=0`` serves every sample as a
 data change (the model before deadbands); phase ``configured`` uses the site's deadbands. From the
-rate follows how long a buffered RCB (1 MB, about 10 000 entries in libiec61850) lasts while the
-gateway is away.
+rate follows how long a buffered RCB (1 MB, about 6 000 entries in libiec61850) lasts while the
+gateway is away (bench/soak_iec61850_brcb.py measures it directly).
 
     PYTHONPATH=. python bench/bench_iec61850_deadband.py --seconds 10
 """
@@ -21,7 +21,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-BRCB_ENTRIES = 10_000  # REPORT_BUFFER_BYTES (1 MB) / ~100 bytes per single-value entry
+# REPORT_BUFFER_BYTES (1 MB) / ~160 bytes per entry, as bench/soak_iec61850_brcb.py measures for this site's
+# reports (about one changed value per entry); the soak run is the direct measurement
+BRCB_ENTRIES = 6_250
 
 
 async def phase(db_zero: bool, seconds: float) -> dict:

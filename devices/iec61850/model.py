@@ -4,8 +4,8 @@ Each MmsPoint.reference names a data attribute; the LN class and DO name choose 
 (MMXU.TotW → MV, MMXU.PhV → WYE, XCBR.Pos → DPC, ...). The standard LNs of a feeder-bay
 protection IED are added to every LD so the model looks like a real one even when the
 config maps only a few points. Data sets are one FCD per referenced DO, at most
-``DATASET_LIMIT`` entries each, and every data set gets one buffered and one unbuffered RCB
-in LLN0.
+``DATASET_LIMIT`` entries each, and every data set gets ``brcb_instances`` buffered and
+``urcb_instances`` unbuffered RCBs in LLN0 (default two each), so several clients can each own one.
 """
 
 from __future__ import annotations
@@ -122,12 +122,14 @@ class Plan:
     own: set[str] = field(default_factory=set)  # DO references whose value the IED itself sets (good from start)
     config_rev: str = "1"
     goose: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # ld → GOOSE data-set entries
+    rcb_instances: tuple[int, int] = (2, 2)  # (buffered, unbuffered) RCB instances per data set
 
 
 def plan(device: Iec61850Device) -> Plan:
     """Check every point against the generated model and decide its structure (no C calls)."""
     ied = device.iec61850.ied_name or device.name
-    pl = Plan(ied)
+    opts = device.iec61850
+    pl = Plan(ied, rcb_instances=(opts.rcb_instances(True), opts.rcb_instances(False)))
     errors: list[str] = []
     fcds: dict[str, list[tuple[str, str, str]]] = {}
     for i, p in enumerate(device.points):
@@ -363,6 +365,15 @@ def _create_do(pl: Plan, ld: str, ln_name: str, cdc: str, do: str, ln: int, ctl:
         pl.own.add(ref)
 
 
+def rcb_names(pl: Plan, k: int) -> list[tuple[str, bool]]:
+    """(name, buffered) of the RCBs of data set ``ds{k}``: brcb{k}01.., then urcb{k}01.., one instance per
+    client that owns one (gateway, inspector, a second SCADA), named as libiec61850's generator names
+    an indexed RCB."""
+    return [(f"{kind}{k}{i:02d}", buffered)
+            for buffered, kind, count in ((True, "brcb", pl.rcb_instances[0]), (False, "urcb", pl.rcb_instances[1]))
+            for i in range(1, count + 1)]
+
+
 def build(pl: Plan) -> int:
     """Create the IedModel in C memory; returns the IedModel* (caller destroys it)."""
     L = lib()
@@ -392,12 +403,10 @@ def _build_into(pl: Plan, model: int) -> None:
             ds = L.DataSet_create(ds_name.encode(), lln0)
             for ln_name, fc, do in chunk:
                 L.DataSetEntry_create(ds, f"{ln_name}${fc}${do}".encode(), -1, None)
-            for buffered, kind in ((True, "brcb"), (False, "urcb")):
-                for inst_no in (1, 2):  # a second instance for a second client (an inspector, a test)
-                    rcb = f"{kind}{k}{inst_no:02d}"
-                    L.ReportControlBlock_create(
-                        rcb.encode(), lln0, f"{ld_name}/LLN0.{rcb}".encode(), buffered, ds_name.encode(),
-                        1, TRG_OPS, OPT_FLDS, BUF_TM_MS, INTEGRITY_MS,
-                    )
+            for rcb, buffered in rcb_names(pl, k):
+                L.ReportControlBlock_create(
+                    rcb.encode(), lln0, f"{ld_name}/LLN0.{rcb}".encode(), buffered, ds_name.encode(),
+                    1, TRG_OPS, OPT_FLDS, BUF_TM_MS, INTEGRITY_MS,
+                )
         if pl.goose.get(ld_name):
             add_gocb(lln0, ld_name, pl.goose[ld_name], list(pl.lds).index(ld_name))

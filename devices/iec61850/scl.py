@@ -6,7 +6,7 @@ import ctypes as C
 
 from lxml import etree
 
-from devices.iec61850.model import BUF_TM_MS, INTEGRITY_MS, OPT_FLDS, TRG_OPS, Plan, build, plan
+from devices.iec61850.model import BUF_TM_MS, INTEGRITY_MS, OPT_FLDS, TRG_OPS, Plan, build, plan, rcb_names
 from devices.iec61850.scl_out import Rcb, SclMeta, export
 from devices.iec61850.server import SCL_SUFFIXES, _load_model_file
 from gateway.protocols.iec61850.config import Iec61850Device
@@ -27,11 +27,9 @@ def meta_of_plan(pl: Plan, device: Iec61850Device) -> SclMeta:
         m.rcbs[ld] = []
         for k, chunk in enumerate(pl.datasets.get(ld, []), start=1):
             m.datasets[ld][f"ds{k}"] = list(chunk)
-            for buffered, kind in ((True, "brcb"), (False, "urcb")):
-                for inst_no in (1, 2):
-                    name = f"{kind}{k}{inst_no:02d}"
-                    m.rcbs[ld].append(Rcb(name, f"ds{k}", buffered, f"{ld}/LLN0.{name}", 1, TRG_OPS, OPT_FLDS,
-                                          BUF_TM_MS, INTEGRITY_MS))
+            for name, buffered in rcb_names(pl, k):
+                m.rcbs[ld].append(Rcb(name, f"ds{k}", buffered, f"{ld}/LLN0.{name}", 1, TRG_OPS, OPT_FLDS,
+                                      BUF_TM_MS, INTEGRITY_MS))
     return m
 
 

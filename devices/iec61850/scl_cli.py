@@ -1,8 +1,10 @@
-"""`gridgate scl export|check`: the SCL of the emulated IEDs out, and a structural check of any SCL file.
+"""`gridgate scl export|check|cfg`: the SCL of the emulated IEDs out, a structural check of any SCL file,
+and libiec61850's genconfig on it (CID → .cfg, an independent check that libiec61850's own tool takes it).
 
     gridgate scl export configs/primary-substation.yaml --ied ied-f1 -o KGM_F1.cid
     gridgate scl export configs/primary-substation.yaml --all -o out/      (one NAME.cid per IED)
     gridgate scl check KGM_F1.cid vendor.icd
+    gridgate scl cfg KGM_F1.cid -o KGM_F1.cfg [--ied KGM_F1] [--genconfig genconfig.jar]
 
 Registered like the other optional subsystems: ``register(sub)`` returns the command table.
 """
@@ -26,11 +28,32 @@ def register(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
     e.add_argument("-o", "--output", required=True, help="output .cid file (or directory with --all); - for stdout")
     c = ss.add_parser("check", help="structural check of SCL files (references, types, enums, data sets, RCBs)")
     c.add_argument("files", nargs="+")
+    g2 = ss.add_parser("cfg", help="libiec61850's genconfig: one IED of an SCL file → a libiec61850 .cfg model")
+    g2.add_argument("file", help="SCL file (.cid/.icd/.scd)")
+    g2.add_argument("-o", "--output", required=True, help="output .cfg file")
+    g2.add_argument("--ied", help="IED name (an SCL file with several IEDs)")
+    g2.add_argument("--genconfig", help="path of genconfig.jar (default: $GRIDGATE_GENCONFIG)")
     return {"scl": cmd_scl}
 
 
 def cmd_scl(args: argparse.Namespace) -> int:
-    return cmd_scl_export(args) if args.scl_cmd == "export" else cmd_scl_check(args)
+    cmds = {"export": cmd_scl_export, "check": cmd_scl_check, "cfg": cmd_scl_cfg}
+    return cmds[args.scl_cmd](args)
+
+
+def cmd_scl_cfg(args: argparse.Namespace) -> int:
+    from devices.iec61850.genconfig import GenconfigError, to_cfg
+
+    if not os.path.isfile(args.file):
+        print(f"error: {args.file} does not exist; give an SCL file (.cid/.icd/.scd)", file=sys.stderr)
+        return 1
+    try:
+        to_cfg(args.file, args.output, args.ied, args.genconfig)
+    except GenconfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: libiec61850 model of {args.file}", file=sys.stderr)
+    return 0
 
 
 def cmd_scl_export(args: argparse.Namespace) -> int:

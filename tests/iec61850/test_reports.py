@@ -149,3 +149,70 @@ async def test_ied_buffer_overflow_is_counted(monkeypatch):
             assert src.stats.buffer_overflows >= 1
     finally:
         ied.stop()
+
+
+async def test_rcb_instances_let_each_client_own_one():
+    """brcb_instances: 3 → three clients each own a buffered RCB of the data set; a fourth finds none free
+    and polls instead of stealing one; urcb_instances: 0 → no unbuffered RCB served at all."""
+    from devices.iec61850.server import Iec61850Ied
+    from gateway.protocols.iec61850.libiec import ACSI_CLASS_BRCB, ACSI_CLASS_URCB
+    from gateway.southbound.iec61850.connection import MmsConnection
+    from tests.iec61850.support import ied_device
+
+    d = ied_device(poll_interval=0.3, iec61850={"brcb_instances": 3, "urcb_instances": 0})
+    ied = Iec61850Ied(d)
+    ied.start()
+    try:
+        conn = MmsConnection(d.host, d.port, 2.0)
+        conn.connect()
+        try:
+            assert sorted(conn.ln_directory("F1PROT/LLN0", ACSI_CLASS_BRCB)) == ["brcb101", "brcb102", "brcb103"]
+            assert conn.ln_directory("F1PROT/LLN0", ACSI_CLASS_URCB) == []
+        finally:
+            conn.close()
+        srcs = [MmsSource(d, fast_backoff()) for _ in range(4)]
+        async with running(srcs[0]) as s0, running(srcs[1]) as s1, running(srcs[2]) as s2:
+            for s, sink in zip(srcs, (s0, s1, s2)):
+                await sink.wait(lambda: s.connected and all(sink.of(p) for p in ALL), what="GI")
+            owned = sorted(r.ref for s in srcs[:3] for r in s._rcbs)
+            assert owned == [f"F1PROT/LLN0.BR.brcb10{i}" for i in (1, 2, 3)]
+            async with running(srcs[3]) as s3:
+                await s3.wait(lambda: srcs[3].connected and all(s3.of(p) for p in ALL), what="first poll of the 4th")
+                assert not srcs[3]._rcbs and len(srcs[3]._polled) == 7
+                ts = round(time.time() - 5, 6)
+                ied.update("F", 50.5, 0, ts)
+                for sink in (s0, s1, s2, s3):
+                    r = await sink.wait(lambda: [x for x in sink.of("F") if x.timestamp == ts], what="F on every client")
+                    assert r[-1].value == 50.5
+                assert all(r[-1].event for r in (s0.of("F"), s1.of("F"), s2.of("F")))
+    finally:
+        ied.stop()
+
+
+def test_rcb_instances_are_refused_with_an_scl_model():
+    from pydantic import ValidationError
+
+    from tests.iec61850.support import ied_device
+
+    with pytest.raises(ValidationError, match="brcb_instances/urcb_instances shape the generated model"):
+        ied_device(iec61850={"scl": "x.cid", "brcb_instances": 4})
+    with pytest.raises(ValidationError, match="less than or equal to 16"):
+        ied_device(iec61850={"brcb_instances": 17})
+
+
+@pytest.mark.parametrize("tick_ms", [0, 1])
+async def test_receive_thread_libiec61850s_or_ours(ied, tick_ms: int):
+    """receive_tick_ms 0: libiec61850's own receive thread; 1 (default): ours, which is joined on close."""
+    import threading
+
+    dev = ied(iec61850={"receive_tick_ms": tick_ms})
+    src = MmsSource(dev.device, fast_backoff())
+    async with running(src) as sink:
+        await sink.wait(lambda: src.connected and all(sink.of(p) for p in ALL), what="GI")
+        ours = [t for t in threading.enumerate() if t.name.startswith("mms-rx-")]
+        assert len(ours) == (1 if tick_ms else 0)
+        ts = dev.update("F", 49.5, 0)
+        r = await sink.wait(lambda: [x for x in sink.of("F") if x.timestamp == ts], what="report")
+        assert r[-1].value == 49.5 and r[-1].event
+    await asyncio.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("mms-rx-") and t.is_alive()]

@@ -37,3 +37,14 @@ def test_errors_are_clear(tmp_path):
     r = _run("check", str(bad))
     assert r.returncode == 1
     assert "line 1: <DO name='Mod'>: type='Missing' is not a DOType" in r.stderr
+
+
+def test_cfg_without_genconfig_names_the_fix(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GRIDGATE_GENCONFIG"}
+    cid = tmp_path / "f1.cid"
+    cid.write_text("<SCL/>")
+    r = subprocess.run([sys.executable, "-m", "devices.iec61850.scl_cli", "scl", "cfg", str(cid), "-o", str(tmp_path / "x.cfg")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(env, PYTHONPATH=ROOT))
+    assert r.returncode == 1 and "set GRIDGATE_GENCONFIG" in r.stderr and "tools/model_generator" in r.stderr
+    r = _run("cfg", str(tmp_path / "missing.cid"), "-o", str(tmp_path / "x.cfg"))
+    assert r.returncode == 1 and "missing.cid does not exist" in r.stderr

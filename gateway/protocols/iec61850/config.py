@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.site.model import DeviceBase, Name, PointBase, _Model
 
@@ -38,17 +38,49 @@ class MmsPoint(PointBase):
         return v
 
 
+#: RCB instances per data set and kind: libiec61850 serves any number, but each buffered one keeps its own
+#: report buffer (REPORT_BUFFER_BYTES), and an IED takes at most a handful of clients anyway
+MAX_RCB_INSTANCES = 16
+DEFAULT_RCB_INSTANCES = 2
+
+
 class Iec61850Options(_Model):
     ied_name: Name | None = Field(None, description="IED name (prefix of the logical devices); default: device name")
     scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
     buffered: bool = True
+    receive_tick_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="gateway: how long the MMS client naps when nothing has arrived, in ms (a report waits up to"
+                    " this long before it is read); 0 = libiec61850's own receive thread, which naps 10 ms",
+    )
+    brcb_instances: int | None = Field(
+        None, ge=0, le=MAX_RCB_INSTANCES,
+        description="emulated IED: buffered RCB instances per data set (one per client that owns one); default 2",
+    )
+    urcb_instances: int | None = Field(
+        None, ge=0, le=MAX_RCB_INSTANCES,
+        description="emulated IED: unbuffered RCB instances per data set; default 2",
+    )
     goose_interface: str | None = Field(
         None, description="publish breaker position and trips as GOOSE on this interface (only inside a lab namespace)"
     )
     goose_subscribe: str | None = Field(
         None, description="gateway: also take the IED's GOOSE (position, trips) as events, received on this interface"
     )
+
+    @model_validator(mode="after")
+    def _instances_need_generated_model(self) -> "Iec61850Options":
+        if self.scl and (self.brcb_instances is not None or self.urcb_instances is not None):
+            raise ValueError(
+                "brcb_instances/urcb_instances shape the generated model; an SCL/.cfg model brings its own"
+                " report control blocks: set RptEnabled max (SCL) or remove the option"
+            )
+        return self
+
+    def rcb_instances(self, buffered: bool) -> int:
+        n = self.brcb_instances if buffered else self.urcb_instances
+        return DEFAULT_RCB_INSTANCES if n is None else n
 
 
 class Iec61850Device(DeviceBase):

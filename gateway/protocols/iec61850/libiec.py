@@ -105,6 +105,8 @@ _SIGS: dict[str, tuple[object, list[object]]] = {
     "MmsVariableSpecification_destroy": (None, [P]),
     # client
     "IedConnection_create": (P, []),
+    "IedConnection_createEx": (P, [P, C.c_bool]),
+    "IedConnection_tick": (C.c_bool, [P]),
     "IedConnection_destroy": (None, [P]),
     "IedConnection_setConnectTimeout": (None, [P, C.c_uint32]),
     "IedConnection_setRequestTimeout": (None, [P, C.c_uint32]),

@@ -103,7 +103,7 @@ class MmsStats:
     dropped: int = 0  # readings that could not be decoded or delivered (counted, never silent)
     first_request_retries: int = 0
     resume_gaps: int = 0  # buffered RCBs that could not resume after their EntryID (IED restart)
-    buffer_overflows: int = 0  # reports flagged BufOvfl: the IED dropped entries while we were away
+    buffer_overflows: int = 0  # resumed BRCBs flagging BufOvfl: the IED dropped entries owed to us while we were away
     gi_probes: int = 0  # GIs asked because reports had been quiet too long
     gi_refused: int = 0  # ... that the IED refused (the association itself still answered)
     report_silences: int = 0  # times reported values were marked QUESTIONABLE|oldData (reporting stalled)
@@ -126,7 +126,8 @@ class MmsSource(DeviceSession):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_rx = 0.0
         self._last_report = 0.0  # time.monotonic() of the last report (set on libiec61850's thread)
-        self._events_seen: dict[str, tuple] = {}  # point key → (value, t) of the last event passed on
+        self._owed: set[str] = set()  # buffered RCBs this session resumed: their BufOvfl means entries lost
+        self._events_seen: dict[str, tuple] = {}  # point key → (value, t) of the last reading passed on
         self._goose = None  # GooseSubscriber while associated (iec61850.goose_subscribe)
         self._gi_at: float | None = None  # monotonic time of the outstanding silence GI
         self._silent = False  # reported values are marked QUESTIONABLE|oldData
@@ -260,7 +261,8 @@ class MmsSource(DeviceSession):
         """Associate; a fresh association whose first request fails (a libiec61850 quirk, ~2 % of
         connects, the association then stays dead) is replaced by a new one, up to 3 times."""
         for attempt in range(FIRST_REQUEST_TRIES):
-            conn = MmsConnection(self.cfg.host, self.cfg.port, self.cfg.timeout)
+            tick = self.cfg.iec61850.receive_tick_ms / 1000 or None
+            conn = MmsConnection(self.cfg.host, self.cfg.port, self.cfg.timeout, tick)
             try:
                 conn.connect()
                 try:
@@ -421,6 +423,8 @@ class MmsSource(DeviceSession):
         everything since its restart is new to us, and the gap is counted and logged."""
         L = lib()
         entry = self.stats.entry_ids.get(r.ref)
+        if entry is not None:
+            self._owed.add(r.ref)
         if entry is None:
             L.ClientReportControlBlock_setPurgeBuf(rcb, True)
             conn.set_rcb(rcb, RCB_PURGE_BUF, f"purge {r.ref}")
@@ -468,12 +472,12 @@ class MmsSource(DeviceSession):
                 for b in bindings:
                     out.append(decode(b, fcd, bool(reason & EVENT_REASONS), now))
         if r.buffered and L.ClientReport_hasBufOvfl(report) and L.ClientReport_getBufOvfl(report):
-            self.stats.buffer_overflows += 1  # the IED's buffer overflowed while we were away: entries lost there
-            if r.ref in self.stats.entry_ids:  # resuming: entries we were owed are gone
+            if r.ref in self._owed:  # resuming (or could not): entries we were owed are gone
+                self.stats.buffer_overflows += 1
                 log.warning("%s: %s reports a buffer overflow on the IED: events were lost before this report",
                             self.device, r.ref)
-            else:  # first association: the backlog was purged anyway and GI gives the current state
-                log.info("%s: %s had overflowed before the first association (backlog purged, GI follows)",
+            else:  # first association (libiec61850 flags every new buffer): purged anyway, GI gives the state
+                log.info("%s: %s flags an overflow before the first association (backlog purged, GI follows)",
                          self.device, r.ref)
         entry = L.ClientReport_getEntryId(report)
         if entry and r.buffered:
@@ -500,11 +504,12 @@ class MmsSource(DeviceSession):
         self.stats.values += len(readings)
         seen = self._events_seen
         for rd in readings:
-            if rd.event:  # the same event by report and by GOOSE (or a resumed buffer): passed on once
-                k = (rd.value, rd.timestamp)
-                if seen.get(rd.key) == k:
-                    continue
-                seen[rd.key] = k
+            k = (rd.value, rd.timestamp)
+            if rd.event and seen.get(rd.key) == k:
+                # the same sample again: by report and by GOOSE, from a resumed buffer, or an unchanged
+                # phase of a WYE whose other phase changed (already passed on by GI): passed on once
+                continue
+            seen[rd.key] = k
             emit(rd)
 
     def _goose_reading(self, r: Reading) -> None:
