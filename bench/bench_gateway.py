@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,19 @@ def wait_ports(ports: list[int], timeout: float, proc: subprocess.Popen | None =
     return time.monotonic() - t0
 
 
+def py_spy(pid: int, out: str, seconds: float) -> subprocess.Popen:
+    """Sample the gateway for the measured window into a flame graph (py-spy from this venv or PATH)."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        exe = Path(shutil.which("py-spy") or "")
+    if not exe.name:
+        raise SystemExit("--py-spy: py-spy is not installed (pip install py-spy into the bench's venv)")
+    # the window is measured with the sampler running: its cost is in the emulator/bench, not in the gateway process
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                             "--nonblocking", "--output", out, "--format", "flamegraph" if out.endswith(".svg") else "raw"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def run_one(points: int, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     cfg = tmp / "site.yaml"
@@ -147,6 +161,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 ecpu0, _ = proc_stats(emu.pid)
                 bcpu0, _ = proc_stats(broker.proc.pid)
                 me0 = time.process_time()
+                spy = py_spy(gw.pid, args.py_spy, args.seconds) if args.py_spy else None
                 t0 = time.monotonic()
                 st0 = len(sub.status)
                 rss_max = 0
@@ -160,6 +175,9 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 ecpu1, _ = proc_stats(emu.pid)
                 bcpu1, _ = proc_stats(broker.proc.pid)
                 me1 = time.process_time()
+                if spy is not None:
+                    spy.wait(60)
+                    print(f"\nflame graph of the gateway: {args.py_spy}", file=sys.stderr)
                 statuses = [st for st in sub.status[st0:] if st.get("state") == "online" and st.get("stats")]
                 # restart: the parsed config is cached now, as on any restart after the first
                 gw.terminate()
@@ -224,6 +242,9 @@ async def main() -> None:
     ap.add_argument("--poll", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--py-spy", metavar="FILE", default=None,
+                    help="sample the gateway with py-spy during the measured window: a flame graph (.svg) or collapsed stacks "
+                         "(any other name)")
     args = ap.parse_args()
     for n in args.points:
         result = await run_one(n, args)

@@ -25,15 +25,17 @@ from gmqtt.mqtt.handler import MQTTConnectError
 from gateway.northbound import gmqtt_adapter as gq
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
 from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
-from gateway.northbound.message import Message, PublisherStats
+from gateway.northbound.message import Message, PublisherStats, ValueMessage
 from gateway.northbound.outbox import MemoryOutbox, Outbox
-from gateway.northbound.wire import publish_packet
+from gateway.northbound.wire import publish_head
 from gateway.pipeline import Backoff
 from gateway.site.options import TlsOptions
 
 log = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 64 * 1024
+#: messages encoded per pass of the send loop between its checks (window, write buffer, connection)
+_BURST = 256
 OnConnect = Callable[[], "Awaitable[None] | None"]
 
 
@@ -158,6 +160,26 @@ class MqttPublisher:
             return False
         self._wake.set()
         return True
+
+    def publish_many(self, msgs: list[ValueMessage]) -> int:
+        """Queue values as they are (no copy: each is the MQTT message, its outbox kind and seq); how many
+        were accepted. The refused ones are counted in ``stats.dropped['queue_full']`` as by :meth:`publish`."""
+        if self._in_on_connect:
+            self._priority.extend(msgs)
+            self._wake.set()
+            return len(msgs)
+        put = self._outbox.put
+        accepted = 0
+        for m in msgs:
+            if m.qos not in (0, 1):
+                raise ValueError(f"qos {m.qos}: the publisher supports QoS 0 and 1")
+            if put(m, m.kind, m.seq):
+                accepted += 1
+        if accepted < len(msgs):
+            self._stats.dropped["queue_full"] += len(msgs) - accepted
+        if accepted:
+            self._wake.set()
+        return accepted
 
     def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
         """Subscribe (QoS 1) on every connection; ``handler(topic, payload)`` runs per message (e.g. Sparkplug NCMD)."""
@@ -409,7 +431,8 @@ class MqttPublisher:
             self._wake.clear()
             out = bytearray()
             while not self._lost.is_set() and not transport.is_closing():
-                if len(self._inflight) >= self._window:
+                room = self._window - len(self._inflight)
+                if room <= 0:
                     break  # an ack will wake us
                 if len(out) >= _WRITE_CHUNK:
                     out = self._write(client, out)
@@ -417,14 +440,15 @@ class MqttPublisher:
                     out = self._write(client, out)
                     await asyncio.sleep(0.002)
                     continue
-                if bucket is not None and (delay := bucket.wait_time()) > 0:
-                    out = self._write(client, out)
-                    await asyncio.sleep(delay)
-                    continue
-                source, item = self._next()
-                if item is None:
+                if bucket is not None:
+                    if (delay := bucket.wait_time()) > 0:
+                        out = self._write(client, out)
+                        await asyncio.sleep(delay)
+                        continue
+                    room = 1  # paced: one message per check of the bucket
+                sent = self._send_burst(client, out, min(room, _BURST))
+                if not sent:
                     break
-                self._send(client, source, *item, out)
                 if bucket is not None:
                     bucket.spend()
             self._write(client, out)
@@ -450,10 +474,45 @@ class MqttPublisher:
     def _queued(self) -> int:
         return len(self._priority) + sum(len(q) for q in self._queues)
 
+    def _send_burst(self, client: Client, out: bytearray, limit: int) -> int:
+        """Encode up to ``limit`` PUBLISHes into ``out`` (stopping at a write chunk's worth); how many.
+
+        ``limit`` is at most the free QoS 1 window, so the burst can never overrun it; QoS 0 counts
+        as delivered here (written in the same loop step)."""
+        if self._priority or self._side is not None and len(self._side):
+            n = 0  # state first, in order: one at a time through _next (rare: births, status, catalog)
+            while n < limit and len(out) < _WRITE_CHUNK:
+                source, item = self._next()
+                if item is None:
+                    break
+                self._send(client, source, *item, out)
+                n += 1
+            return n
+        box = self._outbox
+        take, done = box.take, box.done
+        v5 = self.protocol == "5"
+        n = plain = 0
+        while n < limit and len(out) < _WRITE_CHUNK:
+            item = take()
+            if item is None:
+                break
+            ref, msg = item
+            n += 1
+            if msg.qos:
+                self._send(client, box, ref, msg, out)
+                continue
+            out += publish_head(msg.topic, len(msg.payload), 0, msg.retain, None, v5, msg.expiry)
+            out += msg.payload
+            done(ref)
+            plain += 1
+        self._stats.published += plain  # (_send counts the QoS 1 ones)
+        return n
+
     def _send(self, client: Client, source: Outbox | None, ref: int, msg: Message, out: bytearray) -> None:
         """Encode one PUBLISH into ``out``; QoS 0 counts as delivered here (written in the same loop step)."""
         mid = gq.new_mid(client) if msg.qos else None
-        packet = publish_packet(msg.topic.encode(), msg.payload, msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
+        packet = publish_head(msg.topic, len(msg.payload), msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
+        packet += msg.payload
         out += packet
         self._stats.published += 1
         if msg.qos:

@@ -17,6 +17,7 @@ from gateway.pipeline import (
     Backoff,
     CommsState,
     Emit,
+    Emitter,
     Reading,
     mark_comms_lost,
     sleep_until,
@@ -58,9 +59,22 @@ class DeviceSession(ABC):
         """Exchange data until the link is lost (raise) or cancelled."""
 
     async def run(self, emit: Emit) -> None:
-        def tracked(r: Reading) -> None:
-            self.last[r.key] = r
+        last = self.last
+
+        def one(r: Reading) -> None:
+            last[r.key] = r
             emit(r)
+
+        def many(readings: list[Reading]) -> None:
+            for r in readings:
+                last[r.key] = r
+            if isinstance(emit, Emitter):
+                emit.many(readings)
+            else:
+                for r in readings:
+                    emit(r)
+
+        tracked = Emitter(one, many)
 
         first = True
         while True:
