@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from firmware_sim.firmware import Firmware
-    from firmware_sim.model import RegisterLayout, SimPoint
     from firmware_sim.modbus import ModbusDataModel, ReadOnlyPoint
+    from firmware_sim.model import RegisterLayout, SimPoint
     from firmware_sim.plan import PlanError
 
 _WHERE = {"Firmware": "firmware", "ModbusDataModel": "modbus", "ReadOnlyPoint": "modbus", "RegisterLayout": "model",

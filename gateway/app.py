@@ -19,8 +19,8 @@ from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.northbound.sink import Sink
-from gateway.southbound import DriverUnavailable, make_source
 from gateway.pipeline import Emitter
+from gateway.southbound import DriverUnavailable, make_source
 from gateway.southbound.contract import Driver, Operable, clean_counters
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import encoding as fast
-from gateway.encoding import QUALITY_TEXT
 from gateway.config import Config
+from gateway.encoding import QUALITY_TEXT
 from gateway.protocols import NAMES
 from gateway.site.model import (
     KIND_OF_TYPE,
