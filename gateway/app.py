@@ -206,13 +206,12 @@ class Gateway:
         """Birth: retained online status and the catalog (on every MQTT (re)connect; conduits call it once)."""
         self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
         self._heartbeat()
-        for e in self.catalog.values():
-            self.publisher.publish(
-                catalog_topic(self.cfg, e.mrid),
-                e.measurement_json.encode(),
-                qos=1,
-                retain=True,
-            )
+        catalog = (Message(catalog_topic(self.cfg, e.mrid), e.measurement_json.encode(), 1, True) for e in self.catalog.values())
+        if isinstance(self.publisher, MqttPublisher):
+            self.publisher.publish_feed(catalog)  # encoded as sent: 50,000 points would hold ~35 MB at once
+        else:
+            for m in catalog:
+                self.publisher.publish(m.topic, m.payload, qos=1, retain=True)
 
     def _status_payload(self, state: str, reason: str | None = None, will: bool = False) -> bytes:
         body: dict = {"state": state, "gateway": self.cfg.gateway.id}

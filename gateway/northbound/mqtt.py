@@ -16,7 +16,8 @@ import logging
 import socket
 import ssl
 import time
-from typing import Awaitable, Callable, Literal
+from collections import deque
+from typing import Awaitable, Callable, Iterable, Iterator, Literal
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
@@ -91,7 +92,10 @@ class MqttPublisher:
         # with a spool, state messages (no kind: status, catalog) skip it
         self._side: Outbox | None = MemoryOutbox(queue_size) if outbox is not None else None
         self._queues: list[Outbox] = [q for q in (self._side, self._outbox) if q is not None]
-        self._priority: list[Message] = []  # published from on_connect/stop: sent before the backlog
+        self._priority: deque[Message] = deque()  # published from on_connect/stop: sent before the backlog
+        #: lazily produced state sent after ``_priority`` and before the queues (the birth's catalog): one message
+        #: in memory at a time, not 50,000; a connection's feeds end with it (the next birth starts its own)
+        self._feeds: deque[Iterator[Message]] = deque()
         self.max_inflight = max_inflight
         self.max_write_buffer = max_write_buffer
         self.keepalive = keepalive
@@ -180,6 +184,13 @@ class MqttPublisher:
         if accepted:
             self._wake.set()
         return accepted
+
+    def publish_feed(self, messages: Iterable[Message]) -> None:
+        """State messages produced as they are sent (e.g. the retained catalog of a birth): after what
+        :meth:`publish` put ahead of the backlog, before the queued values, in order. Dropped with the
+        connection: whoever publishes them on connect publishes them again on the next one."""
+        self._feeds.append(iter(messages))
+        self._wake.set()
 
     def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
         """Subscribe (QoS 1) on every connection; ``handler(topic, payload)`` runs per message (e.g. Sparkplug NCMD)."""
@@ -362,6 +373,7 @@ class MqttPublisher:
     def _connection_lost(self) -> None:
         self._client = None
         self._stats.reconnects += 1
+        self._feeds.clear()  # the next birth publishes its state again, whole
         rewound = sum(q.rewind() for q in self._queues)
         self._stats.resent += rewound
         self._inflight.clear()
@@ -464,7 +476,12 @@ class MqttPublisher:
     def _next(self) -> tuple[Outbox | None, tuple[int, Message] | None]:
         """Birth/final messages first, then seq-less state, then the values in order."""
         if self._priority:
-            return None, (-1, self._priority.pop(0))
+            return None, (-1, self._priority.popleft())
+        while self._feeds:
+            msg = next(self._feeds[0], None)
+            if msg is not None:
+                return None, (-1, msg)
+            self._feeds.popleft()
         for q in self._queues:
             item = q.take()
             if item is not None:
@@ -472,14 +489,14 @@ class MqttPublisher:
         return None, None
 
     def _queued(self) -> int:
-        return len(self._priority) + sum(len(q) for q in self._queues)
+        return len(self._priority) + len(self._feeds) + sum(len(q) for q in self._queues)
 
     def _send_burst(self, client: Client, out: bytearray, limit: int) -> int:
         """Encode up to ``limit`` PUBLISHes into ``out`` (stopping at a write chunk's worth); how many.
 
         ``limit`` is at most the free QoS 1 window, so the burst can never overrun it; QoS 0 counts
         as delivered here (written in the same loop step)."""
-        if self._priority or self._side is not None and len(self._side):
+        if self._priority or self._feeds or self._side is not None and len(self._side):
             n = 0  # state first, in order: one at a time through _next (rare: births, status, catalog)
             while n < limit and len(out) < _WRITE_CHUNK:
                 source, item = self._next()
