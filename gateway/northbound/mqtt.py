@@ -96,6 +96,7 @@ class MqttPublisher:
         #: lazily produced state sent after ``_priority`` and before the queues (the birth's catalog): one message
         #: in memory at a time, not 50,000; a connection's feeds end with it (the next birth starts its own)
         self._feeds: deque[Iterator[Message]] = deque()
+        self._held: tuple[int, Message] | None = None  # a QoS 1 value taken while the window was full
         self.max_inflight = max_inflight
         self.max_write_buffer = max_write_buffer
         self.keepalive = keepalive
@@ -374,6 +375,7 @@ class MqttPublisher:
         self._client = None
         self._stats.reconnects += 1
         self._feeds.clear()  # the next birth publishes its state again, whole
+        self._held = None  # still taken from the outbox: the rewind below puts it back in order
         rewound = sum(q.rewind() for q in self._queues)
         self._stats.resent += rewound
         self._inflight.clear()
@@ -444,7 +446,7 @@ class MqttPublisher:
             out = bytearray()
             while not self._lost.is_set() and not transport.is_closing():
                 room = self._window - len(self._inflight)
-                if room <= 0:
+                if room <= 0 and not self._values_may_pass():
                     break  # an ack will wake us
                 if len(out) >= _WRITE_CHUNK:
                     out = self._write(client, out)
@@ -452,13 +454,11 @@ class MqttPublisher:
                     out = self._write(client, out)
                     await asyncio.sleep(0.002)
                     continue
-                if bucket is not None:
-                    if (delay := bucket.wait_time()) > 0:
-                        out = self._write(client, out)
-                        await asyncio.sleep(delay)
-                        continue
-                    room = 1  # paced: one message per check of the bucket
-                sent = self._send_burst(client, out, min(room, _BURST))
+                if bucket is not None and (delay := bucket.wait_time()) > 0:
+                    out = self._write(client, out)
+                    await asyncio.sleep(delay)
+                    continue
+                sent = self._send_burst(client, out, room, 1 if bucket is not None else _BURST)  # paced: one per check
                 if not sent:
                     break
                 if bucket is not None:
@@ -491,37 +491,59 @@ class MqttPublisher:
     def _queued(self) -> int:
         return len(self._priority) + len(self._feeds) + sum(len(q) for q in self._queues)
 
-    def _send_burst(self, client: Client, out: bytearray, limit: int) -> int:
-        """Encode up to ``limit`` PUBLISHes into ``out`` (stopping at a write chunk's worth); how many.
+    def _send_burst(self, client: Client, out: bytearray, room: int, limit: int = _BURST) -> int:
+        """Encode up to ``limit`` PUBLISHes into ``out`` (stopping at a write chunk's worth), at most ``room``
+        of them QoS 1 (the free window); how many. QoS 0 counts as delivered here (written in this loop step).
 
-        ``limit`` is at most the free QoS 1 window, so the burst can never overrun it; QoS 0 counts
-        as delivered here (written in the same loop step)."""
+        State (status, heartbeat, the birth's catalog) goes first, in order. Only the catalog feed may be
+        overtaken, by values, while its QoS 1 messages fill the window: 50,000 catalog entries at a broker's
+        Receive Maximum of 20 held every value back for seconds (and queued them in memory). Values never
+        overtake each other: a QoS 1 value that finds the window full is held and goes first next time."""
         if self._priority or self._feeds or self._side is not None and len(self._side):
-            n = 0  # state first, in order: one at a time through _next (rare: births, status, catalog)
-            while n < limit and len(out) < _WRITE_CHUNK:
-                source, item = self._next()
-                if item is None:
-                    break
-                self._send(client, source, *item, out)
-                n += 1
-            return n
+            if room > 0:
+                n = 0
+                while n < min(room, limit) and len(out) < _WRITE_CHUNK:
+                    source, item = self._next()
+                    if item is None:
+                        break
+                    self._send(client, source, *item, out)
+                    n += 1
+                return n
+            if not self._values_may_pass():
+                return 0
+        return self._send_values(client, out, room, limit)
+
+    def _values_may_pass(self) -> bool:
+        """Only the catalog feed is waiting for the window, and a value is ready that does not need it."""
+        return (not self._priority and not (self._side is not None and len(self._side)) and self._held is None
+                and len(self._outbox) > 0)
+
+    def _send_values(self, client: Client, out: bytearray, room: int, limit: int) -> int:
         box = self._outbox
         take, done = box.take, box.done
         v5 = self.protocol == "5"
         n = plain = 0
         while n < limit and len(out) < _WRITE_CHUNK:
-            item = take()
-            if item is None:
-                break
-            ref, msg = item
-            n += 1
+            if self._held is not None:
+                (ref, msg), self._held = self._held, None
+            else:
+                item = take()
+                if item is None:
+                    break
+                ref, msg = item
             if msg.qos:
+                if room <= 0:
+                    self._held = (ref, msg)  # taken, so a connection loss rewinds it like any unacknowledged one
+                    break
                 self._send(client, box, ref, msg, out)
+                room -= 1
+                n += 1
                 continue
             out += publish_head(msg.topic, len(msg.payload), 0, msg.retain, None, v5, msg.expiry)
             out += msg.payload
             done(ref)
             plain += 1
+            n += 1
         self._stats.published += plain  # (_send counts the QoS 1 ones)
         return n
 
