@@ -28,7 +28,7 @@ from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_co
 from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
 from gateway.northbound.message import Message, PublisherStats, ValueMessage
 from gateway.northbound.outbox import MemoryOutbox, Outbox
-from gateway.northbound.wire import publish_head
+from gateway.northbound.wire import append_publish0, publish_head
 from gateway.pipeline import Backoff
 from gateway.site.options import TlsOptions
 
@@ -539,8 +539,7 @@ class MqttPublisher:
                 room -= 1
                 n += 1
                 continue
-            out += publish_head(msg.topic, len(msg.payload), 0, msg.retain, None, v5, msg.expiry)
-            out += msg.payload
+            append_publish0(out, msg.topic, msg.payload, msg.retain, v5, msg.expiry)
             done(ref)
             plain += 1
             n += 1

@@ -66,3 +66,31 @@ def publish_head(topic: str, payload_len: int, qos: int, retain: bool, mid: int 
     head += varint(len(var) + payload_len)
     head += var
     return head
+
+
+_VAR0: dict[tuple[str, bool], bytes] = {}
+
+
+def append_publish0(out: bytearray, topic: str, payload: bytes, retain: bool, v5: bool, expiry: int | None) -> None:
+    """Append a QoS 0 PUBLISH to ``out`` (the bulk of what the gateway sends): the topic and property
+    bytes of a topic are encoded once, the payload is copied once."""
+    if expiry:
+        out += publish_head(topic, len(payload), 0, retain, None, v5, expiry)
+        out += payload
+        return
+    var = _VAR0.get((topic, v5))
+    if var is None:
+        var = topic_field(topic) + (b"\x00" if v5 else b"")
+        if len(_VAR0) < _TOPICS_MAX:
+            _VAR0[(topic, v5)] = var
+    n = len(var) + len(payload)
+    out.append(0x31 if retain else 0x30)
+    if n < 128:
+        out.append(n)
+    elif n < 16384:
+        out.append(n & 0x7F | 0x80)
+        out.append(n >> 7)
+    else:
+        out += varint(n)
+    out += var
+    out += payload
