@@ -60,19 +60,21 @@ class DeviceSession(ABC):
 
     async def run(self, emit: Emit) -> None:
         last = self.last
+        to_one = emit.one if isinstance(emit, Emitter) else emit  # one call layer less per reading
+        to_many = emit.many if isinstance(emit, Emitter) else None
 
         def one(r: Reading) -> None:
             last[r.key] = r
-            emit(r)
+            to_one(r)
 
         def many(readings: list[Reading]) -> None:
             for r in readings:
                 last[r.key] = r
-            if isinstance(emit, Emitter):
-                emit.many(readings)
+            if to_many is not None:
+                to_many(readings)
             else:
                 for r in readings:
-                    emit(r)
+                    to_one(r)
 
         tracked = Emitter(one, many)
 
