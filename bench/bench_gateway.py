@@ -7,6 +7,7 @@ and RSS, for sites of N points (default 10,000) whose values change on every pol
 the figures are only comparable at similar load.
 
     python bench/bench_gateway.py [--points 1000 10000 50000] [--devices 20] [--poll 0.5] [--seconds 20]
+                                  [--peer thingsboard] [--py-spy flame.svg]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +118,19 @@ def wait_ports(ports: list[int], timeout: float, proc: subprocess.Popen | None =
     return time.monotonic() - t0
 
 
+def py_spy(pid: int, out: str, seconds: float) -> subprocess.Popen:
+    """Sample the gateway for the measured window into a flame graph (py-spy from this venv or PATH)."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        exe = Path(shutil.which("py-spy") or "")
+    if not exe.name:
+        raise SystemExit("--py-spy: py-spy is not installed (pip install py-spy into the bench's venv)")
+    # the window is measured with the sampler running: its cost is in the emulator/bench, not in the gateway process
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                             "--nonblocking", "--output", out, "--format", "flamegraph" if out.endswith(".svg") else "raw"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def run_one(points: int, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     cfg = tmp / "site.yaml"
@@ -147,6 +162,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 ecpu0, _ = proc_stats(emu.pid)
                 bcpu0, _ = proc_stats(broker.proc.pid)
                 me0 = time.process_time()
+                spy = py_spy(gw.pid, args.py_spy, args.seconds) if args.py_spy else None
                 t0 = time.monotonic()
                 st0 = len(sub.status)
                 rss_max = 0
@@ -160,6 +176,9 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 ecpu1, _ = proc_stats(emu.pid)
                 bcpu1, _ = proc_stats(broker.proc.pid)
                 me1 = time.process_time()
+                if spy is not None:
+                    spy.wait(60)
+                    print(f"\nflame graph of the gateway: {args.py_spy}", file=sys.stderr)
                 statuses = [st for st in sub.status[st0:] if st.get("state") == "online" and st.get("stats")]
                 # restart: the parsed config is cached now, as on any restart after the first
                 gw.terminate()
@@ -172,6 +191,15 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 while not sub.values and time.monotonic() < t_gw + 300:
                     await asyncio.sleep(0.02)
                 restart_first_value_s = sub.first_at - t_gw if sub.values else None
+                gw.terminate()
+                gw.wait(30)
+                gw = None
+            peer = None
+            if args.peer == "thingsboard":  # the same devices and broker, one gateway at a time
+                from bench import thingsboard_peer
+
+                await asyncio.sleep(1)
+                peer = await thingsboard_peer.measure(data, broker.port, emu.pid, broker.proc.pid, args, tmp, proc_stats)
         finally:
             for p in (gw, emu):  # never leave a process behind, even if it is slow to stop
                 if p is None:
@@ -195,7 +223,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
     s1 = statuses[-1].get("stats", {}) if statuses else {}
     gw_cpu_s = cpu1 - cpu0
     received = n1 - n0
-    return {
+    result = {
         "points": points,
         "devices": args.devices,
         "poll_s": args.poll,
@@ -215,6 +243,21 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
         "dropped": s1.get("dropped"),
         "load_average_1m": os.getloadavg()[0],
     }
+    if peer is not None:
+        result["thingsboard"] = peer
+        result["ratio_vs_thingsboard"] = ratios(result, peer)
+    return result
+
+
+def ratios(ours: dict, peer: dict) -> dict:
+    """gridgate ÷ ThingsBoard IoT Gateway for each figure (points per CPU-s: higher is better; RSS and
+    time to first value: lower is better)."""
+    def div(a, b):  # noqa: ANN001, ANN202
+        return round(a / b, 2) if a and b else None
+
+    return {"points_per_gateway_cpu_s": div(ours["points_per_gateway_cpu_s"], peer["points_per_gateway_cpu_s"]),
+            "gateway_rss_mib": div(ours["gateway_rss_mib"], peer["gateway_rss_mib"]),
+            "time_to_first_value_s": div(ours["time_to_first_value_s"], peer["time_to_first_value_s"])}
 
 
 async def main() -> None:
@@ -224,6 +267,14 @@ async def main() -> None:
     ap.add_argument("--poll", type=float, default=0.5)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--peer", choices=["thingsboard"], default=None,
+                    help="also measure ThingsBoard IoT Gateway's Modbus connector on the same devices and broker "
+                         "(installed by bench/setup_thingsboard.sh) and print the ratios")
+    ap.add_argument("--tb-venv", default=os.environ.get("TB_GATEWAY_VENV", "/work/.tbvenv"),
+                    help="venv of ThingsBoard IoT Gateway (default: $TB_GATEWAY_VENV or %(default)s)")
+    ap.add_argument("--py-spy", metavar="FILE", default=None,
+                    help="sample the gateway with py-spy during the measured window: a flame graph (.svg) or collapsed stacks "
+                         "(any other name)")
     args = ap.parse_args()
     for n in args.points:
         result = await run_one(n, args)

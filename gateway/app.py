@@ -20,6 +20,7 @@ from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.northbound.sink import Sink
+from gateway.pipeline import Emitter
 from gateway.southbound import DriverUnavailable, make_source
 from gateway.southbound.contract import Driver, Operable, clean_counters
 
@@ -83,8 +84,10 @@ class Gateway:
         else:
             self.publisher = self._mqtt(will=self._will, on_connect=self.birth, outbox=self._open_spool())
         first_seq = self.spool.last_seq + 1 if self.spool is not None else 1  # seq stays gap-free across restarts
-        self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos, first_seq=first_seq)
         self.cim_values = nb.encoding in ("cim", "both")
+        self.normaliser = Normaliser(self.catalog, self._sink, analog_qos=nb.analog_qos, first_seq=first_seq,
+                                     sink_many=self._sink_many,
+                                     analog_expiry=int(nb.analog_expiry) if nb.analog_expiry else None)
         self.sparkplug = None
         if nb.encoding != "cim" and self.opts.northbound is None:
             from gateway.northbound.sparkplug_bridge import make_bridge
@@ -93,6 +96,9 @@ class Gateway:
                 cfg, self.catalog, make_publisher=lambda **kw: self._mqtt(client_suffix="-spb", **kw),
                 current=lambda: {k: (v.value, v.quality, v.timestamp) for k, v in self.normaliser.last.items()},
             )
+        # the MQTT publisher queues the normaliser's messages as they are; other sinks take them one by one
+        self._publish_values = (self.publisher.publish_many if isinstance(self.publisher, MqttPublisher)
+                                else self._publish_each)
         self.sources = []
         self.skipped: dict[str, str] = {}
         for d in cfg.devices:
@@ -155,14 +161,35 @@ class Gateway:
                 log.exception("gateway: value of %s not published (%d such errors so far): %s", r.key,
                               self.pipeline_errors, e)
 
+    def _emit_many(self, readings: list) -> None:
+        """A poll's (or block's) readings at once; a failure is logged and counted as in :meth:`_emit`."""
+        try:
+            self.normaliser.many(readings)
+        except Exception as e:  # noqa: BLE001 - the driver must keep polling whatever the sink does
+            self.pipeline_errors += 1
+            if self.pipeline_errors == 1 or self.pipeline_errors % 1000 == 0:
+                log.exception("gateway: values of %s ... not all published (%d such errors so far): %s",
+                              readings[0].key if readings else "?", self.pipeline_errors, e)
+
     def _sink(self, p: Publication) -> None:
         if self.cim_values:
-            expiry = self.cfg.gateway.northbound.analog_expiry if p.kind == "Analog" else None
-            self.publisher.publish(p.topic, p.payload, p.qos, p.retain, kind="event" if p.event else p.kind.lower(),
-                                   seq=p.seq, expiry=int(expiry) if expiry else None)
+            self._publish_values([p])
         if self.sparkplug is not None:
             last = self.normaliser.last[p.key]
             self.sparkplug.on_value(p.key, last.value, last.quality, last.timestamp)
+
+    def _sink_many(self, pubs: list[Publication]) -> None:
+        if self.cim_values:
+            self._publish_values(pubs)
+        if self.sparkplug is not None:
+            last = self.normaliser.last
+            for p in pubs:
+                v = last[p.key]
+                self.sparkplug.on_value(p.key, v.value, v.quality, v.timestamp)
+
+    def _publish_each(self, pubs: list[Publication]) -> None:
+        for p in pubs:
+            self.publisher.publish(p.topic, p.payload, p.qos, p.retain, kind=p.kind, seq=p.seq, expiry=p.expiry)
 
     def _will(self) -> Message:
         """The last will, built for each CONNECT: it carries that connect time as ``connectedAt`` and no
@@ -181,13 +208,12 @@ class Gateway:
         """Birth: retained online status and the catalog (on every MQTT (re)connect; conduits call it once)."""
         self.publisher.publish(status_topic(self.cfg), self._status_payload("online"), qos=1, retain=True)
         self._heartbeat()
-        for e in self.catalog.values():
-            self.publisher.publish(
-                catalog_topic(self.cfg, e.mrid),
-                e.measurement_json.encode(),
-                qos=1,
-                retain=True,
-            )
+        catalog = (Message(catalog_topic(self.cfg, e.mrid), e.measurement_json.encode(), 1, True) for e in self.catalog.values())
+        if isinstance(self.publisher, MqttPublisher):
+            self.publisher.publish_feed(catalog)  # encoded as sent: 50,000 points would hold ~35 MB at once
+        else:
+            for m in catalog:
+                self.publisher.publish(m.topic, m.payload, qos=1, retain=True)
 
     def _status_payload(self, state: str, reason: str | None = None, will: bool = False) -> bytes:
         body: dict = {"state": state, "gateway": self.cfg.gateway.id}
@@ -259,7 +285,7 @@ class Gateway:
         if self.sparkplug is not None:
             await self.sparkplug.start(inbound=self.opts.inbound, commands=self.commands)
         for s in self.sources:
-            self._tasks.append(asyncio.create_task(s.run(self._emit), name=f"source-{s.device}"))
+            self._tasks.append(asyncio.create_task(s.run(Emitter(self._emit, self._emit_many)), name=f"source-{s.device}"))
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))
         self._tasks.append(asyncio.create_task(self._status(), name="status"))
         self._tasks.append(asyncio.create_task(measure_loop_lag(self.loop_lag), name="loop-lag"))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import encoding as fast
 from gateway.config import Config
+from gateway.encoding import QUALITY_TEXT
 from gateway.protocols import NAMES
 from gateway.site.model import (
     KIND_OF_TYPE,
@@ -173,10 +174,12 @@ class CatalogEntry:
     topic: str
     value_mrid: str
     is_switch: bool
+    analog: bool  # kind == "Analog"
+    outbox_kind: str  # analog / discrete / accumulator: what a spool bound drops first
     json_prefix: str  # '{"mRID":...,"measurement":{...},"value":' — reused for every value
     #: the Measurement's JSON when the prefix does not hold it (compact payloads); else "" (no second copy)
     catalog_json: str = ""
-    #: the last address seen and its encoded ``provenance`` object (a point's address does not change)
+    #: the last address seen and the payload's end for it, ``,"provenance":{...}}`` (a point's address does not change)
     provenance: tuple[str, str] = ("", "")
 
     @property
@@ -199,19 +202,26 @@ class CatalogEntry:
         return json.loads(self.measurement_json)
 
     def payload(self, value: float | int | None, flags: int, timestamp: float, seq: int, address: str) -> bytes:
-        """The value's JSON: only value, timestamp and seq are formatted per value; the rest is cached."""
-        if self.kind != "Analog" and isinstance(value, float) and value == value and abs(value) != float("inf"):
-            value = round(value)  # DiscreteValue/AccumulatorValue are integers, whatever the protocol carried
+        """The value's JSON: a template per point (``json_prefix`` … provenance) with only value, timestamp,
+        quality (cached by flag integer) and seq spliced in."""
+        if type(value) is float and -1e15 < value < 1e15:  # the common case; NaN and ±inf fail the comparison
+            if self.analog:
+                num = repr(round(value, 6))
+            else:
+                value = round(value)  # DiscreteValue/AccumulatorValue are integers, whatever the protocol carried
+                num = str(value)
+        else:
+            if not self.analog and isinstance(value, float) and value == value and abs(value) != float("inf"):
+                value = round(value)  # DiscreteValue/AccumulatorValue are integers, whatever the protocol carried
+            num = _num(value)
         prov = self.provenance
         if prov[0] != address or not prov[1]:
-            prov = self.provenance = (address, fast.provenance_json(self.device, self.protocol, address))
+            prov = self.provenance = (address, ',"provenance":' + fast.provenance_json(self.device, self.protocol, address) + "}")
         if self.is_switch and value is not None:
-            alias = f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"'
-        else:
-            alias = ""
+            num += f',"valueAlias":"{SWITCH_POSITIONS.get(int(value), "bad")}"'
         return (
-            f'{self.json_prefix}{_num(value)}{alias},"timeStamp":"{fast.iso_ms(timestamp)}","quality":'
-            f'{fast.quality_json(flags)},"seq":{seq},"provenance":{prov[1]}}}'
+            f'{self.json_prefix}{num},"timeStamp":"{fast.iso_ms(timestamp)}","quality":'
+            f'{QUALITY_TEXT.get(flags) or fast.quality_json(flags)},"seq":{seq}{prov[1]}'
         ).encode()
 
 
@@ -290,6 +300,8 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
         topic=topic,
         value_mrid=value_mrid,
         is_switch=m.type == "SwitchPosition",
+        analog=(m.kind or "Analog") == "Analog",
+        outbox_kind=(m.kind or "Analog").lower(),
         json_prefix=prefix_json,
         catalog_json=meas_json if compact else "",
     )

@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     return build()[0]
 
 
-def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    """The parser and the command table it dispatches to."""
+#: the gateway's own long-running command: run alone, it needs neither the other commands nor the plugins
+#: (the emulator, labs, IEC 61850 servers, courier crypto, CIM tools: ~10 MB of imports a gateway never uses)
+LEAN = ("gateway",)
+
+
+def build(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The parser and the command table it dispatches to; ``only`` one of :data:`LEAN`: just that command."""
     p = argparse.ArgumentParser(
         prog="gridgate",
         description="OT/SCADA protocol gateway and edge emulator: Modbus TCP, DNP3 and IEC 61850 devices → CIM measurements over MQTT.",
@@ -98,6 +103,9 @@ def build() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     g.add_argument("--no-inbound", action="store_true", help="subscribe to nothing (no commands, no rebirth requests)")
     g.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
                    help="serve Prometheus /metrics (loopback unless a host is given), the status topic's figures")
+
+    if only in LEAN:
+        return p, {"gateway": cmd_gateway}
 
     sv = sub.add_parser("service", help="systemd units for the gateway and the emulator: print or install them")
     sv.add_argument("action", choices=["print", "install"])
@@ -171,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if (why := shadowed()) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 1
-    parser, commands = build()
-    args = parser.parse_args(global_options_first(sys.argv[1:] if argv is None else argv))
+    argv = global_options_first(sys.argv[1:] if argv is None else argv)
+    parser, commands = build(_command_of(argv))
+    args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help()
         return 2
@@ -190,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (after the global options), if it is one of :data:`LEAN`."""
+    rest = [a for a in argv if a not in ("--verbose",) and not (a.startswith("-v") and set(a[1:]) == {"v"})]
+    while rest and rest[0].startswith("--log-format"):
+        rest = rest[1 if "=" in rest[0] else 2:]
+    return rest[0] if rest and rest[0] in LEAN else None
 
 
 def usage_error(args: argparse.Namespace) -> str | None:

@@ -15,6 +15,8 @@ import time
 from gateway.site import quality as qmod
 
 _QUALITY: dict[int, str] = {}
+#: the cache itself, for hot loops that look up before calling :func:`quality_json` (never write to it)
+QUALITY_TEXT = _QUALITY
 
 
 def quality_json(flags: int) -> str:
@@ -30,11 +32,13 @@ def quality_json(flags: int) -> str:
 class _IsoSecond:
     """``YYYY-MM-DDTHH:MM:SS.`` of the last whole second asked for (values of one poll share it)."""
 
-    __slots__ = ("sec", "text")
+    __slots__ = ("sec", "text", "t", "ms")
 
     def __init__(self) -> None:
         self.sec = -1
         self.text = ""
+        self.t = -1.0  # the last timestamp asked for and its whole text: the readings of one block share it
+        self.ms = ""
 
 
 _last = _IsoSecond()
@@ -47,6 +51,9 @@ def iso_ms(t: float) -> str:
     up to 1,000,000 µs moves to the next second), then the milliseconds are truncated;
     this does the same, and formats the date part once per second.
     """
+    c = _last
+    if t == c.t:
+        return c.ms
     if t < 0 or t != t or t >= 253402300800.0:  # before 1970, NaN, or past year 9999: the reference path
         return _reference(t)
     sec = int(t)
@@ -54,11 +61,12 @@ def iso_ms(t: float) -> str:
     if us >= 1000000:
         sec += 1
         us -= 1000000
-    c = _last
     if sec != c.sec:
         c.text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
         c.sec = sec
-    return f"{c.text}{us // 1000:03d}Z"
+    c.ms = text = f"{c.text}{us // 1000:03d}Z"
+    c.t = t
+    return text
 
 
 def epoch_ms(t: float) -> int:

@@ -13,21 +13,20 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gateway.cim import CatalogEntry
+from gateway.northbound.message import ValueMessage
 from gateway.pipeline import Reading
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class Publication:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    kind: str  # Analog | Discrete | Accumulator
-    key: str
-    seq: int
-    event: bool = False  # from a protocol event (kept longest when a spool bound is hit)
+class Publication(ValueMessage):
+    """One value to publish: the MQTT message itself (topic, payload, qos, retain, expiry; outbox ``kind``
+    analog/discrete/accumulator/event and ``seq``), plus the point's ``key`` and whether it came from a
+    protocol event (kept longest when a spool bound is hit)."""
+
+    key: str = ""
+    event: bool = False
 
 
 @dataclass(slots=True)
@@ -55,11 +54,18 @@ class Normaliser:
         analog_qos: int = 0,
         retain_analog: bool = True,
         first_seq: int = 1,
+        *,
+        sink_many: Callable[[list[Publication]], object] | None = None,
+        analog_expiry: int | None = None,
     ) -> None:
+        """``sink`` gets each publication; ``sink_many``, when given, gets those of one batch (:meth:`many`) at once.
+        ``analog_expiry``: MQTT 5 message expiry (s) of analog values."""
         self.catalog = catalog
         self.sink = sink
+        self.sink_many = sink_many
         self.analog_qos = analog_qos
         self.retain_analog = retain_analog
+        self.analog_expiry = analog_expiry or None
         self.seq = first_seq - 1
         self.last: dict[str, _Last] = {}
         self.stats = NormaliserStats()
@@ -69,10 +75,7 @@ class Normaliser:
         self.stats.readings += 1
         entry = self.catalog.get(r.key)
         if entry is None:
-            self.stats.unknown += 1
-            if r.key not in self._unknown_logged:
-                self._unknown_logged.add(r.key)
-                log.error("reading for unknown point %r dropped (not in the catalog); counted in stats.unknown", r.key)
+            self._unknown(r.key)
             return
         prev = self.last.get(r.key)
         if prev is not None and not r.event and not _changed(entry, prev, r):
@@ -93,22 +96,61 @@ class Normaliser:
         self.stats.integrity += n
         return n
 
+    def many(self, readings: list[Reading]) -> None:
+        """The readings of one poll (or block) in one pass: what :meth:`__call__` does for each, with the
+        lookups hoisted out of the loop and one sink call for all of them (the hot path at site scale)."""
+        catalog_get, last, last_get = self.catalog.get, self.last, self.last.get
+        stats = self.stats
+        out: list[Publication] = []
+        seq = self.seq
+        analog = (self.analog_qos, self.retain_analog, self.analog_expiry)
+        try:
+            for r in readings:
+                key = r.key
+                entry = catalog_get(key)
+                if entry is None:
+                    self._unknown(key)
+                    continue
+                prev = last_get(key)
+                value, quality = r.value, r.quality
+                if prev is None:
+                    last[key] = _Last(value, quality, r.timestamp, r.address)
+                else:
+                    if not r.event and not _changed(entry, prev, r):
+                        stats.suppressed += 1
+                        continue
+                    prev.value, prev.quality, prev.timestamp, prev.address = value, quality, r.timestamp, r.address
+                seq += 1
+                qos, retain, expiry = analog if entry.analog else _STATE
+                out.append(Publication(entry.topic, entry.payload(value, quality, r.timestamp, seq, r.address), qos, retain,
+                                       expiry, "event" if r.event else entry.outbox_kind, seq, key, r.event))
+        finally:  # counters stay true even if a payload failed half-way through a batch
+            stats.readings += len(readings)
+            stats.published += seq - self.seq
+            self.seq = seq
+            if out:
+                if self.sink_many is not None:
+                    self.sink_many(out)
+                else:
+                    for p in out:
+                        self.sink(p)
+
+    def _unknown(self, key: str) -> None:
+        self.stats.unknown += 1
+        if key not in self._unknown_logged:
+            self._unknown_logged.add(key)
+            log.error("reading for unknown point %r dropped (not in the catalog); counted in stats.unknown", key)
+
     def _publish(self, e: CatalogEntry, value, quality: int, ts: float, address: str, event: bool = False) -> None:
         self.seq += 1
-        analog = e.kind == "Analog"
+        qos, retain, expiry = (self.analog_qos, self.retain_analog, self.analog_expiry) if e.analog else _STATE
         self.stats.published += 1
-        self.sink(
-            Publication(
-                topic=e.topic,
-                payload=e.payload(value, quality, ts, self.seq, address),
-                qos=self.analog_qos if analog else 1,
-                retain=self.retain_analog if analog else True,
-                kind=e.kind,
-                key=e.key,
-                seq=self.seq,
-                event=event,
-            )
-        )
+        self.sink(Publication(e.topic, e.payload(value, quality, ts, self.seq, address), qos, retain, expiry,
+                              "event" if event else e.outbox_kind, self.seq, e.key, event))
+
+
+#: qos, retain, expiry of discretes and accumulators: state, delivered and kept
+_STATE = (1, True, None)
 
 
 def _changed(e: CatalogEntry, prev: _Last, r: Reading) -> bool:
@@ -116,6 +158,6 @@ def _changed(e: CatalogEntry, prev: _Last, r: Reading) -> bool:
         return True
     if prev.value is None or r.value is None:
         return prev.value is not r.value
-    if e.kind == "Analog":
+    if e.analog:
         return abs(float(r.value) - float(prev.value)) > e.deadband if e.deadband > 0 else r.value != prev.value
     return r.value != prev.value

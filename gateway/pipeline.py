@@ -38,6 +38,30 @@ class Reading:
 Emit = Callable[[Reading], None]
 
 
+class Emitter:
+    """An ``Emit`` with a batch form: ``emit(r)`` for one reading, ``emit.many(readings)`` for those of one
+    poll or block, which pass the normaliser and the publisher in one call each (site scale: ~10,000 a
+    second). Drivers need not know: :func:`emit_all` uses ``many`` when the receiver has it."""
+
+    __slots__ = ("one", "many")
+
+    def __init__(self, one: Emit, many: Callable[[list[Reading]], None]) -> None:
+        self.one = one
+        self.many = many
+
+    def __call__(self, r: Reading) -> None:
+        self.one(r)
+
+
+def emit_all(emit: Emit, readings: list[Reading]) -> None:
+    """Hand over the readings of one poll or block: in one call when ``emit`` is an :class:`Emitter`."""
+    if isinstance(emit, Emitter):
+        emit.many(readings)
+    else:
+        for r in readings:
+            emit(r)
+
+
 @dataclass
 class CommsState:
     """Per-device comms bookkeeping, published on the status topic."""
@@ -89,4 +113,4 @@ async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-__all__ = ["Reading", "Emit", "CommsState", "Backoff", "mark_comms_lost", "Q"]
+__all__ = ["Reading", "Emit", "Emitter", "emit_all", "CommsState", "Backoff", "mark_comms_lost", "Q"]

@@ -23,6 +23,16 @@ class Message:
     born: float = 0.0
 
 
+@dataclass(slots=True)
+class ValueMessage(Message):
+    """A measurement value: ``kind`` (analog/discrete/accumulator/event) decides what a spool bound drops
+    first, ``seq`` is its per-gateway sequence number. What the normaliser hands the publisher as is
+    (:meth:`MqttPublisher.publish_many`): no second object per value."""
+
+    kind: str = "analog"
+    seq: int | None = None
+
+
 @dataclass
 class PublisherStats:
     """Counters published on the status topic. ``dropped`` is keyed by reason, never silent."""

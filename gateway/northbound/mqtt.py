@@ -16,7 +16,8 @@ import logging
 import socket
 import ssl
 import time
-from typing import Awaitable, Callable, Literal
+from collections import deque
+from typing import Awaitable, Callable, Iterable, Iterator, Literal
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
@@ -26,15 +27,17 @@ from gateway.histogram import LATENCY_BUCKETS, Buckets
 from gateway.northbound import gmqtt_adapter as gq
 from gateway.northbound.endpoint import NorthboundConfigError, parse_url, ssl_context
 from gateway.northbound.gmqtt_adapter import PUBACK_REFUSALS, Client, DroppedBeforeConnack, loss_cause, new_client
-from gateway.northbound.message import Message, PublisherStats
+from gateway.northbound.message import Message, PublisherStats, ValueMessage
 from gateway.northbound.outbox import MemoryOutbox, Outbox
-from gateway.northbound.wire import publish_packet
+from gateway.northbound.wire import append_publish0, publish_head
 from gateway.pipeline import Backoff
 from gateway.site.options import TlsOptions
 
 log = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 64 * 1024
+#: messages encoded per pass of the send loop between its checks (window, write buffer, connection)
+_BURST = 256
 OnConnect = Callable[[], "Awaitable[None] | None"]
 
 
@@ -90,7 +93,11 @@ class MqttPublisher:
         # with a spool, state messages (no kind: status, catalog) skip it
         self._side: Outbox | None = MemoryOutbox(queue_size) if outbox is not None else None
         self._queues: list[Outbox] = [q for q in (self._side, self._outbox) if q is not None]
-        self._priority: list[Message] = []  # published from on_connect/stop: sent before the backlog
+        self._priority: deque[Message] = deque()  # published from on_connect/stop: sent before the backlog
+        #: lazily produced state sent after ``_priority`` and before the queues (the birth's catalog): one message
+        #: in memory at a time, not 50,000; a connection's feeds end with it (the next birth starts its own)
+        self._feeds: deque[Iterator[Message]] = deque()
+        self._held: tuple[int, Message] | None = None  # a QoS 1 value taken while the window was full
         self.max_inflight = max_inflight
         self.max_write_buffer = max_write_buffer
         self.keepalive = keepalive
@@ -160,6 +167,33 @@ class MqttPublisher:
             return False
         self._wake.set()
         return True
+
+    def publish_many(self, msgs: list[ValueMessage]) -> int:
+        """Queue values as they are (no copy: each is the MQTT message, its outbox kind and seq); how many
+        were accepted. The refused ones are counted in ``stats.dropped['queue_full']`` as by :meth:`publish`."""
+        if self._in_on_connect:
+            self._priority.extend(msgs)
+            self._wake.set()
+            return len(msgs)
+        put = self._outbox.put
+        accepted = 0
+        for m in msgs:
+            if m.qos not in (0, 1):
+                raise ValueError(f"qos {m.qos}: the publisher supports QoS 0 and 1")
+            if put(m, m.kind, m.seq):
+                accepted += 1
+        if accepted < len(msgs):
+            self._stats.dropped["queue_full"] += len(msgs) - accepted
+        if accepted:
+            self._wake.set()
+        return accepted
+
+    def publish_feed(self, messages: Iterable[Message]) -> None:
+        """State messages produced as they are sent (e.g. the retained catalog of a birth): after what
+        :meth:`publish` put ahead of the backlog, before the queued values, in order. Dropped with the
+        connection: whoever publishes them on connect publishes them again on the next one."""
+        self._feeds.append(iter(messages))
+        self._wake.set()
 
     def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
         """Subscribe (QoS 1) on every connection; ``handler(topic, payload)`` runs per message (e.g. Sparkplug NCMD)."""
@@ -342,6 +376,8 @@ class MqttPublisher:
     def _connection_lost(self) -> None:
         self._client = None
         self._stats.reconnects += 1
+        self._feeds.clear()  # the next birth publishes its state again, whole
+        self._held = None  # still taken from the outbox: the rewind below puts it back in order
         rewound = sum(q.rewind() for q in self._queues)
         self._stats.resent += rewound
         self._inflight.clear()
@@ -413,7 +449,8 @@ class MqttPublisher:
             self._wake.clear()
             out = bytearray()
             while not self._lost.is_set() and not transport.is_closing():
-                if len(self._inflight) >= self._window:
+                room = self._window - len(self._inflight)
+                if room <= 0 and not self._values_may_pass():
                     break  # an ack will wake us
                 if len(out) >= _WRITE_CHUNK:
                     out = self._write(client, out)
@@ -425,10 +462,9 @@ class MqttPublisher:
                     out = self._write(client, out)
                     await asyncio.sleep(delay)
                     continue
-                source, item = self._next()
-                if item is None:
+                sent = self._send_burst(client, out, room, 1 if bucket is not None else _BURST)  # paced: one per check
+                if not sent:
                     break
-                self._send(client, source, *item, out)
                 if bucket is not None:
                     bucket.spend()
             self._write(client, out)
@@ -444,7 +480,12 @@ class MqttPublisher:
     def _next(self) -> tuple[Outbox | None, tuple[int, Message] | None]:
         """Birth/final messages first, then seq-less state, then the values in order."""
         if self._priority:
-            return None, (-1, self._priority.pop(0))
+            return None, (-1, self._priority.popleft())
+        while self._feeds:
+            msg = next(self._feeds[0], None)
+            if msg is not None:
+                return None, (-1, msg)
+            self._feeds.popleft()
         for q in self._queues:
             item = q.take()
             if item is not None:
@@ -461,12 +502,68 @@ class MqttPublisher:
         return max(0.0, time.time() - min(borns)) if borns else 0.0
 
     def _queued(self) -> int:
-        return len(self._priority) + sum(len(q) for q in self._queues)
+        return len(self._priority) + len(self._feeds) + sum(len(q) for q in self._queues)
+
+    def _send_burst(self, client: Client, out: bytearray, room: int, limit: int = _BURST) -> int:
+        """Encode up to ``limit`` PUBLISHes into ``out`` (stopping at a write chunk's worth), at most ``room``
+        of them QoS 1 (the free window); how many. QoS 0 counts as delivered here (written in this loop step).
+
+        State (status, heartbeat, the birth's catalog) goes first, in order. Only the catalog feed may be
+        overtaken, by values, while its QoS 1 messages fill the window: 50,000 catalog entries at a broker's
+        Receive Maximum of 20 held every value back for seconds (and queued them in memory). Values never
+        overtake each other: a QoS 1 value that finds the window full is held and goes first next time."""
+        if self._priority or self._feeds or self._side is not None and len(self._side):
+            if room > 0:
+                n = 0
+                while n < min(room, limit) and len(out) < _WRITE_CHUNK:
+                    source, item = self._next()
+                    if item is None:
+                        break
+                    self._send(client, source, *item, out)
+                    n += 1
+                return n
+            if not self._values_may_pass():
+                return 0
+        return self._send_values(client, out, room, limit)
+
+    def _values_may_pass(self) -> bool:
+        """Only the catalog feed is waiting for the window, and a value is ready that does not need it."""
+        return (not self._priority and not (self._side is not None and len(self._side)) and self._held is None
+                and len(self._outbox) > 0)
+
+    def _send_values(self, client: Client, out: bytearray, room: int, limit: int) -> int:
+        box = self._outbox
+        take, done = box.take, box.done
+        v5 = self.protocol == "5"
+        n = plain = 0
+        while n < limit and len(out) < _WRITE_CHUNK:
+            if self._held is not None:
+                (ref, msg), self._held = self._held, None
+            else:
+                item = take()
+                if item is None:
+                    break
+                ref, msg = item
+            if msg.qos:
+                if room <= 0:
+                    self._held = (ref, msg)  # taken, so a connection loss rewinds it like any unacknowledged one
+                    break
+                self._send(client, box, ref, msg, out)
+                room -= 1
+                n += 1
+                continue
+            append_publish0(out, msg.topic, msg.payload, msg.retain, v5, msg.expiry)
+            done(ref)
+            plain += 1
+            n += 1
+        self._stats.published += plain  # (_send counts the QoS 1 ones)
+        return n
 
     def _send(self, client: Client, source: Outbox | None, ref: int, msg: Message, out: bytearray) -> None:
         """Encode one PUBLISH into ``out``; QoS 0 counts as delivered here (written in the same loop step)."""
         mid = gq.new_mid(client) if msg.qos else None
-        packet = publish_packet(msg.topic.encode(), msg.payload, msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
+        packet = publish_head(msg.topic, len(msg.payload), msg.qos, msg.retain, mid, self.protocol == "5", msg.expiry)
+        packet += msg.payload
         out += packet
         self._stats.published += 1
         if msg.qos:

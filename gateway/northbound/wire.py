@@ -35,3 +35,62 @@ def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, mid: in
     if v5:
         var += _EXPIRY.pack(5, 0x02, expiry) if expiry else b"\x00"
     return bytes((0x30 | qos << 1 | int(retain),)) + varint(len(var) + len(payload)) + var + payload
+
+
+_TOPICS: dict[str, bytes] = {}
+#: topics kept encoded (one per measurement; a site of 100,000 points fits, anything beyond is encoded each time)
+_TOPICS_MAX = 1 << 18
+
+
+def topic_field(topic: str) -> bytes:
+    """The topic as a PUBLISH carries it (length + UTF-8), cached per topic: a point publishes to one topic."""
+    b = _TOPICS.get(topic)
+    if b is None:
+        raw = topic.encode()
+        b = _H.pack(len(raw)) + raw
+        if len(_TOPICS) < _TOPICS_MAX:
+            _TOPICS[topic] = b
+    return b
+
+
+def publish_head(topic: str, payload_len: int, qos: int, retain: bool, mid: int | None, v5: bool,
+                 expiry: int | None = None) -> bytearray:
+    """Everything of a PUBLISH before its payload (as :func:`publish_packet`), so the payload is copied
+    only once, into the outgoing buffer."""
+    var = topic_field(topic)
+    if qos:
+        var += _H.pack(mid)
+    if v5:
+        var += _EXPIRY.pack(5, 0x02, expiry) if expiry else b"\x00"
+    head = bytearray((0x30 | qos << 1 | int(retain),))
+    head += varint(len(var) + payload_len)
+    head += var
+    return head
+
+
+_VAR0: dict[tuple[str, bool], bytes] = {}
+
+
+def append_publish0(out: bytearray, topic: str, payload: bytes, retain: bool, v5: bool, expiry: int | None) -> None:
+    """Append a QoS 0 PUBLISH to ``out`` (the bulk of what the gateway sends): the topic and property
+    bytes of a topic are encoded once, the payload is copied once."""
+    if expiry:
+        out += publish_head(topic, len(payload), 0, retain, None, v5, expiry)
+        out += payload
+        return
+    var = _VAR0.get((topic, v5))
+    if var is None:
+        var = topic_field(topic) + (b"\x00" if v5 else b"")
+        if len(_VAR0) < _TOPICS_MAX:
+            _VAR0[(topic, v5)] = var
+    n = len(var) + len(payload)
+    out.append(0x31 if retain else 0x30)
+    if n < 128:
+        out.append(n)
+    elif n < 16384:
+        out.append(n & 0x7F | 0x80)
+        out.append(n >> 7)
+    else:
+        out += varint(n)
+    out += var
+    out += payload

@@ -17,6 +17,7 @@ from gateway.pipeline import (
     Backoff,
     CommsState,
     Emit,
+    Emitter,
     Reading,
     mark_comms_lost,
     sleep_until,
@@ -58,9 +59,24 @@ class DeviceSession(ABC):
         """Exchange data until the link is lost (raise) or cancelled."""
 
     async def run(self, emit: Emit) -> None:
-        def tracked(r: Reading) -> None:
-            self.last[r.key] = r
-            emit(r)
+        last = self.last
+        to_one = emit.one if isinstance(emit, Emitter) else emit  # one call layer less per reading
+        to_many = emit.many if isinstance(emit, Emitter) else None
+
+        def one(r: Reading) -> None:
+            last[r.key] = r
+            to_one(r)
+
+        def many(readings: list[Reading]) -> None:
+            for r in readings:
+                last[r.key] = r
+            if to_many is not None:
+                to_many(readings)
+            else:
+                for r in readings:
+                    to_one(r)
+
+        tracked = Emitter(one, many)
 
         first = True
         while True:

@@ -125,3 +125,33 @@ def test_compact_payload_is_small_and_valid(tmp_path):
     assert {k: v for k, v in compact.items() if k != "measurement"} == {k: v for k, v in full.items() if k != "measurement"}
     assert len(compact_out[0].payload) < 0.5 * len(full_out[0].payload)
     MeasurementValue.model_validate_json(compact_out[0].payload)
+
+
+def test_batch_publishes_what_one_by_one_publishes(tmp_path):
+    """``many`` (a poll's readings at once, the Modbus driver's path) and ``__call__`` (one by one) give the
+    same messages, seq, counters and sink order; ``sink_many`` gets the batch in one call."""
+    cfg, _ = modbus_site(tmp_path)
+    readings = [
+        Reading("meter1/Ia", 182.4, 0, 1000.25, "holding:10"),
+        Reading("meter1/CB", 2.0, 0, 1000.25, "discrete_input:3"),  # a discrete carried as a float: an integer
+        Reading("meter1/nope", 1.0, 0, 1000.25),  # not in the catalog: counted, never published
+        Reading("meter1/Ia", 182.4, 0, 1000.75, "holding:10"),  # unchanged: suppressed
+        Reading("meter1/Ia", 182.4, 0, 1001.0, "holding:10", event=True),  # an event: always published
+        Reading("meter1/Ia", 182.4, int(COMMS_LOST), 1001.5, "holding:10"),
+    ]
+    one: list[Publication] = []
+    n1 = Normaliser(build_catalog(cfg), one.append, analog_expiry=30, first_seq=7)
+    for r in readings:
+        n1(r)
+    batches: list[list[Publication]] = []
+    n2 = Normaliser(build_catalog(cfg), lambda p: batches.append([p]), analog_expiry=30, first_seq=7, sink_many=batches.append)
+    n2.many(readings)
+    assert len(batches) == 1
+    fields = ("topic", "payload", "qos", "retain", "expiry", "kind", "seq", "key", "event")
+    assert [[getattr(p, f) for f in fields] for p in batches[0]] == [[getattr(p, f) for f in fields] for p in one]
+    assert [(p.kind, p.seq, p.qos, p.expiry) for p in one] == [
+        ("analog", 7, 0, 30), ("discrete", 8, 1, None), ("event", 9, 0, 30), ("analog", 10, 0, 30)]
+    assert json.loads(one[1].payload)["value"] == 2 and json.loads(one[1].payload)["valueAlias"] == "closed"
+    assert (n1.stats, n1.seq) == (n2.stats, n2.seq) and (n2.stats.unknown, n2.stats.suppressed, n2.stats.readings) == (1, 1, 6)
+    for p in one:
+        MeasurementValue.model_validate_json(p.payload)

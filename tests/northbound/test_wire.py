@@ -4,7 +4,7 @@ import gmqtt
 import pytest
 from gmqtt.mqtt.package import PublishPacket
 
-from gateway.northbound.wire import publish_packet, varint
+from gateway.northbound.wire import append_publish0, publish_head, publish_packet, varint
 
 
 class _Proto:
@@ -28,6 +28,13 @@ def test_publish_packet_matches_gmqtt(version, qos, retain, size):
                                              _Proto(version))
         mine = publish_packet("gridgate/v1/gw1/ü".encode(), payload, qos, retain, 4242 if qos else None, version == 5, expiry)
         assert mine == bytes(ref)
+        head = publish_head("gridgate/v1/gw1/ü", len(payload), qos, retain, 4242 if qos else None, version == 5, expiry)
+        assert bytes(head) + payload == bytes(ref)  # the send loop's encoder (cached topic field)
+        if not qos:
+            for _ in range(2):  # the second time from the per-topic cache
+                out = bytearray(b"before")
+                append_publish0(out, "gridgate/v1/gw1/ü", payload, retain, version == 5, expiry)
+                assert out == b"before" + bytes(ref)
 
 
 def test_varint_spec_examples():  # MQTT 5 §1.5.5 table

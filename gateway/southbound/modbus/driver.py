@@ -41,7 +41,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from firmware_sim.registers import WIDTH, Decoder, decoder, words
-from gateway.pipeline import Backoff, Emit, Reading
+from gateway.pipeline import Backoff, Emit, Reading, emit_all
 from gateway.protocols.modbus.config import ModbusDevice, ModbusPoint
 from gateway.site.quality import Q
 from gateway.southbound.contract import CommandOutcome, Outcome
@@ -356,11 +356,13 @@ class ModbusSource(PolledSession):
         if job.failing:
             log.info("%s: %s reads again (was: %s)", self.device, b, job.failing)
             job.failing = ""
+        batch = []
         for p in job.points:  # the hot loop: one decode, one convert, one Reading per point
             value, quality = p.convert(p.decode(values, p.index))
             if quality:
                 self.counters["overflow" if quality & Q.OVERFLOW else "unmapped"] += 1
-            emit(Reading(p.key, value, quality, now, p.address))
+            batch.append(Reading(p.key, value, quality, now, p.address))
+        emit_all(emit, batch)  # the block's readings pass the pipeline together
 
     def _block_failed(self, job: _Job, flags: Q, reason: str, now: float, emit: Emit) -> None:
         """Mark the block's points; keep each last value and its source time so nothing looks fresh."""
