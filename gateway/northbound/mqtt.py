@@ -177,9 +177,11 @@ class MqttPublisher:
             return len(msgs)
         put = self._outbox.put
         accepted = 0
+        now = time.time()  # one clock read per batch: publish latency and the oldest queued age start here
         for m in msgs:
             if m.qos not in (0, 1):
                 raise ValueError(f"qos {m.qos}: the publisher supports QoS 0 and 1")
+            m.born = now
             if put(m, m.kind, m.seq):
                 accepted += 1
         if accepted < len(msgs):
