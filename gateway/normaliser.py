@@ -122,8 +122,9 @@ class Normaliser:
                     prev.value, prev.quality, prev.timestamp, prev.address = value, quality, r.timestamp, r.address
                 seq += 1
                 qos, retain, expiry = analog if entry.analog else _STATE
+                # by keyword after expiry: Message's ``born`` sits between (the publisher stamps it)
                 out.append(Publication(entry.topic, entry.payload(value, quality, r.timestamp, seq, r.address), qos, retain,
-                                       expiry, "event" if r.event else entry.outbox_kind, seq, key, r.event))
+                                       expiry, kind="event" if r.event else entry.outbox_kind, seq=seq, key=key, event=r.event))
         finally:  # counters stay true even if a payload failed half-way through a batch
             stats.readings += len(readings)
             stats.published += seq - self.seq
@@ -146,7 +147,7 @@ class Normaliser:
         qos, retain, expiry = (self.analog_qos, self.retain_analog, self.analog_expiry) if e.analog else _STATE
         self.stats.published += 1
         self.sink(Publication(e.topic, e.payload(value, quality, ts, self.seq, address), qos, retain, expiry,
-                              "event" if event else e.outbox_kind, self.seq, e.key, event))
+                              kind="event" if event else e.outbox_kind, seq=self.seq, key=e.key, event=event))
 
 
 #: qos, retain, expiry of discretes and accumulators: state, delivered and kept
