@@ -41,6 +41,7 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,6 +64,8 @@ Row = tuple[int, int, Message, float]
 
 def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted seqs → (first, last) runs: a batch of acknowledgements in a few records."""
+    if isinstance(seqs, list) and seqs and seqs[-1] - seqs[0] == len(seqs) - 1:
+        return [(seqs[0], seqs[-1])]  # the usual batch: one run (sorted, no repeats)
     out: list[tuple[int, int]] = []
     for s in seqs:
         if out and out[-1][1] == s - 1:
@@ -72,16 +75,19 @@ def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def encode(rows: Iterable[Row]) -> bytes:
-    """Records for ``rows``, one buffer: a flush is one write()."""
+def encode(rows: Iterable[Row]) -> tuple[bytes, list[int]]:
+    """Records for ``rows`` in one buffer (a flush is one write()), and each record's length."""
     parts: list[bytes] = []
+    lens: list[int] = []
+    add, size = parts.append, lens.append
     head, body, crc32 = _HEAD.pack, _BODY.pack, zlib.crc32
     for seq, kind, m, t in rows:
         topic = m.topic.encode()
         b = body(seq, t, -1 if m.expiry is None else m.expiry, kind, m.qos, m.retain, len(topic)) + topic + m.payload
-        parts.append(head(crc32(b), len(b)))
-        parts.append(b)
-    return b"".join(parts)
+        add(head(crc32(b), len(b)))
+        add(b)
+        size(RECORD_OVERHEAD - _BODY.size + len(b))
+    return b"".join(parts), lens
 
 
 def _ack(kind: int, a: int, b: int) -> bytes:
@@ -117,9 +123,24 @@ class _Segment:
         self.live += 1
         self.live_bytes += ln
 
+    def extend(self, seqs: list[int], off: int, lens: list[int], kinds: bytes, ts: list[float]) -> None:
+        self.seqs.extend(seqs)
+        self.offs.extend(accumulate(lens[:-1], initial=off))
+        self.lens.extend(lens)
+        self.kinds += kinds
+        self.ts.extend(ts)
+        self.alive += b"\x01" * len(seqs)
+        self.live += len(seqs)
+        self.live_bytes += sum(lens)
+
     def kill(self, lo: int, hi: int) -> None:
         """Mark seqs lo..hi (inclusive) dead."""
         i, j = bisect_left(self.seqs, lo), bisect_right(self.seqs, hi)
+        if j - i > 1 and self.alive.count(1, i, j) == j - i:  # a run of live values: at C speed
+            self.alive[i:j] = bytes(j - i)
+            self.live -= j - i
+            self.live_bytes -= sum(self.lens[i:j])
+            return
         for k in range(i, j):
             if self.alive[k]:
                 self.alive[k] = 0
@@ -246,7 +267,7 @@ class SegmentLog:
         """
         seg, start = None, 0
         if rows:
-            data = encode(rows)
+            data, lens = encode(rows)
             seg = self._for_write(len(data))
             start = seg.end
             self._write(self._wfd, data, seg.path, start)  # type: ignore[arg-type]
@@ -269,7 +290,7 @@ class SegmentLog:
                 self._undo(self._wfd, seg.path, start)  # type: ignore[arg-type]
             raise
         if seg is not None:
-            self._index(seg, rows, data, start)
+            self._index(seg, rows, lens, start)
         for a, b in ranges(sorted(acked)):
             self._kill(a, b)
         if high is not None:
@@ -313,17 +334,12 @@ class SegmentLog:
             self._active, self._wfd = seg, fd
         return seg
 
-    def _index(self, seg: _Segment, rows: list[Row], data: bytes, start: int) -> None:
+    def _index(self, seg: _Segment, rows: list[Row], lens: list[int], start: int) -> None:
         if not seg.seqs:
             self._segs.append(seg)
             self._firsts.append(rows[0][0])
-        off = start
-        unpack = _HEAD.unpack_from
-        for seq, kind, _m, t in rows:
-            ln = _HEAD.size + unpack(data, off - start)[1]
-            seg.add(seq, off, ln, kind, t)
-            off += ln
-        seg.end = off
+        seg.extend([r[0] for r in rows], start, lens, bytes([r[1] for r in rows]), [r[3] for r in rows])
+        seg.end = start + sum(lens)
 
     def _seal(self) -> None:
         if self._wfd is not None:
