@@ -26,9 +26,10 @@ where a crash (or a failed write on a full disk) cut the file; the file is trunc
 open (logged). A write that fails is undone by truncating back to where it started, so a retry
 never follows garbage; if even that fails the segment is sealed and the ack log rewritten.
 
-Compaction (``compact``): a sealed segment with nothing live is deleted; one whose live bytes
-fell below half is rewritten with only its live records (temporary file, fsync, rename); the ack
-log is rewritten (high mark plus the ranges still naming a record on disk) when it passes
+Compaction (``compact``): a sealed segment with nothing live is deleted; when the segments hold
+more than twice the live bytes plus two segments, the sparsest one below half live is rewritten
+with only its live records (temporary file, fsync, rename) — not before, because while a backlog
+drains segments empty by themselves and a rewrite would be wasted; the ack log is rewritten (high mark plus the ranges still naming a record on disk) when it passes
 ``acks_bytes``.
 """
 
@@ -124,6 +125,8 @@ class _Segment:
         self.live_bytes += ln
 
     def extend(self, seqs: list[int], off: int, lens: list[int], kinds: bytes, ts: list[float]) -> None:
+        if not seqs:
+            return
         self.seqs.extend(seqs)
         self.offs.extend(accumulate(lens[:-1], initial=off))
         self.lens.extend(lens)
@@ -172,12 +175,6 @@ def _parse(data: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, int,
             return
         yield pos, _HEAD.size + ln, body
         pos = end
-
-
-def _message(body: memoryview) -> tuple[int, Message]:
-    seq, _t, expiry, _kind, qos, retain, tl = _BODY.unpack_from(body)
-    topic = bytes(body[_BODY.size:_BODY.size + tl]).decode()
-    return seq, Message(topic, bytes(body[_BODY.size + tl:]), qos, bool(retain), None if expiry < 0 else expiry)
 
 
 class SegmentLog:
@@ -388,12 +385,16 @@ class SegmentLog:
                 idx.append(k)
                 k += 1
             if idx:
-                lo, hi = seg.offs[idx[0]], seg.offs[idx[-1]] + seg.lens[idx[-1]]
+                offs, lens = seg.offs, seg.lens
+                lo, hi = offs[idx[0]], offs[idx[-1]] + lens[idx[-1]]
                 data = os.pread(seg.reader(), hi - lo, lo)
-                mv = memoryview(data)
+                unpack, skip = _BODY.unpack_from, _HEAD.size + _BODY.size
                 for k in idx:
-                    o = seg.offs[k] - lo
-                    out.append(_message(mv[o + _HEAD.size:o + seg.lens[k]]))
+                    o = offs[k] - lo
+                    seq, _t, expiry, _kind, qos, retain, tl = unpack(data, o + _HEAD.size)
+                    a = o + skip
+                    out.append((seq, Message(data[a:a + tl].decode(), data[a + tl:o + lens[k]], qos, bool(retain),
+                                             None if expiry < 0 else expiry)))
             if len(out) >= limit:
                 break
         return out
@@ -425,9 +426,12 @@ class SegmentLog:
         """Delete dead sealed segments, rewrite one that is mostly holes, shrink the ack log. Raises OSError."""
         for seg in [s for s in self._segs if not s.live and s is not self._active]:
             self._remove(seg)
-        sparse = [s for s in self._segs if s is not self._active and s.live_bytes * 2 < s.end]
-        if sparse:
-            self._rewrite(sparse[0])  # one per call: a flush never waits long
+        # rewrite only under space pressure: while a backlog drains, segments empty by themselves
+        on_disk = sum(s.end for s in self._segs)
+        if on_disk > 2 * self.live_bytes + 2 * self.segment_bytes:
+            sparse = [s for s in self._segs if s is not self._active and s.live_bytes * 2 < s.end]
+            if sparse:
+                self._rewrite(min(sparse, key=lambda s: s.live_bytes / max(s.end, 1)))  # one per call: short flushes
         if self._acks_size > self.acks_bytes:
             self._rewrite_acks()
 
@@ -442,11 +446,10 @@ class SegmentLog:
         data = os.pread(seg.reader(), seg.end, 0)
         keep = [k for k in range(len(seg.seqs)) if seg.alive[k]]
         new = _Segment(seg.n, seg.path)
-        out = bytearray()
-        for k in keep:
-            o, ln = seg.offs[k], seg.lens[k]
-            new.add(seg.seqs[k], len(out), ln, seg.kinds[k], seg.ts[k])
-            out += data[o:o + ln]
+        offs, lens = seg.offs, seg.lens
+        out = b"".join([data[offs[k]:offs[k] + lens[k]] for k in keep])
+        new.extend([seg.seqs[k] for k in keep], 0, [lens[k] for k in keep], bytes(seg.kinds[k] for k in keep),
+                   [seg.ts[k] for k in keep])
         new.end = len(out)
         tmp = seg.path.with_suffix(".tmp")
         self._replace(tmp, seg.path, bytes(out))

@@ -33,7 +33,7 @@ analog → accumulator → discrete → event; values older than ``max_age_s`` a
 whatever their kind. Every drop is counted in ``dropped`` (by kind) and leaves a gap in
 ``seq`` that subscribers can match against the counts published on the status topic.
 ``max_bytes`` counts the records of undelivered values; compaction keeps the files within
-about twice that.
+twice that plus two segments (a segment is an eighth of ``max_bytes``, at most 16 MiB).
 
 A write that fails (disk full, I/O error) is a *state*, not a crash: ``state`` turns
 ``"unwritable"`` (logged once, ``write_failures`` counts the episodes), nothing is charged to
