@@ -94,11 +94,11 @@ def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
 
 
 async def _emulate(cfg, args) -> int:  # noqa: ANN001
+    import gc
+
     from devices.emulator import Emulator
     from devices.faultapi.server import FaultApiServer
     from devices.scenario.inject import Injector
-
-    import gc
 
     emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
     gc.disable()  # start-up allocates per device: collections in between grow with the heap (quadratic)

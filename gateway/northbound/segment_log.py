@@ -42,8 +42,8 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
 from collections.abc import Iterable, Iterator
+from itertools import accumulate
 from pathlib import Path
 
 from gateway.northbound.message import Message
