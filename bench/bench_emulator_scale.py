@@ -5,6 +5,9 @@ Prints start-up (spawn → every port open), reply latency p50/p99/max, RSS and 
 device, emulator CPU, and the load average (figures are only comparable at similar load).
 
     python bench/bench_emulator_scale.py [--devices 1000 3000] [--registers 20] [--interval 1] [--seconds 15]
+    python bench/bench_emulator_scale.py --devices 10000 --processes 2     # `gridgate emulate --processes 2`
+
+With ``--processes N`` CPU and RSS are the sum over the parent and its shard processes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,23 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_gateway import proc_stats, site, wait_ports  # noqa: E402
+from bench.bench_gateway import site, wait_ports  # noqa: E402
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """(cpu seconds, rss bytes) of a process and its children (the shards of --processes)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    cpu, rss = 0.0, 0
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            cpu += t.user + t.system
+            rss += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return cpu, rss
 
 
 def raise_open_files(need: int) -> int:
@@ -101,8 +120,8 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
         d["port"] = port
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     ports = [d["port"] for d in data["devices"]]
-    emu = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--no-fault-api"],
-                           cwd=ROOT, stdout=subprocess.DEVNULL)
+    emu = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--no-fault-api",
+                            "--processes", str(args.processes)], cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         startup = wait_ports(ports, 900, emu)
         _, rss_idle = proc_stats(emu.pid)
@@ -129,6 +148,7 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
             emu.wait(5)
     return {
         "devices": n,
+        "processes": args.processes,
         "registers_per_device": args.registers,
         "interval_s": args.interval,
         "startup_s": round(startup, 1),
@@ -152,6 +172,7 @@ async def main() -> None:
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     args = ap.parse_args()
     limit = raise_open_files(2 * max(args.devices) + 100)
     if limit < 2 * max(args.devices) + 100:
