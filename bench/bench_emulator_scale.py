@@ -174,9 +174,13 @@ async def main() -> None:
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     args = ap.parse_args()
-    limit = raise_open_files(2 * max(args.devices) + 100)
-    if limit < 2 * max(args.devices) + 100:
-        raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices (client and emulator sockets)")
+    # an emulator process holds a listening and an accepted socket per device, this client one per device
+    shards = (os.cpu_count() or 1) if args.processes == "auto" else int(args.processes)
+    need = max(2 * max(args.devices) // shards, max(args.devices)) + 100
+    limit = raise_open_files(need)
+    if limit < need:
+        raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices in {shards} emulator "
+                         f"process(es) (two sockets per device each); use --processes {2 * max(args.devices) // limit + 1}")
     for n in args.devices:
         print(json.dumps(await run_one(n, args)), flush=True)
 
