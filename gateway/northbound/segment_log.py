@@ -510,11 +510,12 @@ def inspect(directory: Path) -> tuple[int, int]:
                 top = seq
     acks = directory / "acks.log"
     data = acks.read_bytes() if acks.exists() else b""
+    order = sorted(seqs)
     for pos in range(0, len(data) - _ACK.size + 1, _ACK.size):
         crc, kind, a, b = _ACK.unpack_from(data, pos)
         if zlib.crc32(data[pos + 4:pos + _ACK.size]) != crc:
             break
         if kind == _ACK_RANGE:
-            for s in [s for s in seqs if a <= s <= b]:
-                del seqs[s]
+            for s in order[bisect_left(order, a):bisect_right(order, b)]:
+                seqs.pop(s, None)
     return len(seqs), sum(seqs.values())
