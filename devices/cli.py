@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     e.add_argument("--no-fault-api", action="store_true", help="do not open the loopback fault-injection API")
     e.add_argument("--metrics", default=None, metavar="[HOST:]PORT", help="serve Prometheus /metrics of the emulated devices")
     _name_option(e)
+    e.add_argument("--processes", default="1", metavar="N|auto",
+                   help="spread the devices over N processes (auto: one per core); no fault API then (devices/shards.py)")
+    e.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N: one of --processes' children
     return {"demo": cmd_demo, "emulate": cmd_emulate}
 
 
@@ -71,14 +74,38 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if (why := usage_error(args) or _name_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
+    from devices.shards import parse_processes, parse_shard, run_shards, shard_of
+
+    try:
+        processes = parse_processes(args.processes)
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if processes > 1 and args.metrics:
+        print("error: --metrics serves the devices of one process; use it with --processes 1", file=sys.stderr)
+        return 2
     cfg = load_config(args.config or default_config())
+    known = [d.name for d in cfg.devices if d.enabled]
     if args.device:
-        known = [d.name for d in cfg.devices if d.enabled]
         unknown = [n for n in args.device if n not in known]
         if unknown:
             print(f"error: --device {', '.join(unknown)}: no such enabled device in {args.config or default_config()}; "
                   f"choose from {', '.join(known)}", file=sys.stderr)
             return 2
+    if processes > 1 and shard is None:
+        wanted = args.device or known
+        processes = min(processes, len(wanted))
+        if processes > 1:
+            say(f"emulate: {len(wanted)} devices over {processes} processes (no fault API when sharded; "
+                "use --processes 1 to inject faults)")
+            child = ["--config", str(args.config or default_config()), "--seed", str(args.seed), "--no-fault-api"]
+            child += [x for n in (args.device or []) for x in ("--device", n)]
+            child += ["--duration", str(args.duration)] if args.duration is not None else []
+            return run_shards(processes, child)
+    if shard is not None:
+        args.device = shard_of(args.device or known, shard)
+        args.no_fault_api = True
     return run(_emulate(cfg, args))
 
 
@@ -95,12 +122,16 @@ def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
 
 
 async def _emulate(cfg, args) -> int:  # noqa: ANN001
+    import gc
+
     from devices.emulator import Emulator
 
     emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
-    await emu.start()
-    import gc
-
+    gc.disable()  # start-up allocates per device: collections in between grow with the heap (quadratic)
+    try:
+        await emu.start()
+    finally:
+        gc.enable()
     gc.freeze()  # thousands of devices' objects live until exit: full GC passes over them stalled replies
     api = None
     try:

@@ -96,6 +96,8 @@ class Emulator:
         self._skip = skip or (lambda msg: log.warning("%s", msg))
         self._only = only
         self._task: asyncio.Task | None = None
+        self._by_name = {d.name: (i, d) for i, d in enumerate(cfg.devices)}  # start-up linear in devices
+        self._event_driven = 0  # running devices told about changes; none (all Modbus): no per-tick loop
         # firmware index → (device, point); the firmware orders points its own way (derived signals last)
         self._names: dict[int, tuple[str, str]] = {
             self.fw.index(d.name, p.name): (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
@@ -121,7 +123,7 @@ class Emulator:
         self._task = asyncio.create_task(self._ticker(), name="firmware-tick")
 
     async def start_device(self, name: str) -> RunningDevice | None:
-        d = next(x for x in self.cfg.devices if x.name == name)
+        i, d = self._by_name[name]
         try:
             server = await emulated(d.protocol).start(  # type: ignore[attr-defined]
                 d, lambda point, value, _d=d.name: self.apply_command(_d, point, value), self.fw)
@@ -130,13 +132,13 @@ class Emulator:
             self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
             return None
         except OSError as e:  # the port is taken (or the address is not ours): name the device and the fix
-            i = next(i for i, x in enumerate(self.cfg.devices) if x.name == name)
             raise OSError(f"device {d.name} ({d.protocol}) cannot listen on {d.host}:{d.port}: "  # type: ignore[attr-defined]
                           f"{e.strerror or e}; stop what uses the port or change devices[{i}].port") from None
         port = server.port if isinstance(server.port, int) and server.port else d.port
         rd = RunningDevice(d, server, port, update=server.update if isinstance(server, EventDriven) else None)
         rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]
         self.devices[d.name] = rd
+        self._event_driven += rd.update is not None
         if rd.update is not None:  # give event-driven devices their initial values
             for i, p in zip(rd.indexes, d.points):
                 rd.update(p.name, self.fw.value(i), self.fw.quality(i), time.time())
@@ -146,6 +148,7 @@ class Emulator:
     async def stop_device(self, name: str) -> None:
         rd = self.devices.pop(name, None)
         if rd is not None:
+            self._event_driven -= rd.update is not None
             r = rd.server.stop()
             if asyncio.iscoroutine(r):
                 await r
@@ -185,7 +188,12 @@ class Emulator:
             self._push_changed(time.time())
 
     def _push_changed(self, now: float) -> None:
-        """Tell event-driven devices (DNP3, IEC 61850) about every point the tick changed."""
+        """Tell event-driven devices (DNP3, IEC 61850) about every point the tick changed.
+
+        Polled devices (Modbus) read the firmware's registers when asked: with only those running
+        nothing is looped over (the change flags stay set; a device started later gets all of them)."""
+        if not self._event_driven:
+            return
         for i in self.fw.take_changed():
             entry = self._names.get(i)
             if entry is None:  # hidden firmware channels (load groups)

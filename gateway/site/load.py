@@ -6,6 +6,7 @@ and what is allowed — never a traceback.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -177,6 +178,8 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), [f"cannot read: {e}"]) from None
     node = None
+    paused = gc.isenabled()
+    gc.disable()  # ~50 objects per point, none garbage: collections in between made large sites quadratic
     try:
         loader = _LineLoader(text)
         try:
@@ -196,9 +199,13 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
         raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
     except RecursionError:
         raise ConfigError(str(path), ["nested too deeply to be a site file; flatten the structure"]) from None
-    if not lines:
-        return data, None
-    return data, (_lines(node) if node is not None else {})
+    else:
+        if not lines:
+            return data, None
+        return data, (_lines(node) if node is not None else {})  # ~50 tuples per point: also without collections
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _path_at(node: yaml.Node, mark: yaml.Mark) -> str:

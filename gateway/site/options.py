@@ -40,7 +40,7 @@ class TlsOptions(_Model):
 
 
 class SpoolOptions(_Model):
-    """Durable store-and-forward between normaliser and publisher (SQLite, WAL)."""
+    """Durable store-and-forward between normaliser and publisher (a segment log; ``path`` is its directory)."""
 
     path: Path
     max_bytes: int = Field(256 << 20, ge=4096, description="size bound; analog values are dropped first")

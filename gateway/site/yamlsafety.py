@@ -14,8 +14,10 @@ import re
 
 import yaml
 
-#: nodes a document may expand to through aliases (a 10,000-point site is ~200,000)
+#: nodes a document may expand to through aliases (a 10,000-point site is ~200,000) — or, for a
+#: larger file, this many times the nodes it really holds (200,000 points are ~5,000,000 nodes)
 MAX_EXPANDED_NODES = 2_000_000
+EXPANSION_FACTOR = 4
 #: integers beyond 64 bits are no valid value anywhere in a site file
 MAX_INT_BITS = 64
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
@@ -26,8 +28,12 @@ class ExpansionError(yaml.MarkedYAMLError):
 
 
 def check_expansion(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
-    """The number of nodes ``root`` expands to; ExpansionError (with the alias's mark) above ``limit``."""
+    """The number of nodes ``root`` expands to; ExpansionError (with the alias's mark) above ``limit``
+    or ``EXPANSION_FACTOR`` times the distinct nodes, whichever is more.
+
+    The walk visits each distinct node once, so it is linear in the file however far aliases expand."""
     size: dict[int, int] = {}
+    first_over: yaml.Node | None = None  # the innermost node past ``limit``: where the error points
     on_path: set[int] = set()
     # iterative post-order walk over the node graph (shared nodes visited once)
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -36,14 +42,9 @@ def check_expansion(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
         key = id(node)
         if done:
             on_path.discard(key)
-            total = 1 + sum(size[id(c)] for c in _children(node))
-            if total > limit:
-                raise ExpansionError(
-                    None, None,
-                    f"aliases expand this document to more than {limit:,} nodes (a 'billion laughs' file?); "
-                    "use fewer nested aliases",
-                    node.start_mark,
-                )
+            total = min(1 + sum(size[id(c)] for c in _children(node)), 1 << 62)  # bounded: no huge ints
+            if total > limit and first_over is None:
+                first_over = node
             size[key] = total
             continue
         if key in size:
@@ -59,6 +60,14 @@ def check_expansion(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
                                      "a site file must be a tree", c.start_mark)
             if id(c) not in size:
                 stack.append((c, False))
+    bound = max(limit, EXPANSION_FACTOR * len(size))
+    if size[id(root)] > bound:
+        raise ExpansionError(
+            None, None,
+            f"aliases expand this document to more than {bound:,} nodes (a 'billion laughs' file?); "
+            "use fewer nested aliases",
+            (first_over or root).start_mark,
+        )
     return size[id(root)]
 
 

@@ -1,4 +1,4 @@
-"""The real northbound path (SQLite Spool + MqttPublisher) on a small tmpfs that the test fills.
+"""The real northbound path (segment-log Spool + MqttPublisher) on a small tmpfs that the test fills.
 
 Runs inside ``unshare --user --map-root-user --mount`` with the tmpfs mounted at ``dir``.
 Phases, each reported as one JSON line on stdout; after a line ending a phase marked
@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from gateway.northbound.mqtt import MqttPublisher
+from gateway.northbound.segment_log import inspect
 from gateway.northbound.spool import Spool
 
 TOPIC = "gg/diskfull/v"
@@ -97,14 +97,12 @@ async def main(a: argparse.Namespace) -> None:
     await burst(200)
     await asyncio.sleep(0.5)
     spool.flush()
-    db = sqlite3.connect(where / "spool.db")
-    rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(topic) + LENGTH(payload)), 0) FROM spool").fetchone()
-    report("E", file_rows=rows, file_bytes=size + 40 * rows, accounted_bytes=spool._bytes, accounted_rows=len(spool))
+    rows, size = inspect(where / "spool.db")
+    report("E", file_rows=rows, file_bytes=size, accounted_bytes=spool._bytes, accounted_rows=len(spool))
     await go()  # the test starts the broker again
     drained = await pub.drain(30)
     spool.flush()  # deletions of delivered rows are committed every max_delay; do it now
-    report("E2", drained=drained, file_rows=db.execute("SELECT COUNT(*) FROM spool").fetchone()[0],
-           accounted_bytes=spool._bytes)
+    report("E2", drained=drained, file_rows=inspect(where / "spool.db")[0], accounted_bytes=spool._bytes)
     await pub.stop()
     spool.close()
 

@@ -97,7 +97,7 @@ async def test_full_disk_is_reported_survived_and_accounting_stays_true(tmp_path
         broker.stop()
         await go()
         e = await phase("E")  # a backlog written to the file: what the spool believes is what the file holds
-        assert e["file_rows"] == 200 == e["accounted_rows"] and e["accounted_bytes"] == e["file_bytes"], e
+        assert e["file_rows"] == 200 == e["accounted_rows"] and e["accounted_bytes"] == e["file_bytes"], json.dumps(e)
         assert not any(k.startswith("spool_unwritable") for k in e["dropped"]) or e["dropped"] == c["dropped"]
         broker.start()
         await go()

@@ -1,13 +1,23 @@
-"""The SQLite spool on its own: order, restart, bounds and their drop counts."""
+"""The spool on its own: order, restart, bounds and their drop counts, crash safety, migration."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from gateway.northbound.segment_log import RECORD_OVERHEAD, inspect
 from gateway.northbound.spool import Spool, SpoolError
+from tests.northbound.spool_writer import payload
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _drain(sp: Spool) -> list[int]:
@@ -24,8 +34,8 @@ def test_live_values_pass_in_order_and_leave_nothing(tmp_path):
         sp.append(seq, "analog", "t", b"%d" % seq)
     assert _drain(sp) == list(range(1, 101))
     sp.flush()
-    assert len(sp) == 0
-    assert sqlite3.connect(tmp_path / "s.db").execute("SELECT COUNT(*) FROM spool").fetchone()[0] == 0
+    assert len(sp) == 0 and sp.depth() == 0 and sp.oldest_age() == 0.0
+    assert inspect(tmp_path / "s.db") == (0, 0)
 
 
 def test_backlog_beyond_read_ahead_is_read_back_in_order(tmp_path):
@@ -46,50 +56,69 @@ def test_live_qos0_is_never_written_qos1_is_committed_before_it_leaves(tmp_path)
     sp.append(3, "event", "t", b"c", qos=1)
     assert sp.take()[0] == 2
     assert sp.take()[0] == 3 and sp.committed_seq == 3  # QoS 1 only after the commit
-    db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT seq FROM spool").fetchall() == [(3,)]  # the two QoS 0 values were never written
+    assert inspect(tmp_path / "s.db") == (1, RECORD_OVERHEAD + 2)  # the two QoS 0 values were never written
     assert sp.rewind() == 1 and sp.take()[0] == 3  # only the unacknowledged QoS 1 value is re-sent
     sp.done(3)
     sp.flush()
-    assert db.execute("SELECT COUNT(*) FROM spool").fetchone() == (0,) and len(sp) == 0
+    assert inspect(tmp_path / "s.db") == (0, 0) and len(sp) == 0
+    sp.close()
     assert Spool(tmp_path / "s.db").last_seq == 3
 
 
 def test_committed_values_survive_reopen_unacked_are_redelivered(tmp_path):
     sp = Spool(tmp_path / "s.db")
     for seq in range(1, 21):
-        sp.append(seq, "discrete", "t", b"v%d" % seq, qos=1, retain=True)
+        sp.append(seq, "discrete", "t", b"v%d" % seq, qos=1, retain=True, expiry=seq)
     for _ in range(5):
         seq, _msg = sp.take()
         sp.done(seq)
     sp.take()  # taken, never acknowledged
     sp.flush()
     assert sp.committed_seq == 20
-    del sp  # no close: like a crash after the commit
+    sp._log.close()  # no Spool.close(): like a crash after the flush (only the lock is let go)
     again = Spool(tmp_path / "s.db")
     assert (len(again), again.last_seq) == (15, 20)
     item = again.take()
-    assert item[0] == 6 and (item[1].payload, item[1].qos, item[1].retain) == (b"v6", 1, True)
+    assert item[0] == 6 and (item[1].payload, item[1].qos, item[1].retain, item[1].expiry) == (b"v6", 1, True, 6)
     with pytest.raises(ValueError, match="not above the last spooled seq 20"):
         again.append(20, "analog", "t", b"")
     again.done(6)
     assert _drain(again) == list(range(7, 21)) and len(again) == 0
     again.close()
-    # every row delivered and deleted: the seq high-water mark still survives, no seq is reused
+    # every value delivered and acknowledged: the seq high-water mark still survives, no seq is reused
     assert Spool(tmp_path / "s.db").last_seq == 20
+
+
+def test_out_of_order_acknowledgements_are_kept_across_a_reopen(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    for seq in range(1, 101):
+        sp.append(seq, "event", "t", b"%d" % seq, qos=1)
+    taken = [sp.take()[0] for _ in range(100)]
+    for seq in reversed(taken):  # PUBACKs in any order: every even one, newest first
+        if seq % 2 == 0:
+            sp.done(seq)
+    sp.flush()
+    assert len(sp) == 50
+    sp._log.close()
+    again = Spool(tmp_path / "s.db")
+    assert _drain(again) == list(range(1, 101, 2))
+    again.flush()
+    assert inspect(tmp_path / "s.db") == (0, 0)
 
 
 def test_size_bound_drops_oldest_analog_first_and_counts(tmp_path):
     sp = Spool(tmp_path / "s.db", max_bytes=40_000, batch=10_000)
     kinds = ["analog", "discrete", "event", "accumulator"]
-    for seq in range(1, 401):  # 400 values of 157 accounted bytes = 62 800 B; freed down to 90 % of the bound
+    for seq in range(1, 401):  # 400 records of 150 B = 60 000 B; freed down to 90 % of the bound
         sp.append(seq, kinds[seq % 4], "gridgate/v1/gw1/x", b"p" * 100)
     sp.flush()
-    # 26 800 B to free: all 100 analog (15 700 B), then the 71 oldest accumulators; discrete/events untouched
-    assert dict(sp.dropped) == {"analog": 100, "accumulator": 71}
+    assert RECORD_OVERHEAD + 17 + 100 == 150
+    # 24 000 B to free: all 100 analog (15 000 B), then the 60 oldest accumulators; discrete/events untouched
+    assert dict(sp.dropped) == {"analog": 100, "accumulator": 60}
+    assert inspect(tmp_path / "s.db") == (240, 36_000)  # the drops are acknowledged in the file too
     kept = _drain(sp)
-    assert len(kept) == 400 - 171 and kept == sorted(kept)
-    assert [s for s in kept if s % 4 == 3] == [s for s in range(1, 401) if s % 4 == 3][71:]  # oldest went
+    assert len(kept) == 400 - 160 and kept == sorted(kept)
+    assert [s for s in kept if s % 4 == 3] == [s for s in range(1, 401) if s % 4 == 3][60:]  # oldest went
     assert sum(1 for s in kept if s % 4 in (1, 2)) == 200  # every discrete and event kept
 
 
@@ -98,12 +127,142 @@ def test_age_bound_drops_old_values_of_every_kind(tmp_path):
     for seq in range(1, 11):
         sp.append(seq, "event" if seq % 2 else "analog", "t", b"")
     sp.flush()
+    assert sp.depth() == 10 and 0.0 <= sp.oldest_age() < 60
     time.sleep(0.4)
+    assert sp.oldest_age() >= 0.4
     sp._last_age_check = 0.0
     sp.append(11, "analog", "t", b"")
     sp.flush()
     assert dict(sp.dropped) == {"analog": 5, "event": 5}
     assert _drain(sp) == [11]
+
+
+def test_compaction_deletes_and_rewrites_segments_of_delivered_values(tmp_path):
+    sp = Spool(tmp_path / "s.db", max_bytes=1 << 20, batch=500)  # 128 KiB segments
+    for seq in range(1, 6001):
+        sp.append(seq, "analog" if seq % 10 else "event", "t", b"x" * 100, qos=1)
+    sp.flush()
+    segs = lambda: sorted((tmp_path / "s.db").glob("*.seg"))  # noqa: E731
+    assert len(segs()) >= 5
+    while (item := sp.take()) is not None:
+        if item[0] % 10:
+            sp.done(item[0])  # every event stays unacknowledged: segments of 10 % live values
+    for _ in range(len(segs())):
+        sp.flush()  # one sparse segment rewritten per flush
+    live = 600 * (RECORD_OVERHEAD + 1 + 100)
+    assert sp._bytes == live
+    assert sum(p.stat().st_size for p in segs()) <= 2 * live + 2 * (128 << 10) < 6000 * (RECORD_OVERHEAD + 101)
+    sp.close()
+    again = Spool(tmp_path / "s.db")
+    assert _drain(again) == list(range(10, 6001, 10))
+    again.flush()
+    again.close()
+    assert segs() == [] or inspect(tmp_path / "s.db") == (0, 0)
+
+
+def test_a_torn_tail_is_cut_off_and_what_was_written_survives(tmp_path, caplog):
+    sp = Spool(tmp_path / "s.db")
+    for seq in range(1, 11):
+        sp.append(seq, "event", "t", b"v%d" % seq, qos=1)
+    sp.flush()
+    sp.take()
+    sp.done(1)
+    sp.flush()
+    sp.close()
+    seg = sorted((tmp_path / "s.db").glob("*.seg"))[-1]
+    size = seg.stat().st_size
+    with open(seg, "ab") as f:
+        f.write(b"\x01\x02\x03\x04\xf4\x01\x00\x00" + b"half a record")  # a length running past the end
+    with open(tmp_path / "s.db" / "acks.log", "ab") as f:
+        f.write(b"\x00" * 7)
+    with caplog.at_level(logging.WARNING):
+        again = Spool(tmp_path / "s.db")
+    assert "truncated there" in caplog.text and seg.stat().st_size == size
+    assert _drain(again) == list(range(2, 11))
+
+
+def test_kill_9_mid_append_loses_nothing_unacknowledged_and_brings_back_nothing_acknowledged(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for rnd in range(3):
+        path = tmp_path / f"s{rnd}"
+        proc = subprocess.Popen([sys.executable, "-m", "tests.northbound.spool_writer", str(path)],
+                                stdout=subprocess.PIPE, env=env, cwd=ROOT)
+        committed = horizon = 0
+        try:
+            for _ in range(40 + 15 * rnd):  # kill at a different point each round, mid-write most likely
+                line = proc.stdout.readline().split()
+                assert line and line[0] == b"ok", line
+                committed, horizon = int(line[1]), int(line[2])
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        assert horizon > 1000
+        sp = Spool(path)
+        got = {}
+        while (item := sp.take()) is not None:
+            got[item[0]] = item[1]
+        # up to the last reported flush exactly the unacknowledged values are there, each intact
+        assert sorted(s for s in got if s <= committed) == [s for s in range(horizon + 1, committed + 1) if s % 3 == 0]
+        for s, m in got.items():
+            assert (m.payload, m.topic, m.qos, m.retain, m.expiry) == (payload(s), f"gg/{s % 5}", 1, s % 2 == 0,
+                                                                        s % 7 or None), s
+        assert sp.last_seq >= committed
+        sp.close()
+
+
+def test_a_second_process_on_one_spool_is_refused(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    with pytest.raises(SpoolError, match="used by another process"):
+        Spool(tmp_path / "s.db")
+    sp.close()
+    Spool(tmp_path / "s.db").close()
+
+
+def _sqlite_spool(path: Path, rows: list[tuple], last_seq: int) -> None:
+    """A spool file as versions before issue 18 wrote it."""
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE spool (seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, topic TEXT NOT NULL,
+            payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, expiry INTEGER, t REAL NOT NULL);
+        CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+    """)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("INSERT INTO meta VALUES ('last_seq', ?)", (last_seq,))
+    db.executemany("INSERT INTO spool VALUES (?,?,?,?,?,?,?,?)", rows)
+    db.commit()
+    db.close()
+
+
+def test_an_sqlite_spool_is_migrated_on_open(tmp_path, caplog):
+    path = tmp_path / "spool.db"
+    now = time.time()
+    _sqlite_spool(path, [(s, s % 4, f"gg/{s}", b"p%d" % s, s % 2, s % 3 == 0, 30 if s == 7 else None, now - 5)
+                         for s in range(3, 53)], last_seq=60)
+    with caplog.at_level(logging.WARNING):
+        sp = Spool(path)
+    assert "migrated 50 undelivered value(s)" in caplog.text and "spool.db.sqlite-old" in caplog.text
+    assert path.is_dir() and (tmp_path / "spool.db.sqlite-old").is_file()
+    assert (len(sp), sp.last_seq) == (50, 60) and sp.oldest_age() >= 5
+    got = []
+    while (item := sp.take()) is not None:
+        s, m = item
+        got.append(s)
+        assert (m.topic, m.payload, m.qos, m.retain, m.expiry) == (f"gg/{s}", b"p%d" % s, s % 2, s % 3 == 0,
+                                                                   30 if s == 7 else None)
+        sp.done(s)
+    assert got == list(range(3, 53))
+    sp.append(61, "analog", "t", b"")
+    sp.close()
+    assert Spool(path).last_seq == 61  # the migrated spool is the spool now
+
+
+def test_an_unreadable_sqlite_spool_is_moved_aside(tmp_path, caplog):
+    path = tmp_path / "spool.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with caplog.at_level(logging.ERROR):
+        sp = Spool(path)
+    assert "cannot be read" in caplog.text and "moved aside as spool.db.sqlite-old" in caplog.text
+    assert len(sp) == 0 and (tmp_path / "spool.db.sqlite-old").read_bytes().startswith(b"SQLite format 3")
 
 
 def test_bad_inputs_are_named(tmp_path):
