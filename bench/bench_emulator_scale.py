@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_gateway import site, wait_ports  # noqa: E402
+from bench.bench_gateway import site, stop, wait_ports  # noqa: E402
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -162,12 +162,7 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
             dt = time.monotonic() - w0
             cpu1, rss = proc_stats(emu.pid)
     finally:
-        emu.terminate()
-        try:
-            emu.wait(30)
-        except subprocess.TimeoutExpired:
-            emu.kill()
-            emu.wait(5)
+        stop(emu, 30)
     return {
         "devices": n,
         "processes": args.processes,

@@ -60,6 +60,16 @@ def site(points: int, devices: int, poll: float) -> dict:
             "substations": [{"name": "SUB", "bays": bays}], "devices": devs}
 
 
+def stop(p: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: a bench never leaves a process behind."""
+    p.terminate()
+    try:
+        p.wait(grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
 def proc_stats(pid: int) -> tuple[float, int]:
     """(cpu seconds, rss bytes) of a process"""
     with open(f"/proc/{pid}/stat") as f:
@@ -204,12 +214,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
             for p in (gw, emu):  # never leave a process behind, even if it is slow to stop
                 if p is None:
                     continue
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+                stop(p)
 
     def ts(st: dict) -> float:
         from datetime import datetime

@@ -125,6 +125,8 @@ def tb_python(venv: str) -> str:
 async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, args, tmp: Path,
                   proc_stats: Callable[[int], tuple[float, int]]) -> dict:
     """Start ThingsBoard IoT Gateway on the site, wait for its first value, warm up, measure; the same keys as gridgate's."""
+    from bench.bench_gateway import stop  # imported by bench_gateway only: no cycle at import time
+
     py = tb_python(args.tb_venv)
     conf = write_config(data, broker_port, args.poll, tmp / "thingsboard")
     env = dict(os.environ, TB_GW_CONFIG_DIR=str(conf) + "/")
@@ -154,12 +156,7 @@ async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, a
             dt = time.monotonic() - t0
             n1, (cpu1, rss), (ecpu1, _), (bcpu1, _) = sub.values, proc_stats(tb.pid), proc_stats(emu_pid), proc_stats(broker_pid)
         finally:
-            tb.terminate()
-            try:
-                tb.wait(20)
-            except subprocess.TimeoutExpired:
-                tb.kill()
-                tb.wait(5)
+            stop(tb, 20)
     received, cpu_s = n1 - n0, cpu1 - cpu0
     return {
         "subscriber_values_per_s": round(received / dt),
