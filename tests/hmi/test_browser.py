@@ -30,8 +30,17 @@ class Stack:
         self.cfg = example_site(commands=True)
         self.mosq = WsMosquitto().start()
         self.loop = LoopThread()
-        self.loop.run(self._start())
-        self.driver = chromium(artefacts)
+        try:
+            self.loop.run(self._start())
+            self.driver = chromium(artefacts)
+        except BaseException:  # a failed start leaves no broker, devices or gateway behind
+            try:
+                self.loop.run(self._stop())
+            except Exception:  # noqa: BLE001 - half-started: stop what started, report the original error
+                pass
+            self.loop.close()
+            self.mosq.stop()
+            raise
 
     async def _start(self) -> None:
         self.emu = Emulator(self.cfg, seed=0)
@@ -46,12 +55,17 @@ class Stack:
         await self.mqtt.__aenter__()
 
     async def _stop(self) -> None:
-        await self.mqtt.__aexit__()
-        await self.hmi.stop()
-        await self.faultapi.stop()
-        if self.gw is not None:
+        """Stop what started (also after a start that failed half-way)."""
+        if getattr(self, "mqtt", None) is not None:
+            await self.mqtt.__aexit__()
+        if getattr(self, "hmi", None) is not None:
+            await self.hmi.stop()
+        if getattr(self, "faultapi", None) is not None:
+            await self.faultapi.stop()
+        if getattr(self, "gw", None) is not None:
             await self.gw.stop()
-        await self.emu.stop()
+        if getattr(self, "emu", None) is not None:
+            await self.emu.stop()
 
     def close(self) -> None:
         try:
