@@ -94,6 +94,28 @@ async def test_spool_depth_age_and_latency_move_with_a_broker_outage(tmp_path) -
         broker.stop()
 
 
+async def test_qos0_values_are_counted_in_the_publish_latency(tmp_path) -> None:
+    """QoS 0 values leave by the publisher's batched write path: each one is counted when written."""
+    _, path = modbus_site(tmp_path, poll="200ms")
+    data = yaml.safe_load(path.read_text())
+    data["gateway"]["northbound"].update(analog_qos=0, integrity_interval="1s")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = load_config(path)
+    with Mosquitto() as broker:
+        async with Emulator(cfg), Collector(broker.port, [f"gridgate/v1/{cfg.gateway.id}/meas/#"]) as sub:
+            gw = Gateway(cfg, GatewayOptions(broker=broker.url, status_interval=1.0))
+            await gw.start()
+            try:
+                await sub.wait_for(lambda: len(sub.on("/meas/")) >= 30, 30, "30 values on MQTT")
+                received = len(sub.on("/meas/"))
+                count = gw.publisher.latency.count
+                # every value a subscriber got was written (and counted) first; catalog and status are not values
+                assert received <= count <= gw.normaliser.stats.published, (received, count)
+                assert gw.publisher.latency.sum / count < 1.0  # live values: well under a second each
+            finally:
+                await gw.stop()
+
+
 def test_the_collector_shows_exactly_the_status_figures() -> None:
     lat = Buckets((0.01, 1.0))
     for v in (0.005, 0.5, 3.0):
