@@ -70,6 +70,17 @@ def stop(p: subprocess.Popen, grace: float = 10) -> None:
         p.wait(5)
 
 
+async def watch(pid: int, sub: "Counter", n0: int, seconds: float) -> tuple[float, int]:
+    """The measuring window: (elapsed s, peak RSS of ``pid``), sampled once a second with progress on stderr."""
+    t0 = time.monotonic()
+    rss_max = 0
+    while time.monotonic() - t0 < seconds:
+        await asyncio.sleep(1)
+        rss_max = max(rss_max, proc_stats(pid)[1])
+        print(f"  {time.monotonic() - t0:4.0f} s  received {sub.values - n0}", file=sys.stderr, end="\r")
+    return time.monotonic() - t0, rss_max
+
+
 def proc_stats(pid: int) -> tuple[float, int]:
     """(cpu seconds, rss bytes) of a process"""
     with open(f"/proc/{pid}/stat") as f:
@@ -173,14 +184,8 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 bcpu0, _ = proc_stats(broker.proc.pid)
                 me0 = time.process_time()
                 spy = py_spy(gw.pid, args.py_spy, args.seconds) if args.py_spy else None
-                t0 = time.monotonic()
                 st0 = len(sub.status)
-                rss_max = 0
-                while time.monotonic() - t0 < args.seconds:
-                    await asyncio.sleep(1)
-                    rss_max = max(rss_max, proc_stats(gw.pid)[1])
-                    print(f"  {time.monotonic() - t0:4.0f} s  received {sub.values - n0}", file=sys.stderr, end="\r")
-                dt = time.monotonic() - t0
+                dt, rss_max = await watch(gw.pid, sub, n0, args.seconds)
                 n1 = sub.values
                 cpu1, rss = proc_stats(gw.pid)
                 ecpu1, _ = proc_stats(emu.pid)

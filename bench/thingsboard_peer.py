@@ -125,7 +125,7 @@ def tb_python(venv: str) -> str:
 async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, args, tmp: Path,
                   proc_stats: Callable[[int], tuple[float, int]]) -> dict:
     """Start ThingsBoard IoT Gateway on the site, wait for its first value, warm up, measure; the same keys as gridgate's."""
-    from bench.bench_gateway import stop  # imported by bench_gateway only: no cycle at import time
+    from bench.bench_gateway import stop, watch  # imported by bench_gateway only: no cycle at import time
 
     py = tb_python(args.tb_venv)
     conf = write_config(data, broker_port, args.poll, tmp / "thingsboard")
@@ -147,13 +147,7 @@ async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, a
             rss_first = proc_stats(tb.pid)[1]
             await asyncio.sleep(args.warmup)
             n0, (cpu0, _), (ecpu0, _), (bcpu0, _) = sub.values, proc_stats(tb.pid), proc_stats(emu_pid), proc_stats(broker_pid)
-            t0 = time.monotonic()
-            rss_max = 0
-            while time.monotonic() - t0 < args.seconds:
-                await asyncio.sleep(1)
-                rss_max = max(rss_max, proc_stats(tb.pid)[1])
-                print(f"  {time.monotonic() - t0:4.0f} s  received {sub.values - n0}", file=sys.stderr, end="\r")
-            dt = time.monotonic() - t0
+            dt, rss_max = await watch(tb.pid, sub, n0, args.seconds)
             n1, (cpu1, rss), (ecpu1, _), (bcpu1, _) = sub.values, proc_stats(tb.pid), proc_stats(emu_pid), proc_stats(broker_pid)
         finally:
             stop(tb, 20)
