@@ -43,7 +43,7 @@ values wait in memory; beyond that the oldest are dropped by kind (analog first)
 as ``dropped["unwritable_<kind>"]``. A write is retried every ``retry_interval`` seconds; the
 first that succeeds writes what is still undelivered and the state returns to ``"ok"``.
 
-For metrics: ``depth()`` (undelivered values) and ``oldest_age()`` (seconds the oldest of them
+For metrics: ``len()`` (undelivered values) and ``oldest_age()`` (seconds the oldest of them
 has waited).
 """
 
@@ -334,10 +334,6 @@ class Spool:
                 log.error("spool %s: closed while unwritable (%s); %d undelivered value(s) could not be kept",
                           self.path, self.last_write_error, len(lost))
         self._log.close()
-
-    def depth(self) -> int:
-        """Undelivered values (in the files or waiting to be written): the backlog a metric shows."""
-        return self._rows
 
     def oldest_age(self) -> float:
         """Seconds the oldest undelivered value has waited in the spool (0.0 when it is empty)."""

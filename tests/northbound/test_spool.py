@@ -34,7 +34,7 @@ def test_live_values_pass_in_order_and_leave_nothing(tmp_path):
         sp.append(seq, "analog", "t", b"%d" % seq)
     assert _drain(sp) == list(range(1, 101))
     sp.flush()
-    assert len(sp) == 0 and sp.depth() == 0 and sp.oldest_age() == 0.0
+    assert len(sp) == 0 and len(sp) == 0 and sp.oldest_age() == 0.0
     assert inspect(tmp_path / "s.db") == (0, 0)
 
 
@@ -127,7 +127,7 @@ def test_age_bound_drops_old_values_of_every_kind(tmp_path):
     for seq in range(1, 11):
         sp.append(seq, "event" if seq % 2 else "analog", "t", b"")
     sp.flush()
-    assert sp.depth() == 10 and 0.0 <= sp.oldest_age() < 60
+    assert len(sp) == 10 and 0.0 <= sp.oldest_age() < 60
     time.sleep(0.4)
     assert sp.oldest_age() >= 0.4
     sp._last_age_check = 0.0
