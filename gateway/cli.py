@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 from gateway import service
-from gateway.config import load_config
 from gateway.interrupt import BuildInterrupted, interruptible
 from gateway.runtime import (
     DEFAULT_CONFIG,
@@ -32,8 +31,7 @@ from gateway.runtime import (
     say,
     sleep_for,
 )
-from gateway.site.load import ConfigError
-from gateway.site.model import level_notes, type_notes
+from gateway.site.errors import ConfigError
 
 log = logging.getLogger("gridgate")
 #: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
@@ -294,6 +292,9 @@ def profiled(command: str, args: argparse.Namespace) -> int | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.site.model import level_notes, type_notes
+
     try:
         cfg = load_config(args.file)
     except ConfigError as e:
@@ -359,13 +360,16 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     path = args.config or default_config()
+    from gateway.startup import load_gateway_site
+
     with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
         log.info("gateway: loading %s", path)
-        cfg = load_config(path, gateway_only=True)
-    if args.northbound == "mqtt" and not args.broker and not cfg.gateway.northbound.url:
+        site = load_gateway_site(path)  # runtime tables and catalog; the pydantic model is not kept
+        log.info("gateway: %s loaded (%s)", path, {"cache": "compiled tables from the cache"}.get(site.source, "validated"))
+    if args.northbound == "mqtt" and not args.broker and not site.cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
-    return run(_gateway(cfg, args))
+    return run(_gateway(site, args))
 
 
 def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target text, northbound factory or None)
@@ -394,9 +398,10 @@ def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target t
     return args.broker or cfg.gateway.northbound.url, None
 
 
-async def _gateway(cfg, args) -> int:  # noqa: ANN001
+async def _gateway(site, args) -> int:  # noqa: ANN001
     from gateway.app import Gateway, GatewayOptions
 
+    cfg = site.cfg
     password = Path(args.password_file).read_text().strip() if args.password_file else None
     target, northbound = _conduit(cfg, args)
     opts = GatewayOptions(broker=args.broker or ("none" if northbound else None), protocol=args.mqtt_version,
@@ -405,7 +410,8 @@ async def _gateway(cfg, args) -> int:  # noqa: ANN001
         opts.northbound = northbound
     with interruptible():  # the event loop's signal handlers cannot run during this synchronous build
         log.info("gateway %s: building drivers and catalog for %d devices", cfg.gateway.id, len(cfg.devices))
-        gw = Gateway(cfg, opts)
+        gw = Gateway(cfg, opts, catalog=site.catalog)
+    del site
     import gc
 
     gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass

@@ -15,11 +15,7 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from gateway.protocols import device_models
 from gateway.site.load import ConfigError, load_model  # noqa: F401 - ConfigError is part of this API
 from gateway.site.model import (
-    MRID_NAMESPACE,
-    Bay,
     DeviceBase,
-    Equipment,
-    PointBase,
     Site,
     Substation,
     _Model,
@@ -29,6 +25,7 @@ from gateway.site.model import (
 from gateway.site.options import GatewayOptions
 from gateway.site.plant.check import check_site
 from gateway.site.plant.model import PlantModel
+from gateway.site.rules import SiteRules
 
 if TYPE_CHECKING:  # the checker sees the common base; at run time the union of every registered protocol
     Device: TypeAlias = DeviceBase
@@ -37,7 +34,7 @@ else:
     Device = Annotated[Union[tuple(device_models())], Field(discriminator="protocol")]
 
 
-class Config(_Model):
+class Config(SiteRules, _Model):
     """The whole site file."""
 
     site: Site
@@ -96,28 +93,6 @@ class Config(_Model):
         if errors:
             raise ValueError("\n".join(errors))
         return self
-
-    def equipment_paths(self) -> dict[str, tuple[Substation, Bay, Equipment]]:
-        # cached: equipment_mrid() asks for it once per point (quadratic on a 10,000-point site)
-        cached = self._paths_cache
-        if cached is not None and cached[0] is self.substations:
-            return cached[1]
-        paths = {
-            f"{s.name}/{b.name}/{e.name}": (s, b, e) for s in self.substations for b in s.bays for e in b.equipment
-        }
-        self._paths_cache = (self.substations, paths)
-        return paths
-
-    def measurement_mrid(self, p: PointBase) -> uuid.UUID:
-        m = p.measurement
-        if m.mrid is not None:
-            return m.mrid
-        return uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{m.equipment}/{m.name or p.name}")
-
-    def equipment_mrid(self, path: str, paths: dict[str, tuple[Substation, Bay, Equipment]] | None = None) -> uuid.UUID:
-        """``paths``: :meth:`equipment_paths` computed once by a caller that asks for many (keeps start-up linear)."""
-        _, _, e = (paths or self.equipment_paths())[path]
-        return e.mrid or uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{path}")
 
 
 #: above this size a config is parsed in a short-lived child process (see load_config)

@@ -9,7 +9,10 @@ edited file never meets a stale entry, and validation still runs on every load.
 
 Location: ``$GRIDGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gridgate``, else ``~/.cache/gridgate``;
 ``GRIDGATE_CACHE_DIR=off`` disables the cache. Any failure to read or write an entry
-falls back to parsing (logged at debug level): the cache can only make loading faster.
+falls back to parsing (a damaged entry is logged as a warning): the cache can only make loading faster.
+
+The same directory keeps ``tables-*`` entries: the validated, compiled runtime tables of a site
+(gateway/startup.py), so a restart neither parses nor validates an unchanged file.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ import marshal
 import os
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,34 @@ def _entry(raw: bytes) -> Path | None:
     d = cache_dir()
     if d is None:
         return None
+    import yaml  # here: a restart from the compiled tables (tables_entry) needs no YAML
+
     digest = hashlib.sha256(raw).hexdigest()
     return d / f"config-{digest}-f{FORMAT}-y{yaml.__version__}.marshal"
 
 
 def get(raw: bytes) -> Any | None:
     """The parsed data of a file with these bytes, if cached."""
-    p = _entry(raw)
+    return read_entry(_entry(raw))
+
+
+def put(raw: bytes, data: Any) -> None:
+    """Keep the parsed data (only plain YAML data; anything marshal cannot hold is simply not cached)."""
+    write_entry(_entry(raw), data)
+
+
+def tables_entry(raw: bytes, build: str) -> Path | None:
+    """Where the compiled runtime tables of a file with these bytes are kept (gateway/startup.py);
+    ``build`` names the code that compiled them (version, sources), so other code never reads them."""
+    d = cache_dir()
+    if d is None:
+        return None
+    digest = hashlib.sha256(raw).hexdigest()
+    return d / f"tables-{digest}-{build}.marshal"
+
+
+def read_entry(p: Path | None) -> Any | None:
+    """An entry's data, or None: missing, unreadable or damaged entries are never used."""
     if p is None:
         return None
     try:
@@ -59,21 +81,19 @@ def get(raw: bytes) -> Any | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        log.debug("config cache: ignoring unreadable %s (%s)", p, e)
+        log.warning("config cache: ignoring unreadable %s (%s)", p, e)
         return None
     if hashlib.sha256(blob[32:]).digest() != blob[:32]:  # torn or damaged: never validate altered data
-        log.debug("config cache: ignoring damaged %s", p)
+        log.warning("config cache: ignoring damaged %s (checksum); the file is parsed again", p)
         return None
     try:
         return marshal.loads(blob[32:])
     except (EOFError, ValueError, TypeError) as e:
-        log.debug("config cache: ignoring unreadable %s (%s)", p, e)
+        log.warning("config cache: ignoring unreadable %s (%s)", p, e)
         return None
 
 
-def put(raw: bytes, data: Any) -> None:
-    """Keep the parsed data (only plain YAML data; anything marshal cannot hold is simply not cached)."""
-    p = _entry(raw)
+def write_entry(p: Path | None, data: Any) -> None:
     if p is None:
         return
     try:
@@ -88,12 +108,12 @@ def put(raw: bytes, data: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(hashlib.sha256(blob).digest() + blob)
         os.replace(tmp, p)  # readers never see a half-written entry
-        _trim(p.parent)
+        _trim(p.parent, p.name.split("-", 1)[0])
     except OSError as e:
         log.debug("config cache: cannot write %s (%s)", p, e)
 
 
-def _trim(d: Path) -> None:
-    entries = sorted(d.glob("config-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
+def _trim(d: Path, kind: str = "config") -> None:
+    entries = sorted(d.glob(f"{kind}-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:
         old.unlink(missing_ok=True)

@@ -13,21 +13,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gateway.site.errors import ConfigError  # noqa: F401 - part of this API
 from gateway.site.yamlsafety import ExpansionError, check_expansion, construct_bounded_int
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; ``str()`` is the user-facing message (one line per problem)."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
-
-    def __reduce__(self):  # crosses the process boundary of isolated loading
-        return (ConfigError, (self.path, self.problems))
 
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on large sites

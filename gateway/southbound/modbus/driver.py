@@ -35,18 +35,20 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from firmware_sim.registers import WIDTH, Decoder, decoder, words
 from gateway.pipeline import Backoff, Emit, Reading, emit_all
-from gateway.protocols.modbus.config import ModbusDevice, ModbusPoint
 from gateway.site.quality import Q
 from gateway.southbound.contract import CommandOutcome, Outcome
 from gateway.southbound.modbus.plan import Block, plan_device
 from gateway.southbound.session import DriverError, PolledSession
+
+if TYPE_CHECKING:
+    from gateway.protocols.modbus.config import ModbusDevice, ModbusPoint
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def converter(p: ModbusPoint) -> Convert:
     return lambda raw: (float(raw * scale + offset), 0)
 
 
+@dataclass(kw_only=True)
 class ModbusCommandResult(CommandOutcome):
     """Outcome of one write: ``status`` (= ``outcome``) accepted / refused (by us, before anything was sent) /
     device_error (an exception reply) / timed_out / not_connected, and why."""

@@ -1,0 +1,144 @@
+"""Start-up of ``gridgate gateway``: the site file → compact runtime tables and the catalog, cached.
+
+The pydantic model validates the file and is then dropped: what the gateway keeps are the runtime
+twins of gateway/site/tables.py (~¼ of the model's memory) and the catalog. Large files are loaded
+in a forked child that hands back only the encoded tables and catalog rows (marshal bytes), so the
+parent never holds the model or PyYAML's node tree.
+
+The tables and the catalog of a large file are cached under the SHA-256 of its bytes and the code
+that compiled them (:func:`build_id`: gridgate version, Python and pydantic versions, the size and
+mtime of every source file), in gateway/site/configcache.py's directory with its rules (checksummed,
+owner-only, ``GRIDGATE_CACHE_DIR=off``). An edited file has another hash, so it is parsed and
+validated again; a damaged or stale entry is logged and ignored, never trusted. A restart of an
+unchanged 10,000-point site reads one ~1 MB entry instead of parsing and validating 3 MB of YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import marshal
+import sys
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.cim import CatalogEntry, build_catalog
+from gateway.site import configcache
+from gateway.site.tables import TablesError, decode, encode
+
+if TYPE_CHECKING:  # imported where a file is validated (pydantic, the site models): never on a restart from the cache
+    from gateway.config import Config
+
+#: above this size a site is loaded in a forked child, and its compiled tables are cached (as gateway.config's)
+ISOLATE_BYTES = 512 * 1024
+
+log = logging.getLogger(__name__)
+
+#: bump when the cached form (tables and catalog rows) changes
+FORMAT = 1
+#: the catalog row: every CatalogEntry field the catalog builds, in order (provenance, the last, is filled per value)
+_ROW = tuple(f.name for f in fields(CatalogEntry))[:-1]
+assert fields(CatalogEntry)[-1].name == "provenance"  # noqa: S101 - CatalogEntry(*row) relies on it
+
+
+@dataclass(slots=True)
+class GatewaySite:
+    """What a gateway is built from: the site's runtime tables (typed as the model they mirror) and its catalog."""
+
+    cfg: Config
+    catalog: dict[str, CatalogEntry]
+    #: "cache" (restart of an unchanged file), "child" or "process" (parsed and validated)
+    source: str
+
+
+def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewaySite:
+    """Load, validate and compile a site for ``gridgate gateway``; raises :class:`ConfigError`."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        raw = None  # load_config names the problem
+    if isolate is None:
+        isolate = raw is not None and len(raw) > ISOLATE_BYTES
+    entry = configcache.tables_entry(raw, build_id()) if isolate and raw is not None else None
+    cached = configcache.read_entry(entry)
+    if cached is not None:
+        try:
+            return _unpack(cached, "cache")
+        except TablesError as e:
+            log.warning("config cache: ignoring %s (%s); the file is parsed again", entry, e)
+    if not isolate:
+        return _unpack(compile_site(path, False), "process")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        blob = pool.submit(_compile_bytes, path).result()
+    except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    data = marshal.loads(blob)
+    configcache.write_entry(entry, data)
+    return _unpack(data, "child")
+
+
+def compile_site(path: str | Path, cache_yaml: bool) -> tuple:
+    """Validate the file and encode what the gateway keeps: ``(FORMAT, tables, catalog rows)``."""
+    from gateway.config import _load_site
+
+    cfg = _load_site(path, cache_yaml, gateway_only=True)
+    catalog = build_catalog(cfg)
+    rows = tuple(tuple(getattr(e, f) for f in _ROW) for e in catalog.values())
+    return (FORMAT, encode(cfg), rows)
+
+
+def _compile_bytes(path: str | Path) -> bytes:
+    """In the loader child: the compiled site as marshal bytes (the parsed YAML is cached too, for an
+    edited gridgate that cannot use the tables)."""
+    return marshal.dumps(compile_site(path, True))
+
+
+def _unpack(data: Any, source: str) -> GatewaySite:
+    try:
+        fmt, tables, rows = data
+    except (TypeError, ValueError):
+        raise TablesError("not a compiled site") from None
+    if fmt != FORMAT:
+        raise TablesError(f"format {fmt!r}, expected {FORMAT}")
+    cfg = decode(tables)
+    try:
+        catalog = {row[0]: CatalogEntry(*row) for row in rows if len(row) == len(_ROW) or _bad_row(row)}
+    except (TypeError, ValueError, IndexError) as e:
+        raise TablesError(f"damaged catalog ({e})") from None
+    return GatewaySite(cfg, catalog, source)
+
+
+def _bad_row(row: Any) -> bool:
+    raise TablesError(f"a catalog row of {len(row)} values, expected {len(_ROW)}")
+
+
+@cache
+def build_id() -> str:
+    """Names the code that compiles tables: an edited or upgraded gridgate never reads another's entries."""
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "0"
+
+    # pydantic's version from its metadata: importing it would cost the restart the ~10 MB this cache saves
+    h = hashlib.sha256(f"{FORMAT} {version('gridgate')} {sys.version} {version('pydantic')} {version('pydantic-core')}".encode())
+    for pkg in ("gateway", "firmware_sim"):
+        root = Path(importlib.import_module(pkg).__file__ or "").parent
+        for p in sorted(root.rglob("*.py")):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
