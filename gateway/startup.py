@@ -16,7 +16,6 @@ unchanged 10,000-point site reads one ~1 MB entry instead of parsing and validat
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import marshal
 import sys
@@ -83,8 +82,9 @@ def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewayS
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    configcache.write_entry(entry, blob=blob)
     data = marshal.loads(blob)
-    configcache.write_entry(entry, data)
+    del blob
     return _unpack(data, "child")
 
 
@@ -94,8 +94,13 @@ def compile_site(path: str | Path, cache_yaml: bool) -> tuple:
 
     cfg = _load_site(path, cache_yaml, gateway_only=True)
     catalog = build_catalog(cfg)
-    rows = tuple(tuple(getattr(e, f) for f in _ROW) for e in catalog.values())
+    # short strings (device, protocol, kind, type...) once each: marshal writes equal but distinct strings apart
+    rows = tuple(tuple(_share(getattr(e, f)) for f in _ROW) for e in catalog.values())
     return (FORMAT, encode(cfg), rows)
+
+
+def _share(v: Any) -> Any:
+    return sys.intern(v) if type(v) is str and len(v) <= 64 else v
 
 
 def _compile_bytes(path: str | Path) -> bytes:
@@ -125,20 +130,20 @@ def _bad_row(row: Any) -> bool:
 
 @cache
 def build_id() -> str:
-    """Names the code that compiles tables: an edited or upgraded gridgate never reads another's entries."""
-    from importlib import metadata
+    """Names the code that compiles tables: an edited or upgraded gridgate (or pydantic, or Python) never reads
+    another's entries. From file sizes and mtimes, not package metadata or imports: importlib.metadata alone
+    is 4.6 MB and pydantic ~10 MB of the RSS a restart from the cache saves."""
+    import importlib.util
 
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "0"
-
-    # pydantic's version from its metadata: importing it would cost the restart the ~10 MB this cache saves
-    h = hashlib.sha256(f"{FORMAT} {version('gridgate')} {sys.version} {version('pydantic')} {version('pydantic-core')}".encode())
-    for pkg in ("gateway", "firmware_sim"):
-        root = Path(importlib.import_module(pkg).__file__ or "").parent
-        for p in sorted(root.rglob("*.py")):
+    h = hashlib.sha256(f"{FORMAT} {sys.version}".encode())
+    roots = [Path(importlib.import_module(pkg).__file__ or "").parent for pkg in ("gateway", "firmware_sim")]
+    for dist in ("pydantic", "pydantic_core"):  # the validators that made the tables (not imported here)
+        spec = importlib.util.find_spec(dist)
+        if spec is not None and spec.origin:
+            roots.append(Path(spec.origin).parent)
+    for root in roots:
+        h.update(f"{root.name}\n".encode())
+        for p in sorted(root.rglob("*.py")) + sorted(root.glob("*.so")):
             st = p.stat()
             h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
