@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from gateway.protocols import device_models
+from gateway.site.isolate import ISOLATE_BYTES, in_child
 from gateway.site.load import ConfigError, load_model  # noqa: F401 - ConfigError is part of this API
 from gateway.site.model import (
     DeviceBase,
@@ -95,10 +96,6 @@ class Config(SiteRules, _Model):
         return self
 
 
-#: above this size a config is parsed in a short-lived child process (see load_config)
-ISOLATE_BYTES = 512 * 1024
-
-
 def load_config(path: str | Path, isolate: bool | None = None, gateway_only: bool = False) -> Config:
     """Load and validate a site config; raises :class:`ConfigError`.
 
@@ -119,18 +116,7 @@ def load_config(path: str | Path, isolate: bool | None = None, gateway_only: boo
     if not isolate:
         return _load_site(path, False, gateway_only)
     # large files: the parsed data is cached (YAML parsing is most of a large site's start-up)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        return pool.submit(_load_site, path, True, gateway_only).result()
-    except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return in_child(_load_site, path, True, gateway_only)
 
 
 def _load_site(path: str | Path, cache: bool, gateway_only: bool) -> Config:

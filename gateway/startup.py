@@ -26,13 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cim import CatalogEntry, build_catalog
 from gateway.site import configcache
+from gateway.site.isolate import ISOLATE_BYTES, in_child
 from gateway.site.tables import TablesError, decode, encode
 
 if TYPE_CHECKING:  # imported where a file is validated (pydantic, the site models): never on a restart from the cache
     from gateway.config import Config
-
-#: above this size a site is loaded in a forked child, and its compiled tables are cached (as gateway.config's)
-ISOLATE_BYTES = 512 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +68,7 @@ def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewayS
             log.warning("config cache: ignoring %s (%s); the file is parsed again", entry, e)
     if not isolate:
         return _unpack(compile_site(path, False), "process")
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        blob = pool.submit(_compile_bytes, path).result()
-    except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    blob = in_child(_compile_bytes, path)
     configcache.write_entry(entry, blob=blob)
     data = marshal.loads(blob)
     del blob
