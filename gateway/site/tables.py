@@ -84,104 +84,132 @@ def compact(model: M) -> M:
     return cast(M, decode(encode(model)))
 
 
-# ---------------------------------------------------------------- encoding
-
-
 def encode(root: BaseModel) -> tuple:
-    """``(FORMAT, classes, value)``: marshal-able; equal scalars are one object. A class is
-    ``(module:qualname, field names, ((private name, default), ...), Rules mixins)``."""
-    from pydantic import BaseModel
-
-    classes: dict[type, int] = {}
-    memo: dict[tuple, Any] = {}
-
-    def enc(v: Any) -> Any:
-        t = type(v)
-        if t is str:
-            return sys.intern(v)
-        if t is float:
-            return memo.setdefault((float, v, math.copysign(1.0, v)), v) if v == v else v
-        if t is int:
-            return memo.setdefault((int, v), v)
-        if v is None or t is bool:
-            return v
-        if isinstance(v, BaseModel):
-            idx = classes.setdefault(t, len(classes))
-            return (_MODEL, idx, *(enc(getattr(v, f)) for f in t.model_fields))
-        if t is list:
-            return [enc(x) for x in v]
-        if t is dict:
-            return {enc(k): enc(x) for k, x in v.items()}
-        if t is tuple:
-            return (_TUPLE, *(enc(x) for x in v))
-        if t is uuid.UUID:
-            return (_UUID, v.bytes)
-        if isinstance(v, PurePath):
-            return (_PATH, str(v))
-        if t in (set, frozenset):
-            return t(enc(x) for x in v)
-        raise TypeError(f"runtime tables cannot hold a {t.__name__} ({v!r})")
-
-    value = enc(root)
-
-    def describe(c: type[BaseModel]) -> tuple:
-        private = tuple((n, enc(a.get_default())) for n, a in c.__private_attributes__.items())
-        mixins = tuple(f"{k.__module__}:{k.__qualname__}" for k in c.__mro__
-                       if isinstance(k, type) and issubclass(k, Rules) and k is not Rules and not issubclass(k, BaseModel))
-        return (f"{c.__module__}:{c.__qualname__}", tuple(c.model_fields), private, mixins)
-
-    return (FORMAT, tuple(describe(c) for c in classes), value)
+    """``(FORMAT, classes, value)``: marshal-able; see :class:`Encoder`."""
+    enc = Encoder()
+    value = enc.value(root)
+    return (FORMAT, enc.classes(), value)
 
 
 def decode(blob: Any) -> Any:
     """The runtime twins of an :func:`encode`; :class:`TablesError` if it does not fit this gridgate."""
     try:
         fmt, classes, value = blob
-        if fmt != FORMAT:
-            raise TablesError(f"format {fmt!r}, expected {FORMAT}")
-        twins = [runtime_class(str(name), tuple(fields), tuple(map(tuple, private)), tuple(mixins))
-                 for name, fields, private, mixins in classes]
-    except (TypeError, ValueError) as e:
-        if isinstance(e, TablesError):
-            raise
-        raise TablesError(f"not an encoding of runtime tables ({e})") from None
-    new = object.__new__
-    set_ = object.__setattr__
-    scalars = {str, int, float, bool, type(None)}
+    except (TypeError, ValueError):
+        raise TablesError("not an encoding of runtime tables") from None
+    if fmt != FORMAT:
+        raise TablesError(f"format {fmt!r}, expected {FORMAT}")
+    return Decoder(classes).value(value)
 
-    def dec(v: Any) -> Any:
+
+# ---------------------------------------------------------------- encoding
+
+
+class Encoder:
+    """Models → nested tuples, lists, dicts and scalars (``marshal``-able); several values may share one
+    encoder (and one class table), e.g. a site's options and each of its devices in separate chunks.
+    Equal strings are interned and equal numbers one object, so marshal writes (and loads) them once."""
+
+    def __init__(self) -> None:
+        from pydantic import BaseModel
+
+        self._base = BaseModel
+        self._classes: dict[type, int] = {}
+        self._memo: dict[tuple, Any] = {}
+
+    def value(self, v: Any, skip: frozenset[str] = frozenset()) -> Any:
+        """``v`` encoded; ``skip``: fields of ``v`` (a model) encoded as empty lists, sent in chunks of their own."""
         t = type(v)
-        if t is tuple:
-            tag = v[0]
-            if tag == _MODEL:
-                cls = twins[v[1]]
-                obj = new(cls)
-                if len(v) - 2 != len(cls.fields):
-                    raise TablesError(f"{cls.model}: {len(v) - 2} values for {len(cls.fields)} fields")
-                for f, x in zip(cls.fields, v[2:]):
-                    set_(obj, f, x if type(x) in scalars else dec(x))  # most values: no call
-                for f, d in cls.private:
-                    set_(obj, f, d)
-                return obj
-            if tag == _UUID:
-                return uuid.UUID(bytes=v[1])
-            if tag == _TUPLE:
-                return tuple(dec(x) for x in v[1:])
-            if tag == _PATH:
-                return Path(v[1])
-            raise TablesError(f"unknown tag {tag!r}")
+        if t is str:
+            return sys.intern(v)
+        if t is float:
+            return self._memo.setdefault((float, v, math.copysign(1.0, v)), v) if v == v else v
+        if t is int:
+            return self._memo.setdefault((int, v), v)
+        if v is None or t is bool:
+            return v
+        if isinstance(v, self._base):
+            idx = self._classes.setdefault(t, len(self._classes))
+            return (_MODEL, idx, *([] if f in skip else self.value(getattr(v, f)) for f in t.model_fields))
         if t is list:
-            return [dec(x) for x in v]
+            return [self.value(x) for x in v]
         if t is dict:
-            return {dec(k): dec(x) for k, x in v.items()}
-        return v
+            return {self.value(k): self.value(x) for k, x in v.items()}
+        if t is tuple:
+            return (_TUPLE, *(self.value(x) for x in v))
+        if t is uuid.UUID:
+            return (_UUID, v.bytes)
+        if isinstance(v, PurePath):
+            return (_PATH, str(v))
+        if t in (set, frozenset):
+            return t(self.value(x) for x in v)
+        raise TypeError(f"runtime tables cannot hold a {t.__name__} ({v!r})")
 
-    try:
-        return dec(value)
-    except (IndexError, TypeError, ValueError) as e:
-        if isinstance(e, TablesError):
-            raise
-        raise TablesError(f"damaged encoding ({type(e).__name__}: {e})") from None
+    def classes(self) -> tuple:
+        """The class table of everything encoded so far: ``(module:qualname, field names, ((private name,
+        default), ...), Rules mixins)`` per class."""
+        base = self._base
+
+        def describe(c: type) -> tuple:
+            private = tuple((n, self.value(a.get_default())) for n, a in c.__private_attributes__.items())
+            mixins = tuple(f"{k.__module__}:{k.__qualname__}" for k in c.__mro__
+                           if issubclass(k, Rules) and k is not Rules and not issubclass(k, base))
+            return (f"{c.__module__}:{c.__qualname__}", tuple(c.model_fields), private, mixins)
+
+        return tuple(describe(c) for c in self._classes)
+
+
+class Decoder:
+    """An :class:`Encoder`'s values → runtime twins; :class:`TablesError` for anything that does not fit."""
+
+    def __init__(self, classes: Any) -> None:
+        try:
+            self._twins = [runtime_class(str(name), tuple(fields), tuple(map(tuple, private)), tuple(mixins))
+                           for name, fields, private, mixins in classes]
+        except (TypeError, ValueError) as e:
+            if isinstance(e, TablesError):
+                raise
+            raise TablesError(f"not a class table of runtime tables ({e})") from None
+
+    def value(self, value: Any) -> Any:
+        twins = self._twins
+        new = object.__new__
+        set_ = object.__setattr__
+        scalars = {str, int, float, bool, type(None)}
+
+        def dec(v: Any) -> Any:
+            t = type(v)
+            if t is tuple:
+                tag = v[0]
+                if tag == _MODEL:
+                    cls = twins[v[1]]
+                    obj = new(cls)
+                    if len(v) - 2 != len(cls.fields):
+                        raise TablesError(f"{cls.model}: {len(v) - 2} values for {len(cls.fields)} fields")
+                    for f, x in zip(cls.fields, v[2:]):
+                        set_(obj, f, x if type(x) in scalars else dec(x))  # most values: no call
+                    for f, d in cls.private:
+                        set_(obj, f, d)
+                    return obj
+                if tag == _UUID:
+                    return uuid.UUID(bytes=v[1])
+                if tag == _TUPLE:
+                    return tuple(dec(x) for x in v[1:])
+                if tag == _PATH:
+                    return Path(v[1])
+                raise TablesError(f"unknown tag {tag!r}")
+            if t is list:
+                return [dec(x) for x in v]
+            if t is dict:
+                return {dec(k): dec(x) for k, x in v.items()}
+            return v
+
+        try:
+            return dec(value)
+        except (IndexError, TypeError, ValueError) as e:
+            if isinstance(e, TablesError):
+                raise
+            raise TablesError(f"damaged encoding ({type(e).__name__}: {e})") from None
 
 
 def _rules_class(name: str) -> type[Rules]:

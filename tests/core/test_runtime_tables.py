@@ -136,14 +136,25 @@ def test_damaged_or_altered_entry_is_logged_and_never_trusted(cache, big, caplog
     assert any("damaged" in r.getMessage() for r in caplog.records)
 
     # a well-formed entry whose content does not fit (as if written by other code): refused, parsed again
-    fmt, (tfmt, classes, value), rows = configcache.read_entry(entry)
+    payload = configcache.read_entry(entry, bytes)
+    n = int.from_bytes(payload[:8], "little")
+    fmt, head, lengths, classes = marshal.loads(payload[8:8 + n])
     name, fields, private, _ = classes[0]
-    configcache.write_entry(entry, (fmt, (tfmt, ((name, fields, private, ("builtins:object",)),) + classes[1:], value), rows))
+    altered = marshal.dumps((fmt, head, lengths, ((name, fields, private, ("builtins:object",)),) + classes[1:]))
+    configcache.write_entry(entry, blob=len(altered).to_bytes(8, "little") + altered + payload[8 + n:])
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         s = load_gateway_site(big, isolate=True)
-    assert s.source == "child" and s.cfg.site.name == "BENCH"
+    assert s.source == "child" and s.cfg.site.name == "BENCH" and len(s.catalog) == 300
     assert any("not a gridgate mixin" in r.getMessage() for r in caplog.records)
+
+    # a chunk cut short: the lengths no longer add up
+    payload = configcache.read_entry(entry, bytes)
+    configcache.write_entry(entry, blob=payload[:-10])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert load_gateway_site(big, isolate=True).source == "child"
+    assert any("do not add up" in r.getMessage() for r in caplog.records)
 
 
 def test_an_edited_file_is_validated_again(cache, big) -> None:
