@@ -6,11 +6,12 @@ in a forked child that hands back only the encoded tables and catalog rows (mars
 parent never holds the model or PyYAML's node tree.
 
 The tables and the catalog of a large file are cached under the SHA-256 of its bytes and the code
-that compiled them (:func:`build_id`: gridgate version, Python and pydantic versions, the size and
-mtime of every source file), in gateway/site/configcache.py's directory with its rules (checksummed,
-owner-only, ``GRIDGATE_CACHE_DIR=off``). An edited file has another hash, so it is parsed and
-validated again; a damaged or stale entry is logged and ignored, never trusted. A restart of an
-unchanged 10,000-point site reads one ~1 MB entry instead of parsing and validating 3 MB of YAML.
+that compiled them (:func:`build_id`: the Python version and the size and mtime of every source file
+of gridgate, pydantic and pydantic-core), in gateway/site/configcache.py's directory with its rules
+(checksummed, owner-only, ``GRIDGATE_CACHE_DIR=off``). An edited file has another hash, so it is
+parsed and validated again; a damaged or stale entry is logged and ignored, never trusted. A restart
+of an unchanged 10,000-point site maps one ~7 MB entry (mostly the catalog's JSON) instead of
+parsing and validating 3 MB of YAML: 0.3 CPU-s instead of 1.9, and no pydantic import.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import marshal
+import os
 import sys
 from dataclasses import dataclass, fields
 from functools import cache
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 FORMAT = 2
 #: the catalog row: every CatalogEntry field the catalog builds, in order (provenance, the last, is filled per value)
 _ROW = tuple(f.name for f in fields(CatalogEntry))[:-1]
-assert fields(CatalogEntry)[-1].name == "provenance"  # noqa: S101 - CatalogEntry(*row) relies on it
+assert fields(CatalogEntry)[-1].name == "provenance"  # CatalogEntry(*row) relies on it
 
 
 @dataclass(slots=True)
@@ -54,12 +56,14 @@ class GatewaySite:
 def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewaySite:
     """Load, validate and compile a site for ``gridgate gateway``; raises :class:`ConfigError`."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:  # hashed as it is read: a 50,000-point file is 15 MB
+            size = os.fstat(f.fileno()).st_size
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
-        raw = None  # load_config names the problem
+        size, digest = 0, None  # load_config names the problem
     if isolate is None:
-        isolate = raw is not None and len(raw) > ISOLATE_BYTES
-    entry = configcache.tables_entry(raw, build_id()) if isolate and raw is not None else None
+        isolate = size > ISOLATE_BYTES
+    entry = configcache.tables_entry(digest, build_id()) if isolate and digest is not None else None
     cached = configcache.read_entry(entry, lambda view: _unpack(view, "cache"))
     if cached is not None:
         return cached

@@ -63,13 +63,12 @@ def put(raw: bytes, data: Any) -> None:
     write_entry(_entry(raw), data)
 
 
-def tables_entry(raw: bytes, build: str) -> Path | None:
-    """Where the compiled runtime tables of a file with these bytes are kept (gateway/startup.py);
+def tables_entry(digest: str, build: str) -> Path | None:
+    """Where the compiled runtime tables of a file with this SHA-256 (hex) are kept (gateway/startup.py);
     ``build`` names the code that compiled them (version, sources), so other code never reads them."""
     d = cache_dir()
     if d is None:
         return None
-    digest = hashlib.sha256(raw).hexdigest()
     return d / f"tables-{digest}-{build}.marshal"
 
 
