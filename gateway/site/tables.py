@@ -114,7 +114,7 @@ class Encoder:
         from pydantic import BaseModel
 
         self._base = BaseModel
-        self._classes: dict[type, int] = {}
+        self._classes: dict[type[BaseModel], int] = {}
         self._memo: dict[tuple, Any] = {}
 
     def value(self, v: Any, skip: frozenset[str] = frozenset()) -> Any:
@@ -150,7 +150,7 @@ class Encoder:
         default), ...), Rules mixins)`` per class."""
         base = self._base
 
-        def describe(c: type) -> tuple:
+        def describe(c: type[BaseModel]) -> tuple:
             private = tuple((n, self.value(a.get_default())) for n, a in c.__private_attributes__.items())
             mixins = tuple(f"{k.__module__}:{k.__qualname__}" for k in c.__mro__
                            if issubclass(k, Rules) and k is not Rules and not issubclass(k, base))
