@@ -11,10 +11,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from gateway.cim import CatalogEntry, build_catalog, iso_ms
-from gateway.config import Config
 from gateway.histogram import LAG_BUCKETS, Buckets, measure_loop_lag
 from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
@@ -23,6 +22,9 @@ from gateway.northbound.sink import Sink
 from gateway.pipeline import Emitter
 from gateway.southbound import DriverUnavailable, make_source
 from gateway.southbound.contract import Driver, Operable, clean_counters
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,12 @@ def driver_counters(source: Driver) -> dict:
 class Gateway:
     """``async with Gateway(cfg, opts) as gw: ...`` or ``await gw.run()`` until cancelled."""
 
-    def __init__(self, cfg: Config, opts: GatewayOptions | None = None) -> None:
+    def __init__(self, cfg: Config, opts: GatewayOptions | None = None,
+                 catalog: dict[str, CatalogEntry] | None = None) -> None:
+        """``cfg``: the site model or its runtime tables (gateway/startup.py); ``catalog``: built from it already."""
         self.cfg = cfg
         self.opts = opts or GatewayOptions()
-        self.catalog: dict[str, CatalogEntry] = build_catalog(cfg)
+        self.catalog: dict[str, CatalogEntry] = catalog if catalog is not None else build_catalog(cfg)
         nb = cfg.gateway.northbound
         self.started = time.time()
         self.connected_at: float | None = None  # when the current MQTT session's CONNECT went out

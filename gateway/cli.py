@@ -15,13 +15,10 @@ import json
 import logging
 import os
 import sys
-from importlib import metadata
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
 from gateway import service
-from gateway.config import load_config
 from gateway.interrupt import BuildInterrupted, interruptible
 from gateway.runtime import (
     DEFAULT_CONFIG,
@@ -32,8 +29,7 @@ from gateway.runtime import (
     say,
     sleep_for,
 )
-from gateway.site.load import ConfigError
-from gateway.site.model import level_notes, type_notes
+from gateway.site.errors import ConfigError
 
 log = logging.getLogger("gridgate")
 #: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
@@ -80,7 +76,7 @@ def build(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, C
         description="OT/SCADA protocol gateway and edge emulator: Modbus TCP, DNP3 and IEC 61850 devices → CIM measurements over MQTT.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    p.add_argument("--version", action="version", version=f"gridgate {version()}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     p.add_argument("--log-format", choices=["text", "journal", "json"], default=None,
                    help="text, journal (systemd priority prefixes, no timestamps; the default under systemd) or json "
                         "(one object per line)")
@@ -153,7 +149,23 @@ def _plugins(sub: argparse._SubParsersAction) -> dict[str, Command]:
     return out
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is ~4.6 MB of a
+    gateway's RSS at start-up otherwise)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        parser.exit(message=f"gridgate {version()}\n")
+
+
+def entry_points(**kw):  # noqa: ANN003, ANN201 - importlib.metadata's, imported where plugins are looked up
+    from importlib.metadata import entry_points as eps
+
+    return eps(**kw)
+
+
 def version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("gridgate")
     except metadata.PackageNotFoundError:  # running from a checkout that was never installed
@@ -294,6 +306,9 @@ def profiled(command: str, args: argparse.Namespace) -> int | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.site.model import level_notes, type_notes
+
     try:
         cfg = load_config(args.file)
     except ConfigError as e:
@@ -359,13 +374,16 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     path = args.config or default_config()
+    from gateway.startup import load_gateway_site
+
     with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
         log.info("gateway: loading %s", path)
-        cfg = load_config(path, gateway_only=True)
-    if args.northbound == "mqtt" and not args.broker and not cfg.gateway.northbound.url:
+        site = load_gateway_site(path)  # runtime tables and catalog; the pydantic model is not kept
+        log.info("gateway: %s loaded (%s)", path, {"cache": "compiled tables from the cache"}.get(site.source, "validated"))
+    if args.northbound == "mqtt" and not args.broker and not site.cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
         return 2
-    return run(_gateway(cfg, args))
+    return run(_gateway(site, args))
 
 
 def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target text, northbound factory or None)
@@ -394,9 +412,10 @@ def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target t
     return args.broker or cfg.gateway.northbound.url, None
 
 
-async def _gateway(cfg, args) -> int:  # noqa: ANN001
+async def _gateway(site, args) -> int:  # noqa: ANN001
     from gateway.app import Gateway, GatewayOptions
 
+    cfg = site.cfg
     password = Path(args.password_file).read_text().strip() if args.password_file else None
     target, northbound = _conduit(cfg, args)
     opts = GatewayOptions(broker=args.broker or ("none" if northbound else None), protocol=args.mqtt_version,
@@ -405,7 +424,8 @@ async def _gateway(cfg, args) -> int:  # noqa: ANN001
         opts.northbound = northbound
     with interruptible():  # the event loop's signal handlers cannot run during this synchronous build
         log.info("gateway %s: building drivers and catalog for %d devices", cfg.gateway.id, len(cfg.devices))
-        gw = Gateway(cfg, opts)
+        gw = Gateway(cfg, opts, catalog=site.catalog)
+    del site
     import gc
 
     gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass

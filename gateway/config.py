@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from gateway.protocols import device_models
+from gateway.site.isolate import ISOLATE_BYTES, in_child
 from gateway.site.load import ConfigError, load_model  # noqa: F401 - ConfigError is part of this API
 from gateway.site.model import (
-    MRID_NAMESPACE,
-    Bay,
     DeviceBase,
-    Equipment,
-    PointBase,
     Site,
     Substation,
     _Model,
@@ -29,6 +26,7 @@ from gateway.site.model import (
 from gateway.site.options import GatewayOptions
 from gateway.site.plant.check import check_site
 from gateway.site.plant.model import PlantModel
+from gateway.site.rules import SiteRules
 
 if TYPE_CHECKING:  # the checker sees the common base; at run time the union of every registered protocol
     Device: TypeAlias = DeviceBase
@@ -37,7 +35,7 @@ else:
     Device = Annotated[Union[tuple(device_models())], Field(discriminator="protocol")]
 
 
-class Config(_Model):
+class Config(SiteRules, _Model):
     """The whole site file."""
 
     site: Site
@@ -97,32 +95,6 @@ class Config(_Model):
             raise ValueError("\n".join(errors))
         return self
 
-    def equipment_paths(self) -> dict[str, tuple[Substation, Bay, Equipment]]:
-        # cached: equipment_mrid() asks for it once per point (quadratic on a 10,000-point site)
-        cached = self._paths_cache
-        if cached is not None and cached[0] is self.substations:
-            return cached[1]
-        paths = {
-            f"{s.name}/{b.name}/{e.name}": (s, b, e) for s in self.substations for b in s.bays for e in b.equipment
-        }
-        self._paths_cache = (self.substations, paths)
-        return paths
-
-    def measurement_mrid(self, p: PointBase) -> uuid.UUID:
-        m = p.measurement
-        if m.mrid is not None:
-            return m.mrid
-        return uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{m.equipment}/{m.name or p.name}")
-
-    def equipment_mrid(self, path: str, paths: dict[str, tuple[Substation, Bay, Equipment]] | None = None) -> uuid.UUID:
-        """``paths``: :meth:`equipment_paths` computed once by a caller that asks for many (keeps start-up linear)."""
-        _, _, e = (paths or self.equipment_paths())[path]
-        return e.mrid or uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{path}")
-
-
-#: above this size a config is parsed in a short-lived child process (see load_config)
-ISOLATE_BYTES = 512 * 1024
-
 
 def load_config(path: str | Path, isolate: bool | None = None, gateway_only: bool = False) -> Config:
     """Load and validate a site config; raises :class:`ConfigError`.
@@ -144,18 +116,7 @@ def load_config(path: str | Path, isolate: bool | None = None, gateway_only: boo
     if not isolate:
         return _load_site(path, False, gateway_only)
     # large files: the parsed data is cached (YAML parsing is most of a large site's start-up)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        return pool.submit(_load_site, path, True, gateway_only).result()
-    except BaseException:  # interrupted (SIGTERM during start-up): the child must not parse on for seconds
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return in_child(_load_site, path, True, gateway_only)
 
 
 def _load_site(path: str | Path, cache: bool, gateway_only: bool) -> Config:

@@ -11,7 +11,7 @@ import sys
 from typing import Any, Coroutine
 
 from gateway import shipped
-from gateway.site.model import parse_duration
+from gateway.site.duration import parse_duration
 
 DEFAULT_CONFIG = "configs/primary-substation.yaml"
 #: set by the network lab in every process it starts inside a zone: the profile is already applied

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from gateway.site.model import SWITCH_POSITIONS
+from gateway.site.cimtypes import SWITCH_POSITIONS
 
 SWITCH_COMMANDS = (1, 2)  # open, closed: intermediate (0) and bad (3) are states, not commands
 

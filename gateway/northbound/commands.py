@@ -53,7 +53,7 @@ class CommandPoint:
 
 def command_points(cfg: Any) -> list[CommandPoint]:
     """Every point of ``cfg`` (gateway.config.Config) whose ``command.enabled`` is set."""
-    from gateway.site.model import KIND_OF_TYPE
+    from gateway.site.cimtypes import KIND_OF_TYPE
 
     out = []
     for d in cfg.devices:

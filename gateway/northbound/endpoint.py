@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from gateway.site.options import TlsOptions
+if TYPE_CHECKING:
+    from gateway.site.options import TlsOptions
+
 
 
 class NorthboundConfigError(ValueError):

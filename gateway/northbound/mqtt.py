@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from typing import Awaitable, Callable, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator, Literal
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
@@ -31,7 +31,9 @@ from gateway.northbound.message import Message, PublisherStats, ValueMessage
 from gateway.northbound.outbox import MemoryOutbox, Outbox
 from gateway.northbound.wire import append_publish0, publish_head
 from gateway.pipeline import Backoff
-from gateway.site.options import TlsOptions
+
+if TYPE_CHECKING:
+    from gateway.site.options import TlsOptions
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,11 @@ class MqttPublisher:
         self.client_id = client_id
         self.will = will
         self.protocol = protocol
-        self._ssl: ssl.SSLContext | bool = ssl_context(tls or TlsOptions()) if use_tls else False
+        if use_tls and tls is None:  # mqtts:// without options: the defaults (pydantic only then: a lean gateway has none)
+            from gateway.site.options import TlsOptions
+
+            tls = TlsOptions()
+        self._ssl: ssl.SSLContext | bool = ssl_context(tls) if use_tls and tls is not None else False
         self._username = username
         self._password = password
         self._on_connect = on_connect
@@ -611,4 +617,4 @@ class _TokenBucket:
         self.tokens -= 1
 
 
-__all__ = ["MqttPublisher", "NorthboundConfigError", "parse_url", "ssl_context", "Message", "TlsOptions"]
+__all__ = ["MqttPublisher", "NorthboundConfigError", "parse_url", "ssl_context", "Message"]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from gateway.site.model import DeviceBase
+if TYPE_CHECKING:
+    from gateway.site.model import DeviceBase
 
 #: the registry line: one name per protocol, in the order they are listed to users
 NAMES: tuple[str, ...] = ("modbus", "dnp3", "iec61850", "iec104")
@@ -27,11 +29,18 @@ class ProtocolSpec:
 
     name: str
     title: str
-    device: type[DeviceBase]
+    #: ``module:Class`` of the site-file model of its devices, imported when first asked (:attr:`device`): a
+    #: gateway restarted from its compiled tables never imports pydantic or the site models (~15 MB)
+    device_model: str
     #: the protocol's registered TCP port (network-profile labs and profile rules use it)
     standard_port: int
     #: the key of a point that holds its protocol address (error messages, schema docs)
     address_key: str
+
+    @property
+    def device(self) -> type[DeviceBase]:
+        module, _, name = self.device_model.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def driver_module(self) -> str:

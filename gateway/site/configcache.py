@@ -9,7 +9,10 @@ edited file never meets a stale entry, and validation still runs on every load.
 
 Location: ``$GRIDGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gridgate``, else ``~/.cache/gridgate``;
 ``GRIDGATE_CACHE_DIR=off`` disables the cache. Any failure to read or write an entry
-falls back to parsing (logged at debug level): the cache can only make loading faster.
+falls back to parsing (a damaged entry is logged as a warning): the cache can only make loading faster.
+
+The same directory keeps ``tables-*`` entries: the validated, compiled runtime tables of a site
+(gateway/startup.py), so a restart neither parses nor validates an unchanged file.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import marshal
+import mmap
 import os
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -45,55 +47,85 @@ def _entry(raw: bytes) -> Path | None:
     d = cache_dir()
     if d is None:
         return None
+    import yaml  # here: a restart from the compiled tables (tables_entry) needs no YAML
+
     digest = hashlib.sha256(raw).hexdigest()
     return d / f"config-{digest}-f{FORMAT}-y{yaml.__version__}.marshal"
 
 
 def get(raw: bytes) -> Any | None:
     """The parsed data of a file with these bytes, if cached."""
-    p = _entry(raw)
-    if p is None:
-        return None
-    try:
-        blob = p.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        log.debug("config cache: ignoring unreadable %s (%s)", p, e)
-        return None
-    if hashlib.sha256(blob[32:]).digest() != blob[:32]:  # torn or damaged: never validate altered data
-        log.debug("config cache: ignoring damaged %s", p)
-        return None
-    try:
-        return marshal.loads(blob[32:])
-    except (EOFError, ValueError, TypeError) as e:
-        log.debug("config cache: ignoring unreadable %s (%s)", p, e)
-        return None
+    return read_entry(_entry(raw))
 
 
 def put(raw: bytes, data: Any) -> None:
     """Keep the parsed data (only plain YAML data; anything marshal cannot hold is simply not cached)."""
-    p = _entry(raw)
+    write_entry(_entry(raw), data)
+
+
+def tables_entry(digest: str, build: str) -> Path | None:
+    """Where the compiled runtime tables of a file with this SHA-256 (hex) are kept (gateway/startup.py);
+    ``build`` names the code that compiled them (version, sources), so other code never reads them."""
+    d = cache_dir()
+    if d is None:
+        return None
+    return d / f"tables-{digest}-{build}.marshal"
+
+
+def read_entry(p: Path | None, parse: Callable[[memoryview], Any] = marshal.loads) -> Any | None:
+    """``parse`` of an entry's payload, or None: missing, unreadable, damaged or refused (``parse`` raises
+    ValueError, TypeError or EOFError) entries are logged and never used.
+
+    Read through a memory map, not into a bytes object: a 10,000-point site's tables are ~7 MB, and the
+    copies (read, slice) stayed in a gateway's RSS as freed heap (measured 52 → 44 MB after the load)."""
+    if p is None:
+        return None
+    try:
+        with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            view = memoryview(m)
+            try:
+                if len(view) < 32 or hashlib.sha256(view[32:]).digest() != view[:32]:  # torn or damaged
+                    log.warning("config cache: ignoring damaged %s (checksum); the file is parsed again", p)
+                    return None
+                try:
+                    with view[32:] as payload:  # released on every path: the map cannot close while exported
+                        return parse(payload)
+                except (EOFError, ValueError, TypeError) as e:
+                    log.warning("config cache: ignoring unreadable %s (%s); the file is parsed again", p, str(e))
+                    return None
+            finally:
+                view.release()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # ValueError: an empty file cannot be mapped
+        log.warning("config cache: ignoring unreadable %s (%s)", p, e)
+        return None
+
+
+def write_entry(p: Path | None, data: Any = None, blob: bytes | None = None) -> None:
+    """Keep ``data`` (or its ``marshal`` form ``blob``, when the caller has it already)."""
     if p is None:
         return
-    try:
-        blob = marshal.dumps(data)
-    except ValueError as e:
-        log.debug("config cache: data not cacheable (%s)", e)
-        return
+    if blob is None:
+        try:
+            blob = marshal.dumps(data)
+        except ValueError as e:
+            log.debug("config cache: data not cacheable (%s)", e)
+            return
     try:
         p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(hashlib.sha256(blob).digest() + blob)
+            f.write(hashlib.sha256(blob).digest())
+            f.write(blob)
         os.replace(tmp, p)  # readers never see a half-written entry
-        _trim(p.parent)
+        _trim(p.parent, p.name.split("-", 1)[0])
     except OSError as e:
         log.debug("config cache: cannot write %s (%s)", p, e)
 
 
-def _trim(d: Path) -> None:
-    entries = sorted(d.glob("config-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
+def _trim(d: Path, kind: str = "config") -> None:
+    entries = sorted(d.glob(f"{kind}-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:
         old.unlink(missing_ok=True)

@@ -13,21 +13,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gateway.site.errors import ConfigError  # noqa: F401 - part of this API
 from gateway.site.yamlsafety import ExpansionError, check_expansion, construct_bounded_int
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; ``str()`` is the user-facing message (one line per problem)."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
-
-    def __reduce__(self):  # crosses the process boundary of isolated loading
-        return (ConfigError, (self.path, self.problems))
 
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on large sites
@@ -37,10 +26,16 @@ class _LineLoader(_Base):  # type: ignore[misc, valid-type]
     """Safe loader that rejects duplicate keys; the composed node tree gives every key's line."""
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
+        # a plain string key is its text (what construct_object would return): one Python call less per key,
+        # ~170,000 keys at 10,000 points
+        key = key_node.value if key_node.tag == _STR and type(key_node) is yaml.ScalarNode else \
+            loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
@@ -184,7 +179,7 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
         loader = _LineLoader(text)
         try:
             node = loader.get_single_node()
-            if node is not None:
+            if node is not None and "*" in text:  # without a '*' there is no alias: the nodes form a tree
                 check_expansion(node)  # before any walk of the graph: the line map and pydantic would expand it
             data = loader.construct_document(node) if node is not None else None
         finally:

@@ -4,8 +4,6 @@ mapping, and the protocol-neutral bases of points and devices. Protocol models l
 from __future__ import annotations
 
 import ipaddress
-import math
-import re
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
@@ -21,153 +19,26 @@ from pydantic import (
 )
 
 from firmware_sim.spec import FaultSpec, LoadGroup, SignalSpec
-
-#: namespace of derived mRIDs; changing it changes every derived mRID, so never change it
-MRID_NAMESPACE = uuid.UUID("6f2f1a0e-6a53-5c9e-9b1e-677269646761")
-
-MeasurementKind = Literal["Analog", "Discrete", "Accumulator"]
-MeasurementType = Literal[
-    # IEC 61970-452 (CGMES) / IEC 61970-301 measurementType names
-    "ThreePhaseActivePower",
-    "ThreePhaseReactivePower",
-    "ThreePhaseApparentPower",
-    "ThreePhasePower",
-    "ThreePhaseCurrent",
-    "ThreePhasePowerFactor",
-    "ActivePower",
-    "ReactivePower",
-    "ApparentPower",
-    "PowerFactor",
-    "LineCurrent",
-    "PhaseCurrent",
-    "Current",
-    "PhaseVoltage",
-    "LineToLineVoltage",
-    "LineToNeutralVoltage",
-    "LineToGroundVoltage",
-    "Angle",
-    "Frequency",
-    "Temperature",
-    "Pressure",
-    "TapPosition",
-    "ActiveEnergy",
-    "ReactiveEnergy",
-    "ApparentEnergy",
-    "OperationCount",
-    "SwitchPosition",
-    "LocalOperation",
-    "Automatic",
-    # gridgate v1's name for a line-to-line voltage (CIM: LineToLineVoltage); kept so existing topics stay
-    "Voltage",
-    # gridgate extensions (not in the CGMES list): protection pick-up and trip, 0/1 Discretes
-    "ProtectionStart",
-    "ProtectionOperate",
-    # gridgate extensions: the automatic voltage control relay's state (docs/avc-state-points.md); its
-    # auto/manual switch is CIM's Automatic
-    "AvcState",
-    "AvcInBand",
-    "AvcRaisePending",
-    "AvcLowerPending",
-    "AvcTimeDelay",
-    "AvcBlocked",
-    "AvcLockout",
-]
-#: the AVC relay's 0/1 state types (AvcState is the 0..5 code)
-AVC_FLAG_TYPES = ("AvcInBand", "AvcRaisePending", "AvcLowerPending", "AvcTimeDelay", "AvcBlocked", "AvcLockout")
-UnitSymbol = Literal["W", "VAr", "VA", "A", "V", "Hz", "deg", "Wh", "VArh", "VAh", "degC", "Pa", "cosPhi", "none"]
-UnitMultiplier = Literal["none", "k", "M"]
-PhaseCode = Literal[
-    "ABCN", "ABC", "ABN", "ACN", "BCN", "AB", "AC", "BC", "AN", "BN", "CN", "A", "B", "C", "N", "s1N", "s2N", "s12N", "s1", "s2", "s12", "none"
-]
-EquipmentType = Literal[
-    "PowerTransformer", "Breaker", "Disconnector", "BusbarSection", "ACLineSegment", "EnergyConsumer", "LoadBreakSwitch", "Fuse",
-    "EnergySource",
-]
-#: IEC 61850 double-point codes used for SwitchPosition values
-SWITCH_POSITIONS = {0: "intermediate", 1: "open", 2: "closed", 3: "bad"}
-
-#: measurementType → (CIM class it belongs to, allowed unit symbols, the first being the default)
-_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ThreePhaseActivePower": ("Analog", ("W",)),
-    "ThreePhaseReactivePower": ("Analog", ("VAr",)),
-    "ThreePhaseApparentPower": ("Analog", ("VA",)),
-    "ThreePhasePower": ("Analog", ("VA",)),
-    "ThreePhaseCurrent": ("Analog", ("A",)),
-    "ThreePhasePowerFactor": ("Analog", ("none", "cosPhi")),
-    "ActivePower": ("Analog", ("W",)),
-    "ReactivePower": ("Analog", ("VAr",)),
-    "ApparentPower": ("Analog", ("VA",)),
-    "PowerFactor": ("Analog", ("none", "cosPhi")),
-    "LineCurrent": ("Analog", ("A",)),
-    "PhaseCurrent": ("Analog", ("A",)),
-    "Current": ("Analog", ("A",)),
-    "PhaseVoltage": ("Analog", ("V",)),
-    "LineToLineVoltage": ("Analog", ("V",)),
-    "LineToNeutralVoltage": ("Analog", ("V",)),
-    "LineToGroundVoltage": ("Analog", ("V",)),
-    "Voltage": ("Analog", ("V",)),
-    "Angle": ("Analog", ("deg",)),
-    "Frequency": ("Analog", ("Hz",)),
-    "Temperature": ("Analog", ("degC",)),
-    "Pressure": ("Analog", ("Pa",)),
-    "TapPosition": ("Discrete", ("none",)),
-    "ActiveEnergy": ("Accumulator", ("Wh",)),
-    "ReactiveEnergy": ("Accumulator", ("VArh",)),
-    "ApparentEnergy": ("Accumulator", ("VAh",)),
-    "OperationCount": ("Accumulator", ("none",)),
-    "SwitchPosition": ("Discrete", ("none",)),
-    "LocalOperation": ("Discrete", ("none",)),
-    "Automatic": ("Discrete", ("none",)),
-    "ProtectionStart": ("Discrete", ("none",)),
-    "ProtectionOperate": ("Discrete", ("none",)),
-    "AvcState": ("Discrete", ("none",)),
-    **{t: ("Discrete", ("none",)) for t in AVC_FLAG_TYPES},
-}
-#: which kind each measurementType belongs to (CGMES)
-KIND_OF_TYPE: dict[str, str] = {t: k for t, (k, _) in _TYPES.items()}
-UNITS_OF_TYPE: dict[str, tuple[str, ...]] = {t: u for t, (_, u) in _TYPES.items()}
-#: namespace prefix of gridgate's own measurementTypes where CIM's name is published (``cimMeasurementType``, CGMES export)
-EXTENSION_PREFIX = "x-gridgate:"
-#: gridgate measurementType → the CIM (IEC 61970-452) name, where they differ: the v1 name and the extensions
-CIM_TYPE_OF: dict[str, str] = {
-    "Voltage": "LineToLineVoltage",
-    "ProtectionStart": EXTENSION_PREFIX + "ProtectionStart",
-    "ProtectionOperate": EXTENSION_PREFIX + "ProtectionOperate",
-    **{t: EXTENSION_PREFIX + t for t in ("AvcState",) + AVC_FLAG_TYPES},
-}
-
-
-def cim_measurement_type(t: str) -> str:
-    """CIM's name of a gridgate measurementType (``Voltage`` → ``LineToLineVoltage``, extensions prefixed)."""
-    return CIM_TYPE_OF.get(t, t)
-
+from gateway.site.cimtypes import (  # noqa: F401 - re-exported: part of the site model's API
+    AVC_FLAG_TYPES,
+    CIM_TYPE_OF,
+    EXTENSION_PREFIX,
+    KIND_OF_TYPE,
+    MRID_NAMESPACE,
+    SWITCH_POSITIONS,
+    UNITS_OF_TYPE,
+    EquipmentType,
+    MeasurementKind,
+    MeasurementType,
+    PhaseCode,
+    UnitMultiplier,
+    UnitSymbol,
+    cim_measurement_type,
+)
+from gateway.site.duration import MIN_POLL, parse_duration  # noqa: F401 - re-exported
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64, description="letters, digits, '_', '.', '-'; used in topics")]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
-
-def parse_duration(v: object) -> float:
-    """`250ms`, `2s`, `5m`, `1h` or a number of seconds → seconds."""
-    if isinstance(v, bool):
-        raise ValueError("expected a duration such as 500ms, 2s, 5m")
-    d: float | None = None
-    if isinstance(v, (int, float)):
-        d = float(v)
-    elif isinstance(v, str):
-        m = _DURATION.match(v)
-        if m:
-            d = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    if d is None:
-        raise ValueError(f"expected a duration such as 500ms, 2s, 5m, got {v!r}")
-    if not math.isfinite(d):
-        raise ValueError(f"expected a finite duration such as 500ms, 2s, 5m, got {v!r}")
-    return d
-
-
-#: the shortest poll interval: below a millisecond a poll loop only burns the CPU
-MIN_POLL = 0.001
 
 
 def _min_poll(v: float) -> float:

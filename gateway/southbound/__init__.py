@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from gateway.protocols import protocol
-from gateway.site.model import DeviceBase
+
+if TYPE_CHECKING:
+    from gateway.site.model import DeviceBase
 
 
 class DriverUnavailable(Exception):

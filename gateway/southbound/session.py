@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from gateway.pipeline import (
     Backoff,
@@ -22,7 +23,9 @@ from gateway.pipeline import (
     mark_comms_lost,
     sleep_until,
 )
-from gateway.site.model import DeviceBase
+
+if TYPE_CHECKING:
+    from gateway.site.model import DeviceBase
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,5 @@
 gateway's master and the emulated outstation share."""
 
 from gateway.protocols import ProtocolSpec
-from gateway.protocols.dnp3.config import Dnp3Device
 
-PROTOCOL = ProtocolSpec(name="dnp3", title="DNP3", device=Dnp3Device, standard_port=20000, address_key="index")
+PROTOCOL = ProtocolSpec(name="dnp3", title="DNP3", device_model="gateway.protocols.dnp3.config:Dnp3Device", standard_port=20000, address_key="index")

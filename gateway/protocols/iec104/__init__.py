@@ -3,6 +3,5 @@ station and the emulated RTUs share. The adapter is imported only by those who u
 (``gateway.protocols.iec104.adapter``): it loads the c104 extension."""
 
 from gateway.protocols import ProtocolSpec
-from gateway.protocols.iec104.config import Iec104Device
 
-PROTOCOL = ProtocolSpec(name="iec104", title="IEC 60870-5-104", device=Iec104Device, standard_port=2404, address_key="ioa")
+PROTOCOL = ProtocolSpec(name="iec104", title="IEC 60870-5-104", device_model="gateway.protocols.iec104.config:Iec104Device", standard_port=2404, address_key="ioa")

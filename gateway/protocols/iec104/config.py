@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from gateway.protocols.iec104.rules import Iec104PointRules
 from gateway.site.model import DeviceBase, Duration, PointBase, _Model
 
 #: the monitoring types a point may carry (ASDU type identifiers, IEC 60870-5-101 §7.2.1)
@@ -27,7 +28,7 @@ COMMAND_OF: dict[str, str] = {
 }
 
 
-class Iec104Point(PointBase):
+class Iec104Point(Iec104PointRules, PointBase):
     ioa: int = Field(ge=1, le=16777215, description="information object address of the monitored value")
     type: MonitorType = Field(description="ASDU type of the monitored value, e.g. M_ME_NC_1 (float) or M_DP_TB_1")
     command_ioa: int | None = Field(
@@ -35,9 +36,6 @@ class Iec104Point(PointBase):
         description="IOA of the command object (C_SC/C_DC/C_RC/C_SE) when the point is controllable; default: ioa + 1000",
     )
     cyclic: Duration | None = Field(None, description="also transmit cyclically (COT 1) at this period")
-
-    def command_address(self) -> int:
-        return self.command_ioa if self.command_ioa is not None else self.ioa + 1000
 
     @model_validator(mode="after")
     def _command_type(self) -> "Iec104Point":

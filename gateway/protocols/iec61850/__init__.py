@@ -3,6 +3,5 @@ prototypes) that the gateway's client and the emulated IEDs share. The binding i
 by those who use it (``gateway.protocols.iec61850.libiec``): it loads the shared library."""
 
 from gateway.protocols import ProtocolSpec
-from gateway.protocols.iec61850.config import Iec61850Device
 
-PROTOCOL = ProtocolSpec(name="iec61850", title="IEC 61850 MMS", device=Iec61850Device, standard_port=102, address_key="reference")
+PROTOCOL = ProtocolSpec(name="iec61850", title="IEC 61850 MMS", device_model="gateway.protocols.iec61850.config:Iec61850Device", standard_port=102, address_key="reference")

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from gateway.protocols.iec61850.rules import DEFAULT_RCB_INSTANCES, Iec61850OptionsRules  # noqa: F401 - part of this API
 from gateway.site.model import DeviceBase, Name, PointBase, _Model
 
 
@@ -41,10 +42,9 @@ class MmsPoint(PointBase):
 #: RCB instances per data set and kind: libiec61850 serves any number, but each buffered one keeps its own
 #: report buffer (REPORT_BUFFER_BYTES), and an IED takes at most a handful of clients anyway
 MAX_RCB_INSTANCES = 16
-DEFAULT_RCB_INSTANCES = 2
 
 
-class Iec61850Options(_Model):
+class Iec61850Options(Iec61850OptionsRules, _Model):
     ied_name: Name | None = Field(None, description="IED name (prefix of the logical devices); default: device name")
     scl: str | None = Field(None, description="SCL (.icd/.cid/.iid/.scd) or libiec61850 .cfg model to serve instead of the generated one")
     reports: bool = True
@@ -77,10 +77,6 @@ class Iec61850Options(_Model):
                 " report control blocks: set RptEnabled max (SCL) or remove the option"
             )
         return self
-
-    def rcb_instances(self, buffered: bool) -> int:
-        n = self.brcb_instances if buffered else self.urcb_instances
-        return DEFAULT_RCB_INSTANCES if n is None else n
 
 
 class Iec61850Device(DeviceBase):

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from firmware_sim.registers import WIDTH, DataType, ModbusTable, Order  # noqa: F401 - part of this API
+from gateway.protocols.modbus.rules import ModbusPointRules
 from gateway.site.model import DeviceBase, PointBase, _Model
 
 
-class ModbusPoint(PointBase):
+class ModbusPoint(ModbusPointRules, PointBase):
     table: ModbusTable
     address: int = Field(ge=0, le=65535, description="0-based protocol address")
     type: DataType = "uint16"
@@ -27,11 +28,6 @@ class ModbusPoint(PointBase):
         if self.address + self.width - 1 > 65535:
             raise ValueError("value runs past address 65535")
         return self
-
-    @property
-    def width(self) -> int:
-        """registers (or bits) occupied"""
-        return WIDTH[self.type]
 
 
 class ModbusOptions(_Model):

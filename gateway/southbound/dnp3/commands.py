@@ -7,6 +7,7 @@ and the status of *our* point is read back from the echo.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from gateway.protocols.dnp3 import objects as o
@@ -17,6 +18,7 @@ from gateway.southbound.contract import CommandOutcome
 Mode = Literal["direct", "sbo"]
 
 
+@dataclass(kw_only=True)
 class CommandResult(CommandOutcome):
     """Outcome of one operate: the DNP3 command status code and its name (``NOT_CONNECTED``/
     ``NO_ECHO`` when the device never judged it, ``REFUSED`` when we refused before sending)."""

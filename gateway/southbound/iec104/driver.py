@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import c104
@@ -51,6 +52,7 @@ from gateway.southbound.session import DeviceSession, DriverError
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True)
 class Iec104CommandResult(CommandOutcome):
     """Outcome of an operate; ``command_type`` is the ASDU sent, ``cot`` the deciding confirmation's cause
     (7 activation confirmation, 44–47 unknown type/COT/CA/IOA), ``terminated`` whether ACT_TERM (COT 10) came."""

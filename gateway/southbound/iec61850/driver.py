@@ -77,6 +77,7 @@ OPT_FLDS = RPT_OPT_SEQ_NUM | RPT_OPT_TIME_STAMP | RPT_OPT_REASON | RPT_OPT_DATA_
 EVENT_REASONS = REASON_DATA_CHANGE | REASON_QUALITY_CHANGE | REASON_DATA_UPDATE
 
 
+@dataclass(kw_only=True)
 class ControlResult(CommandOutcome):
     """Outcome of an operate; on refusal ``add_cause`` is the IED's AddCause (IEC 61850-7-2)."""
 

@@ -11,9 +11,11 @@ read across them, so ``max_gap: 0`` is the fix for such a device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from gateway.protocols.modbus.config import ModbusDevice, ModbusPoint, ModbusTable
+if TYPE_CHECKING:
+    from gateway.protocols.modbus.config import ModbusDevice, ModbusPoint, ModbusTable
+
 
 #: read function code of each table
 FUNCTION: dict[str, int] = {"coil": 1, "discrete_input": 2, "holding": 3, "input": 4}
