@@ -12,9 +12,17 @@ spooled; the publisher drains in seq order and acknowledges what the broker ackn
 PUBACK; QoS 0 once written to the socket).
 
 Durability: a value is *acknowledged into the spool* once ``flush()`` wrote it
-(``committed_seq``): from then on it is in the file or already delivered. ``append``
-writes by itself every ``batch`` values; the owner calls ``flush()`` every ``max_delay``
-seconds (MqttPublisher does when it runs on a spool).
+(``committed_seq``): from then on it is in the file or already delivered. ``put_many``
+(the normaliser's lists, one call each) and ``append`` write by themselves every ``batch``
+values; the owner calls ``flush()`` every ``max_delay`` seconds (MqttPublisher does when it
+runs on a spool).
+
+Memory: a value is kept as the message it came as (seq, kind and spooled-at time on the
+message, no second object). Up to ``read_ahead`` undelivered values wait in memory, ready to
+send (20,000: about a second of a 10k-point site polled every 0.5 s, ~9 MB of 300-byte values);
+values beyond that go out from memory while not yet written, and are read back from the files
+once written (a longer backlog, or an outage). Measured: a QoS 1 burst of 50k values read 43k
+back with the earlier 5,000, at ~1.75 µs each.
 
 QoS 1 values (events, discretes) are written before they are handed to the publisher
 (group commit: one write per publisher pass under load), so a crash can only cause
