@@ -194,7 +194,7 @@ class Spool:
         self._pending += msgs  # written (if still undelivered) at the next flush
         self.last_seq = last
         self._rows += len(msgs)
-        if len(self._pending) >= self.batch:
+        if len(self._pending) - self._fast >= self.batch:  # (values already delivered live need no write)
             self.flush()
             if self.state != "ok":
                 if self._fast or self._gone:
@@ -355,13 +355,13 @@ class Spool:
             self._reserved = self.last_seq
 
     def done(self, seq: int) -> None:
-        msg = self._taken.pop(seq, None)
-        if msg is not None and seq > self.committed_seq:
+        if self._taken.pop(seq, None) is None:
+            return  # a QoS 0 value that went out live (never tracked), or already done
+        self._rows -= 1
+        if seq > self.committed_seq:
             self._gone.add(seq)  # left uncommitted while unwritable: never in the file, nothing to delete
-            self._rows -= 1
-        elif msg is not None:
+        else:
             self._done.append(seq)
-            self._rows -= 1
             if len(self._done) >= self.batch:
                 self.flush()
 
