@@ -1,10 +1,11 @@
 """Northbound speed: spool append rate (the segment-log spool vs SQLite inserts), live
 publish throughput with the spool on vs off (same run, same broker), the drain rate of a
 large spooled backlog after a broker outage, and libmosquitto's ``mosquitto_pub`` publishing
-the same messages to the same broker (CPU per message: the peer ratio of issue 18).
+the same messages to the same broker (CPU per message: the peer ratio of issue 18), and the
+outbox alone without a broker (``spool``: its own CPU per value, the steadiest figure).
 
     python bench/bench_northbound.py [--live 200000] [--backlog 1000000] [--payload 300]
-                                     [--parts append,live,drain,peer]
+                                     [--parts append,spool,live,drain,peer]
 
 Publisher and Mosquitto share the 2-core machine; messages are ~300-byte JSON values.
 "Live" feeds values the way the gateway does (the normaliser's lists of 1000 values through
@@ -93,6 +94,50 @@ def bench_append(n: int, size: int, tmp: Path) -> dict:
     return out
 
 
+def spool_alone(n: int, size: int, qos: int, burst: bool, tmp: Path, repeat: int) -> dict:
+    """The outbox's own CPU per value, no broker: lists of 1000 values put (``put_many`` where the outbox has
+    it), then taken and acknowledged — after each list (``burst`` False: the publisher keeps up) or after all
+    ``n`` (True: a backlog beyond the spool's in-memory window, written and read back). Memory queue vs spool,
+    median of ``repeat``: steadier than the live runs, which share the machine with Mosquitto."""
+    from gateway.northbound.outbox import MemoryOutbox
+
+    pl = payload_of(1, size)
+
+    def run(box) -> float:
+        lists = [[ValueMessage(f"gridgate/v1/gw1/meas/x{s % 500}", pl, qos, False, None, 0.0, "analog", s)
+                  for s in range(k, min(k + 1000, n + 1))] for k in range(1, n + 1, 1000)]
+        put_many, flush = getattr(box, "put_many", None), getattr(box, "flush", lambda: None)
+        c0 = time.process_time()
+
+        def drain() -> None:
+            while (item := box.take()) is not None:
+                box.done(item[0])
+
+        for i, values in enumerate(lists, 1):
+            if put_many is not None:
+                put_many(values, time.time())
+            else:
+                for m in values:
+                    m.born = time.time()
+                    box.put(m, m.kind, m.seq)
+            if not burst:
+                drain()
+            if i % 20 == 0:
+                flush()  # the publisher's periodic flush, about every 20 lists at 400k values/s
+        drain()
+        flush()
+        return (time.process_time() - c0) / n * 1e6
+
+    mem, sp = [], []
+    for r in range(repeat):
+        mem.append(run(MemoryOutbox(n + 10)))
+        spool = Spool(tmp / f"alone{qos}{burst}{r}.spool", max_bytes=1 << 40)
+        sp.append(run(spool))
+        spool.close()
+    m, s = statistics.median(mem), statistics.median(sp)
+    return {"memory_us_per_value": round(m, 2), "spool_us_per_value": round(s, 2), "spool_extra_us": round(s - m, 2)}
+
+
 async def live(url: str, n: int, size: int, qos: int, spool_path: Path | None) -> tuple[float, float]:
     """(values/s wall clock, CPU µs per value in this process) — CPU time is robust to a busy machine."""
     spool = Spool(spool_path, max_bytes=1 << 40) if spool_path else None
@@ -163,12 +208,13 @@ async def main() -> None:
     ap.add_argument("--backlog", type=int, default=1_000_000, help="values spooled before a drain run")
     ap.add_argument("--payload", type=int, default=300, help="payload bytes per value")
     ap.add_argument("--repeat", type=int, default=3, help="live runs per configuration (interleaved)")
-    ap.add_argument("--parts", default="append,live,drain,peer",
-                    help="what to run, comma-separated: append, live, drain, peer (mosquitto_pub; with live)")
+    ap.add_argument("--parts", default="append,spool,live,drain,peer",
+                    help="what to run, comma-separated: append, spool (the outbox alone, no broker), live, drain, "
+                         "peer (mosquitto_pub)")
     args = ap.parse_args()
     args.parts = set(args.parts.split(","))
-    if args.parts - {"append", "live", "drain", "peer"}:
-        ap.error(f"--parts {','.join(sorted(args.parts))}: use append, live, drain, peer")
+    if args.parts - {"append", "spool", "live", "drain", "peer"}:
+        ap.error(f"--parts {','.join(sorted(args.parts))}: use append, spool, live, drain, peer")
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-nb-"))
     try:
         await run_all(args, tmp)
@@ -181,6 +227,11 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> None:
     if "append" in args.parts:
         results["append"] = bench_append(args.live, args.payload, tmp)
         print("append", results["append"], flush=True)
+    for qos in (0, 1) if "spool" in args.parts else ():
+        for burst in (False, True):
+            key = f"spool_alone_qos{qos}_{'burst' if burst else 'kept_up'}"
+            results[key] = spool_alone(args.live, args.payload, qos, burst, tmp, args.repeat)
+            print(key, results[key], flush=True)
     with Mosquitto(extra="max_inflight_messages 1000\nmax_queued_messages 0\n") as broker:
         for qos in (0, 1) if args.parts & {"live", "peer"} else ():
             off, on, peer = [], [], []
