@@ -165,7 +165,7 @@ class Spool:
         queued age start there. Seqs must rise above every seq spooled before.
 
         Batched for the normaliser's lists (MqttPublisher.publish_many): the per-value work is this
-        loop and a list extend, ~0.15 µs a value here, against ~0.8 µs through one ``put`` each.
+        loop and a list extend, ~0.07 µs a value here, against ~0.87 through one ``put`` each (100k values).
         """
         if not msgs:
             return 0
