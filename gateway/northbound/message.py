@@ -8,6 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+#: a value's outbox kind, in the order a spool bound drops them (analog first, events last); the
+#: index is the kind's code in the spool's records
+KINDS: tuple[str, ...] = ("analog", "accumulator", "discrete", "event")
+KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
+
 
 @dataclass(slots=True)
 class Message:
@@ -25,8 +30,8 @@ class Message:
 
 @dataclass(slots=True)
 class ValueMessage(Message):
-    """A measurement value: ``kind`` (analog/discrete/accumulator/event) decides what a spool bound drops
-    first, ``seq`` is its per-gateway sequence number. What the normaliser hands the publisher as is
+    """A measurement value: ``kind`` (one of :data:`KINDS`) decides what a spool bound drops
+    first, ``seq`` is its per-gateway sequence number (a spool sets it when None). What the normaliser hands the publisher as is
     (:meth:`MqttPublisher.publish_many`): no second object per value."""
 
     kind: str = "analog"

@@ -181,15 +181,12 @@ class MqttPublisher:
             self._priority.extend(msgs)
             self._wake.set()
             return len(msgs)
-        put = self._outbox.put
-        accepted = 0
-        now = time.time()  # one clock read per batch: publish latency and the oldest queued age start here
         for m in msgs:
             if m.qos not in (0, 1):
                 raise ValueError(f"qos {m.qos}: the publisher supports QoS 0 and 1")
-            m.born = now
-            if put(m, m.kind, m.seq):
-                accepted += 1
+        # one call per batch (a spool stamps, checks and queues them in one loop); one clock read per batch:
+        # publish latency and the oldest queued age start here
+        accepted = self._outbox.put_many(msgs, time.time())
         if accepted < len(msgs):
             self._stats.dropped["queue_full"] += len(msgs) - accepted
         if accepted:
@@ -504,7 +501,7 @@ class MqttPublisher:
         """Seconds the oldest value still waiting (queued or unacknowledged) has waited; 0 when none."""
         borns = [m.born for _s, _r, m in self._inflight.values() if m.born]
         for q in self._queues:
-            b = getattr(q, "oldest_born", lambda: None)()
+            b = q.oldest_born()
             if b:
                 borns.append(b)
         return max(0.0, time.time() - min(borns)) if borns else 0.0

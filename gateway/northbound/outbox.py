@@ -1,9 +1,11 @@
 """Where accepted messages wait for the broker: the in-memory bounded queue.
 
-The publisher only needs five operations, so an in-memory queue and the durable spool
-(gateway.northbound.spool) are interchangeable: ``put`` accepts or refuses, ``take`` hands
-out the next message in order, ``done`` forgets a delivered one, ``rewind`` puts taken but
-undelivered messages back in front (after a connection loss) so they are re-sent in order.
+The publisher needs only the operations of ``Outbox``, so an in-memory queue, the durable
+spool (gateway.northbound.spool) and the Sparkplug outbox are interchangeable: ``put`` accepts
+or refuses one message, ``put_many`` a batch of values (the normaliser's list, one call),
+``take`` hands out the next message in order, ``done`` forgets a delivered one, ``rewind`` puts
+taken but undelivered messages back in front (after a connection loss) so they are re-sent in
+order, ``oldest_born`` says since when the oldest value waits (the publisher's oldest queued age).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from gateway.northbound.message import Message
+from gateway.northbound.message import Message, ValueMessage
 
 
 class Outbox(Protocol):
     def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool: ...
+
+    def put_many(self, msgs: list[ValueMessage], born: float) -> int:
+        """Queue values in order, stamping ``born`` (now) on each; how many were accepted (a prefix)."""
+        ...
 
     def take(self) -> tuple[int, Message] | None: ...
 
@@ -24,6 +30,10 @@ class Outbox(Protocol):
     def rewind(self) -> int: ...
 
     def __len__(self) -> int: ...
+
+    def oldest_born(self) -> float | None:
+        """``born`` of the oldest value waiting here, taken or not; None when none (state messages have none)."""
+        ...
 
 
 class MemoryOutbox:
@@ -43,6 +53,19 @@ class MemoryOutbox:
         self._next += 1
         self._pending.append((self._next, msg))
         return True
+
+    def put_many(self, msgs: list[ValueMessage], born: float) -> int:
+        """The batch up to the bound (newest refused, the caller counts them); refs numbered in C (zip)."""
+        room = self.size - len(self._pending) - len(self._taken)
+        if room <= 0:
+            return 0
+        batch = msgs if len(msgs) <= room else msgs[:room]
+        for m in batch:
+            m.born = born
+        first = self._next + 1
+        self._next += len(batch)
+        self._pending.extend(zip(range(first, self._next + 1), batch))
+        return len(batch)
 
     def take(self) -> tuple[int, Message] | None:
         if not self._pending:
@@ -67,5 +90,7 @@ class MemoryOutbox:
     def oldest_born(self) -> float | None:
         """``born`` of the oldest value waiting here (taken or not); None when none (state messages have none)."""
         borns = [m.born for m in self._taken.values() if m.born]
-        borns += [m.born for _r, m in self._pending if m.born][:1]  # FIFO: the first value is the oldest
+        first = next((m.born for _r, m in self._pending if m.born), None)  # FIFO: the first value is the oldest
+        if first is not None:
+            borns.append(first)
         return min(borns) if borns else None

@@ -36,6 +36,7 @@ drains segments empty by themselves and a rewrite would be wasted; the ack log i
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import struct
@@ -46,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from pathlib import Path
 
-from gateway.northbound.message import Message
+from gateway.northbound.message import KIND_CODE, KINDS, ValueMessage
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ _ACK_BODY = struct.Struct("<Bqq")
 #: bytes a record takes beyond its topic and payload
 RECORD_OVERHEAD = _HEAD.size + _BODY.size
 _ACK_RANGE, _ACK_HIGH = 1, 2
-_KINDS = 4
+_KINDS = len(KINDS)
 
-#: one value to write: (seq, kind code, message, spooled-at epoch s)
-Row = tuple[int, int, Message, float]
+#: one value to write: its message carries seq, kind and ``born`` (written as spooled-at)
+Row = ValueMessage
 
 
 def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
@@ -76,19 +77,28 @@ def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def encode(rows: Iterable[Row]) -> tuple[bytes, list[int]]:
-    """Records for ``rows`` in one buffer (a flush is one write()), and each record's length."""
+def encode(rows: list[Row]) -> tuple[bytes, list[int], bytearray]:
+    """Records for ``rows`` in one buffer (a flush is one write()), each record's length and kind code.
+
+    One loop with everything bound locally: ~1 µs a 330-byte record here, of which the CRC is ~0.35
+    (zlib's CRC-32 runs at ~1 byte/ns; one pass over a packed buffer would cost the same per byte).
+    Building the buffer with ``pack_into``/memoryview slices measured 1.6x slower than this concatenation.
+    """
     parts: list[bytes] = []
     lens: list[int] = []
-    add, size = parts.append, lens.append
-    head, body, crc32 = _HEAD.pack, _BODY.pack, zlib.crc32
-    for seq, kind, m, t in rows:
+    kinds = bytearray()
+    add, size, kind_of = parts.append, lens.append, kinds.append
+    head, body, crc32, code = _HEAD.pack, _BODY.pack, zlib.crc32, KIND_CODE
+    for m in rows:
         topic = m.topic.encode()
-        b = body(seq, t, -1 if m.expiry is None else m.expiry, kind, m.qos, m.retain, len(topic)) + topic + m.payload
+        k = code[m.kind]
+        expiry = m.expiry
+        b = body(m.seq, m.born, -1 if expiry is None else expiry, k, m.qos, m.retain, len(topic)) + topic + m.payload
         add(head(crc32(b), len(b)))
         add(b)
-        size(RECORD_OVERHEAD - _BODY.size + len(b))
-    return b"".join(parts), lens
+        size(len(b) + _HEAD.size)
+        kind_of(k)
+    return b"".join(parts), lens, kinds
 
 
 def _ack(kind: int, a: int, b: int) -> bytes:
@@ -124,14 +134,15 @@ class _Segment:
         self.live += 1
         self.live_bytes += ln
 
-    def extend(self, seqs: list[int], off: int, lens: list[int], kinds: bytes, ts: list[float]) -> None:
+    def extend(self, seqs: list[int], off: int, lens: list[int], kinds: bytes | bytearray, ts: list[float]) -> None:
         if not seqs:
             return
-        self.seqs.extend(seqs)
-        self.offs.extend(accumulate(lens[:-1], initial=off))
-        self.lens.extend(lens)
+        # fromlist, not extend: 2-4x faster per element (12 vs 28 ns for the seqs, 14 vs 53 for the times)
+        self.seqs.fromlist(seqs)
+        self.offs.fromlist(list(accumulate(lens[:-1], initial=off)))
+        self.lens.fromlist(lens)
         self.kinds += kinds
-        self.ts.extend(ts)
+        self.ts.fromlist(ts)
         self.alive += b"\x01" * len(seqs)
         self.live += len(seqs)
         self.live_bytes += sum(lens)
@@ -159,6 +170,21 @@ class _Segment:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _live_run(alive: bytearray, k: int, limit: int) -> list[int]:
+    """Indexes of up to ``limit`` live records from index ``k`` on, run by run of live ones."""
+    idx: list[int] = []
+    n = len(alive)
+    while len(idx) < limit:
+        k = alive.find(1, k)
+        if k < 0:
+            break
+        end = alive.find(0, k)
+        end = min(n if end < 0 else end, k + limit - len(idx))
+        idx += range(k, end)
+        k = end
+    return idx
 
 
 def _parse(data: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, int, memoryview]]:
@@ -264,12 +290,13 @@ class SegmentLog:
         """
         seg, start = None, 0
         if rows:
-            data, lens = encode(rows)
+            data, lens, kinds = encode(rows)
             seg = self._for_write(len(data))
             start = seg.end
             self._write(self._wfd, data, seg.path, start)  # type: ignore[arg-type]
+        runs = ranges(sorted(acked))
         try:
-            recs = [_ack(_ACK_RANGE, a, b) for a, b in ranges(sorted(acked))]
+            recs = [_ack(_ACK_RANGE, a, b) for a, b in runs]
             if high is not None and (high > self._high_written or probe):
                 recs.append(_ack(_ACK_HIGH, high, 0))
             if recs:
@@ -287,14 +314,14 @@ class SegmentLog:
                 self._undo(self._wfd, seg.path, start)  # type: ignore[arg-type]
             raise
         if seg is not None:
-            self._index(seg, rows, lens, start)
-        for a, b in ranges(sorted(acked)):
+            self._index(seg, rows, lens, kinds, start)
+        for a, b in runs:
             self._kill(a, b)
         if high is not None:
             self._high_written = max(self._high_written, high)
             self.last_seq = max(self.last_seq, high)
         if rows:
-            self.last_seq = max(self.last_seq, rows[-1][0])
+            self.last_seq = max(self.last_seq, rows[-1].seq)
 
     def _write(self, fd: int, data: bytes, path: Path, start: int) -> None:
         view = memoryview(data)
@@ -331,11 +358,11 @@ class SegmentLog:
             self._active, self._wfd = seg, fd
         return seg
 
-    def _index(self, seg: _Segment, rows: list[Row], lens: list[int], start: int) -> None:
+    def _index(self, seg: _Segment, rows: list[Row], lens: list[int], kinds: bytearray, start: int) -> None:
         if not seg.seqs:
             self._segs.append(seg)
-            self._firsts.append(rows[0][0])
-        seg.extend([r[0] for r in rows], start, lens, bytes([r[1] for r in rows]), [r[3] for r in rows])
+            self._firsts.append(rows[0].seq)
+        seg.extend([m.seq for m in rows], start, lens, kinds, [m.born for m in rows])
         seg.end = start + sum(lens)
 
     def _seal(self) -> None:
@@ -371,33 +398,40 @@ class SegmentLog:
         """What the files take (live and not yet compacted records, ack log)."""
         return sum(s.end for s in self._segs) + self._acks_size
 
-    def read(self, after: int, limit: int) -> list[tuple[int, Message]]:
-        """Up to ``limit`` live values with seq above ``after``, in seq order."""
-        out: list[tuple[int, Message]] = []
+    def read(self, after: int, limit: int) -> list[ValueMessage]:
+        """Up to ``limit`` live values with seq above ``after``, in seq order.
+
+        Runs of live records are found at C speed (``find``), each segment is read with one ``pread``, and
+        the collector is paused while the messages are built (all of them live on: a young-generation pass
+        over them is wasted work): 1.75 -> ~1.0 µs a value here (20,000 values of 300 bytes).
+        """
+        out: list[ValueMessage] = []
         i = max(bisect_right(self._firsts, after) - 1, 0)
-        for seg in self._segs[i:]:
-            k = bisect_right(seg.seqs, after)
-            idx: list[int] = []
-            while len(out) + len(idx) < limit:
-                k = seg.alive.find(1, k)
-                if k < 0:
-                    break
-                idx.append(k)
-                k += 1
-            if idx:
+        unpack, head, skip, kinds = _BODY.unpack_from, _HEAD.size, _HEAD.size + _BODY.size, KINDS
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for seg in self._segs[i:]:
+                idx = _live_run(seg.alive, bisect_right(seg.seqs, after), limit - len(out))
+                if not idx:
+                    continue
                 offs, lens = seg.offs, seg.lens
                 lo, hi = offs[idx[0]], offs[idx[-1]] + lens[idx[-1]]
                 data = os.pread(seg.reader(), hi - lo, lo)
-                unpack, skip = _BODY.unpack_from, _HEAD.size + _BODY.size
+                add = out.append
                 for k in idx:
                     o = offs[k] - lo
-                    seq, t, expiry, _kind, qos, retain, tl = unpack(data, o + _HEAD.size)
+                    seq, t, expiry, kind, qos, retain, tl = unpack(data, o + head)
                     a = o + skip
+                    b = a + tl
                     # born: when it was spooled (the publish latency of a value read back counts its time on disk)
-                    out.append((seq, Message(data[a:a + tl].decode(), data[a + tl:o + lens[k]], qos, bool(retain),
-                                             None if expiry < 0 else expiry, t)))
-            if len(out) >= limit:
-                break
+                    add(ValueMessage(data[a:b].decode(), data[b:o + lens[k]], qos, retain == 1,
+                                     None if expiry < 0 else expiry, t, kinds[kind], seq))
+                if len(out) >= limit:
+                    break
+        finally:
+            if was_enabled:
+                gc.enable()
         return out
 
     def live_records(self, kind: int | None = None) -> Iterator[tuple[int, int, int, float]]:

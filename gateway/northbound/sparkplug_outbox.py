@@ -18,10 +18,11 @@ readings directly (``add``) and the publisher's ``on_append`` wakes its sender, 
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from typing import Any, Callable
 
-from gateway.northbound.message import Message
+from gateway.northbound.message import Message, ValueMessage
 from gateway.northbound.outbox import Outbox
 
 #: (device, metric, value, Q bits, epoch s, historical) → the DDATA to send
@@ -50,8 +51,8 @@ class SparkplugOutbox:
             s: Any = spool
             self.flush, self.close = s.flush, s.close
             self.max_delay, self.dropped = s.max_delay, s.dropped
-        self._pending: deque[tuple[int, Reading]] = deque()
-        self._taken: dict[int, Reading] = {}
+        self._pending: deque[tuple[int, Reading, float]] = deque()  # (ref, reading, born: when it came)
+        self._taken: dict[int, tuple[Reading, float]] = {}
         self._next = 0
         self._encode = encode
         self._ready = ready
@@ -67,7 +68,7 @@ class SparkplugOutbox:
             return False
         else:
             self._next += 1
-            self._pending.append((self._next, r))
+            self._pending.append((self._next, r, time.time()))
         if self.on_append is not None:
             self.on_append()
         return True
@@ -75,6 +76,15 @@ class SparkplugOutbox:
     def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool:
         """The Outbox protocol (not used by the bridge, which adds readings): a JSON reading."""
         return self.add(tuple(json.loads(msg.payload)))  # type: ignore[arg-type]
+
+    def put_many(self, msgs: list[ValueMessage], born: float) -> int:
+        """The Outbox protocol (the bridge adds readings one by one): JSON readings, up to the first refused."""
+        n = 0
+        for m in msgs:
+            if not self.put(m):
+                break
+            n += 1
+        return n
 
     def take(self) -> tuple[int, Message] | None:
         if not self._ready():
@@ -85,8 +95,8 @@ class SparkplugOutbox:
                 return None
             ref, r = item[0], tuple(json.loads(item[1].payload))
         elif self._pending:
-            ref, r = self._pending.popleft()
-            self._taken[ref] = r
+            ref, r, born = self._pending.popleft()
+            self._taken[ref] = (r, born)
         else:
             return None
         device, metric, value, flags, ts, live, session = r
@@ -104,9 +114,18 @@ class SparkplugOutbox:
         if self._spool is not None:
             return self._spool.rewind()
         n = len(self._taken)
-        self._pending.extendleft(sorted(self._taken.items(), reverse=True))
+        self._pending.extendleft([(ref, r, born) for ref, (r, born) in sorted(self._taken.items(), reverse=True)])
         self._taken.clear()
         return n
+
+    def oldest_born(self) -> float | None:
+        """When the oldest reading waiting here came (held, in flight or spooled); None when none."""
+        if self._spool is not None:
+            return self._spool.oldest_born()
+        borns = [born for _r, born in self._taken.values()]
+        if self._pending:
+            borns.append(self._pending[0][2])  # FIFO: the first is the oldest
+        return min(borns) if borns else None
 
     def __len__(self) -> int:
         """Held readings are not the publisher's to wait for (a stop while the host is away must not hang)."""

@@ -12,9 +12,17 @@ spooled; the publisher drains in seq order and acknowledges what the broker ackn
 PUBACK; QoS 0 once written to the socket).
 
 Durability: a value is *acknowledged into the spool* once ``flush()`` wrote it
-(``committed_seq``): from then on it is in the file or already delivered. ``append``
-writes by itself every ``batch`` values; the owner calls ``flush()`` every ``max_delay``
-seconds (MqttPublisher does when it runs on a spool).
+(``committed_seq``): from then on it is in the file or already delivered. ``put_many``
+(the normaliser's lists, one call each) and ``append`` write by themselves every ``batch``
+values; the owner calls ``flush()`` every ``max_delay`` seconds (MqttPublisher does when it
+runs on a spool).
+
+Memory: a value is kept as the message it came as (seq, kind and spooled-at time on the
+message, no second object). Up to ``read_ahead`` undelivered values wait in memory, ready to
+send (20,000: about a second of a 10k-point site polled every 0.5 s, ~9 MB of 300-byte values);
+values beyond that go out from memory while not yet written, and are read back from the files
+once written (a longer backlog, or an outage). Measured: a QoS 1 burst of 50k values read 43k
+back with the earlier 5,000, at ~1.75 µs each.
 
 QoS 1 values (events, discretes) are written before they are handed to the publisher
 (group commit: one write per publisher pass under load), so a crash can only cause
@@ -52,20 +60,21 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter, deque
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Literal
 
-from gateway.northbound.message import Message
+from gateway.northbound.message import KIND_CODE, KINDS, Message, ValueMessage
 from gateway.northbound.segment_log import SegmentLog
 from gateway.northbound.spool_migrate import open_log
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["analog", "accumulator", "discrete", "event"]
-#: drop order under the size bound: first analog, events last
-KINDS: tuple[str, ...] = ("analog", "accumulator", "discrete", "event")
-_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+__all__ = ["KINDS", "Kind", "Spool", "SpoolError"]  # KINDS: the drop order under the size bound, analog first
+_seq_of = attrgetter("seq")
 
 
 class SpoolError(RuntimeError):
@@ -73,7 +82,11 @@ class SpoolError(RuntimeError):
 
 
 class Spool:
-    """A durable, bounded, seq-ordered outbox (see the module docstring)."""
+    """A durable, bounded, seq-ordered outbox (see the module docstring).
+
+    Every value is held as its :class:`ValueMessage` (seq, kind and ``born`` — the spooled-at time —
+    on the message itself): no second object per value on the way in, out or to the file.
+    """
 
     def __init__(
         self,
@@ -83,7 +96,7 @@ class Spool:
         *,
         batch: int = 10000,
         max_delay: float = 0.05,
-        read_ahead: int = 5000,
+        read_ahead: int = 20_000,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         qos0_fast_path: bool = True,
         memory_limit: int = 100_000,
@@ -105,16 +118,16 @@ class Spool:
         self._reserved = self.last_seq
         self.dropped: Counter = Counter()
         self.on_append: Callable[[], None] | None = None  # the publisher's wake-up
-        self._pending: list[tuple] = []  # (seq, kind code, Message, time) appended, not yet committed
+        self._pending: list[ValueMessage] = []  # appended, not yet committed (seq order)
         # _rows: values not yet delivered (file + pending); _bytes: what the file holds for them
         self._compact_warned = False
         self._done: list[int] = []  # delivered, not yet deleted
         self._last_age_check = 0.0
         self._fast = 0  # leading _pending values already delivered live (QoS 0)
         self.qos0_fast_path = qos0_fast_path
-        self._mem: deque[tuple[int, Message]] = deque()  # next rows to send, in seq order
-        self._loaded_seq = 0  # every row with seq <= this is in _mem, taken or deleted
-        self._taken: dict[int, Message] = {}
+        self._mem: deque[ValueMessage] = deque()  # next values to send, in seq order
+        self._loaded_seq = self.last_seq if not self._rows else 0  # every value up to it is in _mem, taken or gone
+        self._taken: dict[int, ValueMessage] = {}
         self._last_commit = time.monotonic()
         # write-failure state (module docstring): values delivered before they could be written
         self.state: Literal["ok", "unwritable"] = "ok"
@@ -133,27 +146,55 @@ class Spool:
     def append(self, seq: int, kind: Kind, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                expiry: int | None = None) -> None:
         """Spool one value; ``seq`` must be above every seq spooled before."""
-        self._append(seq, kind, Message(topic, payload, qos, retain, expiry, time.time()))
+        self.put_many([ValueMessage(topic, payload, qos, retain, expiry, 0.0, kind, seq)], time.time())
 
     def put(self, msg: Message, kind: str = "analog", seq: int | None = None) -> bool:
         """Outbox interface: spool ``msg`` under ``seq`` (next seq if None). Never refuses: bounds drop old values."""
-        self._append(self.last_seq + 1 if seq is None else seq, kind, msg)
-        return True
+        if isinstance(msg, ValueMessage):
+            msg.kind, msg.seq = kind, seq
+            born = msg.born
+        else:  # a plain message (MqttPublisher.publish, the Sparkplug outbox): held as a value from here on
+            msg, born = ValueMessage(msg.topic, msg.payload, msg.qos, msg.retain, msg.expiry, 0.0, kind, seq), msg.born
+        return self.put_many([msg], born or time.time()) == 1
 
-    def _append(self, seq: int, kind: str, msg: Message) -> None:
-        if seq <= self.last_seq:
-            raise ValueError(f"spool {self.path}: seq {seq} is not above the last spooled seq {self.last_seq}")
-        code = _KIND_CODE.get(kind)
-        if code is None:
-            raise ValueError(f"spool kind {kind!r}: use one of {', '.join(KINDS)}")
-        self._pending.append((seq, code, msg, time.time()))  # the row is built only if it is ever written
-        self.last_seq = seq
-        self._rows += 1
-        if self._loaded_seq == seq - 1 and len(self._mem) < self.read_ahead:
-            # live: nothing older waits in the file, hand it to the publisher from memory
-            self._mem.append((seq, msg))
-            self._loaded_seq = seq
-        if len(self._pending) >= self.batch:
+    def put_many(self, msgs: list[ValueMessage], born: float) -> int:
+        """Spool a batch of values in one pass (how many: all — bounds drop old values, never new ones).
+
+        Each message keeps its ``kind`` and ``seq`` (None: the next one, set on the message); ``born``
+        (now, epoch s) is stamped on every one: the publish latency, the age bound and the oldest
+        queued age start there. Seqs must rise above every seq spooled before.
+
+        Batched for the normaliser's lists (MqttPublisher.publish_many): the per-value work is this
+        loop and a list extend, ~0.07 µs a value here, against ~0.87 through one ``put`` each (100k values).
+        """
+        if not msgs:
+            return 0
+        last = self.last_seq
+        code = KIND_CODE
+        for m in msgs:
+            seq = m.seq
+            if seq is None:
+                seq = m.seq = last + 1
+            elif seq <= last:
+                raise ValueError(f"spool {self.path}: seq {seq} is not above the last spooled seq {last}")
+            if m.kind not in code:
+                raise ValueError(f"spool kind {m.kind!r}: use one of {', '.join(KINDS)}")
+            m.born = born
+            last = seq
+        mem = self._mem
+        if self._loaded_seq == self.last_seq and len(mem) < self.read_ahead:
+            # live: nothing older waits in the file, hand them to the publisher from memory
+            room = self.read_ahead - len(mem)
+            if room >= len(msgs):
+                mem.extend(msgs)
+                self._loaded_seq = last
+            else:
+                mem.extend(msgs[:room])
+                self._loaded_seq = msgs[room - 1].seq  # type: ignore[assignment]
+        self._pending += msgs  # written (if still undelivered) at the next flush
+        self.last_seq = last
+        self._rows += len(msgs)
+        if len(self._pending) - self._fast >= self.batch:  # (values already delivered live need no write)
             self.flush()
             if self.state != "ok":
                 if self._fast or self._gone:
@@ -162,6 +203,7 @@ class Spool:
                     self._drop_unwritable()
         if self.on_append is not None:
             self.on_append()
+        return len(msgs)
 
     def flush(self) -> None:
         """Commit appended values (acknowledging them) and delete delivered ones, then apply the bounds.
@@ -174,16 +216,17 @@ class Spool:
         if self._pending or self._done or self.last_seq > self.committed_seq:
             # the first _fast pending values already went out live as QoS 0 (and _gone ones while unwritable)
             gone = self._gone
-            rows = [p for p in (self._pending[self._fast:] if self._fast else self._pending) if p[0] not in gone] \
-                if gone else (self._pending[self._fast:] if self._fast else self._pending)
+            rows = self._pending[self._fast:] if self._fast else self._pending
+            if gone:
+                rows = [m for m in rows if m.seq not in gone]
             high = self.last_seq if self.last_seq > self.committed_seq else None  # (pending may be compacted away)
             if not self._write(rows, high, self._done):
                 return
             if high is not None:
                 self.committed_seq = high
                 self._reserved = max(self._reserved, high)
-            self._pending.clear()
-            self._done.clear()
+            self._pending = []
+            self._done = []
             self._gone.clear()
             self._fast = 0
         elif self.state != "ok" and not self._write([], None, []):
@@ -200,7 +243,7 @@ class Spool:
         """What the files hold for undelivered values (records acknowledged since the last flush included)."""
         return self._log.live_bytes
 
-    def _write(self, rows: list[tuple], high_seq: int | None, done: list[int]) -> bool:
+    def _write(self, rows: list[ValueMessage], high_seq: int | None, done: list[int]) -> bool:
         """One all-or-nothing write; False (and the spool unwritable) if it failed."""
         try:
             # a probe when there is nothing to write: can we write at all?
@@ -242,7 +285,7 @@ class Spool:
     def _forget_gone(self) -> None:
         """Unwritable: forget pending values already delivered (or dropped), so memory holds only the undelivered."""
         gone = self._gone
-        self._pending = [p for p in self._pending[self._fast:] if p[0] not in gone]
+        self._pending = [m for m in self._pending[self._fast:] if m.seq not in gone]
         self._fast = 0
         gone.clear()
 
@@ -251,18 +294,18 @@ class Spool:
         excess = len(self._pending) - self._fast - len(self._gone) - int(self.memory_limit * 0.9)
         taken = self._taken
         doomed: set[int] = set()
-        for code in range(len(KINDS)):
-            for seq, c, _m, _t in self._pending[self._fast:]:
+        for kind in KINDS:
+            for m in self._pending[self._fast:]:
                 if excess <= 0:
                     break
-                if c == code and seq not in self._gone and seq not in taken:
-                    doomed.add(seq)
-                    self.dropped[f"unwritable_{KINDS[code]}"] += 1
+                if m.kind == kind and m.seq not in self._gone and m.seq not in taken:
+                    doomed.add(m.seq)  # type: ignore[arg-type]
+                    self.dropped[f"unwritable_{kind}"] += 1
                     excess -= 1
         self._gone |= doomed
         self._rows -= len(doomed)
         if self._mem:
-            self._mem = deque(x for x in self._mem if x[0] not in doomed)
+            self._mem = deque(m for m in self._mem if m.seq not in doomed)
         if not self._dropping:  # once per episode; the counters say how many
             self._dropping = True
             log.warning("spool %s: unwritable and %d value(s) waiting in memory; dropping the oldest (analog first),"
@@ -271,17 +314,25 @@ class Spool:
     # ------------------------------------------------------------------ reading (the publisher)
 
     def take(self) -> tuple[int, Message] | None:
-        if not self._mem and self._loaded_seq < self.last_seq:
+        mem = self._mem
+        if not mem:
+            if self._loaded_seq >= self.last_seq:
+                return None
             self._load()
-        if not self._mem:
-            return None
-        seq, msg = self._mem[0]
+            mem = self._mem
+            if not mem:
+                return None
+        msg = mem[0]
+        seq: int = msg.seq  # type: ignore[assignment]
         if seq > self.committed_seq:
             if msg.qos or not self.qos0_fast_path:
                 self.flush()  # QoS 1 leaves only once committed: after a crash it is re-sent, never missing
                 # (unless the spool is unwritable: then it leaves uncommitted, tracked in _taken)
+                mem = self._mem
+                if not mem or mem[0] is not msg:
+                    return self.take()  # the flush's bounds dropped it
             elif self.state != "ok":
-                self._mem.popleft()  # unwritable: delivered live, never to be written
+                mem.popleft()  # unwritable: delivered live, never to be written
                 self._gone.add(seq)
                 self._rows -= 1
                 return seq, msg
@@ -290,11 +341,11 @@ class Spool:
                 # Uncommitted values are taken in seq order, so these are a prefix of _pending.
                 if seq > self._reserved:
                     self._reserve()
-                self._mem.popleft()
+                mem.popleft()
                 self._fast += 1
                 self._rows -= 1
                 return seq, msg
-        self._mem.popleft()
+        mem.popleft()
         self._taken[seq] = msg
         return seq, msg
 
@@ -304,19 +355,19 @@ class Spool:
             self._reserved = self.last_seq
 
     def done(self, seq: int) -> None:
-        msg = self._taken.pop(seq, None)
-        if msg is not None and seq > self.committed_seq:
+        if self._taken.pop(seq, None) is None:
+            return  # a QoS 0 value that went out live (never tracked), or already done
+        self._rows -= 1
+        if seq > self.committed_seq:
             self._gone.add(seq)  # left uncommitted while unwritable: never in the file, nothing to delete
-            self._rows -= 1
-        elif msg is not None:
+        else:
             self._done.append(seq)
-            self._rows -= 1
             if len(self._done) >= self.batch:
                 self.flush()
 
     def rewind(self) -> int:
         n = len(self._taken)
-        self._mem.extendleft(sorted(self._taken.items(), reverse=True))
+        self._mem.extendleft([m for _s, m in sorted(self._taken.items(), reverse=True)])
         self._taken.clear()
         return n
 
@@ -327,9 +378,9 @@ class Spool:
         self._retry_at = 0.0  # one last attempt even if unwritable
         self.flush()
         if self.state != "ok":
-            lost = [(q, c) for q, c, _m, _t in self._pending[self._fast:] if q not in self._gone]
-            for _q, c in lost:
-                self.dropped[f"unwritable_{KINDS[c]}"] += 1
+            lost = [m for m in self._pending[self._fast:] if m.seq not in self._gone]
+            for m in lost:
+                self.dropped[f"unwritable_{m.kind}"] += 1
             if lost:
                 log.error("spool %s: closed while unwritable (%s); %d undelivered value(s) could not be kept",
                           self.path, self.last_write_error, len(lost))
@@ -346,15 +397,15 @@ class Spool:
         if self._taken:
             return min((m.born for m in self._taken.values() if m.born), default=None)
         if self._mem:
-            return self._mem[0][1].born or None
+            return self._mem[0].born or None
         return self._oldest_spooled() if self._rows else None
 
     def _oldest_spooled(self) -> float | None:
         t = self._log.oldest()
         gone = self._gone
-        for q, _c, _m, t2 in self._pending[self._fast:]:
-            if q not in gone:
-                t = t2 if t is None else min(t, t2)
+        for m in self._pending[self._fast:]:
+            if m.seq not in gone:
+                t = m.born if t is None else min(t, m.born)
                 break
         return t
 
@@ -369,22 +420,33 @@ class Spool:
     # ------------------------------------------------------------------ internals
 
     def _load(self) -> None:
-        self.flush()
+        """Refill ``_mem``: committed values from the file, then pending ones straight from memory (the
+        file holds only values older than every pending one, so the order is kept without a flush and a
+        read-back of what is still in memory)."""
         rows = self._log.read(self._loaded_seq, self.read_ahead)
         self._mem.extend(rows)
         if len(rows) == self.read_ahead:
-            self._loaded_seq = rows[-1][0]
+            self._loaded_seq = rows[-1].seq  # type: ignore[assignment]
             return
-        # the file is exhausted; values it could not take (unwritable) follow from memory
-        after = rows[-1][0] if rows else self._loaded_seq
+        # the file is exhausted; the rest follows from memory (pending, or never written while unwritable)
+        after = rows[-1].seq if rows else self._loaded_seq
         room = self.read_ahead - len(rows)
-        for seq, _c, msg, _t in self._pending[self._fast:]:
-            if seq > after and seq not in self._gone and seq not in self._taken:
-                if not room:
-                    self._loaded_seq = self._mem[-1][0]
-                    return
-                self._mem.append((seq, msg))
-                room -= 1
+        pending, gone = self._pending, self._gone
+        i = bisect_right(pending, after, lo=self._fast, key=_seq_of)  # (nothing above _loaded_seq is taken)
+        if not gone:
+            more = pending[i:i + room]
+            self._mem.extend(more)
+            if i + room < len(pending):
+                self._loaded_seq = more[-1].seq  # type: ignore[assignment]
+                return
+        else:
+            for m in pending[i:]:
+                if m.seq not in gone:
+                    if not room:
+                        self._loaded_seq = self._mem[-1].seq  # type: ignore[assignment]
+                        return
+                    self._mem.append(m)
+                    room -= 1
         self._loaded_seq = self.last_seq
 
     def _enforce_bounds(self) -> None:
@@ -424,7 +486,7 @@ class Spool:
             self.dropped[KINDS[kind]] += 1
         self._rows -= len(doomed)
         if self._mem:
-            self._mem = deque(x for x in self._mem if x[0] not in chosen)
+            self._mem = deque(m for m in self._mem if m.seq not in chosen)
         log.warning("spool %s: bound reached (max_bytes=%d, max_age_s=%s), dropped %d oldest value(s): %s",
                     self.path, self.max_bytes, self.max_age_s, len(doomed), dict(self.dropped))
         self._compact()

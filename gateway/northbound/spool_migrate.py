@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gateway.northbound.message import Message
+from gateway.northbound.message import KINDS, ValueMessage
 from gateway.northbound.segment_log import Row, SegmentLog
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,16 @@ def _migrate(path: Path, staged: Path, old: Path, segment_bytes: int) -> None:
             high = db.execute("SELECT v FROM meta WHERE k = 'last_seq'").fetchone()
             rows = db.execute("SELECT seq, kind, topic, payload, qos, retain, expiry, t FROM spool ORDER BY seq")
             slog = SegmentLog(staged, segment_bytes=segment_bytes, fsync=True)
-            n, top = 0, 0
+            n, top, bad = 0, 0, 0
             while batch := rows.fetchmany(_BATCH):
-                out: list[Row] = [(seq, kind, Message(topic, bytes(payload), qos, bool(retain), expiry), t)
-                                  for seq, kind, topic, payload, qos, retain, expiry, t in batch]
-                slog.append(out, None, ())
-                n, top = n + len(out), out[-1][0]
+                out: list[Row] = [ValueMessage(topic, bytes(payload), qos, bool(retain), expiry, t, KINDS[kind], seq)
+                                  for seq, kind, topic, payload, qos, retain, expiry, t in batch
+                                  if 0 <= kind < len(KINDS)]
+                bad += len(batch) - len(out)
+                top = max(top, batch[-1][0])
+                if out:
+                    slog.append(out, None, ())
+                    n += len(out)
             slog.append([], max(top, high[0] if high else 0), (), probe=True)
             slog.close()
         finally:
@@ -75,6 +79,9 @@ def _migrate(path: Path, staged: Path, old: Path, segment_bytes: int) -> None:
         return
     _aside(path, old)
     staged.rename(path)
+    if bad:
+        log.error("spool %s: %d value(s) of the SQLite spool have no known kind (code outside 0..%d); not migrated",
+                  path, bad, len(KINDS) - 1)
     log.warning("spool %s: migrated %d undelivered value(s) from the SQLite spool of an earlier version (seq up to "
                 "%d) to a segment log; the old file is kept as %s — delete it once the gateway runs well",
                 path, n, max(top, high[0] if high else 0), old.name)

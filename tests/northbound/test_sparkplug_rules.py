@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime
 
 from gateway.encoding import epoch_ms, iso_ms
@@ -167,11 +168,16 @@ def test_memory_backlog_is_bounded_held_until_ready_and_rewound_in_order():
     box = SparkplugOutbox(3, lambda d, n, v, f, t, h: node.device_data(d, [(n, v, f, t)], historical=h),
                           lambda: ready[0], lambda: node.bd_seq)
     box.on_append = lambda: woken.append(1)
+    assert box.oldest_born() is None
+    before = time.time()
     assert [box.add(("d", "x", float(i), 0, 10.0 + i, i == 1, node.bd_seq)) for i in range(4)] == [True] * 3 + [False]
     assert len(woken) == 3 and box.take() is None and len(box) == 0 and box.backlog() == 3  # held: nothing out
+    held_since = box.oldest_born()  # when the first reading came (not its timestamp): the publisher's queued age
+    assert held_since is not None and before <= held_since <= time.time()
     ready[0] = True
     node.node_birth()
     first = box.take()
+    assert box.oldest_born() == held_since  # in flight, still waiting
     assert first is not None and box.rewind() == 1  # a lost connection: the taken one goes back in front
     got = []
     while (item := box.take()) is not None:
@@ -180,3 +186,4 @@ def test_memory_backlog_is_bounded_held_until_ready_and_rewound_in_order():
         box.done(item[0])
     assert got == [(0.0, True), (1.0, False), (2.0, True)]  # only the one that came live is sent as live
     assert box.historical == 3  # the rewound first one was counted when first taken, and again
+    assert box.oldest_born() is None  # all delivered

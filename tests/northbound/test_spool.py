@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.northbound.message import ValueMessage
+from gateway.northbound.outbox import MemoryOutbox
 from gateway.northbound.segment_log import RECORD_OVERHEAD, inspect
 from gateway.northbound.spool import Spool, SpoolError
 from tests.northbound.spool_writer import payload
@@ -46,6 +48,55 @@ def test_backlog_beyond_read_ahead_is_read_back_in_order(tmp_path):
     assert sp.rewind() == 50  # connection lost: the 50 unacknowledged go back in front
     assert _drain(sp) == list(range(1, 1001)) and first == list(range(1, 51))
     assert len(sp) == 0
+
+
+def _values(first: int | None, n: int, qos: int = 0, kind: str = "analog") -> list[ValueMessage]:
+    return [ValueMessage(f"t/{i % 3}", b"v%d" % i, qos, False, None, 0.0, kind, None if first is None else first + i)
+            for i in range(n)]
+
+
+def test_a_batch_is_spooled_in_one_call_with_its_seqs_and_spool_time(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    assert sp.put_many(_values(1, 5), 1000.0) == 5
+    batch = _values(None, 3, kind="event")  # no seq: the spool's next ones, set on the messages
+    assert sp.put_many(batch, 1001.5) == 3
+    assert [m.seq for m in batch] == [6, 7, 8] and {m.born for m in batch} == {1001.5} and sp.last_seq == 8
+    with pytest.raises(ValueError, match="seq 8 is not above the last spooled seq 8"):
+        sp.put_many(_values(8, 2), 1002.0)
+    with pytest.raises(ValueError, match="kind 'status': use one of analog"):
+        sp.put_many(_values(9, 1, kind="status"), 1002.0)
+    assert len(sp) == 8 and sp.last_seq == 8  # a refused batch spools nothing
+    sp.flush()
+    sp.close()
+    again = Spool(tmp_path / "s.db")  # spooled-at survives in the file (the age bound and the queued age use it)
+    assert again.oldest_born() == 1000.0
+    got = [again.take()[1] for _ in range(8)]
+    assert [(m.seq, m.kind, m.born, m.payload) for m in got][4:6] == [(5, "analog", 1000.0, b"v4"), (6, "event", 1001.5, b"v0")]
+    assert again.take() is None
+
+
+def test_a_burst_beyond_read_ahead_is_handed_out_from_memory_until_it_is_written(tmp_path):
+    sp = Spool(tmp_path / "s.db", read_ahead=10)
+    sp.put_many(_values(1, 25), time.time())  # QoS 0, nothing flushed yet
+    assert [sp.take()[0] for _ in range(25)] == list(range(1, 26))  # 15 beyond the window, from memory
+    sp.flush()
+    assert not list((tmp_path / "s.db").glob("*.seg")) and len(sp) == 0  # all left live: none was ever written
+    sp.put_many(_values(26, 25, qos=1), time.time())
+    first = sp.take()  # QoS 1 leaves only once committed: all 25 are written now, 15 of them beyond the window
+    assert first[0] == 26 and sp.committed_seq == 50 and inspect(tmp_path / "s.db")[0] == 25
+    rest = _drain(sp)  # the 15 come back from the file, in order
+    sp.done(26)
+    assert rest == list(range(27, 51)) and len(sp) == 0
+    sp.flush()
+    assert inspect(tmp_path / "s.db") == (0, 0)
+
+
+def test_the_memory_queue_takes_a_batch_up_to_its_bound():
+    box = MemoryOutbox(5)
+    batch = _values(1, 8)
+    assert box.put_many(batch, 50.0) == 5 and len(box) == 5  # the newest 3 refused (the publisher counts them)
+    assert box.oldest_born() == 50.0 and [box.take()[1].seq for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert box.put_many(batch[5:], 60.0) == 0 and box.rewind() == 5
 
 
 def test_live_qos0_is_never_written_qos1_is_committed_before_it_leaves(tmp_path):
