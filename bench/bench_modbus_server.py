@@ -258,13 +258,23 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell, interleaved; the median is shown")
     ap.add_argument("--only", default="", help="run only the scenarios whose label contains this text")
     ap.add_argument("--baseline-tree", type=Path, help="also measure the gridgate server of this source tree (before → after)")
+    ap.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="event loop of the gridgate servers: asyncio (what `gridgate emulate` runs) or uvloop (if installed), "
+        "to see how much of the cost is the loop",
+    )
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         if args.root:
             sys.path.insert(0, str(args.root.resolve()))
-        asyncio.run(serve(args.serve))
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve(args.serve))
+        else:
+            asyncio.run(serve(args.serve))
         return
     scenarios = [
         # (label, devices, connections per device, requests in flight per connection)
@@ -278,6 +288,11 @@ def main() -> None:
     if not scenarios:
         sys.exit(f"no scenario label contains {args.only!r}; leave --only out to run them all")
     base = args.baseline_tree
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            sys.exit("--loop uvloop: uvloop is not installed in this Python; pip install uvloop, or leave --loop out")
     if base is not None and not (base / "devices" / "modbus" / "server.py").is_file():
         sys.exit(f"--baseline-tree {base}: no devices/modbus/server.py there; give a gridgate source tree")
     with tempfile.TemporaryDirectory(prefix="gg-bench-modbus-") as d:
@@ -287,6 +302,7 @@ def main() -> None:
             f"{os.cpu_count()} CPUs (server and load client share them), load average {loadavg()}\n"
             "req/s: answered requests per second; CPU µs/req: server user+system CPU per request; "
             "ratio: gridgate/libmodbus req/s; CPU ratio: gridgate/libmodbus requests per server CPU-second"
+            + f"\ngridgate servers on the {args.loop} event loop"
             + (f"\nbefore: the gridgate server of {base}" if base else "")
             + "\n"
         )
@@ -297,7 +313,7 @@ def main() -> None:
         head = f"{'scenario':40}" + "".join(f" {c:>{w}}" for c, w in cols)
         print(head)
         print("-" * len(head))
-        ours_cmd = [sys.executable, __file__, "--serve"]
+        ours_cmd = [sys.executable, __file__, "--loop", args.loop, "--serve"]
         for label, n, per, depth in scenarios:
             ours, theirs, before = [], [], []
             for _ in range(args.repeat):

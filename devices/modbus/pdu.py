@@ -17,7 +17,7 @@ table sizes are read once. No per-request objects besides that ``bytes``.
 from __future__ import annotations
 
 import logging
-from struct import pack, unpack_from
+from struct import Struct, pack, unpack_from
 from typing import Callable
 
 from devices.modbus.faults import ModbusFaults
@@ -45,6 +45,10 @@ DATA = 8
 
 _BIT_CHARS = bytes.maketrans(bytes(range(256)), b"0" + b"1" * 255)
 _CHAR_BITS = bytes.maketrans(b"01", b"\x00\x01")
+
+#: precompiled formats of the hot path (struct.pack/unpack_from look the format up per call)
+_READ_REQUEST = Struct(">H4xBBHH").unpack_from  # tid, unit, fc, start, quantity of FC1-4
+_READ_HEAD = Struct(">HHHBBB").pack  # tid, 0, length, unit, fc, byte count
 
 #: answers one request ADU ``buf[i:end]`` (protocol id 0, unit ours) with the response ADU
 Handler = Callable[[bytearray, int, int], bytes]
@@ -145,14 +149,14 @@ class Responder:
         def read_bits(buf: bytearray, i: int, end: int) -> bytes:
             if end - i != 12:
                 raise Illegal(ILLEGAL_DATA_VALUE, "pdu_length")
-            tid, unit, fc, start, qty = unpack_from(">H4xBBHH", buf, i)
+            tid, unit, fc, start, qty = _READ_REQUEST(buf, i)
             if not 1 <= qty <= MAX_READ_BITS:
                 raise Illegal(ILLEGAL_DATA_VALUE)
             if self.forced is not None or start + qty > size:
                 admit(fc, size, start, qty)
             packed = pack_bits(read(table, start, qty))
             n = len(packed)
-            return pack(">HHHBBB", tid, 0, n + 3, unit, fc, n) + packed
+            return _READ_HEAD(tid, 0, n + 3, unit, fc, n) + packed
 
         return read_bits
 
@@ -164,12 +168,12 @@ class Responder:
         def read_registers(buf: bytearray, i: int, end: int) -> bytes:
             if end - i != 12:
                 raise Illegal(ILLEGAL_DATA_VALUE, "pdu_length")
-            tid, unit, fc, start, qty = unpack_from(">H4xBBHH", buf, i)
+            tid, unit, fc, start, qty = _READ_REQUEST(buf, i)
             if not 1 <= qty <= MAX_READ_REGISTERS:
                 raise Illegal(ILLEGAL_DATA_VALUE)
             if self.forced is not None or start + qty > size:
                 admit(fc, size, start, qty)
-            return pack(">HHHBBB", tid, 0, 2 * qty + 3, unit, fc, 2 * qty) + read(table, start, qty)
+            return _READ_HEAD(tid, 0, 2 * qty + 3, unit, fc, 2 * qty) + read(table, start, qty)
 
         return read_registers
 

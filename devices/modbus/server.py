@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from struct import pack, unpack_from
+from struct import Struct, pack, unpack_from
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MBAP = 7  # transaction id, protocol id, length, unit id
+_MBAP_CHECK = Struct(">2xHHB").unpack_from  # protocol id, length, unit id
 MIN_LENGTH = 2
 MAX_LENGTH = 254
-#: receive buffer; an incomplete ADU (< 260 bytes) stays at its front, so reads always have room
-RECV_BUFFER = 16384
+#: receive buffer per connection; an incomplete ADU (< 260 bytes) stays at its front, so reads
+#: always have room. 4 KiB holds 340 pipelined FC3 requests per read (16 KiB was 12 KiB more
+#: per connection, 120 MB at 10,000 emulated devices, for no measurable gain)
+RECV_BUFFER = 4096
 
 
 class ModbusServer:
@@ -225,7 +228,7 @@ class _Connection(asyncio.BufferedProtocol):
         server = self.server
         if not self._len and server._plain:
             buf = self._buf
-            pid, length, unit = unpack_from(">2xHHB", buf)
+            pid, length, unit = _MBAP_CHECK(buf)
             if length + 6 == nbytes and not pid and MIN_LENGTH <= length <= MAX_LENGTH and unit in server._units:
                 st.requests += 1
                 try:
@@ -251,7 +254,7 @@ class _Connection(asyncio.BufferedProtocol):
         plain = server._plain
         requests = 0
         while n - i >= MBAP:
-            pid, length, unit = unpack_from(">2xHHB", buf, i)
+            pid, length, unit = _MBAP_CHECK(buf, i)
             if not MIN_LENGTH <= length <= MAX_LENGTH:
                 st.requests += requests
                 self._bad_length(length, out)
