@@ -181,6 +181,7 @@ class _Connection(asyncio.BufferedProtocol):
     buffer instead of allocating 256 KiB per read (measurably cheaper per request)."""
 
     __slots__ = ("server", "transport", "stats", "peer", "opened", "last_active", "_buf", "_view", "_len", "_trickling")
+    transport: asyncio.Transport
 
     def __init__(self, server: ModbusServer) -> None:
         self.server = server
@@ -198,10 +199,10 @@ class _Connection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         if self.server.faults.refuse:
             self.server._refused += 1
-            transport.abort()
+            self.transport.abort()
             return
         if not self.server._admit(self):
-            transport.abort()
+            self.transport.abort()
 
     def close_by_guard(self, reason: str) -> None:
         """The device's guard drops this connection (idle timeout, or room for a newer one)."""
