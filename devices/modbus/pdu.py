@@ -11,7 +11,8 @@ Hot path, kept lean on purpose (bench/bench_modbus_server.py, one request in fli
 :class:`Responder` per device precomputes a 256-entry table of closures by function code,
 each reading its fields with one ``unpack_from`` straight from the connection's receive
 buffer and returning the whole response ADU (MBAP header included) as one ``bytes``; the
-table sizes are read once. No per-request objects besides that ``bytes``.
+table sizes are read once. No per-request objects besides that ``bytes``. With the server's
+one-ADU path this took a request from ~16 to ~13.5 µs CPU (libmodbus ~10; docs/performance.md).
 """
 
 from __future__ import annotations

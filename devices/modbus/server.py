@@ -222,7 +222,8 @@ class _Connection(asyncio.BufferedProtocol):
         # whole ADU per read: answered here with one unpack_from of the MBAP header, one call into
         # the Responder's table (which returns the whole response ADU) and one write. Anything else
         # (partial or several ADUs, other unit or protocol id, faults on the request or the reply)
-        # goes through _frames. Server CPU per request, 1 in flight: see docs/performance.md.
+        # goes through _frames. Server CPU per request with 1 in flight: 15-16.7 → 13-13.5 µs
+        # (libmodbus ~10; the asyncio loop and transport alone ~11-12), docs/performance.md.
         st = self.stats
         st.bytes_in += nbytes
         self.last_active = _monotonic()
