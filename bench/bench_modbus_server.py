@@ -5,9 +5,15 @@ epoll client (several connections, ``depth`` FC3 requests in flight on each, fix
 so the client is not the bottleneck and both servers see exactly the same load.
 On a 2-core machine server and client each get roughly one core.
 
-    python bench/bench_modbus_server.py [--duration 3] [--repeat 3]
+    python bench/bench_modbus_server.py [--duration 3] [--repeat 3] [--only "1 in flight"]
+    python bench/bench_modbus_server.py --baseline-tree /tmp/before   # + another gridgate tree, same run
 
-Prints a table of req/s and the gridgate/libmodbus ratio. Needs gcc and libmodbus-dev.
+Prints per scenario req/s and server CPU per request of both, the req/s ratio
+gridgate/libmodbus, and the ratio of requests per server CPU-second (the fairer figure on a
+shared machine: wall-clock throughput swings with other load, CPU per request much less).
+With ``--baseline-tree`` (e.g. a ``git archive`` export of the base commit) the gridgate
+server of that tree is measured in the same interleaved runs (before → after, same minute).
+Needs gcc and libmodbus-dev (``./run setup test`` installs them).
 """
 
 from __future__ import annotations
@@ -159,7 +165,7 @@ int main(int argc, char **argv) {
 
 
 async def serve(n: int) -> None:
-    from devices.modbus import ArrayDataModel, ModbusServer
+    from devices.modbus import ArrayDataModel, ModbusServer  # from --root when given (see main)
 
     servers = []
     for _ in range(n):
@@ -225,6 +231,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def measure(server_cmd: list[str], n: int, load: Path, duration: float, depth: int, per: int) -> tuple[float, float]:
     """(requests/s, server CPU µs per request)"""
     p, ports = start_server(server_cmd, n)
@@ -246,10 +256,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell, interleaved; the median is shown")
+    ap.add_argument("--only", default="", help="run only the scenarios whose label contains this text")
+    ap.add_argument("--baseline-tree", type=Path, help="also measure the gridgate server of this source tree (before → after)")
+    ap.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="event loop of the gridgate servers: asyncio (what `gridgate emulate` runs) or uvloop (if installed), "
+        "to see how much of the cost is the loop",
+    )
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve))
+        if args.root:
+            sys.path.insert(0, str(args.root.resolve()))
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve(args.serve))
+        else:
+            asyncio.run(serve(args.serve))
         return
     scenarios = [
         # (label, devices, connections per device, requests in flight per connection)
@@ -259,22 +284,50 @@ def main() -> None:
         ("100 devices, 1 conn each, 1 in flight", 100, 1, 1),
         ("100 devices, 1 conn each, 4 in flight", 100, 1, 4),
     ]
+    scenarios = [sc for sc in scenarios if args.only in sc[0]]
+    if not scenarios:
+        sys.exit(f"no scenario label contains {args.only!r}; leave --only out to run them all")
+    base = args.baseline_tree
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            sys.exit("--loop uvloop: uvloop is not installed in this Python; pip install uvloop, or leave --loop out")
+    if base is not None and not (base / "devices" / "modbus" / "server.py").is_file():
+        sys.exit(f"--baseline-tree {base}: no devices/modbus/server.py there; give a gridgate source tree")
     with tempfile.TemporaryDirectory(prefix="gg-bench-modbus-") as d:
         mbserver, load = build(Path(d))
         print(
             f"FC3 read of 10 holding registers, {args.duration:g} s per run, median of {args.repeat} interleaved runs, "
-            f"{os.cpu_count()} CPUs (server and load client share them)\n"
+            f"{os.cpu_count()} CPUs (server and load client share them), load average {loadavg()}\n"
+            "req/s: answered requests per second; CPU µs/req: server user+system CPU per request; "
+            "ratio: gridgate/libmodbus req/s; CPU ratio: gridgate/libmodbus requests per server CPU-second"
+            + f"\ngridgate servers on the {args.loop} event loop"
+            + (f"\nbefore: the gridgate server of {base}" if base else "")
+            + "\n"
         )
-        head = f"{'scenario':40} {'gridgate req/s':>15} {'libmodbus req/s':>16} {'ratio':>6} {'gg µs CPU/req':>14} {'lm µs CPU/req':>14}"
+        cols = [("gridgate req/s", 15), ("libmodbus req/s", 16), ("ratio", 6), ("gg CPU µs/req", 14),
+                ("lm CPU µs/req", 14), ("CPU ratio", 9)]
+        if base:
+            cols += [("before req/s", 13), ("ratio", 6), ("CPU µs/req", 11), ("CPU ratio", 9)]
+        head = f"{'scenario':40}" + "".join(f" {c:>{w}}" for c, w in cols)
         print(head)
         print("-" * len(head))
+        ours_cmd = [sys.executable, __file__, "--loop", args.loop, "--serve"]
         for label, n, per, depth in scenarios:
-            ours, theirs = [], []
+            ours, theirs, before = [], [], []
             for _ in range(args.repeat):
-                ours.append(measure([sys.executable, __file__, "--serve", str(n)], n, load, args.duration, depth, per))
+                ours.append(measure([*ours_cmd, str(n)], n, load, args.duration, depth, per))
                 theirs.append(measure([str(mbserver), str(n)], n, load, args.duration, depth, per))
+                if base:
+                    before.append(measure([*ours_cmd, str(n), "--root", str(base)], n, load, args.duration, depth, per))
             o, t = median(ours), median(theirs)
-            print(f"{label:40} {o[0]:15,.0f} {t[0]:16,.0f} {o[0] / t[0]:6.2f} {o[1]:14.1f} {t[1]:14.1f}", flush=True)
+            row = [f"{o[0]:,.0f}", f"{t[0]:,.0f}", f"{o[0] / t[0]:.2f}", f"{o[1]:.1f}", f"{t[1]:.1f}", f"{t[1] / o[1]:.2f}"]
+            if base:
+                b = median(before)
+                row += [f"{b[0]:,.0f}", f"{b[0] / t[0]:.2f}", f"{b[1]:.1f}", f"{t[1] / b[1]:.2f}"]
+            print(f"{label:40}" + "".join(f" {v:>{w}}" for v, (_, w) in zip(row, cols)), flush=True)
+        print(f"\nload average at the end {loadavg()}")
 
 
 def median(runs: list[tuple[float, float]]) -> tuple[float, float]:

@@ -239,3 +239,72 @@ async def test_random_byte_streams_never_break_the_server(server: ModbusServer, 
     st = server.stats
     # every stream is accounted for: a request, an ignored unit id, or a malformed frame
     assert st.connections_total == 41 and sum(st.malformed.values()) + st.ignored_unit + st.requests >= 40
+
+
+# ---- one ADU per read (the server's fast path) must keep every framing rule
+
+
+async def test_lone_adu_with_protocol_id_not_zero_is_dropped(raw: Raw, server: ModbusServer) -> None:
+    await raw.send(adu(read_hr(1), tid=1, pid=1))  # alone in its segment
+    assert await raw.silent(0.2)
+    assert await raw.call(read_hr(2), tid=2) == hr_resp(1002)
+    st = server.stats
+    assert (st.malformed, st.requests, st.responses) == ({"protocol_id": 1}, 1, 1)
+
+
+async def test_lone_adu_whose_length_matches_the_read_but_exceeds_254_closes(raw: Raw, server: ModbusServer) -> None:
+    # 261 bytes with MBAP length 255: "one whole ADU" by its own length, but no Modbus ADU is that long
+    frame = adu(read_hr(1) + b"\x00" * 249, tid=1)
+    assert len(frame) == 261 and struct.unpack_from(">H", frame, 4)[0] == 255
+    await raw.send(frame)
+    assert await raw.closed()
+    assert server.stats.malformed == {"length": 1} and server.stats.responses == 0
+
+
+async def test_request_split_after_the_mbap_header(raw: Raw, server: ModbusServer) -> None:
+    frame = adu(read_hr(9, 2), tid=0x0102)
+    await raw.send(frame[:7])
+    assert await raw.silent(0.1)
+    await raw.send(frame[7:])
+    assert await raw.recv() == (0x0102, 0, 1, hr_resp(1009, 1010))
+    # and right after it, one whole ADU per read again
+    assert await raw.call(read_hr(11), tid=3) == hr_resp(1011)
+    assert server.stats.requests == 2 and server.stats.bytes_in == 24
+
+
+async def test_lone_adus_with_reply_faults_switched_live(raw: Raw, server: ModbusServer) -> None:
+    from devices.modbus import ModbusFaults
+
+    server.faults = ModbusFaults(wrong_tid=True)
+    await raw.send(adu(read_hr(3), tid=5))
+    assert await raw.recv() == ((5 + 0x5A5A) & 0xFFFF, 0, 1, hr_resp(1003))
+    server.faults = ModbusFaults(short_reply=2)
+    await raw.send(adu(read_hr(3, 2), tid=6))
+    cut = await asyncio.wait_for(raw.reader.readexactly(11), TIMEOUT)
+    assert cut == adu(hr_resp(1003, 1004), tid=6)[:-2]  # the MBAP length still says 7
+    server.faults = {"silent": True}
+    await raw.send(adu(read_hr(3), tid=7))
+    assert await raw.silent(0.2)
+    server.faults = ModbusFaults()
+    assert await raw.call(read_hr(4), tid=8) == hr_resp(1004)
+    st = server.stats
+    assert (st.requests, st.responses, st.silenced) == (4, 3, 1)
+
+
+async def test_forced_exception_on_a_lone_adu_echoes_tid_and_unit(raw: Raw, server: ModbusServer) -> None:
+    from devices.modbus import ForcedException, ModbusFaults
+
+    server.faults = ModbusFaults(exceptions=(ForcedException(code=6, function=3, start=10, end=19),))
+    await raw.send(adu(read_hr(15), tid=0xBEEF, unit=255))
+    assert await raw.recv() == (0xBEEF, 0, 255, bytes((0x83, 6)))
+    assert await raw.call(read_hr(20), tid=2) == hr_resp(1020)  # outside the range: answered
+    assert server.stats.exceptions == {6: 1}
+
+
+async def test_assigning_another_model_serves_it(raw: Raw, server: ModbusServer) -> None:
+    other = ArrayDataModel(holding=2)
+    other.set_register("holding", 1, 4242)
+    server.model = other
+    assert server.model is other
+    assert await raw.call(read_hr(1)) == hr_resp(4242)
+    assert await raw.call(read_hr(2)) == bytes((0x83, 2))  # the new image's size bounds the reads
