@@ -84,7 +84,8 @@ class Emulator:
     """``async with Emulator(cfg) as emu:`` — devices listening, firmware ticking.
 
     ``cfg`` is the site's config model, or an :class:`~devices.emusite.EmulatedSite` (compact
-    tables, no model: ``emu.cfg`` is then None; the fault API needs the model)."""
+    tables, no model: ``emu.cfg`` is then None, the site's seed is used and its devices are the
+    ones served; the fault API needs the model)."""
 
     def __init__(self, cfg: Config | EmulatedSite, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
                  only: set[str] | None = None, sim_time: Callable[[int], float] | None = None,

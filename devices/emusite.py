@@ -20,11 +20,13 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_sim.plan import Plan
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +62,23 @@ def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
 
     ``only``: serve just these devices (names unknown to the site are left to the caller, who
     has ``known``); ``shard`` (I, N): of those, every N-th starting at I."""
+    from devices import emucache
+
+    only = list(only) if only is not None else None
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        raw = None  # the loader says what is wrong with the file
+    if raw is not None and (site := emucache.get(raw, _options(seed, only, shard))) is not None:
+        return site
+    return _in_child(build, path, seed, only, shard, True)
+
+
+def _in_child(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child: what it parses and validates never grows this process's heap."""
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
     try:
-        return pool.submit(build, path, seed, list(only) if only is not None else None, shard).result()
+        return pool.submit(fn, *args).result()
     except BaseException:  # interrupted (SIGTERM during start-up): the child must not build on for seconds
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.kill()
@@ -71,9 +87,15 @@ def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _options(seed: int, only: list[str] | None, shard: tuple[int, int] | None) -> tuple:
+    return (seed, None if only is None else tuple(only), shard)
+
+
 def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
-          shard: tuple[int, int] | None = None) -> EmulatedSite:
-    """The work of :func:`load` (runs in the child; callable in-process for tests)."""
+          shard: tuple[int, int] | None = None, cache: bool = False) -> EmulatedSite:
+    """The work of :func:`load` (runs in the child; callable in-process for tests); ``cache``: keep the
+    result for the next start (devices/emucache.py)."""
+    raw = Path(path).read_bytes() if cache else b""
     from devices.contract import emulated
     from devices.emulator import firmware_plan
     from devices.shards import shard_of
@@ -98,8 +120,12 @@ def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
             continue
         conn = shared.setdefault(d.connections.model_dump_json(), d.connections)
         devices.append((i, compact(d, conn)))
-    fw_plan = firmware_plan(cfg, seed)
-    return EmulatedSite(devices, known, fw_plan, seed)
+    site = EmulatedSite(devices, known, firmware_plan(cfg, seed), seed)
+    if cache:
+        from devices import emucache
+
+        emucache.put(raw, _options(seed, only, shard), site)
+    return site
 
 
 class _Named(BaseModel):
@@ -114,8 +140,13 @@ class _Names(BaseModel):
 
 
 def device_names(path: str | Path) -> list[str]:
-    """The enabled devices' names, read without validating the rest (``--processes``: the shards
-    validate the whole site; a bad file is reported by them)."""
+    """The enabled devices' names, read (in a forked child: the parsed YAML of 10,000 devices is ~0.5 GB)
+    without validating the rest (``--processes``: the shards validate the whole site; a bad file is
+    reported by them)."""
+    return _in_child(_names, path)
+
+
+def _names(path: str | Path) -> list[str]:
     from gateway.site.load import load_model
 
     return [d.name for d in load_model(path, _Names, cache=True).devices if d.enabled]
