@@ -74,7 +74,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if (why := usage_error(args) or _name_error(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
-    from devices.shards import parse_processes, parse_shard, run_shards, shard_of
+    from devices.shards import parse_processes, parse_shard, run_shards
 
     try:
         processes = parse_processes(args.processes)
@@ -85,12 +85,24 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if processes > 1 and args.metrics:
         print("error: --metrics serves the devices of one process; use it with --processes 1", file=sys.stderr)
         return 2
-    cfg = load_config(args.config or default_config())
-    known = [d.name for d in cfg.devices if d.enabled]
+    path = args.config or default_config()
+    compact = args.no_fault_api or processes > 1 or shard is not None
+    if processes > 1 and shard is None:
+        from devices.emusite import device_names
+
+        known = device_names(path)  # the shards validate the whole site (each compiles its firmware)
+    elif compact:  # no fault API: the emulator runs from compact tables, the config model never reaches this process
+        from devices import emusite
+
+        site = emusite.load(path, args.seed, only=args.device, shard=shard)
+        known = site.known
+    else:
+        cfg = load_config(path)
+        known = [d.name for d in cfg.devices if d.enabled]
     if args.device:
         unknown = [n for n in args.device if n not in known]
         if unknown:
-            print(f"error: --device {', '.join(unknown)}: no such enabled device in {args.config or default_config()}; "
+            print(f"error: --device {', '.join(unknown)}: no such enabled device in {path}; "
                   f"choose from {', '.join(known)}", file=sys.stderr)
             return 2
     if processes > 1 and shard is None:
@@ -99,14 +111,19 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         if processes > 1:
             say(f"emulate: {len(wanted)} devices over {processes} processes (no fault API when sharded; "
                 "use --processes 1 to inject faults)")
-            child = ["--config", str(args.config or default_config()), "--seed", str(args.seed), "--no-fault-api"]
+            child = ["--config", str(path), "--seed", str(args.seed), "--no-fault-api"]
             child += [x for n in (args.device or []) for x in ("--device", n)]
             child += ["--duration", str(args.duration)] if args.duration is not None else []
             return run_shards(processes, child)
+        if compact := args.no_fault_api:
+            from devices import emusite
+
+            site = emusite.load(path, args.seed, only=args.device)
+        else:
+            cfg = load_config(path)
     if shard is not None:
-        args.device = shard_of(args.device or known, shard)
         args.no_fault_api = True
-    return run(_emulate(cfg, args))
+    return run(_emulate(site if compact else cfg, args))
 
 
 def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
@@ -121,12 +138,14 @@ def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001
     return devices, {"seq": emu.k}
 
 
-async def _emulate(cfg, args) -> int:  # noqa: ANN001
+async def _emulate(cfg, args) -> int:  # noqa: ANN001 - a Config, or an EmulatedSite holding only this process's devices
     import gc
 
     from devices.emulator import Emulator
+    from devices.emusite import EmulatedSite
 
-    emu = Emulator(cfg, seed=args.seed, skip=say, only=set(args.device) if args.device else None)
+    only = None if isinstance(cfg, EmulatedSite) or not args.device else set(args.device)
+    emu = Emulator(cfg, seed=args.seed, skip=say, only=only)
     gc.disable()  # start-up allocates per device: collections in between grow with the heap (quadratic)
     try:
         await emu.start()

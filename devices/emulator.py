@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from devices.contract import DeviceUnavailable, EventDriven, emulated
-from firmware_sim import Firmware, RegisterLayout, SimPoint
+from devices.contract import DeviceUnavailable, emulated
+from devices.emusite import EmulatedSite
+from firmware_sim import Firmware, PlanError, RegisterLayout, SimPoint
+from firmware_sim.plan import Plan, compile_plan
 from gateway.config import Config
 from gateway.protocols.modbus.config import ModbusDevice
-from gateway.site.model import DeviceBase
 from gateway.site.plant.points import firmware_signal
 
 log = logging.getLogger(__name__)
@@ -55,33 +56,44 @@ def _bit_offset(p) -> float:
 
 
 def build_firmware(cfg: Config, seed: int = 0) -> Firmware:
+    return Firmware.of_plan(firmware_plan(cfg, seed))
+
+
+def firmware_plan(cfg: Config, seed: int = 0) -> Plan:
+    """The compiled firmware of every enabled device of the site (no models kept)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PlanError(f"seed must be an integer, got {seed!r}")
     groups = {d.name: list(d.groups) for d in cfg.devices if d.enabled and d.groups}
     sizes = {
         d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables
     }
     plant = cfg.plant.runtime() if cfg.plant is not None else None
-    return Firmware(sim_points(cfg), groups=groups, seed=seed, table_sizes=sizes, plant=plant)
+    return compile_plan(sim_points(cfg), groups, seed, sizes, plant)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunningDevice:
-    cfg: DeviceBase
+    cfg: Any  # the device's model, or its Endpoint (devices/emusite.py)
     server: Any
     port: int
     update: Callable[[str, Any, int, float], None] | None = None  # event-driven devices only
-    indexes: list[int] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)  # event-driven devices only
 
 
 class Emulator:
-    """``async with Emulator(cfg) as emu:`` — devices listening, firmware ticking."""
+    """``async with Emulator(cfg) as emu:`` — devices listening, firmware ticking.
 
-    def __init__(self, cfg: Config, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
+    ``cfg`` is the site's config model, or an :class:`~devices.emusite.EmulatedSite` (compact
+    tables, no model: ``emu.cfg`` is then None, the site's seed is used and its devices are the
+    ones served; the fault API needs the model)."""
+
+    def __init__(self, cfg: Config | EmulatedSite, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
                  only: set[str] | None = None, sim_time: Callable[[int], float] | None = None,
                  on_tick: Callable[[int, float], Awaitable[None]] | None = None, hold: bool = False) -> None:
         """``sim_time(k)`` gives the firmware's time at tick k (default: the wall clock); ``on_tick(k, s)``
         runs just before tick k is computed (scenario timelines); ``hold`` keeps the firmware at tick 0
         until :meth:`go`."""
-        self.cfg = cfg
+        self.cfg: Config | None = None if isinstance(cfg, EmulatedSite) else cfg
         self.tick_period = tick
         self.sim_time = sim_time
         self.on_tick = on_tick
@@ -90,18 +102,22 @@ class Emulator:
         self._go = asyncio.Event()
         if not hold:
             self._go.set()
-        self.fw = build_firmware(cfg, seed)
+        if isinstance(cfg, EmulatedSite):
+            self.fw = Firmware.of_plan(cfg.plan)
+            entries: list[tuple[int, Any]] = cfg.devices
+        else:
+            self.fw = build_firmware(cfg, seed)
+            entries = list(enumerate(cfg.devices))
         self.devices: dict[str, RunningDevice] = {}
         self.skipped: dict[str, str] = {}
         self._skip = skip or (lambda msg: log.warning("%s", msg))
         self._only = only
         self._task: asyncio.Task | None = None
-        self._by_name = {d.name: (i, d) for i, d in enumerate(cfg.devices)}  # start-up linear in devices
+        self._by_name = {d.name: (i, d) for i, d in entries}  # start-up linear in devices
         self._event_driven = 0  # running devices told about changes; none (all Modbus): no per-tick loop
-        # firmware index → (device, point); the firmware orders points its own way (derived signals last)
-        self._names: dict[int, tuple[str, str]] = {
-            self.fw.index(d.name, p.name): (d.name, p.name) for d in cfg.devices if d.enabled for p in d.points
-        }
+        # firmware index → (device, point) of event-driven devices' points (the firmware orders points its own
+        # way, derived signals last); filled as they start: polled devices need none (~200 B a point)
+        self._names: dict[int, tuple[str, str]] = {}
 
     def _time_of(self, k: int) -> float:
         return self.sim_time(k) if self.sim_time is not None else time.time()
@@ -116,7 +132,7 @@ class Emulator:
         self.k = 0
         self.t0_wall = time.time()
         self.fw.tick(self._time_of(0))
-        for d in self.cfg.devices:
+        for d in [d for _, d in self._by_name.values()]:
             if not d.enabled or (self._only is not None and d.name not in self._only):
                 continue
             await self.start_device(d.name)
@@ -135,12 +151,15 @@ class Emulator:
             raise OSError(f"device {d.name} ({d.protocol}) cannot listen on {d.host}:{d.port}: "  # type: ignore[attr-defined]
                           f"{e.strerror or e}; stop what uses the port or change devices[{i}].port") from None
         port = server.port if isinstance(server.port, int) and server.port else d.port
-        rd = RunningDevice(d, server, port, update=server.update if isinstance(server, EventDriven) else None)
-        rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]
+        # what EventDriven (a runtime Protocol) checks, without its ~60 µs isinstance per device
+        update = getattr(server, "update", None)
+        rd = RunningDevice(d, server, port, update=update if callable(update) else None)
         self.devices[d.name] = rd
         self._event_driven += rd.update is not None
         if rd.update is not None:  # give event-driven devices their initial values
+            rd.indexes = [self.fw.index(d.name, p.name) for p in d.points]
             for i, p in zip(rd.indexes, d.points):
+                self._names[i] = (d.name, p.name)
                 rd.update(p.name, self.fw.value(i), self.fw.quality(i), time.time())
         log.info("emulated %s %s (%s) on %s:%d", d.kind, d.name, d.protocol, d.host, rd.port)  # type: ignore[attr-defined]
         return rd

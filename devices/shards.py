@@ -5,7 +5,9 @@ machine with more cores serves more from one command. Each shard is a ``gridgate
 --shard I/N`` child that serves every N-th enabled device (round robin, so devices of every kind
 spread evenly) and runs the whole site's firmware: the firmware is deterministic in seed and
 time, so every shard computes the same values a single process would (at the cost of the
-firmware's tick, about 2 ms per 100,000 points, in each shard).
+firmware's tick, about 2 ms per 100,000 points, in each shard). Each shard validates the site
+and compiles it in a forked child and keeps only its own devices' endpoints and the compiled
+plan (devices/emusite.py); the parent reads only the devices' names.
 
 The fault-injection API is not opened when sharded: it injects into the devices of its own
 process, and one API per shard would each need its own state file. Use ``--processes 1`` (the

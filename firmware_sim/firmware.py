@@ -34,7 +34,17 @@ class Firmware:
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise PlanError(f"seed must be an integer, got {seed!r}")
-        self.plan: Plan = compile_plan(points, groups or {}, seed, table_sizes or {}, plant)
+        self._init(compile_plan(points, groups or {}, seed, table_sizes or {}, plant), backend)
+
+    @classmethod
+    def of_plan(cls, plan: Plan, backend: str = "auto") -> "Firmware":
+        """The firmware of a plan compiled elsewhere (the emulator compiles it in its loader process)."""
+        fw = cls.__new__(cls)
+        fw._init(plan, backend)
+        return fw
+
+    def _init(self, plan: Plan, backend: str) -> None:
+        self.plan = plan
         cls, self.backend = sampler_class(backend)
         P = self.plan.params
         n = P["n"]
@@ -45,9 +55,8 @@ class Firmware:
         self._changed = array("B", [0]) * n
         self._s = cls(P, self._values, self._quality, self._regs, self._bits, self._changed)
         self._modbus: dict = {}
-        for p in points:
-            for f in p.faults:
-                self.set_fault(self.index(p.device, p.name), f)
+        for i, args in plan.faults:
+            self._s.set_fault(i, *args)
 
     # ------------------------------------------------------------ driving
 
@@ -101,13 +110,12 @@ class Firmware:
         try:
             return self.plan.index[(device, point)]
         except KeyError:
-            names = sorted(n for d, n in self.plan.index if d == device and not n.startswith("@group:"))
+            names = sorted(n for n in self.plan.index.by_device.get(device, {}) if not n.startswith("@group:"))
             hint = f"points of {device!r}: {', '.join(names[:10])}" if names else f"no device {device!r}"
             raise KeyError(f"no point {point!r} on device {device!r} ({hint})") from None
 
     def name(self, i: int) -> tuple[str, str]:
-        s = self.plan.slots[self._check(i)]
-        return s.device, s.name
+        return self.plan.name(self._check(i))
 
     def value(self, i: int) -> float:
         return self._values[self._check(i)]
@@ -134,21 +142,21 @@ class Firmware:
         Takes effect at the next tick.
         """
         i = self._check(i)
-        s, kind = self.plan.slots[i], self.plan.kinds[i]
-        where = f"{s.device}/{s.name}"
+        kind, signal = self.plan.kinds[i], self.plan.signal_kind(i)
+        where = "/".join(self.plan.name(i))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"set_state({where}): expected a finite number, got {value!r}")
-        if kind == HOLD and s.signal is not None:
+        if kind == HOLD and signal is not None:
             if value != int(value):
                 raise ValueError(f"set_state({where}): a discrete state is an integer, got {value!r}")
-            lo, hi = s.signal.min, s.signal.max
+            lo, hi = self.plan.limits(i)
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 raise ValueError(f"set_state({where}): {value:g} outside the allowed range {lo}..{hi}")
         elif kind == PLANT:
             self._check_plant_state(where, i, value)
-        elif kind == WAVE and s.signal.kind != "constant" or kind not in (HOLD, WAVE):
+        elif kind == WAVE and signal != "constant" or kind not in (HOLD, WAVE):
             raise ValueError(
-                f"set_state({where}): a {s.signal.kind} signal cannot be commanded; "
+                f"set_state({where}): a {signal} signal cannot be commanded; "
                 "only discrete, constant and signal-less (setpoint) points accept commands"
             )
         self._s.set_state(i, float(value))
@@ -179,8 +187,7 @@ class Firmware:
         amperes, readings and relay alike (1 or 0: healthy again).
         """
         i = self._check(i)
-        s = self.plan.slots[i]
-        where = f"{s.device}/{s.name}"
+        where = "/".join(self.plan.name(i))
         if self.plan.kinds[i] != PLANT:
             raise ValueError(f"{kind} on {where}: the point is not a plant quantity; target a point with `kind: plant`")
         if kind not in plant_mod.PLANT_FAULTS:

@@ -64,7 +64,13 @@ class FirmwareModbus:
         self.fw = fw
         self.device = device
         self._tables = fw.plan.tables[device]
+        self._owners: dict[tuple[str, int], tuple[int, int]] | None = None  # on the first write
         self.dropped_writes = 0
+
+    def _owner(self, table: str, address: int) -> tuple[int, int] | None:
+        if self._owners is None:
+            self._owners = self.fw.plan.owners(self.device)
+        return self._owners.get((table, address))
 
     def _table(self, table: str) -> tuple[int, int]:
         if table not in TABLES:
@@ -92,12 +98,12 @@ class FirmwareModbus:
         base, size = self._table("coil")
         self._range("coil", start, len(values), size)
         for k, b in enumerate(values):
-            owner = self.fw.plan.owners.get((self.device, "coil", start + k))
+            owner = self._owner("coil", start + k)
             if owner is None:
                 self.dropped_writes += 1
                 continue
             i = owner[0]
-            lay = self.fw.plan.slots[i].register
+            lay = self.fw.plan.layout(i)
             self._command(i, (1 if b else 0) * lay.scale + lay.offset, f"coil {start + k}")
 
     def write_registers(self, start: int, data: bytes) -> None:
@@ -109,7 +115,7 @@ class FirmwareModbus:
         written = dict(zip(range(start, start + count), struct.unpack(f">{count}H", data)))
         done: set[int] = set()
         for addr in written:
-            owner = self.fw.plan.owners.get((self.device, "holding", addr))
+            owner = self._owner("holding", addr)
             if owner is None:
                 self.dropped_writes += 1
                 continue
@@ -117,7 +123,7 @@ class FirmwareModbus:
             if i in done:
                 continue
             done.add(i)
-            lay = self.fw.plan.slots[i].register
+            lay = self.fw.plan.layout(i)
             cur = struct.unpack(f">{lay.width}H", self.read_registers("holding", lay.address, lay.width))
             words = [written.get(lay.address + w, cur[w]) for w in range(lay.width)]
             self._command(i, decode(lay, words), f"holding {lay.address}")

@@ -52,7 +52,7 @@ class PlanError(ValueError):
 
 @dataclass
 class Slot:
-    """One entry of the plan (a configured point or a hidden group load)."""
+    """One entry of the plan while it is compiled (a configured point or a hidden group load)."""
 
     device: str
     name: str
@@ -63,19 +63,107 @@ class Slot:
     where: str = ""
 
 
+#: signal kinds by code (``Plan.signal``; 0: no signal, a setpoint held until a command)
+SIGNAL_KINDS: tuple[str | None, ...] = (None, *[k for k in PASS_OF_KIND if k is not None])
+_SIGNAL_CODE = {k: c for c, k in enumerate(SIGNAL_KINDS)}
+_TABLE_CODE = {t: c for c, t in enumerate(("coil", "discrete_input", "holding", "input"))}
+_TYPE_OF = {c: t for t, c in REG_TYPE.items()}
+
+
+class PointIndex:
+    """(device, point) → plan position, one small dict per device.
+
+    Why not one dict keyed by (device, point) tuples: a tuple and an entry per point were
+    ~200 bytes of the ~2.6 KB a point cost at 10,000 devices (bench_emulator_scale.py)."""
+
+    __slots__ = ("by_device",)
+
+    def __init__(self) -> None:
+        self.by_device: dict[str, dict[str, int]] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> int:
+        return self.by_device[key[0]][key[1]]
+
+    def get(self, key: tuple[str, str], default: int | None = None) -> int | None:
+        d = self.by_device.get(key[0])
+        return default if d is None else d.get(key[1], default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and self.get(key) is not None  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.by_device.values())
+
+    def __iter__(self):  # noqa: ANN204 - (device, point) keys, as a dict's
+        return ((dev, name) for dev, d in self.by_device.items() for name in d)
+
+    def items(self):  # noqa: ANN201
+        return (((dev, name), i) for dev, d in self.by_device.items() for name, i in d.items())
+
+    def __getstate__(self) -> dict:
+        return self.by_device
+
+    def __setstate__(self, state: dict) -> None:
+        self.by_device = state
+
+
 @dataclass
 class Plan:
+    """The compiled firmware: parameter arrays and compact per-point tables (no models kept).
+
+    Per point it keeps its name, device id, signal-kind code and register table code; the
+    rest lives in ``params`` (what the samplers run). A RegisterLayout is rebuilt on demand
+    (:meth:`layout`), and a device's register owners when it is first written (:meth:`owners`)."""
+
     params: dict
-    slots: list[Slot]
-    index: dict[tuple[str, str], int]
-    kinds: list[int]
+    index: PointIndex
+    kinds: array
     # Modbus image: device -> table -> (base offset in the regs/bits image, size)
     tables: dict[str, dict[str, tuple[int, int]]]
-    # (device, table, address) -> (point index, word offset inside the point)
-    owners: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    device_of: array = field(default_factory=lambda: array("I"))
+    signal: array = field(default_factory=lambda: array("B"))  # code into SIGNAL_KINDS
+    reg_table: array = field(default_factory=lambda: array("b"))  # code into TABLES order, -1: none
     n_regs: int = 0
     n_bits: int = 0
     plant: "plant_mod.PlantData | None" = None
+    faults: list[tuple[int, tuple]] = field(default_factory=list)  # the points' configured faults, in order
+
+    def name(self, i: int) -> tuple[str, str]:
+        return self.devices[self.device_of[i]], self.names[i]
+
+    def signal_kind(self, i: int) -> str | None:
+        return SIGNAL_KINDS[self.signal[i]]
+
+    def limits(self, i: int) -> tuple[int | None, int | None]:
+        """The allowed range of a discrete point (integers, as its signal gives them; None: unbounded)."""
+        lo, hi = self.params["p"][5][i], self.params["p"][6][i]
+        return (None if lo == -INF else int(lo)), (None if hi == INF else int(hi))
+
+    def layout(self, i: int) -> RegisterLayout | None:
+        """Where point ``i`` sits in its device's Modbus tables (rebuilt from the arrays)."""
+        t = self.reg_table[i]
+        if t < 0:
+            return None
+        P = self.params
+        table = ("coil", "discrete_input", "holding", "input")[t]
+        order = P["reg_order"][i]
+        return RegisterLayout(
+            table=table, address=P["reg_off"][i] - self.tables[self.devices[self.device_of[i]]][table][0],  # type: ignore[arg-type]
+            type=_TYPE_OF[P["reg_type"][i]], word_order="little" if order & 1 else "big",  # type: ignore[arg-type]
+            byte_order="little" if order & 2 else "big", scale=P["reg_scale"][i], offset=P["reg_offset"][i],
+        )
+
+    def owners(self, device: str) -> dict[tuple[str, int], tuple[int, int]]:
+        """(table, address) → (point index, word offset inside the point) of one device's registers and bits."""
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for i in self.index.by_device.get(device, {}).values():
+            lay = self.layout(i)
+            if lay is not None:
+                for w in range(lay.width):
+                    out[(lay.table, lay.address + w)] = (i, w)
+        return out
 
 
 def fault_args(fault) -> tuple[int, float, float, float, int]:
@@ -152,7 +240,7 @@ def compile_plan(
     order = sorted(range(len(slots)), key=lambda j: PASS_RANK[_kind_of(slots[j].signal)])
     slots = [slots[j] for j in order]
     n = len(slots)
-    index = {(s.device, s.name): i for i, s in enumerate(slots)}
+    index = {(s.device, s.name): i for i, s in enumerate(slots)}  # while compiling only
     kinds = [_kind_of(s.signal) for s in slots]
     ranks = [PASS_RANK[k] for k in kinds]
     n_wave = ranks.count(0)
@@ -244,11 +332,22 @@ def compile_plan(
             p[1][i] = (1.0 if q != sig.quantity else plant_mod.phase_factor(sig.quantity, sig.phase)) * scale
             noise[i] = sig.noise
 
-    plan = Plan({}, slots, index, kinds, {}, plant=plant)
-    reg_off, reg_type, reg_order, reg_scale, reg_offset = _registers(plan, points, table_sizes)
+    tables, n_regs, n_bits = _tables(slots, points, table_sizes)
+    reg_off, reg_type, reg_order, reg_scale, reg_offset, reg_table = _registers(slots, tables)
+    plan = Plan({}, PointIndex(), array("B", kinds), tables, n_regs=n_regs, n_bits=n_bits, plant=plant,
+                reg_table=reg_table)
+    dev_id: dict[str, int] = {}
+    for i, s in enumerate(slots):
+        d = dev_id.setdefault(s.device, len(dev_id))
+        plan.device_of.append(d)
+        plan.names.append(s.name)
+        plan.index.by_device.setdefault(s.device, {})[s.name] = i
+        plan.signal.append(_SIGNAL_CODE[None if s.signal is None else s.signal.kind])  # type: ignore[attr-defined]
+    plan.devices = list(dev_id)
+    plan.faults = [(plan.index[(p.device, p.name)], fault_args(f)) for p in points for f in p.faults]
     plan.params = {
         "n": n, "n_wave": n_wave, "n_scalar_end": n_scalar_end, "n_derived_end": n_derived_end,
-        "seed": int(seed) & 0xFFFFFFFFFFFFFFFF, "kind": array("B", kinds), "p": p, "noise": noise,
+        "seed": int(seed) & 0xFFFFFFFFFFFFFFFF, "kind": plan.kinds, "p": p, "noise": noise,
         "deadband": deadband, "report": report, "ref": ref, "reg_off": reg_off, "reg_type": reg_type,
         "reg_order": reg_order, "reg_scale": reg_scale, "reg_offset": reg_offset,
         "n_harm": len(harm_pt), "harm_pt": harm_pt, "harm_freq": harm_freq, "harm_phase": harm_phase,
@@ -258,9 +357,8 @@ def compile_plan(
     return plan
 
 
-def _registers(plan: Plan, points: Sequence[SimPoint], table_sizes: Mapping[str, Mapping[str, int]]):
+def _tables(slots: list[Slot], points: Sequence[SimPoint], table_sizes: Mapping[str, Mapping[str, int]]):
     """Lay out every device's four tables in one register image and one bit image."""
-    n = len(plan.slots)
     sizes: dict[str, dict[str, int]] = {}
     for p in points:
         sizes.setdefault(p.device, {})
@@ -275,32 +373,40 @@ def _registers(plan: Plan, points: Sequence[SimPoint], table_sizes: Mapping[str,
                 raise PlanError(f"table_sizes[{dev!r}][{t!r}]: size must be an integer 0..65536, got {sz!r}")
             sizes.setdefault(dev, {})[t] = sz
     auto: dict[tuple[str, str], int] = {}
-    for s in plan.slots:
+    for s in slots:
         if s.register is not None:
             k = (s.device, s.register.table)
             auto[k] = max(auto.get(k, 0), s.register.address + s.register.width)
+    tables: dict[str, dict[str, tuple[int, int]]] = {}
     n_regs = n_bits = 0
-    for dev in dict.fromkeys([s.device for s in plan.slots if not s.hidden] + list(sizes)):
-        plan.tables[dev] = {}
+    for dev in dict.fromkeys([s.device for s in slots if not s.hidden] + list(sizes)):
+        tables[dev] = {}
         for t in ("coil", "discrete_input", "holding", "input"):
             sz = sizes.get(dev, {}).get(t, auto.get((dev, t), 0))
             if t in BIT_TABLES:
-                plan.tables[dev][t] = (n_bits, sz)
+                tables[dev][t] = (n_bits, sz)
                 n_bits += sz
             else:
-                plan.tables[dev][t] = (n_regs, sz)
+                tables[dev][t] = (n_regs, sz)
                 n_regs += sz
-    plan.n_regs, plan.n_bits = n_regs, n_bits
+    return tables, n_regs, n_bits
+
+
+def _registers(slots: list[Slot], tables: dict[str, dict[str, tuple[int, int]]]):
+    """Each point's place and encoding in the images; overlapping points are refused."""
+    n = len(slots)
     reg_off = array("i", [-1]) * n
     reg_type = array("B", [0]) * n
     reg_order = array("B", [0]) * n
     reg_scale = array("d", [1.0]) * n
     reg_offset = array("d", [0.0]) * n
-    for i, s in enumerate(plan.slots):
+    reg_table = array("b", [-1]) * n
+    owners: dict[tuple[str, str, int], int] = {}
+    for i, s in enumerate(slots):
         r = s.register
         if r is None:
             continue
-        base, size = plan.tables[s.device][r.table]
+        base, size = tables[s.device][r.table]
         if r.address + r.width > size:
             raise PlanError(
                 f"{s.where}.register: {r.table} address {r.address} (+{r.width}) lies beyond the table size {size};"
@@ -308,12 +414,13 @@ def _registers(plan: Plan, points: Sequence[SimPoint], table_sizes: Mapping[str,
             )
         for w in range(r.width):
             k = (s.device, r.table, r.address + w)
-            if k in plan.owners:
-                other = plan.slots[plan.owners[k][0]].where
-                raise PlanError(f"{s.where}.register: {r.table} address {r.address + w} is already used by {other}")
-            plan.owners[k] = (i, w)
+            if k in owners:
+                raise PlanError(f"{s.where}.register: {r.table} address {r.address + w} is already used by "
+                                f"{slots[owners[k]].where}")
+            owners[k] = i
         reg_off[i] = base + r.address
         reg_type[i] = REG_TYPE[r.type]
         reg_order[i] = (1 if r.word_order == "little" else 0) | (2 if r.byte_order == "little" else 0)
         reg_scale[i], reg_offset[i] = r.scale, r.offset
-    return reg_off, reg_type, reg_order, reg_scale, reg_offset
+        reg_table[i] = _TABLE_CODE[r.table]
+    return reg_off, reg_type, reg_order, reg_scale, reg_offset, reg_table

@@ -20,6 +20,15 @@ async def start(d: Any, on_command: Any, fw: Any) -> Any:
     return server
 
 
+def endpoint(d: Any, connections: Any) -> Any:
+    """What :func:`start` reads of a device: a polled device runs without its point models
+    (devices/emusite.py); ``connections`` is its (shared) ConnectionOptions."""
+    from devices.emusite import Endpoint
+
+    return Endpoint(d.name, d.protocol, d.kind, d.host, d.port, d.unit_id, connections,
+                    tuple(p.name for p in d.points), d.enabled)
+
+
 def apply_faults(server: Any, faults: Sequence[Any]) -> None:
     from devices.modbus.faults import merge
 

@@ -51,7 +51,7 @@ def test_c_matches_python_reference(c_backend, seed):
         assert c.take_changed() == py.take_changed(), f"tick {k}: changed flags differ"
         # registers: decode each mapped point from both images and compare within one LSB
         for (dev, name), i in c.plan.index.items():
-            lay = c.plan.slots[i].register
+            lay = c.plan.layout(i)
             if lay is None:
                 continue
             if lay.type == "bool":

@@ -1,0 +1,152 @@
+"""What ``gridgate emulate`` runs, without the site's config model: the compiled firmware plan and,
+per device, what its server needs.
+
+Why: the pydantic model of a site costs ~106 KiB per 20-point Modbus device and the firmware
+only needs its compiled arrays (bench/bench_emulator_scale.py; docs/performance.md). The site
+is therefore loaded, validated and compiled in a forked child (like large configs in
+:func:`gateway.config.load_config`), which hands back only this: polled devices (Modbus) as an
+:class:`Endpoint`, event-driven ones (DNP3, IEC 61850, IEC 104: their servers build their
+point maps from the model) as their model. CPython keeps freed heap memory, so building the
+model in this process and dropping it would not give the memory back.
+
+The plan covers every enabled device of the site even when this process serves only some
+(``--device``, a ``--processes`` shard): the firmware's noise is keyed by a point's place in
+the whole site's plan, so values stay those of a single process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from firmware_sim.plan import Plan
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A polled device as its emulated server needs it: where it listens, no point models."""
+
+    name: str
+    protocol: str
+    kind: str
+    host: str
+    port: int
+    unit_id: int
+    connections: Any  # the device's ConnectionOptions; equal ones are one shared object
+    points: tuple[str, ...]  # point names
+    enabled: bool = True
+
+
+@dataclass
+class EmulatedSite:
+    """The devices this process serves, (position in the config's ``devices``, Endpoint or device model),
+    the enabled devices of the whole site by name, and the firmware plan of the whole site."""
+
+    devices: list[tuple[int, Any]]
+    known: list[str]
+    plan: Plan
+    seed: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
+         shard: tuple[int, int] | None = None) -> EmulatedSite:
+    """Load, validate and compile the site in a forked child; raises ConfigError / PlanError as loading does.
+
+    ``only``: serve just these devices (names unknown to the site are left to the caller, who
+    has ``known``); ``shard`` (I, N): of those, every N-th starting at I."""
+    from devices import emucache
+
+    only = list(only) if only is not None else None
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        raw = None  # the loader says what is wrong with the file
+    if raw is not None and (site := emucache.get(raw, _options(seed, only, shard))) is not None:
+        return site
+    return _in_child(build, path, seed, only, shard, True)
+
+
+def _in_child(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child: what it parses and validates never grows this process's heap."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return pool.submit(fn, *args).result()
+    except BaseException:  # interrupted (SIGTERM during start-up): the child must not build on for seconds
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _options(seed: int, only: list[str] | None, shard: tuple[int, int] | None) -> tuple:
+    return (seed, None if only is None else tuple(only), shard)
+
+
+def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
+          shard: tuple[int, int] | None = None, cache: bool = False) -> EmulatedSite:
+    """The work of :func:`load` (runs in the child; callable in-process for tests); ``cache``: keep the
+    result for the next start (devices/emucache.py)."""
+    raw = Path(path).read_bytes() if cache else b""
+    from devices.contract import emulated
+    from devices.emulator import firmware_plan
+    from devices.shards import shard_of
+    from gateway.config import Config
+    from gateway.site.load import load_model
+
+    cfg = load_model(path, Config, cache=True)  # large files: the parsed YAML is cached (gateway/site/configcache.py)
+    known = [d.name for d in cfg.devices if d.enabled]
+    enabled = set(known)
+    wanted = [n for n in (only if only is not None else known) if n in enabled]
+    if shard is not None:
+        wanted = shard_of(wanted, shard)
+    serve = set(wanted)
+    devices: list[tuple[int, Any]] = []
+    shared: dict[str, Any] = {}  # equal connection options → one object (pickled once)
+    for i, d in enumerate(cfg.devices):
+        if d.name not in serve:
+            continue
+        compact = getattr(emulated(d.protocol), "endpoint", None)
+        if compact is None:
+            devices.append((i, d))
+            continue
+        conn = shared.setdefault(d.connections.model_dump_json(), d.connections)
+        devices.append((i, compact(d, conn)))
+    site = EmulatedSite(devices, known, firmware_plan(cfg, seed), seed)
+    if cache:
+        from devices import emucache
+
+        emucache.put(raw, _options(seed, only, shard), site)
+    return site
+
+
+class _Named(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    enabled: bool = True
+
+
+class _Names(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    devices: list[_Named] = Field(min_length=1)
+
+
+def device_names(path: str | Path) -> list[str]:
+    """The enabled devices' names, read (in a forked child: the parsed YAML of 10,000 devices is ~0.5 GB)
+    without validating the rest (``--processes``: the shards validate the whole site; a bad file is
+    reported by them)."""
+    return _in_child(_names, path)
+
+
+def _names(path: str | Path) -> list[str]:
+    from gateway.site.load import load_model
+
+    return [d.name for d in load_model(path, _Names, cache=True).devices if d.enabled]
