@@ -44,6 +44,19 @@ class MemoryOutbox:
         self._pending.append((self._next, msg))
         return True
 
+    def put_many(self, msgs: list) -> int:
+        """``put`` of each message in order, in one call: how many were accepted (the first ones; once
+        full, the rest are refused as ``put`` would refuse them)."""
+        room = self.size - len(self._pending) - len(self._taken)
+        if room <= 0:
+            return 0
+        if len(msgs) > room:
+            msgs = msgs[:room]
+        first = self._next + 1
+        self._next += len(msgs)
+        self._pending.extend(zip(range(first, self._next + 1), msgs))
+        return len(msgs)
+
     def take(self) -> tuple[int, Message] | None:
         if not self._pending:
             return None
