@@ -302,3 +302,18 @@ def test_histogram_observe_n_is_n_observations() -> None:
         many.observe_n(v, n)
     assert one.cumulative() == many.cumulative() and one.count == many.count == 141
     assert abs(one.sum - many.sum) < 1e-9 and one.as_dict() == many.as_dict()
+
+
+def test_memory_outbox_pop_qos0_is_take_and_done_of_a_qos0_head() -> None:
+    from gateway.northbound.outbox import MemoryOutbox
+
+    box = MemoryOutbox(10)
+    msgs = [Message(f"t/{i}", b"x", qos=q) for i, q in enumerate((0, 0, 1, 0))]
+    assert box.put_many(msgs) == 4 and len(box) == 4
+    assert box.pop_qos0() is msgs[0] and box.pop_qos0() is msgs[1] and len(box) == 2
+    assert box.pop_qos0() is None  # a QoS 1 head stays for take(): it must be acknowledged
+    ref, m = box.take()
+    assert m is msgs[2] and box.pop_qos0() is msgs[3] and box.pop_qos0() is None
+    assert box.rewind() == 1 and box.take()[1] is msgs[2]  # only the unacknowledged one comes back
+    full = MemoryOutbox(3)
+    assert full.put_many(msgs) == 3 and full.put_many(msgs) == 0 and len(full) == 3
