@@ -145,7 +145,7 @@ def reader(p: ModbusPoint, decode: Decoder | None = None, convert: Convert | Non
 
     The common case, a 16-bit unsigned big-endian analog (``float(raw * scale + offset)``), is one
     expression; every other type composes the point's decoder and :func:`converter` (same values:
-    tests/modbus/test_driver.py compares both for every type and order).
+    tests/modbus/test_registers.py compares both for every type, order and kind).
     """
     decode = decode or decoder(p.type, p.word_order, p.byte_order)
     convert = convert or converter(p)
