@@ -34,6 +34,8 @@ from gateway.site.errors import ConfigError
 log = logging.getLogger("gridgate")
 #: exit status of `gateway` when it ran but delivered nothing (broker unreachable for the whole run)
 EXIT_UNDELIVERED = 3
+#: the gateway's young-generation GC threshold (Python's default is 700): see cmd_gateway
+GC_YOUNG = 10_000
 Command = Callable[[argparse.Namespace], int]
 PLUGINS = "gridgate.commands"  # entry-point group: name = module:register, register(subparsers) -> {cmd: fn}
 PROFILE_RUNNER = "gridgate.profile_runner"  # entry point `run`: run(command, args) -> exit code, in a lab
@@ -429,6 +431,10 @@ async def _gateway(site, args) -> int:  # noqa: ANN001
     import gc
 
     gc.freeze()  # config, catalog and drivers live as long as the process: keep them out of every GC pass
+    # Each block of readings allocates a few hundred objects that live until they are published (ms): at the
+    # default threshold (700) they set off ~30 young collections a second, a fifth of the gateway's CPU at
+    # 10,000 points (401 collections, 0.55 s of 2.3 CPU-s); at 10,000 they almost never fill it (6, 0.05 s)
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     await gw.start()
     print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, "
           f"{len(gw.catalog)} measurements → {target}", flush=True)

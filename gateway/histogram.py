@@ -35,6 +35,16 @@ class Buckets:
         self.count += 1
         self.sum += v
 
+    def observe_n(self, v: float, n: int) -> None:
+        """``n`` observations of the same value at once: values written in one pass of the publisher that
+        reached it together (one batch, one ``born``) have one latency."""
+        v = max(0.0, v)
+        i = bisect.bisect_left(self.bounds, v)
+        if i < len(self._counts):
+            self._counts[i] += n
+        self.count += n
+        self.sum += v * n
+
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, observations <= bound), ending with (inf, count)."""
         out, n = [], 0

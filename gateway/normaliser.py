@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gateway.cim import CatalogEntry
+from gateway.encoding import iso_ms
 from gateway.northbound.message import ValueMessage
 from gateway.pipeline import Reading
 
@@ -31,10 +32,13 @@ class Publication(ValueMessage):
 
 @dataclass(slots=True)
 class _Last:
+    """A point's last published value, and its catalog entry: one dict lookup per reading, not two."""
+
     value: float | int | None
     quality: int
     timestamp: float
     address: str
+    entry: CatalogEntry
 
 
 @dataclass
@@ -82,7 +86,7 @@ class Normaliser:
             self.stats.suppressed += 1
             return
         if prev is None:
-            self.last[r.key] = _Last(r.value, r.quality, r.timestamp, r.address)
+            self.last[r.key] = _Last(r.value, r.quality, r.timestamp, r.address, entry)
         else:  # in place: one object per point, not one per value
             prev.value, prev.quality, prev.timestamp, prev.address = r.value, r.quality, r.timestamp, r.address
         self._publish(entry, r.value, r.quality, r.timestamp, r.address, r.event)
@@ -98,35 +102,61 @@ class Normaliser:
 
     def many(self, readings: list[Reading]) -> None:
         """The readings of one poll (or block) in one pass: what :meth:`__call__` does for each, with the
-        lookups hoisted out of the loop and one sink call for all of them (the hot path at site scale)."""
-        catalog_get, last, last_get = self.catalog.get, self.last, self.last.get
+        lookups hoisted out of the loop and one sink call for all of them (the hot path at site scale).
+
+        Kept flat for speed (each step here is paid 10,000+ times a second): one dict lookup per reading
+        (the last value holds its catalog entry), the change test of :func:`_changed` inlined, the ISO
+        timestamp formatted once per distinct timestamp (a block shares one), the Publication built
+        positionally (docs/performance.md has the figures)."""
+        last, last_get = self.last, self.last.get
         stats = self.stats
         out: list[Publication] = []
+        append = out.append
         seq = self.seq
-        analog = (self.analog_qos, self.retain_analog, self.analog_expiry)
+        suppressed = 0
+        aqos, aretain, aexpiry = self.analog_qos, self.retain_analog, self.analog_expiry
+        sqos, sretain, sexpiry = _STATE
+        t_at, t_text = None, ""
         try:
             for r in readings:
-                key = r.key
-                entry = catalog_get(key)
-                if entry is None:
-                    self._unknown(key)
-                    continue
+                key, value, quality, ts, address, event = r.key, r.value, r.quality, r.timestamp, r.address, r.event
                 prev = last_get(key)
-                value, quality = r.value, r.quality
                 if prev is None:
-                    last[key] = _Last(value, quality, r.timestamp, r.address)
-                else:
-                    if not r.event and not _changed(entry, prev, r):
-                        stats.suppressed += 1
+                    entry = self.catalog.get(key)
+                    if entry is None:
+                        self._unknown(key)
                         continue
-                    prev.value, prev.quality, prev.timestamp, prev.address = value, quality, r.timestamp, r.address
+                    last[key] = _Last(value, quality, ts, address, entry)
+                else:
+                    entry = prev.entry
+                    if not event and prev.quality == quality:  # _changed, inlined
+                        pv = prev.value
+                        if pv is None or value is None:
+                            if pv is value:
+                                suppressed += 1
+                                continue
+                        elif entry.analog:
+                            db = entry.deadband
+                            if (not abs(float(value) - float(pv)) > db) if db > 0 else value == pv:  # NaN: as _changed
+                                suppressed += 1
+                                continue
+                        elif value == pv:
+                            suppressed += 1
+                            continue
+                    prev.value, prev.quality, prev.timestamp, prev.address = value, quality, ts, address
                 seq += 1
-                qos, retain, expiry = analog if entry.analog else _STATE
-                # by keyword after expiry: Message's ``born`` sits between (the publisher stamps it)
-                out.append(Publication(entry.topic, entry.payload(value, quality, r.timestamp, seq, r.address), qos, retain,
-                                       expiry, kind="event" if r.event else entry.outbox_kind, seq=seq, key=key, event=r.event))
+                if ts != t_at:
+                    t_at, t_text = ts, iso_ms(ts)
+                payload = entry.payload_at(value, quality, t_text, seq, address)
+                if entry.analog:  # fields in order: topic payload qos retain expiry born kind seq key event
+                    append(Publication(entry.topic, payload, aqos, aretain, aexpiry, 0.0,
+                                       "event" if event else entry.outbox_kind, seq, key, event))
+                else:
+                    append(Publication(entry.topic, payload, sqos, sretain, sexpiry, 0.0,
+                                       "event" if event else entry.outbox_kind, seq, key, event))
         finally:  # counters stay true even if a payload failed half-way through a batch
             stats.readings += len(readings)
+            stats.suppressed += suppressed
             stats.published += seq - self.seq
             self.seq = seq
             if out:

@@ -539,18 +539,26 @@ class MqttPublisher:
     def _send_values(self, client: Client, out: bytearray, room: int, limit: int) -> int:
         box = self._outbox
         take, done = box.take, box.done
+        pop0 = box.pop_qos0 if type(box) is MemoryOutbox else None  # a QoS 0 value taken and done in one call
         v5 = self.protocol == "5"
         n = plain = 0
-        now, observe = time.time(), self.latency.observe  # one clock read per pass: QoS 0 values count as written here
+        # one clock read per pass: QoS 0 values count as written here; values of one batch share a ``born``,
+        # so the latency histogram gets one observation per run of equal ``born`` (observe_n), not one per value
+        now, observe_n = time.time(), self.latency.observe_n
+        run_born, run = 0.0, 0
+        ref: int | None
         while n < limit and len(out) < _WRITE_CHUNK:
             if self._held is not None:
                 (ref, msg), self._held = self._held, None
+            elif pop0 is not None and (popped := pop0()) is not None:
+                ref, msg = None, popped  # already done: nothing to re-send for a QoS 0 value once written
             else:
                 item = take()
                 if item is None:
                     break
                 ref, msg = item
             if msg.qos:
+                assert ref is not None  # pop_qos0 hands out QoS 0 values only
                 if room <= 0:
                     self._held = (ref, msg)  # taken, so a connection loss rewinds it like any unacknowledged one
                     break
@@ -559,11 +567,19 @@ class MqttPublisher:
                 n += 1
                 continue
             append_publish0(out, msg.topic, msg.payload, msg.retain, v5, msg.expiry)
-            done(ref)
-            if msg.born:
-                observe(now - msg.born)
+            if ref is not None:
+                done(ref)
+            born = msg.born
+            if born == run_born:
+                run += 1
+            else:
+                if run and run_born:
+                    observe_n(now - run_born, run)
+                run_born, run = born, 1
             plain += 1
             n += 1
+        if run and run_born:
+            observe_n(now - run_born, run)
         self._stats.published += plain  # (_send counts the QoS 1 ones)
         return n
 

@@ -74,6 +74,14 @@ class MemoryOutbox:
         self._taken[ref] = msg
         return ref, msg
 
+    def pop_qos0(self) -> Message | None:
+        """``take`` and ``done`` at once when the next message is QoS 0 (the publisher counts it delivered as it
+        writes it, so nothing is kept to re-send); None when the queue is empty or the next one needs a PUBACK."""
+        pending = self._pending
+        if pending and not pending[0][1].qos:
+            return pending.popleft()[1]
+        return None
+
     def done(self, ref: int) -> None:
         self._taken.pop(ref, None)
 

@@ -68,7 +68,9 @@ def publish_head(topic: str, payload_len: int, qos: int, retain: bool, mid: int 
     return head
 
 
-_VAR0: dict[tuple[str, bool], bytes] = {}
+#: per protocol (3.1.1, 5): topic → the variable header of a QoS 0 PUBLISH without expiry (topic field
+#: and, on MQTT 5, an empty property list); keyed by the topic alone (a tuple key cost a tuple per value)
+_VAR0: tuple[dict[str, bytes], dict[str, bytes]] = ({}, {})
 
 
 def append_publish0(out: bytearray, topic: str, payload: bytes, retain: bool, v5: bool, expiry: int | None) -> None:
@@ -78,19 +80,19 @@ def append_publish0(out: bytearray, topic: str, payload: bytes, retain: bool, v5
         out += publish_head(topic, len(payload), 0, retain, None, v5, expiry)
         out += payload
         return
-    var = _VAR0.get((topic, v5))
+    cache = _VAR0[v5]
+    var = cache.get(topic)
     if var is None:
         var = topic_field(topic) + (b"\x00" if v5 else b"")
-        if len(_VAR0) < _TOPICS_MAX:
-            _VAR0[(topic, v5)] = var
+        if len(cache) < _TOPICS_MAX:
+            cache[topic] = var
     n = len(var) + len(payload)
-    out.append(0x31 if retain else 0x30)
     if n < 128:
-        out.append(n)
+        out += bytes((0x31 if retain else 0x30, n))
     elif n < 16384:
-        out.append(n & 0x7F | 0x80)
-        out.append(n >> 7)
+        out += bytes((0x31 if retain else 0x30, n & 0x7F | 0x80, n >> 7))
     else:
+        out.append(0x31 if retain else 0x30)
         out += varint(n)
     out += var
     out += payload

@@ -106,3 +106,24 @@ def test_catalog_build_looks_equipment_paths_up_once_not_per_point(monkeypatch) 
     catalog = build_catalog(cfg)
     assert len(catalog) > 50
     assert len(calls) == 1
+
+
+def test_analog_number_text_is_repr_of_the_value_rounded_to_6_decimals() -> None:
+    """The payload formats analog numbers with a fixed-point fast path; its text is exactly
+    ``repr(round(v, 6))`` (what json.dumps writes) at every magnitude, either side of the fast path's bounds."""
+    import struct
+
+    e = next(e for e in build_catalog(load_config(EXAMPLE_CONFIG)).values() if e.analog)
+    rng = random.Random(18)
+    values = [0.0, -0.0, 1e-4, -1e-4, 9.99999e-5, 0.00010000049, 0.0001000005, 4294967295.9999995, 4294967296.0,
+              -4294967296.0, 123.4000000000001, 0.1 + 0.2, 1e15 - 1, 5e-7, -5e-7, 1.0000005, 2.5e-6]
+    values += [raw * s for raw in range(0, 65536, 7) for s in (0.1, 0.01, 0.001, 1 / 3, 2.5e-5)]
+    values += [rng.choice((1, -1)) * 10 ** rng.uniform(-7, 14.9) for _ in range(100000)]
+    values += [k / 1e6 + d for k in (rng.randrange(-10**12, 10**12) for _ in range(20000)) for d in (0, 5e-7, -5e-7)]
+    values += [v for v in (struct.unpack(">f", struct.pack(">I", rng.getrandbits(32)))[0] for _ in range(20000)) if v == v]
+    for v in values:
+        if abs(v) >= 1e15:
+            continue
+        body = e.payload(v, 0, 1764982800.0, 1, "holding:1")
+        text = body[len(e.json_prefix):body.index(b',"timeStamp"')].decode()
+        assert text == repr(round(v, 6)), repr(v)

@@ -258,3 +258,63 @@ async def test_values_overtake_a_catalog_feed_that_fills_the_window():
             assert [v for q, v in vals if q == 0] == [i for i in range(200) if i != 100] and (1, 100) in vals
             assert order.index("val") < len(order) - n_cat // 2, "values waited for the catalog"
             await pub.stop()
+
+
+async def test_publish_many_queues_in_order_counts_overflow_and_latency(mosquitto):
+    """A batch of values (the normaliser's path): what fits is queued in order, the rest counted as queue_full;
+    once connected each value arrives once, in order, and each QoS 0 and QoS 1 value is one latency observation."""
+    from gateway.northbound.message import ValueMessage
+
+    size, extra = 250, 9
+    pub = _pub("mqtt://127.0.0.1:1", queue_size=size, backoff=Backoff(initial=5, maximum=5))  # nobody listens on :1
+    await pub.start()
+    assert not pub.connected
+    batch = [ValueMessage(f"gg/v/{i % 3}", str(i).encode(), i % 5 == 0, False, None, kind="analog", seq=i)
+             for i in range(size + extra)]
+    assert pub.publish_many(batch[:100]) == 100
+    assert pub.publish_many(batch[100:]) == size - 100
+    assert pub.stats.dropped["queue_full"] == extra and pub.stats.queued == size
+    assert all(m.born > 0 for m in batch[:size]) and pub.oldest_queued_age() >= 0
+    await pub.stop()
+    async with RawSubscriber(mosquitto.port, ["gg/#"]) as live:
+        pub = _pub(mosquitto.url, queue_size=size)
+        await pub.start()
+        assert pub.publish_many(batch[:120]) == 120
+        await asyncio.sleep(0.05)
+        assert pub.publish_many(batch[120:size]) == size - 120
+        assert await pub.drain(5)
+        assert await live.wait_for(lambda m: len(m) == size, 5), len(live.messages)
+        for q in (0, 1):  # MQTT orders per QoS level
+            assert [int(m.payload) for m in live.messages if m.qos == q] == [i for i in range(size) if (i % 5 == 0) == q]
+        assert pub.latency.count == size and 0 <= pub.latency.sum < size * 5.0
+        hist = pub.latency.as_dict()
+        assert hist["+Inf"] == size and hist["count"] == size
+        await pub.stop()
+
+
+def test_histogram_observe_n_is_n_observations() -> None:
+    from gateway.histogram import LATENCY_BUCKETS, Buckets
+
+    one, many = Buckets(LATENCY_BUCKETS), Buckets(LATENCY_BUCKETS)
+    for v, n in ((0.0004, 3), (0.003, 1), (0.7, 125), (-1.0, 2), (1000.0, 4), (0.01, 6)):
+        for _ in range(n):
+            one.observe(v)
+        many.observe_n(v, n)
+    assert one.cumulative() == many.cumulative() and one.count == many.count == 141
+    assert abs(one.sum - many.sum) < 1e-9 and one.as_dict() == many.as_dict()
+
+
+def test_memory_outbox_pop_qos0_is_take_and_done_of_a_qos0_head() -> None:
+    from gateway.northbound.outbox import MemoryOutbox
+
+    box = MemoryOutbox(10)
+    msgs = [Message(f"t/{i}", b"x", qos=q) for i, q in enumerate((0, 0, 1, 0))]
+    assert box.put_many(msgs, 1.0) == 4 and len(box) == 4
+    assert box.pop_qos0() is msgs[0] and box.pop_qos0() is msgs[1] and len(box) == 2
+    assert box.pop_qos0() is None  # a QoS 1 head stays for take(): it must be acknowledged
+    ref, m = box.take()
+    assert m is msgs[2] and box.pop_qos0() is msgs[3] and box.pop_qos0() is None
+    assert box.rewind() == 1 and box.take()[1] is msgs[2]  # only the unacknowledged one comes back
+    full = MemoryOutbox(3)
+    assert full.put_many(msgs, 1.0) == 3 and full.put_many(msgs, 2.0) == 0 and len(full) == 3
+    assert all(m.born == 1.0 for m in msgs[:3])  # the batch carries its born time (latency, oldest queued age)

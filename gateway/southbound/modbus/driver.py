@@ -35,7 +35,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, TypeVar
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -46,6 +46,7 @@ from gateway.pipeline import Backoff, Emit, Reading, emit_all
 from gateway.site.quality import Q
 from gateway.southbound.contract import CommandOutcome, Outcome
 from gateway.southbound.modbus.plan import Block, plan_device
+from gateway.southbound.modbus.replies import REPLIES
 from gateway.southbound.session import DriverError, PolledSession
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ EXCEPTION_NAMES = {
 _REQUEST_BUDGET = 0.95
 
 Convert = Callable[[Any], "tuple[float | int | None, int]"]
+#: ``read(registers or bits, index)`` → (engineering value, quality bits): decode and convert in one call
+Read = Callable[[Any, int], "tuple[float | int | None, int]"]
 T = TypeVar("T")
 
 
@@ -90,6 +93,7 @@ class _Point:
     address: str  # provenance, "holding:100"
     decode: Decoder
     convert: Convert
+    read: Read  # decode + convert in one call (:func:`reader`)
 
 
 @dataclass(slots=True)
@@ -97,6 +101,11 @@ class _Job:
     block: Block
     points: list[_Point]
     failing: str = ""  # the reason last logged for this block ("" while it reads cleanly)
+    #: (key, index, address, read) per point: what the per-block loop needs, unpacked from one tuple
+    rows: list[tuple[str, int, str, Read]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rows = [(p.key, p.index, p.address, p.read) for p in self.points]
 
 
 def converter(p: ModbusPoint) -> Convert:
@@ -132,6 +141,22 @@ def converter(p: ModbusPoint) -> Convert:
     if kind == "Accumulator" and scale == 1 and offset == 0:
         return lambda raw: (raw, 0)
     return lambda raw: (float(raw * scale + offset), 0)
+
+
+def reader(p: ModbusPoint, decode: Decoder | None = None, convert: Convert | None = None) -> Read:
+    """``convert(decode(registers, index))`` as one function (one call per value in the poll loop, not two).
+
+    The common case, a 16-bit unsigned big-endian analog (``float(raw * scale + offset)``), is one
+    expression; every other type composes the point's decoder and :func:`converter` (same values:
+    tests/modbus/test_registers.py compares both for every type, order and kind).
+    """
+    decode = decode or decoder(p.type, p.word_order, p.byte_order)
+    convert = convert or converter(p)
+    kind = p.measurement.kind
+    if p.type == "uint16" and p.byte_order == "big" and kind not in ("Discrete", "Accumulator"):
+        scale, offset = p.scale, p.offset
+        return lambda r, i: (float(r[i] * scale + offset), 0)
+    return lambda r, i: convert(decode(r, i))
 
 
 @dataclass(kw_only=True)
@@ -194,14 +219,19 @@ def encode_command(p: ModbusPoint, value: float | int | bool) -> tuple[int, list
     return (6 if WIDTH[p.type] == 1 else 16), words(u, WIDTH[p.type], p.word_order, p.byte_order)
 
 
-def _shared_converter(p: ModbusPoint, convs: dict[tuple, Convert]) -> Convert:
-    """:func:`converter` of ``p``, one per distinct (kind, type, scale, offset, value map): it depends on nothing else."""
+def _shared_reader(p: ModbusPoint, shared: dict[tuple, tuple[Decoder, Convert, Read]]) -> tuple[Decoder, Convert, Read]:
+    """Decoder, :func:`converter` and :func:`reader` of ``p``, one set per distinct (kind, type, word and byte
+    order, scale, offset, value map): they depend on nothing else (8.3 → 4.0 MB of plan at 10k points when
+    shared, tracemalloc)."""
     vmap = p.value_map
-    key = (p.measurement.kind, p.type, p.scale, p.offset, tuple(sorted(vmap.items())) if vmap else None)
-    conv = convs.get(key)
-    if conv is None:
-        conv = convs[key] = converter(p)
-    return conv
+    key = (p.measurement.kind, p.type, p.word_order, p.byte_order, p.scale, p.offset,
+           tuple(sorted(vmap.items())) if vmap else None)
+    got = shared.get(key)
+    if got is None:
+        dec = decoder(p.type, p.word_order, p.byte_order)
+        conv = converter(p)
+        got = shared[key] = (dec, conv, reader(p, dec, conv))
+    return got
 
 
 class ModbusSource(PolledSession):
@@ -223,7 +253,7 @@ class ModbusSource(PolledSession):
         # strings, one converter per (type, scale, offset, value map), one address text per table:address
         # across devices, the point's own name as the _job_of key
         key_of = dict(zip((p.name for p in device.points), self.keys))
-        convs: dict[tuple, Convert] = {}
+        shared: dict[tuple, tuple[Decoder, Convert, Read]] = {}
         self._jobs = [
             _Job(
                 b,
@@ -232,8 +262,7 @@ class ModbusSource(PolledSession):
                         key_of[p.name],
                         p.address - b.start,
                         sys.intern(f"{p.table}:{p.address}"),
-                        decoder(p.type, p.word_order, p.byte_order),
-                        _shared_converter(p, convs),
+                        *_shared_reader(p, shared),
                     )
                     for p in b.points
                 ],
@@ -276,6 +305,8 @@ class ModbusSource(PolledSession):
             reconnect_delay=0,  # no pymodbus auto-reconnect: the session owns reconnects
             trace_connect=self._link_changed,
         )
+        for reply in REPLIES:  # register replies decoded in one call (replies.py)
+            client.register(reply)
         self._client = client
         if not await _cancel_safe(client.connect()):
             self.counters["connect_failures"] += 1
@@ -376,11 +407,12 @@ class ModbusSource(PolledSession):
             log.info("%s: %s reads again (was: %s)", self.device, b, job.failing)
             job.failing = ""
         batch = []
-        for p in job.points:  # the hot loop: one decode, one convert, one Reading per point
-            value, quality = p.convert(p.decode(values, p.index))
+        append = batch.append
+        for key, index, address, read in job.rows:  # the hot loop: one read (decode + convert), one Reading per point
+            value, quality = read(values, index)
             if quality:
                 self.counters["overflow" if quality & Q.OVERFLOW else "unmapped"] += 1
-            batch.append(Reading(p.key, value, quality, now, p.address))
+            append(Reading(key, value, quality, now, address))
         emit_all(emit, batch)  # the block's readings pass the pipeline together
 
     def _block_failed(self, job: _Job, flags: Q, reason: str, now: float, emit: Emit) -> None:
