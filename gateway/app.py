@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from gateway.cim import CatalogEntry, build_catalog, iso_ms
 from gateway.histogram import LAG_BUCKETS, Buckets, measure_loop_lag
+from gateway.memtrim import trim_heap_forever
 from gateway.normaliser import Normaliser, Publication
 from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
@@ -293,6 +294,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._integrity(), name="integrity"))
         self._tasks.append(asyncio.create_task(self._status(), name="status"))
         self._tasks.append(asyncio.create_task(measure_loop_lag(self.loop_lag), name="loop-lag"))
+        self._tasks.append(asyncio.create_task(trim_heap_forever(), name="heap-trim"))
         log.info(
             "gateway %s: %d devices, %d points → %s", self.cfg.gateway.id, len(self.sources), len(self.catalog), self.opts.broker
         )
