@@ -156,7 +156,8 @@ class _Version(argparse.Action):
     gateway's RSS at start-up otherwise)."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
-        parser.exit(message=f"gridgate {version()}\n")
+        print(f"gridgate {version()}")  # on stdout, as argparse's own version action (parser.exit writes stderr)
+        parser.exit()
 
 
 def entry_points(**kw):  # noqa: ANN003, ANN201 - importlib.metadata's, imported where plugins are looked up

@@ -44,8 +44,10 @@ async def sleep_for(duration: float | None) -> None:
         await asyncio.sleep(duration)
 
 
-def run(coro: Coroutine[Any, Any, int | None]) -> int:
-    """Run until done or SIGINT/SIGTERM; a signal cancels the main task so cleanup (offline status) runs."""
+def run(coro: Coroutine[Any, Any, int | None], loop: str = "asyncio") -> int:
+    """Run until done or SIGINT/SIGTERM; a signal cancels the main task so cleanup (offline status) runs.
+
+    ``loop="uvloop"`` runs it on uvloop (libuv): the caller checked :func:`uvloop_missing` first."""
 
     async def runner() -> int | None:
         task = asyncio.ensure_future(coro)
@@ -57,7 +59,26 @@ def run(coro: Coroutine[Any, Any, int | None]) -> int:
         except asyncio.CancelledError:
             return 0
 
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(runner()) or 0
     return asyncio.run(runner()) or 0
+
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def uvloop_missing(loop: str, flag: str = "--loop") -> str | None:
+    """Why ``loop`` cannot run here (uvloop not installed), or None."""
+    if loop != "uvloop":
+        return None
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return (f"{flag} uvloop: uvloop is not installed; install it with `pip install 'gridgate[fast]'` "
+                "(or Debian's python3-uvloop), or leave out the option to run on asyncio's own loop")
+    return None
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
