@@ -15,18 +15,13 @@ models are not plain data); they are few devices.
 from __future__ import annotations
 
 import hashlib
-import logging
 import marshal
-import os
 from array import array
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 FORMAT = 1
-KEEP = 4
 _PACKAGES = ("gateway", "firmware_sim", "devices")
 
 
@@ -55,47 +50,26 @@ def _entry(raw: bytes, options: tuple) -> Path | None:
 
 
 def get(raw: bytes, options: tuple) -> Any | None:
-    """The EmulatedSite of a file with these bytes and options, if cached."""
-    try:
-        p = _entry(raw, options)
-        if p is None:
-            return None
-        blob = p.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        log.debug("emulator cache: ignoring unreadable entry (%s)", e)
-        return None
-    if hashlib.sha256(blob[32:]).digest() != blob[:32]:  # torn or damaged
-        log.debug("emulator cache: ignoring damaged %s", p)
-        return None
-    try:
-        return _decode(marshal.loads(blob[32:]))
-    except (EOFError, ValueError, TypeError, KeyError, IndexError) as e:
-        log.debug("emulator cache: ignoring unreadable %s (%s)", p, e)
-        return None
+    """The EmulatedSite of a file with these bytes and options, if cached (checksum, memory map and
+    logging of a refused entry: :func:`gateway.site.configcache.read_entry`)."""
+    from gateway.site.configcache import read_entry
+
+    def parse(payload: memoryview) -> Any:
+        try:
+            return _decode(marshal.loads(payload))
+        except (KeyError, IndexError) as e:  # an entry of another shape: refused like a damaged one
+            raise ValueError(f"not an emulator entry ({type(e).__name__}: {e})") from None
+
+    return read_entry(_entry(raw, options), parse)
 
 
 def put(raw: bytes, options: tuple, site: Any) -> None:
+    """Keep the compiled site (atomic, owner-only, the newest few kept: :func:`gateway.site.configcache.write_entry`)."""
+    from gateway.site.configcache import write_entry
+
     data = _encode(site)
-    if data is None:
-        return
-    try:
-        p = _entry(raw, options)
-        if p is None:
-            return
-        blob = marshal.dumps(data)
-        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(hashlib.sha256(blob).digest() + blob)
-        os.replace(tmp, p)
-        entries = sorted(p.parent.glob("emulated-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
-        for old in entries[KEEP:]:
-            old.unlink(missing_ok=True)
-    except (OSError, ValueError) as e:
-        log.debug("emulator cache: cannot write an entry (%s)", e)
+    if data is not None:
+        write_entry(_entry(raw, options), data)
 
 
 def _arr(a: array) -> tuple:

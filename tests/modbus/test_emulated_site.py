@@ -72,3 +72,23 @@ def test_compact_site_serves_the_registers_of_the_model_built_emulator(tmp_path,
         assert e.fw.value(e.fw.index("m0", "CB")) == 1
         with pytest.raises(ValueError, match="outside the allowed range 1..2"):
             e.fw.set_state(e.fw.index("m0", "CB"), 3)
+
+
+def test_a_damaged_or_foreign_cache_entry_is_refused_and_the_site_built_again(tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRIDGATE_CACHE_DIR", str(cache))
+    path = site(tmp_path)
+    options = emusite._options(7, None, None)
+    built = emusite.build(path, seed=7, only=None, cache=True)
+    (entry,) = cache.glob("emulated-*.marshal")
+    blob = entry.read_bytes()
+    entry.write_bytes(blob[:32] + bytes([blob[32] ^ 1]) + blob[33:])  # one bit flipped: the checksum fails
+    assert emucache.get(path.read_bytes(), options) is None and "damaged" in caplog.text
+    import hashlib
+    import marshal
+
+    other = marshal.dumps({"devices": []})  # a checksummed entry of another shape
+    entry.write_bytes(hashlib.sha256(other).digest() + other)
+    assert emucache.get(path.read_bytes(), options) is None and "not an emulator entry" in caplog.text
+    again = emusite.build(path, seed=7, only=None, cache=True)  # built again and re-cached
+    assert again.devices == built.devices and emucache.get(path.read_bytes(), options).devices == built.devices
