@@ -141,9 +141,13 @@ def network_effect(fault: dict, samples: list[Sample], t0: float) -> dict:
 
 
 def _age(samples: list[Sample]) -> float | None:
-    """Median of arrival − source timestamp (ms): the value age the control centre sees."""
+    """Median of arrival − source timestamp (ms): the value age the control centre sees on live values.
+    Retained copies the broker hands over at subscription are left out: their age is how long they were
+    stored, not the path's delay (the recorder subscribes inside the window before the first fault)."""
     ages = []
     for x in samples:
+        if x.retained:
+            continue
         try:
             ages.append(x.at - datetime.fromisoformat(x.timestamp.replace("Z", "+00:00")).timestamp())
         except (ValueError, AttributeError):

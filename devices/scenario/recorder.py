@@ -24,6 +24,7 @@ class Sample:
     quality: dict
     seq: int | None
     timestamp: str
+    retained: bool = False  # the broker's stored copy, sent because we subscribed: not a live value
 
 
 class Recorder:
@@ -63,8 +64,9 @@ class Recorder:
         if key is None:
             self.unknown += 1
             return 0
+        retained = bool((properties or {}).get("retain"))  # MQTT 3.1.1: set only on delivery for a new subscription
         self.samples.append(Sample(now, key, body.get("value"), body.get("quality") or {}, body.get("seq"),
-                                   body.get("timeStamp", "")))
+                                   body.get("timeStamp", ""), retained))
         return 0
 
     async def __aenter__(self) -> "Recorder":
