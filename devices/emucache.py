@@ -4,7 +4,7 @@ so a restart skips validating and compiling it.
 Why: validating and compiling a 10,000-device site (200,000 points) is ~12 CPU-seconds, most
 of the emulator's start-up; reading the compiled tables back is ~0.2 s (docs/performance.md).
 The entry's name is the SHA-256 of the file's bytes, the options that shape the result (seed,
-``--device``, shard) and the source of the code that validates and compiles it, so an edited
+``--device``, shard) and the build id of the code that validates and compiles it (:func:`gateway.site.configcache.code_id`: sizes and mtimes of its sources, pydantic, Python), so an edited
 file or another gridgate never meets a stale entry. As in :mod:`gateway.site.configcache`
 (same directory, same rules) entries are ``marshal`` data (never pickle: loading one cannot run
 code), checksummed, owner-only, and any failure falls back to building: the cache can only
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import marshal
 from array import array
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,14 @@ FORMAT = 1
 _PACKAGES = ("gateway", "firmware_sim", "devices")
 
 
-@lru_cache(maxsize=1)
-def _code() -> bytes:
-    """Digest of the source that validates and compiles a site (~20 ms)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for pkg in _PACKAGES:
-        for f in sorted((root / pkg).rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-    return h.digest()
-
-
 def _entry(raw: bytes, options: tuple) -> Path | None:
-    from gateway.site.configcache import cache_dir
+    from gateway.site.configcache import cache_dir, code_id
 
     d = cache_dir()
     if d is None:
         return None
     h = hashlib.sha256(raw)
-    h.update(_code())
+    h.update(code_id(_PACKAGES).encode())  # the code that validates and compiles a site
     h.update(repr(options).encode())
     return d / f"emulated-{h.hexdigest()}-f{FORMAT}.marshal"
 

@@ -16,17 +16,14 @@ the whole site's plan, so values stay those of a single process.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_sim.plan import Plan
-
-T = TypeVar("T")
+from gateway.site.isolate import in_child
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +68,7 @@ def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
         raw = None  # the loader says what is wrong with the file
     if raw is not None and (site := emucache.get(raw, _options(seed, only, shard))) is not None:
         return site
-    return _in_child(build, path, seed, only, shard, True)
-
-
-def _in_child(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a forked child: what it parses and validates never grows this process's heap."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        return pool.submit(fn, *args).result()
-    except BaseException:  # interrupted (SIGTERM during start-up): the child must not build on for seconds
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return in_child(build, path, seed, only, shard, True)
 
 
 def _options(seed: int, only: list[str] | None, shard: tuple[int, int] | None) -> tuple:
@@ -143,7 +127,7 @@ def device_names(path: str | Path) -> list[str]:
     """The enabled devices' names, read (in a forked child: the parsed YAML of 10,000 devices is ~0.5 GB)
     without validating the rest (``--processes``: the shards validate the whole site; a bad file is
     reported by them)."""
-    return _in_child(_names, path)
+    return in_child(_names, path)
 
 
 def _names(path: str | Path) -> list[str]:

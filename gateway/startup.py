@@ -22,7 +22,6 @@ import marshal
 import os
 import sys
 from dataclasses import dataclass, fields
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,22 +130,7 @@ def _unpack(view: memoryview, source: str) -> GatewaySite:
     return GatewaySite(cfg, catalog, source)
 
 
-@cache
 def build_id() -> str:
-    """Names the code that compiles tables: an edited or upgraded gridgate (or pydantic, or Python) never reads
-    another's entries. From file sizes and mtimes, not package metadata or imports: importlib.metadata alone
-    is 4.6 MB and pydantic ~10 MB of the RSS a restart from the cache saves."""
-    import importlib.util
-
-    h = hashlib.sha256(f"{FORMAT} {sys.version}".encode())
-    roots = [Path(importlib.import_module(pkg).__file__ or "").parent for pkg in ("gateway", "firmware_sim")]
-    for dist in ("pydantic", "pydantic_core"):  # the validators that made the tables (not imported here)
-        spec = importlib.util.find_spec(dist)
-        if spec is not None and spec.origin:
-            roots.append(Path(spec.origin).parent)
-    for root in roots:
-        h.update(f"{root.name}\n".encode())
-        for p in sorted(root.rglob("*.py")) + sorted(root.glob("*.so")):
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:32]
+    """Names the code that compiles tables (:func:`configcache.code_id` of gateway and firmware_sim, and this
+    module's FORMAT): an edited or upgraded gridgate, pydantic or Python never reads another's entries."""
+    return configcache.code_id(("gateway", "firmware_sim"), salt=str(FORMAT))

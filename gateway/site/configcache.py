@@ -22,6 +22,7 @@ import logging
 import marshal
 import mmap
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -129,3 +130,27 @@ def _trim(d: Path, kind: str = "config") -> None:
     entries = sorted(d.glob(f"{kind}-*.marshal"), key=lambda q: q.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:
         old.unlink(missing_ok=True)
+
+
+@cache
+def code_id(packages: tuple[str, ...], salt: str = "") -> str:
+    """Names the code that compiles cached entries (these ``packages`` of gridgate, pydantic, Python): an
+    edited or upgraded one never reads another's entries (the gateway's tables, gateway/startup.py; the
+    emulator's compiled sites, devices/emucache.py). From file sizes and mtimes, not package metadata or
+    imports: importlib.metadata alone is 4.6 MB and pydantic ~10 MB of the RSS a restart from the cache saves."""
+    import importlib
+    import importlib.util
+    import sys
+
+    h = hashlib.sha256(f"{salt} {sys.version}".encode())
+    roots = [Path(importlib.import_module(pkg).__file__ or "").parent for pkg in packages]
+    for dist in ("pydantic", "pydantic_core"):  # the validators that made the entries (not imported here)
+        spec = importlib.util.find_spec(dist)
+        if spec is not None and spec.origin:
+            roots.append(Path(spec.origin).parent)
+    for root in roots:
+        h.update(f"{root.name}\n".encode())
+        for p in sorted(root.rglob("*.py")) + sorted(root.glob("*.so")):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
