@@ -551,7 +551,7 @@ class MqttPublisher:
         while n < limit and len(out) < _WRITE_CHUNK:
             if self._held is not None:
                 (ref, msg), self._held = self._held, None
-            elif try0 and (popped := pop0()) is not None:  # type: ignore[misc]
+            elif try0 and (popped := pop0()) is not None:
                 ref, msg = None, popped  # already done: nothing to re-send for a QoS 0 value once written
             else:
                 item = take()

@@ -96,15 +96,16 @@ def encode(rows: list[Row]) -> tuple[bytes, list[int], bytearray]:
     lens: list[int] = []
     kinds = bytearray()
     add, size, kind_of = parts.append, lens.append, kinds.append
-    head, body, crc, code = _HEAD.pack, _BODY.pack, crc32, KIND_CODE
+    head, body, crc, code, head_size = _HEAD.pack, _BODY.pack, crc32, KIND_CODE, _HEAD.size
     for m in rows:
         topic = m.topic.encode()
         k = code[m.kind]
         expiry = m.expiry
         b = body(m.seq, m.born, -1 if expiry is None else expiry, k, m.qos, m.retain, len(topic)) + topic + m.payload
-        add(head(crc(b), len(b)))
+        n = len(b)
+        add(head(crc(b), n))
         add(b)
-        size(len(b) + _HEAD.size)
+        size(n + head_size)
         kind_of(k)
     return b"".join(parts), lens, kinds
 
