@@ -6,6 +6,8 @@ or refuses one message, ``put_many`` a batch of values (the normaliser's list, o
 ``take`` hands out the next message in order, ``done`` forgets a delivered one, ``rewind`` puts
 taken but undelivered messages back in front (after a connection loss) so they are re-sent in
 order, ``oldest_born`` says since when the oldest value waits (the publisher's oldest queued age).
+An outbox may also have ``pop_qos0`` (``take`` and ``done`` of a QoS 0 head in one call; the memory
+queue and the spool do): the publisher uses it where it is there.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ Memory: a value is kept as the message it came as (seq, kind and spooled-at time
 message, no second object). Up to ``read_ahead`` undelivered values wait in memory, ready to
 send (20,000: about a second of a 10k-point site polled every 0.5 s, ~9 MB of 300-byte values);
 values beyond that go out from memory while not yet written, and are read back from the files
-once written (a longer backlog, or an outage). Measured: a QoS 1 burst of 50k values read 43k
+once written (a longer backlog, or an outage) — except that a flush keeps the values it wrote
+beyond the window in memory while the window holds fewer than ``read_ahead + batch`` (they were
+in memory anyway: the peak is the same, and the read-back is saved). Measured: a QoS 1 burst of 50k values read 43k
 back with the earlier 5,000, at ~1.75 µs each.
 
 QoS 1 values (events, discretes) are written before they are handed to the publisher
@@ -220,11 +222,14 @@ class Spool:
             if gone:
                 rows = [m for m in rows if m.seq not in gone]
             high = self.last_seq if self.last_seq > self.committed_seq else None  # (pending may be compacted away)
+            older = self._log.last_record()  # the newest value in the files before this write
             if not self._write(rows, high, self._done):
                 return
             if high is not None:
                 self.committed_seq = high
                 self._reserved = max(self._reserved, high)
+            if rows and rows[-1].seq > self._loaded_seq >= older:  # type: ignore[operator]
+                self._keep(rows)
             self._pending = []
             self._done = []
             self._gone.clear()
@@ -237,6 +242,25 @@ class Spool:
         if self._bytes > self.max_bytes or (self.max_age_s is not None and now - self._last_age_check >= 1.0):
             self._last_age_check = now
             self._enforce_bounds()
+
+    def _keep(self, rows: list[ValueMessage]) -> None:
+        """Values just written beyond the in-memory window stay in memory, up to ``read_ahead + batch`` there,
+        instead of being dropped and read back from the files when their turn comes.
+
+        They are in memory already (the pending batch): keeping them costs no more than the peak the spool
+        reaches anyway, while a read-back costs ~0.8 µs a value (a QoS 1 burst of 50,000 read 24,000 back;
+        docs/performance.md, "Stop 24"). Only when no older value waits in the files (the caller checks),
+        so the seq order holds.
+        """
+        mem = self._mem
+        room = self.read_ahead + self.batch - len(mem)
+        if room <= 0:
+            return
+        i = bisect_right(rows, self._loaded_seq, key=_seq_of)
+        more = rows[i:i + room]
+        if more:
+            mem.extend(more)
+            self._loaded_seq = more[-1].seq  # type: ignore[assignment]
 
     @property
     def _bytes(self) -> int:
@@ -348,6 +372,41 @@ class Spool:
         mem.popleft()
         self._taken[seq] = msg
         return seq, msg
+
+    def pop_qos0(self) -> ValueMessage | None:
+        """``take`` and ``done`` at once for a QoS 0 value at the head (the publisher counts it delivered as it
+        writes it); None when the head needs a PUBACK, or nothing waits in memory (``take`` then refills).
+
+        The same effects as ``take`` + ``done`` (a live value never written; a committed one acknowledged at
+        the next flush) in one call: through a spool the publisher's QoS 0 send took two calls a value, through
+        the memory queue one (docs/performance.md, "Stop 24").
+        """
+        mem = self._mem
+        if not mem:
+            return None
+        msg = mem[0]
+        if msg.qos:
+            return None
+        seq: int = msg.seq  # type: ignore[assignment]
+        if seq > self.committed_seq:
+            if not self.qos0_fast_path:
+                return None  # take() commits it first
+            if self.state != "ok":
+                self._gone.add(seq)  # unwritable: delivered live, never to be written
+            else:
+                if seq > self._reserved:
+                    self._reserve()
+                self._fast += 1  # a prefix of _pending (uncommitted values leave in seq order)
+            mem.popleft()
+            self._rows -= 1
+            return msg
+        mem.popleft()
+        self._rows -= 1
+        done = self._done
+        done.append(seq)
+        if len(done) >= self.batch:
+            self.flush()
+        return msg
 
     def _reserve(self) -> None:
         """Make the seqs about to go out live durable as *used*, without writing their values."""

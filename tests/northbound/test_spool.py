@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
 from gateway.northbound.message import ValueMessage
 from gateway.northbound.outbox import MemoryOutbox
-from gateway.northbound.segment_log import RECORD_OVERHEAD, inspect
+from gateway.northbound.segment_log import _BODY, RECORD_OVERHEAD, inspect
 from gateway.northbound.spool import Spool, SpoolError
 from tests.northbound.spool_writer import payload
 
@@ -48,6 +51,15 @@ def test_backlog_beyond_read_ahead_is_read_back_in_order(tmp_path):
     assert sp.rewind() == 50  # connection lost: the 50 unacknowledged go back in front
     assert _drain(sp) == list(range(1, 1001)) and first == list(range(1, 51))
     assert len(sp) == 0
+
+
+def _drain_n(sp: Spool, n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        seq = sp.take()[0]  # type: ignore[index]
+        out.append(seq)
+        sp.done(seq)
+    return out
 
 
 def _values(first: int | None, n: int, qos: int = 0, kind: str = "analog") -> list[ValueMessage]:
@@ -84,7 +96,7 @@ def test_a_burst_beyond_read_ahead_is_handed_out_from_memory_until_it_is_written
     sp.put_many(_values(26, 25, qos=1), time.time())
     first = sp.take()  # QoS 1 leaves only once committed: all 25 are written now, 15 of them beyond the window
     assert first[0] == 26 and sp.committed_seq == 50 and inspect(tmp_path / "s.db")[0] == 25
-    rest = _drain(sp)  # the 15 come back from the file, in order
+    rest = _drain(sp)  # the 15 follow in order (kept in memory at the write: test_values_written_beyond_...)
     sp.done(26)
     assert rest == list(range(27, 51)) and len(sp) == 0
     sp.flush()
@@ -155,6 +167,103 @@ def test_out_of_order_acknowledgements_are_kept_across_a_reopen(tmp_path):
     assert _drain(again) == list(range(1, 101, 2))
     again.flush()
     assert inspect(tmp_path / "s.db") == (0, 0)
+
+
+def test_out_of_order_pubacks_across_batch_boundaries_then_a_restart_replays_exactly_the_unacked(tmp_path):
+    sp = Spool(tmp_path / "s.db", batch=50, read_ahead=40)  # a flush every 50 acks; 200 values: beyond the window
+    for k in range(1, 201, 25):
+        sp.put_many(_values(k, 25, qos=1, kind="event"), time.time())
+    taken = [sp.take()[0] for _ in range(200)]
+    assert taken == list(range(1, 201))
+    acked = random.Random(18).sample(taken, 130)  # PUBACKs in any order, across the flushes at 50 and 100
+    for seq in acked[:100]:
+        sp.done(seq)
+    assert len(sp) == 100 and sp._done == []  # two flushes wrote their ranges
+    for seq in acked[100:]:
+        sp.done(seq)
+    sp._log.close()  # a crash: the last 30 acknowledgements were never written, so they are sent again
+    again = Spool(tmp_path / "s.db")
+    assert _drain(again) == sorted(set(range(1, 201)) - set(acked[:100]))
+    again.close()
+
+    sp = Spool(tmp_path / "t.db", batch=50, read_ahead=40)
+    for k in range(1, 201, 25):
+        sp.put_many(_values(k, 25, qos=1, kind="event"), time.time())
+    assert [sp.take()[0] for _ in range(200)] == list(range(1, 201))
+    for seq in acked:
+        sp.done(seq)
+    sp.flush()
+    sp._log.close()
+    again = Spool(tmp_path / "t.db")
+    assert len(again) == 70 and _drain(again) == sorted(set(range(1, 201)) - set(acked))
+
+
+def test_values_written_beyond_the_window_stay_in_memory_and_leave_in_seq_order(tmp_path):
+    sp = Spool(tmp_path / "s.db", read_ahead=10, batch=20)
+    reads: list[int] = []
+    read = sp._log.read
+    sp._log.read = lambda after, limit: reads.append(after) or read(after, limit)  # type: ignore[method-assign]
+    sp.put_many(_values(1, 25, qos=1), time.time())  # 15 beyond the window; the batch is written at once
+    assert sp.committed_seq == 25 and len(sp._mem) == 25  # ... and the 15 kept (room: read_ahead + batch)
+    assert _drain(sp) == list(range(1, 26)) and reads == []
+
+    sp = Spool(tmp_path / "t.db", read_ahead=10, batch=20)
+    read2 = sp._log.read
+    sp._log.read = lambda after, limit: reads.append(after) or read2(after, limit)  # type: ignore[method-assign]
+    for k in range(1, 41, 10):  # 1-10 in the window; 11-20 and 21-30 kept at their writes; 31-40 find no room
+        sp.put_many(_values(k, 10, qos=1), time.time())
+    assert len(sp._mem) == 30 and sp.committed_seq == 40
+    first = _drain_n(sp, 15)
+    sp.put_many(_values(41, 20, qos=1), time.time())  # room again, but 31-40 wait in the file, before these
+    assert len(sp._mem) == 15 and sp.committed_seq == 60
+    assert first + _drain(sp) == list(range(1, 61)) and reads == [30, 40, 50]  # 31-60 read back, in order
+    sp.flush()
+    assert inspect(tmp_path / "t.db") == (0, 0) and len(sp) == 0
+
+
+def test_pop_qos0_is_take_and_done_of_a_qos0_head(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    vals = _values(1, 4) + _values(5, 2, qos=1) + _values(7, 2)
+    sp.put_many(vals, time.time())
+    assert sp.pop_qos0() is vals[0] and sp.pop_qos0() is vals[1] and sp.committed_seq == 0  # live: never written
+    sp.flush()  # 3..8 written
+    assert sp.pop_qos0() is vals[2] and sp.pop_qos0() is vals[3]  # committed: acknowledged at the next flush
+    assert sp.pop_qos0() is None and len(sp) == 4  # a QoS 1 head stays for take(): it needs a PUBACK
+    assert sp.take()[0] == 5 and sp.take()[0] == 6 and sp.pop_qos0() is vals[6] and len(sp) == 3
+    sp.flush()
+    assert inspect(tmp_path / "s.db")[0] == 3  # 5, 6 (in flight) and 8
+    sp._log.close()  # a crash
+    again = Spool(tmp_path / "s.db")
+    assert _drain(again) == [5, 6, 8] and again.last_seq == 8
+    again.close()
+
+
+def test_records_carry_zlibs_crc32_so_spools_of_earlier_versions_read_alike(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    sp.put_many(_values(1, 30, qos=1), time.time())
+    sp.flush()
+    assert [sp.take()[0] for _ in range(3)] == [1, 2, 3]
+    sp.done(2)
+    sp.flush()
+    sp.close()
+    data = b"".join(p.read_bytes() for p in sorted((tmp_path / "s.db").glob("*.seg")))
+    pos, seqs = 0, []
+    while pos < len(data):  # each record: crc32(body), len(body), body — zlib's CRC-32, as it always was
+        crc, ln = struct.unpack_from("<II", data, pos)
+        assert zlib.crc32(data[pos + 8:pos + 8 + ln]) == crc
+        seqs.append(_BODY.unpack_from(data, pos + 8)[0])
+        pos += 8 + ln
+    assert seqs == list(range(1, 31))
+    acks = (tmp_path / "s.db" / "acks.log").read_bytes()
+    assert acks and len(acks) % 21 == 0
+    for i in range(0, len(acks), 21):
+        assert zlib.crc32(acks[i + 4:i + 21]) == struct.unpack_from("<I", acks, i)[0]
+    # and a record checksummed by zlib (a spool of an earlier version) is read
+    body = _BODY.pack(31, 1000.0, -1, 3, 1, 0, 3) + b"t/x" + b"old"
+    with open(tmp_path / "s.db" / "0000000099.seg", "wb") as f:
+        f.write(struct.pack("<II", zlib.crc32(body), len(body)) + body)
+    again = Spool(tmp_path / "s.db")
+    assert _drain(again)[-2:] == [30, 31] and again.last_seq == 31
 
 
 def test_size_bound_drops_oldest_analog_first_and_counts(tmp_path):
