@@ -164,15 +164,16 @@ int main(int argc, char **argv) {
 # ---------------------------------------------------------------- the gridgate server process
 
 
-async def serve(n: int) -> None:
+async def serve(n: int, io: str) -> None:
     from devices.modbus import ArrayDataModel, ModbusServer  # from --root when given (see main)
 
     servers = []
+    extra = {"io": io} if io != "auto" else {}  # a --baseline-tree from before the io option takes none
     for _ in range(n):
         m = ArrayDataModel(**SIZES)
         for a in range(SIZES["holding"]):
             m.set_register("holding", a, 1000 + a)
-        s = ModbusServer(m, max_connections=64)
+        s = ModbusServer(m, max_connections=64, **extra)
         await s.start()
         servers.append(s)
         print("PORT", s.port)
@@ -263,6 +264,11 @@ def main() -> None:
         help="event loop of the gridgate servers: asyncio (what `gridgate emulate` runs) or uvloop (if installed), "
         "to see how much of the cost is the loop",
     )
+    ap.add_argument(
+        "--io", choices=("auto", "readers", "transports"), default="auto",
+        help="I/O path of the gridgate servers (ModbusServer io=): auto (readers on asyncio's loop, transports on "
+        "uvloop), or force one, e.g. --io transports to see what the add_reader path saves on asyncio",
+    )
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,9 +278,9 @@ def main() -> None:
         if args.loop == "uvloop":
             import uvloop
 
-            uvloop.run(serve(args.serve))
+            uvloop.run(serve(args.serve, args.io))
         else:
-            asyncio.run(serve(args.serve))
+            asyncio.run(serve(args.serve, args.io))
         return
     scenarios = [
         # (label, devices, connections per device, requests in flight per connection)
@@ -302,7 +308,7 @@ def main() -> None:
             f"{os.cpu_count()} CPUs (server and load client share them), load average {loadavg()}\n"
             "req/s: answered requests per second; CPU µs/req: server user+system CPU per request; "
             "ratio: gridgate/libmodbus req/s; CPU ratio: gridgate/libmodbus requests per server CPU-second"
-            + f"\ngridgate servers on the {args.loop} event loop"
+            + f"\ngridgate servers on the {args.loop} event loop, io={args.io}"
             + (f"\nbefore: the gridgate server of {base}" if base else "")
             + "\n"
         )
@@ -317,7 +323,7 @@ def main() -> None:
         for label, n, per, depth in scenarios:
             ours, theirs, before = [], [], []
             for _ in range(args.repeat):
-                ours.append(measure([*ours_cmd, str(n)], n, load, args.duration, depth, per))
+                ours.append(measure([*ours_cmd, str(n), "--io", args.io], n, load, args.duration, depth, per))
                 theirs.append(measure([str(mbserver), str(n)], n, load, args.duration, depth, per))
                 if base:
                     before.append(measure([*ours_cmd, str(n), "--root", str(base)], n, load, args.duration, depth, per))
