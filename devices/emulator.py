@@ -85,7 +85,7 @@ class Emulator:
 
     ``cfg`` is the site's config model, or an :class:`~devices.emusite.EmulatedSite` (compact
     tables, no model: ``emu.cfg`` is then None, the site's seed is used and its devices are the
-    ones served; the fault API needs the model)."""
+    ones served; the fault API needs the model or the site's ``faults`` tables)."""
 
     def __init__(self, cfg: Config | EmulatedSite, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
                  only: set[str] | None = None, sim_time: Callable[[int], float] | None = None,
@@ -94,6 +94,8 @@ class Emulator:
         runs just before tick k is computed (scenario timelines); ``hold`` keeps the firmware at tick 0
         until :meth:`go`."""
         self.cfg: Config | None = None if isinstance(cfg, EmulatedSite) else cfg
+        # without the model, what the fault API resolves targets over (emusite.load(faults=True))
+        self.site_tables = cfg.faults if isinstance(cfg, EmulatedSite) else None
         self.tick_period = tick
         self.sim_time = sim_time
         self.on_tick = on_tick
