@@ -50,6 +50,21 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def start_cpu(pid: int) -> float:
+    """CPU seconds a start-up took: the emulator's own and its waited-for children's (the loader child that
+    validates and compiles the site; the shards of --processes)."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def stop_all(emu: subprocess.Popen) -> None:
     """Stop the emulator and wait for its shards too: a shard closing thousands of servers may outlive
     the parent's grace period and still hold the ports of the next start."""
@@ -162,18 +177,20 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
     subprocess.run([sys.executable, "-m", "gateway.cli", "validate", str(cfg)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     validate_s = time.monotonic() - t0
-    cmd = [sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--no-fault-api", "--processes",
-           str(args.processes)]
-    restart = None
+    cmd = [sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--processes", str(args.processes)]
+    cmd += [] if args.fault_api else ["--no-fault-api"]
+    restart = restart_cpu = None
     if args.restart:  # a first start builds (and caches) the compiled site; the measured one below is a restart
         emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         try:
             restart = wait_ports(ports, 900, emu)
+            restart_cpu = start_cpu(emu.pid)
         finally:
             stop_all(emu)
     emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         startup = wait_ports(ports, 900, emu)
+        startup_cpu = start_cpu(emu.pid)
         _, rss_idle = proc_stats(emu.pid)
         lat: list[float] = []
         errors: list[str] = []
@@ -201,8 +218,11 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
         "registers_per_device": args.registers,
         "interval_s": args.interval,
         "validate_s": round(validate_s, 1),
+        "fault_api": args.fault_api,
         "first_start_s": None if restart is None else round(restart, 1),
+        "first_start_cpu_s": None if restart_cpu is None else round(restart_cpu, 1),
         "startup_s": round(startup, 1),
+        "startup_cpu_s": round(startup_cpu, 1),
         "replies": len(lat),
         "replies_per_s": round(len(lat) / dt),
         "latency_ms": {"p50": round(1000 * percentile(lat, 0.5), 1), "p99": round(1000 * percentile(lat, 0.99), 1),
@@ -225,6 +245,8 @@ async def main() -> None:
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--restart", action="store_true", help="start the emulator once before the measured start: "
                     "startup_s is then a restart (compiled site cached, devices/emucache.py), first_start_s the build")
+    ap.add_argument("--fault-api", action="store_true", help="leave the fault API on (the default of "
+                    "`gridgate emulate`; the bench runs --no-fault-api otherwise)")
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     ap.add_argument("--clients", type=int, default=1, help="client processes polling the devices (one Python "
                     "client saturates near 7,000 requests/s)")
