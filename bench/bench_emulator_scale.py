@@ -192,6 +192,13 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
         startup = wait_ports(ports, 900, emu)
         startup_cpu = start_cpu(emu.pid)
         _, rss_idle = proc_stats(emu.pid)
+        if args.startup_only:
+            return {"devices": n, "processes": args.processes, "fault_api": args.fault_api,
+                    "validate_s": round(validate_s, 1), "first_start_s": None if restart is None else round(restart, 1),
+                    "first_start_cpu_s": None if restart_cpu is None else round(restart_cpu, 1),
+                    "startup_s": round(startup, 1), "startup_cpu_s": round(startup_cpu, 1),
+                    "emulator_rss_idle_mib": round(rss_idle / 2**20, 1),
+                    "rss_per_device_kib": round((rss_idle / n) / 1024, 1), "load_average_1m": os.getloadavg()[0]}
         lat: list[float] = []
         errors: list[str] = []
         # warm-up: connect everything and poll; then measure a clean window (clients in their own processes)
@@ -247,6 +254,8 @@ async def main() -> None:
                     "startup_s is then a restart (compiled site cached, devices/emucache.py), first_start_s the build")
     ap.add_argument("--fault-api", action="store_true", help="leave the fault API on (the default of "
                     "`gridgate emulate`; the bench runs --no-fault-api otherwise)")
+    ap.add_argument("--startup-only", action="store_true", help="start-up and idle RSS only, no polling (one "
+                    "socket per device: 10,000 devices under an open-file hard limit of 20,000)")
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     ap.add_argument("--clients", type=int, default=1, help="client processes polling the devices (one Python "
                     "client saturates near 7,000 requests/s)")
@@ -254,6 +263,8 @@ async def main() -> None:
     # an emulator process holds a listening and an accepted socket per device, this client one per device
     shards = (os.cpu_count() or 1) if args.processes == "auto" else int(args.processes)
     need = max(2 * max(args.devices) // shards, max(args.devices)) + 100
+    if args.startup_only:  # listening sockets only
+        need = max(args.devices) // shards + 100
     limit = raise_open_files(need)
     if limit < need:
         raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices in {shards} emulator "
