@@ -7,6 +7,7 @@ device, emulator CPU, and the load average (figures are only comparable at simil
 
     python bench/bench_emulator_scale.py [--devices 1000 3000] [--registers 20] [--interval 1] [--seconds 15]
     python bench/bench_emulator_scale.py --devices 10000 --processes 2 --clients 2   # emulate --processes 2
+    python bench/bench_emulator_scale.py --devices 3000 10000 --restart --startup-only --fault-api   # start-up, RSS
 
 With ``--processes N`` CPU and RSS are the sum over the parent and its shard processes.
 """
