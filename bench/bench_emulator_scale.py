@@ -7,6 +7,7 @@ device, emulator CPU, and the load average (figures are only comparable at simil
 
     python bench/bench_emulator_scale.py [--devices 1000 3000] [--registers 20] [--interval 1] [--seconds 15]
     python bench/bench_emulator_scale.py --devices 10000 --processes 2 --clients 2   # emulate --processes 2
+    python bench/bench_emulator_scale.py --devices 3000 10000 --restart --startup-only --fault-api   # start-up, RSS
 
 With ``--processes N`` CPU and RSS are the sum over the parent and its shard processes.
 """
@@ -48,6 +49,21 @@ def proc_stats(pid: int) -> tuple[float, int]:
         except psutil.NoSuchProcess:
             pass
     return cpu, rss
+
+
+def start_cpu(pid: int) -> float:
+    """CPU seconds a start-up took: the emulator's own and its waited-for children's (the loader child that
+    validates and compiles the site; the shards of --processes)."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def stop_all(emu: subprocess.Popen) -> None:
@@ -162,19 +178,28 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
     subprocess.run([sys.executable, "-m", "gateway.cli", "validate", str(cfg)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     validate_s = time.monotonic() - t0
-    cmd = [sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--no-fault-api", "--processes",
-           str(args.processes)]
-    restart = None
+    cmd = [sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--processes", str(args.processes)]
+    cmd += [] if args.fault_api else ["--no-fault-api"]
+    restart = restart_cpu = None
     if args.restart:  # a first start builds (and caches) the compiled site; the measured one below is a restart
         emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         try:
             restart = wait_ports(ports, 900, emu)
+            restart_cpu = start_cpu(emu.pid)
         finally:
             stop_all(emu)
     emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         startup = wait_ports(ports, 900, emu)
+        startup_cpu = start_cpu(emu.pid)
         _, rss_idle = proc_stats(emu.pid)
+        if args.startup_only:
+            return {"devices": n, "processes": args.processes, "fault_api": args.fault_api,
+                    "validate_s": round(validate_s, 1), "first_start_s": None if restart is None else round(restart, 1),
+                    "first_start_cpu_s": None if restart_cpu is None else round(restart_cpu, 1),
+                    "startup_s": round(startup, 1), "startup_cpu_s": round(startup_cpu, 1),
+                    "emulator_rss_idle_mib": round(rss_idle / 2**20, 1),
+                    "rss_per_device_kib": round((rss_idle / n) / 1024, 1), "load_average_1m": os.getloadavg()[0]}
         lat: list[float] = []
         errors: list[str] = []
         # warm-up: connect everything and poll; then measure a clean window (clients in their own processes)
@@ -201,8 +226,11 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
         "registers_per_device": args.registers,
         "interval_s": args.interval,
         "validate_s": round(validate_s, 1),
+        "fault_api": args.fault_api,
         "first_start_s": None if restart is None else round(restart, 1),
+        "first_start_cpu_s": None if restart_cpu is None else round(restart_cpu, 1),
         "startup_s": round(startup, 1),
+        "startup_cpu_s": round(startup_cpu, 1),
         "replies": len(lat),
         "replies_per_s": round(len(lat) / dt),
         "latency_ms": {"p50": round(1000 * percentile(lat, 0.5), 1), "p99": round(1000 * percentile(lat, 0.99), 1),
@@ -225,6 +253,10 @@ async def main() -> None:
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--restart", action="store_true", help="start the emulator once before the measured start: "
                     "startup_s is then a restart (compiled site cached, devices/emucache.py), first_start_s the build")
+    ap.add_argument("--fault-api", action="store_true", help="leave the fault API on (the default of "
+                    "`gridgate emulate`; the bench runs --no-fault-api otherwise)")
+    ap.add_argument("--startup-only", action="store_true", help="start-up and idle RSS only, no polling (one "
+                    "socket per device: 10,000 devices under an open-file hard limit of 20,000)")
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     ap.add_argument("--clients", type=int, default=1, help="client processes polling the devices (one Python "
                     "client saturates near 7,000 requests/s)")
@@ -232,6 +264,8 @@ async def main() -> None:
     # an emulator process holds a listening and an accepted socket per device, this client one per device
     shards = (os.cpu_count() or 1) if args.processes == "auto" else int(args.processes)
     need = max(2 * max(args.devices) // shards, max(args.devices)) + 100
+    if args.startup_only:  # listening sockets only
+        need = max(args.devices) // shards + 100
     limit = raise_open_files(need)
     if limit < need:
         raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices in {shards} emulator "

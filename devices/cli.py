@@ -90,19 +90,16 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         print("error: --metrics serves the devices of one process; use it with --processes 1", file=sys.stderr)
         return 2
     path = args.config or default_config()
-    compact = args.no_fault_api or processes > 1 or shard is not None
     if processes > 1 and shard is None:
         from devices.emusite import device_names
 
         known = device_names(path)  # the shards validate the whole site (each compiles its firmware)
-    elif compact:  # no fault API: the emulator runs from compact tables, the config model never reaches this process
+    else:  # compact tables: the config model never reaches this process (the fault API's are ~1 KiB a device)
         from devices import emusite
 
-        site = emusite.load(path, args.seed, only=args.device, shard=shard)
+        site = emusite.load(path, args.seed, only=args.device, shard=shard,
+                            faults=not args.no_fault_api and shard is None)
         known = site.known
-    else:
-        cfg = load_config(path)
-        known = [d.name for d in cfg.devices if d.enabled]
     if args.device:
         unknown = [n for n in args.device if n not in known]
         if unknown:
@@ -119,15 +116,12 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             child += [x for n in (args.device or []) for x in ("--device", n)]
             child += ["--duration", str(args.duration)] if args.duration is not None else []
             return run_shards(processes, child)
-        if compact := args.no_fault_api:
-            from devices import emusite
+        from devices import emusite
 
-            site = emusite.load(path, args.seed, only=args.device)
-        else:
-            cfg = load_config(path)
+        site = emusite.load(path, args.seed, only=args.device, faults=not args.no_fault_api)
     if shard is not None:
         args.no_fault_api = True
-    return run(_emulate(site if compact else cfg, args), loop=args.loop)
+    return run(_emulate(site, args), loop=args.loop)
 
 
 def _emulator_snapshot(emu) -> tuple[dict, dict]:  # noqa: ANN001

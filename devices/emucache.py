@@ -20,7 +20,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: the fault API's site tables
 _PACKAGES = ("gateway", "firmware_sim", "devices")
 
 
@@ -97,6 +97,7 @@ def _encode(site: Any) -> dict | None:
         "index": plan.index.by_device, "tables": plan.tables, "names": plan.names, "plan_devices": plan.devices,
         "device_of": _arr(plan.device_of), "signal": _arr(plan.signal), "reg_table": _arr(plan.reg_table),
         "n_regs": plan.n_regs, "n_bits": plan.n_bits, "faults": plan.faults,
+        "fault_api": None if site.faults is None else site.faults.to_data(),
     }
 
 
@@ -117,4 +118,9 @@ def _decode(data: dict) -> Any:
     plan = Plan(params, index, params["kind"], data["tables"], names=data["names"], devices=data["plan_devices"],
                 device_of=_unarr(data["device_of"]), signal=_unarr(data["signal"]), reg_table=_unarr(data["reg_table"]),
                 n_regs=data["n_regs"], n_bits=data["n_bits"], plant=None, faults=data["faults"])
-    return EmulatedSite(devices, data["known"], plan, data["seed"])
+    tables = None
+    if data["fault_api"] is not None:
+        from devices.scenario.sitetables import SiteTables
+
+        tables = SiteTables.of_data(data["fault_api"])
+    return EmulatedSite(devices, data["known"], plan, data["seed"], faults=tables)

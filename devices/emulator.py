@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from math import copysign
 from typing import Any, Awaitable, Callable
 
 from devices.contract import DeviceUnavailable, emulated
@@ -26,17 +27,26 @@ log = logging.getLogger(__name__)
 
 
 def sim_points(cfg: Config) -> list[SimPoint]:
+    """The firmware's input points of every enabled device.
+
+    Equal register layouts are one (frozen) RegisterLayout: devices of one type repeat theirs, and
+    validating one per point was a fifth of compiling the firmware (docs/performance.md, "Stop 24")."""
     pts: list[SimPoint] = []
+    layouts: dict[tuple, RegisterLayout] = {}
     for d in cfg.devices:
         if not d.enabled:
             continue
+        modbus = isinstance(d, ModbusDevice)
         for p in d.points:
             reg = None
-            if isinstance(d, ModbusDevice):
-                reg = RegisterLayout(
-                    table=p.table, address=p.address, type=p.type, word_order=p.word_order,
-                    byte_order=p.byte_order, scale=p.scale, offset=_bit_offset(p) if p.type == "bool" else p.offset,
-                )
+            if modbus:
+                off = _bit_offset(p) if p.type == "bool" else p.offset
+                k = (p.table, p.address, p.type, p.word_order, p.byte_order, p.scale, off,
+                     copysign(1.0, p.scale), copysign(1.0, off))  # -0.0 is kept apart from 0.0 (float32 images)
+                reg = layouts.get(k)
+                if reg is None:
+                    reg = layouts[k] = RegisterLayout(table=k[0], address=k[1], type=k[2], word_order=k[3],
+                                                      byte_order=k[4], scale=k[5], offset=k[6])
             pts.append(SimPoint(device=d.name, name=p.name, signal=firmware_signal(p), faults=list(p.faults),
                                 deadband=p.deadband, register=reg))
     return pts
@@ -85,7 +95,7 @@ class Emulator:
 
     ``cfg`` is the site's config model, or an :class:`~devices.emusite.EmulatedSite` (compact
     tables, no model: ``emu.cfg`` is then None, the site's seed is used and its devices are the
-    ones served; the fault API needs the model)."""
+    ones served; the fault API needs the model or the site's ``faults`` tables)."""
 
     def __init__(self, cfg: Config | EmulatedSite, seed: int = 0, tick: float = 0.1, skip: Callable[[str], None] | None = None,
                  only: set[str] | None = None, sim_time: Callable[[int], float] | None = None,
@@ -94,6 +104,8 @@ class Emulator:
         runs just before tick k is computed (scenario timelines); ``hold`` keeps the firmware at tick 0
         until :meth:`go`."""
         self.cfg: Config | None = None if isinstance(cfg, EmulatedSite) else cfg
+        # without the model, what the fault API resolves targets over (emusite.load(faults=True))
+        self.site_tables = cfg.faults if isinstance(cfg, EmulatedSite) else None
         self.tick_period = tick
         self.sim_time = sim_time
         self.on_tick = on_tick

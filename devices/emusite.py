@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_sim.plan import Plan
 from gateway.site.isolate import in_child
+
+if TYPE_CHECKING:
+    from devices.scenario.sitetables import SiteTables
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +54,16 @@ class EmulatedSite:
     plan: Plan
     seed: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    faults: SiteTables | None = None  # what the fault API resolves targets over (``load(faults=True)``)
 
 
 def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
-         shard: tuple[int, int] | None = None) -> EmulatedSite:
+         shard: tuple[int, int] | None = None, faults: bool = False) -> EmulatedSite:
     """Load, validate and compile the site in a forked child; raises ConfigError / PlanError as loading does.
 
     ``only``: serve just these devices (names unknown to the site are left to the caller, who
-    has ``known``); ``shard`` (I, N): of those, every N-th starting at I."""
+    has ``known``); ``shard`` (I, N): of those, every N-th starting at I; ``faults``: also the
+    tables the fault API resolves targets over (:mod:`devices.scenario.sitetables`, ~1 KiB a device)."""
     from devices import emucache
 
     only = list(only) if only is not None else None
@@ -66,19 +71,37 @@ def load(path: str | Path, seed: int = 0, only: Sequence[str] | None = None,
         raw = Path(path).read_bytes()
     except OSError:
         raw = None  # the loader says what is wrong with the file
-    if raw is not None and (site := emucache.get(raw, _options(seed, only, shard))) is not None:
+    if raw is not None and (site := emucache.get(raw, _options(seed, only, shard, faults))) is not None:
         return site
-    return in_child(build, path, seed, only, shard, True)
+    return in_child(build, path, seed, only, shard, True, faults)
 
 
-def _options(seed: int, only: list[str] | None, shard: tuple[int, int] | None) -> tuple:
-    return (seed, None if only is None else tuple(only), shard)
+def _options(seed: int, only: list[str] | None, shard: tuple[int, int] | None, faults: bool = False) -> tuple:
+    return (seed, None if only is None else tuple(only), shard) + (("faults",) if faults else ())
 
 
 def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
-          shard: tuple[int, int] | None = None, cache: bool = False) -> EmulatedSite:
+          shard: tuple[int, int] | None = None, cache: bool = False, faults: bool = False) -> EmulatedSite:
     """The work of :func:`load` (runs in the child; callable in-process for tests); ``cache``: keep the
-    result for the next start (devices/emucache.py)."""
+    result for the next start (devices/emucache.py).
+
+    The cyclic garbage collector is off meanwhile: validating and compiling allocates a few
+    objects per field and keeps nearly all of them, so every collection walks the growing model
+    for nothing (3,000 devices: 5.6 → 2.8 CPU-s; docs/performance.md, "Stop 24"). The loader child
+    exits right after, taking any cycles with it."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(path, seed, only, shard, cache, faults)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int, int] | None, cache: bool,
+           faults: bool) -> EmulatedSite:
     raw = Path(path).read_bytes() if cache else b""
     from devices.contract import emulated
     from devices.emulator import firmware_plan
@@ -105,10 +128,14 @@ def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
         conn = shared.setdefault(d.connections.model_dump_json(), d.connections)
         devices.append((i, compact(d, conn)))
     site = EmulatedSite(devices, known, firmware_plan(cfg, seed), seed)
+    if faults:
+        from devices.scenario.sitetables import site_tables
+
+        site.faults = site_tables(cfg, {d.name: d.points for _, d in devices if isinstance(d, Endpoint)})
     if cache:
         from devices import emucache
 
-        emucache.put(raw, _options(seed, only, shard), site)
+        emucache.put(raw, _options(seed, only, shard, faults), site)
     return site
 
 

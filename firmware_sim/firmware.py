@@ -55,6 +55,7 @@ class Firmware:
         self._changed = array("B", [0]) * n
         self._s = cls(P, self._values, self._quality, self._regs, self._bits, self._changed)
         self._modbus: dict = {}
+        self._base_faults: dict[int, list[tuple]] | None = None  # point → configured faults, on first reset
         for i, args in plan.faults:
             self._s.set_fault(i, *args)
 
@@ -221,6 +222,19 @@ class Firmware:
 
     def clear_faults(self, i: int) -> None:
         self._s.clear_faults(self._check(i))
+
+    def reset_faults(self, i: int) -> None:
+        """Clear point ``i``'s faults and set its configured ones (the plan's) again, in their order:
+        what an injector does before re-applying its active faults (no config model needed)."""
+        i = self._check(i)
+        base = self._base_faults
+        if base is None:
+            base = self._base_faults = {}
+            for j, args in self.plan.faults:
+                base.setdefault(j, []).append(args)
+        self._s.clear_faults(i)
+        for args in base.get(i, ()):
+            self._s.set_fault(i, *args)
 
     # ------------------------------------------------------------ protocols
 

@@ -57,15 +57,14 @@ class Injector:
         without it the site refuses them (no profile)."""
         self.emu = emu
         self.links = links
-        self.site = site or Site.of(emu.cfg)
+        # an emulator built from the config model resolves over it; one built from compact tables
+        # (`gridgate emulate`, devices/emusite.py) over the tables its loader handed back
+        self.site = site or (Site.of(emu.cfg) if emu.cfg is not None else Site(emu.site_tables))
         self.active: dict[str, Active] = {}
         self.log: list[dict] = []  # every inject/clear, in order, with wall time
         self._ids = itertools.count(1)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stopped: set[str] = set()
-        self._base = {
-            f"{d.name}/{p.name}": list(p.faults) for d in emu.cfg.devices if d.enabled for p in d.points
-        }
 
     async def inject(self, target: Target | dict, fault: Fault | dict, duration: float | None = None,
                      fid: str | None = None) -> Active:
@@ -80,7 +79,7 @@ class Injector:
         if f.kind in DATA_KINDS or f.kind == "set_state" or f.kind in PLANT_KINDS:
             a.points = self.site.points(t)
         elif f.kind in NETWORK_KINDS:
-            a.points = sorted(self.site.key_to_mrid)  # a WAN link carries every value
+            a.points = self.site.keys()  # a WAN link carries every value
         else:
             a.devices = self.site.devices(t)
         self.active[fid] = a
@@ -163,9 +162,7 @@ class Injector:
     def _reapply_data(self, key: str) -> None:
         fw = self.emu.fw
         i = fw.index(*key.split("/", 1))
-        fw.clear_faults(i)
-        for f in self._base.get(key, []):
-            fw.set_fault(i, f)
+        fw.reset_faults(i)  # the configured faults (the plan's), then the active ones
         for a in self.active.values():
             if a.fault.kind in DATA_KINDS and key in a.points:
                 fw.set_fault(i, a.fault)
@@ -177,7 +174,7 @@ class Injector:
         spec = emulated(proto)
         if spec.RESTART_ON_DISCONNECT:
             if down and name not in self._stopped:
-                port = next(d.port for d in self.emu.cfg.devices if d.name == name)
+                port = self.site.port_of(name)
                 if port == 0:
                     raise TargetError(
                         f"disconnect on {name}: its config port is 0 (ephemeral), so the restarted device would come "

@@ -86,17 +86,26 @@ def fault_args(fault: Any) -> dict[str, Any]:
     return {}
 
 
-def check_target(cfg: Any, keys: list[str], kind: str) -> str | None:
-    """Why ``kind`` cannot apply to the points ``keys`` (device/point), or None."""
+def plant_points(cfg: Any) -> dict[str, tuple[str, str | None]] | None:
+    """Plant-quantity points (device/point) → (the equipment they read, its plant section or None);
+    None when the site has no plant (what :func:`check_target` needs, without the model)."""
     if cfg.plant is None:
-        return f"{kind} is a plant event: the site needs a `plant:` section"
+        return None
     sections = {x.equipment: sec for _, sec, x in cfg.plant.items()}
-    points = {f"{d.name}/{p.name}": p for d in cfg.devices for p in d.points}
+    return {f"{d.name}/{p.name}": (p.signal.equipment, sections.get(p.signal.equipment))
+            for d in cfg.devices for p in d.points if p.signal is not None and p.signal.kind == "plant"}
+
+
+def check_target(plant: dict[str, tuple[str, str | None]] | None, keys: list[str], kind: str) -> str | None:
+    """Why ``kind`` cannot apply to the points ``keys`` (device/point), or None; ``plant``: :func:`plant_points`."""
+    if plant is None:
+        return f"{kind} is a plant event: the site needs a `plant:` section"
     for key in keys:
-        sig = points[key].signal
-        if sig is None or sig.kind != "plant":
+        got = plant.get(key)
+        if got is None:
             return f"{kind} on {key}: the point is not a plant quantity; target a point that reads the equipment"
-        if kind != "loss_of_supply" and sections.get(sig.equipment) != SECTION[kind]:
-            return (f"{kind} on {key}: the point reads {sig.equipment}, not a plant {SECTION[kind].rstrip('s')}; "
+        equipment, section = got
+        if kind != "loss_of_supply" and section != SECTION[kind]:
+            return (f"{kind} on {key}: the point reads {equipment}, not a plant {SECTION[kind].rstrip('s')}; "
                     f"{kind} applies to the plant's {SECTION[kind]}")
     return None

@@ -7,6 +7,7 @@ Every problem is reported with the scenario file, the YAML path and line
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,10 +16,9 @@ from devices.scenario import plant_faults
 from devices.scenario.faults import DATA_KINDS, NETWORK_KINDS, NOT_YET, POINT_KINDS, PROTOCOLS
 from devices.scenario.model import Expectation, OrderExpectation, Scenario, Step, Target
 from devices.scenario.plant_faults import PLANT_KINDS
+from devices.scenario.sitetables import Key, SiteTables, site_tables
 from gateway.config import Config, load_config
 from gateway.site.load import ConfigError, _model_errors, format_loc, load_yaml
-
-Key = str  # "device/point"
 
 
 class TargetError(ValueError):
@@ -29,46 +29,65 @@ class NotYetError(TargetError):
     """A valid fault whose device/network hook does not exist yet: the run fails on it, loading does not."""
 
 
-@dataclass
 class Site:
-    """Name lookups over one config: points by device/point or mRID, bays, devices."""
+    """Name lookups over one site: points by device/point or mRID, bays, devices.
 
-    cfg: Config
-    mrid_to_key: dict[str, Key] = field(default_factory=dict)
-    key_to_mrid: dict[Key, str] = field(default_factory=dict)
-    bay_points: dict[str, list[Key]] = field(default_factory=dict)
-    device_points: dict[str, list[Key]] = field(default_factory=dict)
-    protocol: dict[str, str] = field(default_factory=dict)
-    links: frozenset[str] | None = None  # the running profile's emulated links; None: no profile (no network faults)
+    Works over :class:`~devices.scenario.sitetables.SiteTables` (compact, no model: what the
+    emulator's fault API keeps); the dict views (``mrid_to_key``, ``key_to_mrid``, ``bay_points``,
+    ``device_points``) are built on first use, for the scenario runner and recorder."""
+
+    def __init__(self, tables: SiteTables, links: frozenset[str] | None = None) -> None:
+        self.tables = tables
+        self.links = links  # the running profile's emulated links; None: no profile (no network faults)
+        self.protocol: dict[str, str] = dict(zip(tables.devices, tables.protocols))
 
     @classmethod
     def of(cls, cfg: Config, links: frozenset[str] | None = None) -> "Site":
-        s = cls(cfg, links=links)
-        for d in cfg.devices:
-            if not d.enabled:
-                continue
-            s.protocol[d.name] = d.protocol
-            s.device_points[d.name] = []
-            for p in d.points:
-                k = f"{d.name}/{p.name}"
-                m = str(cfg.measurement_mrid(p))
-                s.mrid_to_key[m], s.key_to_mrid[k] = k, m
-                s.device_points[d.name].append(k)
-                bay = "/".join(p.measurement.equipment.split("/")[:2])
-                s.bay_points.setdefault(bay, []).append(k)
-        return s
+        return cls(site_tables(cfg), links)
+
+    @cached_property
+    def key_to_mrid(self) -> dict[Key, str]:
+        return {k: self.tables.mrid(i) for i, k in self.tables.keys()}
+
+    @cached_property
+    def mrid_to_key(self) -> dict[str, Key]:
+        return {m: k for k, m in self.key_to_mrid.items()}
+
+    @cached_property
+    def device_points(self) -> dict[str, list[Key]]:
+        return {d: [f"{d}/{p}" for p in pts] for d, pts in zip(self.tables.devices, self.tables.points)}
+
+    @cached_property
+    def bay_points(self) -> dict[str, list[Key]]:
+        t = self.tables
+        out: dict[str, list[Key]] = {}
+        for i, k in t.keys():
+            out.setdefault(t.bays[t.bay_of[i]], []).append(k)
+        return out
+
+    def keys(self) -> list[Key]:
+        """Every point (device/point), sorted."""
+        return sorted(k for _, k in self.tables.keys())
+
+    def port_of(self, device: str) -> int:
+        """The port the config gives a device (0: ephemeral)."""
+        return self.tables.ports[self.tables.position[device]]
+
+    def _points_of(self, dev: str) -> tuple[str, ...] | None:
+        k = self.tables.position.get(dev)
+        return None if k is None else self.tables.points[k]
 
     def point(self, ref: str) -> Key:
-        if ref in self.key_to_mrid:
-            return ref
-        if ref.lower() in self.mrid_to_key:
-            return self.mrid_to_key[ref.lower()]
         dev, _, pt = ref.partition("/")
-        if dev in self.device_points:
-            names = [k.split("/", 1)[1] for k in self.device_points[dev]]
+        names = self._points_of(dev)
+        if names is not None and pt in names:
+            return ref
+        if (key := self.tables.find_mrid(ref.lower())) is not None:
+            return key
+        if names is not None:
             raise TargetError(f"no point {pt!r} on device {dev!r}; its points: {', '.join(names[:12])}")
         raise TargetError(
-            f"{ref!r} is neither device/point nor a measurement mRID; devices: {', '.join(self.device_points)}"
+            f"{ref!r} is neither device/point nor a measurement mRID; devices: {', '.join(self.tables.devices)}"
         )
 
     def points(self, t: Target) -> list[Key]:
@@ -78,16 +97,20 @@ class Site:
         if t.points is not None:
             return [self.point(p) for p in t.points]
         if t.bay is not None:
-            if t.bay not in self.bay_points:
-                raise TargetError(f"no bay {t.bay!r} with points; bays: {', '.join(sorted(self.bay_points))}")
-            return list(self.bay_points[t.bay])
+            tb = self.tables
+            try:
+                b = tb.bays.index(t.bay)
+            except ValueError:
+                raise TargetError(f"no bay {t.bay!r} with points; bays: {', '.join(sorted(tb.bays))}") from None
+            return [k for i, k in tb.keys() if tb.bay_of[i] == b]
         if t.device is not None:
-            return list(self.device_points[self.device(t.device)])
+            dev = self.device(t.device)
+            return [f"{dev}/{p}" for p in self.tables.points[self.tables.position[dev]]]
         raise TargetError("a data fault needs a point, bay or device target, not a link")
 
     def device(self, name: str) -> str:
-        if name not in self.device_points:
-            raise TargetError(f"no enabled device {name!r}; devices: {', '.join(self.device_points)}")
+        if name not in self.tables.position:
+            raise TargetError(f"no enabled device {name!r}; devices: {', '.join(self.tables.devices)}")
         return name
 
     def devices(self, t: Target) -> list[str]:
@@ -115,7 +138,7 @@ class Site:
             return
         if kind in POINT_KINDS:
             keys = self.points(t)
-            if kind in PLANT_KINDS and (why := plant_faults.check_target(self.cfg, keys, kind)):
+            if kind in PLANT_KINDS and (why := plant_faults.check_target(self.tables.plant, keys, kind)):
                 raise TargetError(why)
             return
         for d in self.devices(t):
