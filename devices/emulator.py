@@ -140,14 +140,17 @@ class Emulator:
         self._go.set()
         return self.t0_wall
 
+    def serves(self, name: str) -> bool:
+        """Whether this emulator runs device ``name`` (enabled, and picked by ``only``/``--device``)."""
+        entry = self._by_name.get(name)
+        return entry is not None and entry[1].enabled and (self._only is None or name in self._only)
+
     async def start(self) -> None:
         self.k = 0
         self.t0_wall = time.time()
         self.fw.tick(self._time_of(0))
-        for d in [d for _, d in self._by_name.values()]:
-            if not d.enabled or (self._only is not None and d.name not in self._only):
-                continue
-            await self.start_device(d.name)
+        for name in [n for n in self._by_name if self.serves(n)]:
+            await self.start_device(name)
         self._task = asyncio.create_task(self._ticker(), name="firmware-tick")
 
     async def start_device(self, name: str) -> RunningDevice | None:

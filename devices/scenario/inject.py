@@ -172,7 +172,7 @@ class Injector:
         proto = self.site.protocol[name]
         down = any(f.kind == "disconnect" for f in faults)
         spec = emulated(proto)
-        if spec.RESTART_ON_DISCONNECT:
+        if spec.RESTART_ON_DISCONNECT and self.emu.serves(name):  # a device left out (--device) stays out
             if down and name not in self._stopped:
                 port = self.site.port_of(name)
                 if port == 0:
