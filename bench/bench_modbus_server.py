@@ -260,9 +260,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the scenarios whose label contains this text")
     ap.add_argument("--baseline-tree", type=Path, help="also measure the gridgate server of this source tree (before → after)")
     ap.add_argument(
-        "--loop", choices=("asyncio", "uvloop"), default="asyncio",
-        help="event loop of the gridgate servers: asyncio (what `gridgate emulate` runs) or uvloop (if installed), "
-        "to see how much of the cost is the loop",
+        "--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+        help="event loop of the gridgate servers: auto (what `gridgate emulate` runs: uvloop where installed, "
+        "else asyncio), or force asyncio / uvloop to see how much of the cost is the loop",
     )
     ap.add_argument(
         "--io", choices=("auto", "readers", "transports"), default="auto",
@@ -294,6 +294,10 @@ def main() -> None:
     if not scenarios:
         sys.exit(f"no scenario label contains {args.only!r}; leave --only out to run them all")
     base = args.baseline_tree
+    if args.loop == "auto":
+        from gateway.runtime import resolve_loop
+
+        args.loop = resolve_loop("auto")
     if args.loop == "uvloop":
         try:
             import uvloop  # noqa: F401

@@ -14,7 +14,7 @@ from gateway import service
 from gateway.cli import common, profiled, usage_error
 from gateway.config import load_config
 from gateway.hmi.cli import add_demo_options, start_for_demo
-from gateway.runtime import LOOPS, default_config, free_port, port_free, run, say, sleep_for, uvloop_missing
+from gateway.runtime import LOOPS, default_config, free_port, port_free, resolve_loop, run, say, sleep_for, uvloop_missing
 
 
 def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -39,10 +39,10 @@ def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Na
     _name_option(e)
     e.add_argument("--processes", default="1", metavar="N|auto",
                    help="spread the devices over N processes (auto: one per core); no fault API then (devices/shards.py)")
-    e.add_argument("--loop", choices=LOOPS, default="asyncio",
-                   help="event loop of the emulated servers: asyncio (default) or uvloop (optional dependency, "
-                        "`pip install 'gridgate[fast]'`): at one request in flight a Modbus server costs ~20 %% less "
-                        "CPU per request on uvloop (docs/performance.md), for sites of thousands of devices")
+    e.add_argument("--loop", choices=LOOPS, default="auto",
+                   help="event loop of the emulated servers: auto (default: uvloop where installed, else asyncio), "
+                        "asyncio or uvloop: at one request in flight a Modbus server costs ~20 %% less CPU per "
+                        "request on uvloop (docs/performance.md), which counts at thousands of devices")
     e.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N: one of --processes' children
     return {"demo": cmd_demo, "emulate": cmd_emulate}
 
@@ -78,6 +78,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if (why := usage_error(args) or _name_error(args) or uvloop_missing(args.loop)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
+    args.loop = resolve_loop(args.loop)  # once, so every shard runs the loop this process chose
     from devices.shards import parse_processes, parse_shard, run_shards
 
     try:

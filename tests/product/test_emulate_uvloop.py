@@ -1,5 +1,7 @@
-"""``gridgate emulate --loop uvloop``: the emulated Modbus servers on libuv answer as on asyncio
-(values, exception replies, one signal to stop), sharded too; a missing uvloop is a usage error."""
+"""``gridgate emulate`` on uvloop (the default ``--loop auto`` where uvloop is installed, or asked
+for): the emulated Modbus servers on libuv answer as on asyncio (values, exception replies, one
+signal to stop), sharded too; ``auto`` falls back to asyncio without uvloop, and an explicit
+``--loop uvloop`` without it is a usage error."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from tests.modbus.mbs_raw import Raw, req
 from tests.product.test_emulate_processes import DEVICES, ROOT, site
 
-uvloop = pytest.importorskip("uvloop")  # a test extra: present wherever the suite is installed by ./run test
+uvloop = pytest.importorskip("uvloop")  # a dependency on Linux: present wherever gridgate is installed
 
 
 async def _reply(port: int, pdu: bytes) -> bytes | None:
@@ -27,11 +29,11 @@ async def _reply(port: int, pdu: bytes) -> bytes | None:
         c.writer.close()
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-async def test_emulated_devices_answer_on_uvloop(tmp_path, processes):
+@pytest.mark.parametrize("processes, loop", [("1", []), ("2", ["--loop", "uvloop"])], ids=["default-1", "asked-2"])
+async def test_emulated_devices_answer_on_uvloop(tmp_path, processes, loop):
     path, ports = site(tmp_path)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "emulate", "--config", str(path), "--no-fault-api", "--loop", "uvloop",
+        sys.executable, "-m", "gateway.cli", "emulate", "--config", str(path), "--no-fault-api", *loop,
         "--processes", processes, "--duration", "120",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
@@ -55,13 +57,17 @@ async def test_emulated_devices_answer_on_uvloop(tmp_path, processes):
     assert err.decode().count("emulate: event loop uvloop") == int(processes)  # every shard runs on it
 
 
-def test_uvloop_missing_is_a_usage_error() -> None:
-    from gateway.runtime import uvloop_missing
+def test_uvloop_missing_is_a_usage_error_unless_auto() -> None:
+    from gateway.runtime import resolve_loop, uvloop_missing
 
     assert uvloop_missing("asyncio") is None and uvloop_missing("uvloop") is None  # installed here
+    assert uvloop_missing("auto") is None and resolve_loop("auto") == "uvloop"
+    assert resolve_loop("asyncio") == "asyncio" and resolve_loop("uvloop") == "uvloop"
     sys.modules["uvloop"] = None  # type: ignore[assignment]  # what an install without it looks like to import
     try:
         why = uvloop_missing("uvloop")
+        auto = resolve_loop("auto"), uvloop_missing("auto")
     finally:
         sys.modules["uvloop"] = uvloop
-    assert why is not None and "--loop uvloop" in why and "gridgate[fast]" in why
+    assert why is not None and "--loop uvloop" in why and "gridgate[fast]" in why and "--loop asyncio" in why
+    assert auto == ("asyncio", None)  # the default falls back quietly to asyncio's own loop
