@@ -24,7 +24,6 @@ from pathlib import Path
 
 from gateway.site.yamlsplit import Part, confirms, split_devices
 
-
 #: what a part built, never freed: both processes end right after (the loader child and the second half
 #: both leave through ``os._exit``), and freeing 5,000 points' nodes, dicts and models took ~0.05 s each
 _LEFT: list = []
