@@ -42,6 +42,9 @@ def compile_split(path: str | Path) -> bytes | None:
     if parts is None:
         return None
     del text
+    # before the fork: both halves need pydantic and the models (~0.2 CPU-s to import and build), and
+    # importing them here is no longer on the way to the first value than importing them in each half
+    import gateway.config  # noqa: F401
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the second half, in a child that dies with this process (SIGTERM during start-up)
