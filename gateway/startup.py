@@ -76,7 +76,7 @@ def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewayS
 def compile_site(path: str | Path, cache_yaml: bool, parallel: bool = False) -> bytes:
     """Validate the file, build the catalog and encode what the gateway keeps (in the loader child for a
     large file; ``cache_yaml``: reuse or keep the parsed YAML too, for an edited gridgate; ``parallel``:
-    in two processes when the machine has two cores, gateway/splitcompile.py).
+    in two processes when a second core is idle, gateway/splitcompile.py).
 
     The form: an 8-byte length, a header ``(FORMAT, class table, the site without its devices, chunk
     lengths)``, then one ``marshal`` chunk per device ``(device, its catalog rows)``: the gateway decodes
@@ -86,9 +86,9 @@ def compile_site(path: str | Path, cache_yaml: bool, parallel: bool = False) -> 
     gc.disable()  # ~40 objects per point, none garbage: collections cost 0.4 of 1.8 CPU-s at 10,000 points
     try:
         if parallel:
-            from gateway.splitcompile import compile_split
+            from gateway.splitcompile import compile_split, worth_splitting
 
-            blob = compile_split(path)
+            blob = compile_split(path) if worth_splitting() else None
             if blob is not None:
                 return blob
         return _compile_serial(path, cache_yaml)

@@ -196,3 +196,15 @@ def test_a_bad_file_gets_the_errors_of_the_one_process_compile(small: Path, tmp_
     assert compile_split(p) is None
     errors = _errors(p, True)
     assert errors == _errors(p, False) and errors
+
+
+def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
+    from gateway import splitcompile
+
+    monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
+    for load, split in ((0.2, True), (1.4, True), (1.6, False), (6.0, False)):
+        monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
+        assert splitcompile.worth_splitting() is split, load
+    monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(splitcompile.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert splitcompile.worth_splitting() is False
