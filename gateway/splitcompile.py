@@ -30,14 +30,15 @@ _LEFT: list = []
 
 
 def worth_splitting() -> bool:
-    """Two processes shorten the compile only where a second core is idle: they do ~15 % more work in all
-    (each parses and validates the site's other sections; the join), and on a busy machine they were not
-    faster (2.6–3.0 s against 2.2–2.8 s in one process, 10k points, load 5.6–6.1). A 1-minute load
-    average under the number of cores less one half says a core is free (this process counts as one)."""
+    """Two processes shorten the compile only where a second core is idle: they do 15-25 % more work in all
+    (each parses and validates the site's other sections; copy-on-write; the join), and with another
+    process busy on one of two cores they were not faster than one (10k points: 1.7-1.9 s against
+    1.3-2.0 s at load 1.4; 2.6-3.0 s against 2.2-2.8 s at load 5.6-6.1). A 1-minute load average under
+    the number of cores less one says that, on average, more than a core is free."""
     if not hasattr(os, "fork"):
         return False
     cores = len(os.sched_getaffinity(0))
-    return cores >= 2 and os.getloadavg()[0] < cores - 0.5
+    return cores >= 2 and os.getloadavg()[0] < cores - 1
 
 
 def compile_split(path: str | Path) -> bytes | None:

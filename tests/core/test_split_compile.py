@@ -202,7 +202,7 @@ def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
     from gateway import splitcompile
 
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
-    for load, split in ((0.2, True), (1.4, True), (1.6, False), (6.0, False)):
+    for load, split in ((0.2, True), (0.9, True), (1.0, False), (6.0, False)):
         monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
         assert splitcompile.worth_splitting() is split, load
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0})
