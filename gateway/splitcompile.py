@@ -54,8 +54,8 @@ def compile_split(path: str | Path) -> bytes | None:
     if parts is None:
         return None
     del text
-    # before the fork: both halves need pydantic and the models (~0.2 CPU-s to import and build), and
-    # importing them here is no longer on the way to the first value than importing them in each half
+    # before the fork: both halves need pydantic and the models (~0.2 CPU-s to import and build) before
+    # they can validate, so importing them once here costs the first value nothing and saves the second
     import gateway.config  # noqa: F401
     r, w = os.pipe()
     pid = os.fork()
