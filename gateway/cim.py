@@ -151,20 +151,24 @@ def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
     compact = cfg.gateway.northbound.payload == "compact"
     paths = cfg.equipment_paths()
     out: dict[str, CatalogEntry] = {}
+    equipment_mrids: dict[str, str] = {}  # one UUID5 per equipment, not per point
     for d in cfg.devices:
         if not d.enabled:
             continue
         for p in d.points:
             key = f"{d.name}/{p.name}"
-            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact)
+            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact, equipment_mrids)
     return out
 
 
 def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, prefix: str, gw: str,
-           compact: bool) -> CatalogEntry:
+           compact: bool, equipment_mrids: dict[str, str]) -> CatalogEntry:
     m = p.measurement
     sub, bay, eq = paths[m.equipment]
     mrid = cfg.measurement_mrid(p)
+    eq_mrid = equipment_mrids.get(m.equipment)
+    if eq_mrid is None:
+        eq_mrid = equipment_mrids[m.equipment] = str(cfg.equipment_mrid(m.equipment, paths))
     topic = measurement_topic(prefix, gw, m.equipment, m.type, m.phases)
     meas = {
         "mRID": str(mrid),
@@ -176,7 +180,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
         "unitMultiplier": m.multiplier,
         "phases": m.phases,
         "powerSystemResource": {
-            "mRID": str(cfg.equipment_mrid(m.equipment, paths)),
+            "mRID": eq_mrid,
             "name": eq.name,
             "type": eq.type,
             "substation": sub.name,

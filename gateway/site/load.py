@@ -6,6 +6,7 @@ and what is allowed — never a traceback.
 
 from __future__ import annotations
 
+import functools
 import gc
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,11 +28,21 @@ class _LineLoader(_Base):  # type: ignore[misc, valid-type]
 
     libyaml calls back into Python to resolve every scalar's tag (~1 µs each, 335,000 scalars at
     10,000 points): a site repeats its keys and values, so the tag of each (text, implicit) is looked
-    up once per load. A safe loader has no path resolvers, so the tag depends on nothing else."""
+    up once per load. A safe loader has no path resolvers, so the tag depends on nothing else.
+
+    The composer also calls ``descend_resolver``/``ascend_resolver`` around every node, which do
+    nothing without path resolvers: ~670,000 Python calls at 10,000 points. Without path resolvers the
+    three are instance attributes that run in C (the composer looks them up on the instance): a cache
+    of ``resolve`` (``functools.lru_cache``) and two builtins whose results are dropped (``slice``
+    takes the two arguments, ``tuple`` none). Composing a 10,000-point site: 0.44 → 0.35 CPU-s."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._tags: dict[tuple, str] = {}
+        if not self.yaml_path_resolvers:
+            self.resolve = functools.lru_cache(maxsize=None)(super().resolve)  # type: ignore[method-assign]
+            self.descend_resolver = slice  # type: ignore[method-assign, assignment]
+            self.ascend_resolver = tuple  # type: ignore[method-assign, assignment]
 
     def resolve(self, kind: type, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
