@@ -91,15 +91,15 @@ def raise_open_files(need: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def below_ephemeral(n: int) -> list[int]:
-    """n loopback ports that bind now, below the kernel's ephemeral range: thousands of ports
-    picked from that range (free_port) get taken by other programs' outgoing connections
-    during a long start-up."""
+def below_ephemeral(n: int, base: int | None = None) -> list[int]:
+    """n loopback ports that bind now, below the kernel's ephemeral range (from ``base`` up, if given):
+    thousands of ports picked from that range (free_port) get taken by other programs' outgoing
+    connections during a long start-up."""
     import socket
 
     lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     out: list[int] = []
-    for port in range(max(1024, lo - 2 * n - 2000), lo):
+    for port in range(max(1024, lo - 2 * n - 2000) if base is None else base, lo):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -168,7 +168,7 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-emu-"))
     cfg = tmp / "site.yaml"
     data = site(n * args.registers, n, args.interval)
-    for d, port in zip(data["devices"], below_ephemeral(n)):
+    for d, port in zip(data["devices"], below_ephemeral(n, args.port_base)):
         d["port"] = port
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     ports = [d["port"] for d in data["devices"]]
@@ -295,6 +295,9 @@ async def main() -> None:
                     "(bench/modbus_loadgen.c, built with the system compiler) or asyncio clients (--clients processes)")
     ap.add_argument("--clients", type=int, default=1, help="with --client python: client processes polling the devices "
                     "(one saturates near 7,000 requests/s)")
+    ap.add_argument("--port-base", type=int, help="first device port to try (default: 2n+2000 below the ephemeral "
+                    "range); the same ports give the same site file, parsed once and cached, and keep clear of "
+                    "other benches on a shared machine")
     ap.add_argument("--timeout", type=float, default=5.0, help="a reply later than this counts as a timeout (C client)")
     args = ap.parse_args()
     args.loadgen = None
