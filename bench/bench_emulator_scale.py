@@ -287,7 +287,9 @@ async def main() -> None:
     ap.add_argument("--registers", type=int, default=20)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--warmup", type=float, help="seconds of polling before the measured window (default: 3, or one "
+                    "per 1,000 devices if more: accepting thousands of connections and their first requests takes "
+                    "seconds, 9,500 devices ~6 s)")
     ap.add_argument("--restart", action="store_true", help="start the emulator once before the measured start: "
                     "startup_s is then a restart (compiled site cached, devices/emucache.py), first_start_s the build")
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
@@ -316,7 +318,9 @@ async def main() -> None:
     if limit < need:
         raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices in {shards} emulator "
                          f"process(es) (two sockets per device each); use --processes {2 * max(args.devices) // limit + 1}")
+    warmup = args.warmup
     for n in args.devices:
+        args.warmup = warmup if warmup is not None else max(3.0, n / 1000)
         print(json.dumps(await run_one(n, args)), flush=True)
 
 
