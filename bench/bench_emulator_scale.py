@@ -181,7 +181,11 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 async def run_one(n: int, args: argparse.Namespace) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-emu-"))
+    with tempfile.TemporaryDirectory(prefix="gg-bench-emu-") as d:  # a 10,000-device site file is ~60 MB
+        return await _run_one(n, args, Path(d))
+
+
+async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
     cfg = tmp / "site.yaml"
     data = site(n * args.registers, n, args.interval)
     for d, port in zip(data["devices"], below_ephemeral(n, args.port_base)):

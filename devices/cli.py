@@ -15,6 +15,7 @@ from gateway.cli import common, profiled, usage_error
 from gateway.config import load_config
 from gateway.hmi.cli import add_demo_options, start_for_demo
 from gateway.runtime import LOOPS, default_config, free_port, port_free, resolve_loop, run, say, sleep_for, uvloop_missing
+from gateway.site.gcpause import gc_paused
 
 
 def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -147,11 +148,8 @@ async def _emulate(cfg, args) -> int:  # noqa: ANN001 - a Config, or an Emulated
     if getattr(args, "loop", "asyncio") != "asyncio":  # the loop really running, as the operator asked for it
         say(f"emulate: event loop {type(asyncio.get_running_loop()).__module__.partition('.')[0]}")
     emu = Emulator(cfg, seed=args.seed, skip=say, only=only)
-    gc.disable()  # start-up allocates per device: collections in between grow with the heap (quadratic)
-    try:
+    with gc_paused():  # start-up allocates per device: collections in between grow with the heap (quadratic)
         await emu.start()
-    finally:
-        gc.enable()
     gc.freeze()  # thousands of devices' objects live until exit: full GC passes over them stalled replies
     api = None
     try:

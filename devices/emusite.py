@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_sim.plan import Plan
+from gateway.site.gcpause import gc_paused
 from gateway.site.isolate import in_child
 
 if TYPE_CHECKING:
@@ -89,15 +90,8 @@ def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
     objects per field and keeps nearly all of them, so every collection walks the growing model
     for nothing (3,000 devices: 5.6 → 2.8 CPU-s; docs/performance.md, "Stop 24"). The loader child
     exits right after, taking any cycles with it."""
-    import gc
-
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _build(path, seed, only, shard, cache, faults)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int, int] | None, cache: bool,

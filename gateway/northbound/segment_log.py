@@ -36,7 +36,6 @@ drains segments empty by themselves and a rewrite would be wasted; the ack log i
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import struct
@@ -47,6 +46,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from gateway.northbound.message import KIND_CODE, KINDS, ValueMessage
+from gateway.site.gcpause import gc_paused
 
 try:
     # zlib-ng's CRC-32 is zlib's (the same checksums, so the same files; tests/northbound checks it) with
@@ -421,9 +421,7 @@ class SegmentLog:
         out: list[ValueMessage] = []
         i = max(bisect_right(self._firsts, after) - 1, 0)
         unpack, head, skip, kinds = _BODY.unpack_from, _HEAD.size, _HEAD.size + _BODY.size, KINDS
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             for seg in self._segs[i:]:
                 idx = _live_run(seg.alive, bisect_right(seg.seqs, after), limit - len(out))
                 if not idx:
@@ -442,9 +440,6 @@ class SegmentLog:
                                      None if expiry < 0 else expiry, t, kinds[kind], seq))
                 if len(out) >= limit:
                     break
-        finally:
-            if was_enabled:
-                gc.enable()
         return out
 
     def live_records(self, kind: int | None = None) -> Iterator[tuple[int, int, int, float]]:

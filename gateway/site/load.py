@@ -7,7 +7,6 @@ and what is allowed — never a traceback.
 from __future__ import annotations
 
 import functools
-import gc
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gateway.site.errors import ConfigError  # noqa: F401 - part of this API
+from gateway.site.gcpause import gc_paused
 from gateway.site.yamlsafety import ExpansionError, check_expansion, construct_bounded_int
 
 M = TypeVar("M", bound=BaseModel)
@@ -257,39 +257,35 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), [f"cannot read: {e}"]) from None
     node = None
-    paused = gc.isenabled()
-    gc.disable()  # ~50 objects per point, none garbage: collections in between made large sites quadratic
-    try:
-        loader = _LineLoader(text)
+    with gc_paused():  # ~50 objects per point, none garbage: collections in between made large sites quadratic
         try:
-            node = loader.get_single_node()
-            if node is not None and "*" in text:  # without a '*' there is no alias: the nodes form a tree
-                check_expansion(node)  # before any walk of the graph: the line map and pydantic would expand it
-            if node is None:
-                data = None
-            elif "*" in text:  # aliases share nodes (and the expansion bound applies): PyYAML's constructor
-                data = loader.construct_document(node)
-            else:
-                data = _construct_tree(loader, node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        bounded = node is not None and mark is not None and not isinstance(e, ExpansionError)
-        at = _path_at(node, mark) if bounded else ""
-        raise ConfigError(str(path), [f"{at}{where}not valid YAML: {e.problem or e.context}"]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
-    except RecursionError:
-        raise ConfigError(str(path), ["nested too deeply to be a site file; flatten the structure"]) from None
-    else:
-        if not lines:
-            return data, None
-        return data, (_lines(node) if node is not None else {})  # ~50 tuples per point: also without collections
-    finally:
-        if paused:
-            gc.enable()
+            loader = _LineLoader(text)
+            try:
+                node = loader.get_single_node()
+                if node is not None and "*" in text:  # without a '*' there is no alias: the nodes form a tree
+                    check_expansion(node)  # before any walk of the graph: the line map and pydantic would expand it
+                if node is None:
+                    data = None
+                elif "*" in text:  # aliases share nodes (and the expansion bound applies): PyYAML's constructor
+                    data = loader.construct_document(node)
+                else:
+                    data = _construct_tree(loader, node)
+            finally:
+                loader.dispose()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            bounded = node is not None and mark is not None and not isinstance(e, ExpansionError)
+            at = _path_at(node, mark) if bounded else ""
+            raise ConfigError(str(path), [f"{at}{where}not valid YAML: {e.problem or e.context}"]) from None
+        except yaml.YAMLError as e:
+            raise ConfigError(str(path), [f"not valid YAML: {e}"]) from None
+        except RecursionError:
+            raise ConfigError(str(path), ["nested too deeply to be a site file; flatten the structure"]) from None
+        else:
+            if not lines:
+                return data, None
+            return data, (_lines(node) if node is not None else {})  # ~50 tuples per point: also without collections
 
 
 def _path_at(node: yaml.Node, mark: yaml.Mark) -> str:

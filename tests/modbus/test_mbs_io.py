@@ -128,6 +128,15 @@ async def test_slow_master_is_not_buffered_without_bound_and_gets_every_reply_in
         sock.close()
 
 
+async def _read_to_eof(sock: socket.socket) -> bytearray:
+    """Everything the server sends until it closes the connection."""
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), TIMEOUT):
+        got += chunk
+    return got
+
+
 async def test_eof_with_replies_unsent_sends_them_all_then_closes(server: ModbusServer) -> None:
     n = 4_000
     loop = asyncio.get_running_loop()
@@ -137,12 +146,7 @@ async def test_eof_with_replies_unsent_sends_them_all_then_closes(server: Modbus
         await _until_reading_stops(server)
         assert _unsent(_conn(server)) > 0
         sock.shutdown(socket.SHUT_WR)  # the master is done asking; it still wants its answers
-        got = bytearray()
-        while True:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), TIMEOUT)
-            if not chunk:
-                break
-            got += chunk
+        got = await _read_to_eof(sock)
         assert len(got) == n * REPLY
         assert [struct.unpack_from(">H", got, k * REPLY)[0] for k in range(n)] == list(range(n))
         for _ in range(100):
@@ -161,12 +165,7 @@ async def test_bad_length_after_many_requests_sends_their_replies_then_closes(se
     try:
         await asyncio.wait_for(sending, TIMEOUT)
         await _until_reading_stops(server)
-        got = bytearray()
-        while True:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), TIMEOUT)
-            if not chunk:
-                break
-            got += chunk
+        got = await _read_to_eof(sock)
         assert len(got) == n * REPLY, "replies written before the close were lost"
         assert struct.unpack_from(">H", got, (n - 1) * REPLY)[0] == n - 1
         assert server.stats.malformed == {"length": 1}
