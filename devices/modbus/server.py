@@ -530,16 +530,8 @@ class _RawConnection(_Framing):
         adu = self._whole_adu(nbytes)
         if adu is None:
             self._frames(nbytes)
-            return
-        try:
-            sent = self._sock_send(adu)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self.abort()  # the master is gone
-            return
-        if sent != len(adu):
-            self._keep(adu, sent)
+        else:
+            self._send(adu)
 
     def _send(self, data: bytes) -> None:
         if self._closed:
@@ -552,7 +544,7 @@ class _RawConnection(_Framing):
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
-            self.abort()
+            self.abort()  # the master is gone
             return
         if sent != len(data):
             self._keep(data, sent)

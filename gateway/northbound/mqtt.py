@@ -539,7 +539,7 @@ class MqttPublisher:
     def _send_values(self, client: Client, out: bytearray, room: int, limit: int) -> int:
         box = self._outbox
         take, done = box.take, box.done
-        pop0 = getattr(box, "pop_qos0", None)  # a QoS 0 value taken and done in one call (memory queue, spool)
+        pop0 = box.pop_qos0  # a QoS 0 value taken and done in one call (memory queue, spool; never Sparkplug)
         v5 = self.protocol == "5"
         n = plain = 0
         # one clock read per pass: QoS 0 values count as written here; values of one batch share a ``born``,
@@ -547,7 +547,7 @@ class MqttPublisher:
         now, observe_n = time.time(), self.latency.observe_n
         run_born, run = 0.0, 0
         ref: int | None
-        try0 = pop0 is not None  # tried while QoS 0 values come: a run of QoS 1 ones goes straight to take()
+        try0 = True  # tried while QoS 0 values come: a run of QoS 1 ones goes straight to take()
         while n < limit and len(out) < _WRITE_CHUNK:
             if self._held is not None:
                 (ref, msg), self._held = self._held, None
@@ -558,7 +558,7 @@ class MqttPublisher:
                 if item is None:
                     break
                 ref, msg = item
-                try0 = pop0 is not None and not msg.qos
+                try0 = not msg.qos
             if msg.qos:
                 assert ref is not None  # pop_qos0 hands out QoS 0 values only
                 if room <= 0:

@@ -5,9 +5,9 @@ spool (gateway.northbound.spool) and the Sparkplug outbox are interchangeable: `
 or refuses one message, ``put_many`` a batch of values (the normaliser's list, one call),
 ``take`` hands out the next message in order, ``done`` forgets a delivered one, ``rewind`` puts
 taken but undelivered messages back in front (after a connection loss) so they are re-sent in
-order, ``oldest_born`` says since when the oldest value waits (the publisher's oldest queued age).
-An outbox may also have ``pop_qos0`` (``take`` and ``done`` of a QoS 0 head in one call; the memory
-queue and the spool do): the publisher uses it where it is there.
+order, ``oldest_born`` says since when the oldest value waits (the publisher's oldest queued age),
+``pop_qos0`` is ``take`` and ``done`` of a QoS 0 head in one call (None: use ``take``; the Sparkplug
+outbox, which encodes at ``take``, always says None).
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class Outbox(Protocol):
         ...
 
     def take(self) -> tuple[int, Message] | None: ...
+
+    def pop_qos0(self) -> Message | None:
+        """The head taken and done at once if it is a QoS 0 message, else None (the caller then uses ``take``)."""
+        ...
 
     def done(self, ref: int) -> None: ...
 

@@ -104,6 +104,11 @@ class SparkplugOutbox:
         self.historical += historical
         return ref, self._encode(device, metric, value, flags, ts, historical)
 
+    def pop_qos0(self) -> Message | None:
+        """The Outbox protocol: never (readings are encoded at ``take``, where the session and the
+        historical flag are decided); the publisher then takes each one."""
+        return None
+
     def done(self, ref: int) -> None:
         if self._spool is not None:
             self._spool.done(ref)
