@@ -9,6 +9,7 @@ firmware as state changes, so the next tick shows them on every protocol.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from firmware_sim import Firmware, PlanError, RegisterLayout, SimPoint
 from firmware_sim.plan import Plan, compile_plan
 from gateway.config import Config
 from gateway.protocols.modbus.config import ModbusDevice
+from gateway.site.openfiles import BASE, ensure_open_files, raise_hint
 from gateway.site.plant.points import firmware_signal
 
 log = logging.getLogger(__name__)
@@ -149,9 +151,24 @@ class Emulator:
         self.k = 0
         self.t0_wall = time.time()
         self.fw.tick(self._time_of(0))
-        for name in [n for n in self._by_name if self.serves(n)]:
+        names = [n for n in self._by_name if self.serves(n)]
+        self._open_files(len(names))
+        for name in names:
             await self.start_device(name)
         self._task = asyncio.create_task(self._ticker(), name="firmware-tick")
+
+    def _open_files(self, n: int) -> None:
+        """Room for ``n`` devices' listening sockets (else a clear error before any is opened) and, where the
+        hard limit allows, one master connection each (else a warning saying how many fit)."""
+        want = 2 * n + BASE
+        budget = ensure_open_files(
+            n + BASE, want, f"emulating {n:,} devices (a listening socket each, one more per connected master)",
+            f"{raise_hint(-(-want // 1024) * 1024)}, or run fewer devices per process "
+            "(`gridgate emulate --processes N`, or `--device`).")
+        if budget.short_of(want):
+            self._skip(f"emulator: open-file limit {budget.soft:,} (hard limit): room for about {budget.soft - n - BASE:,} "
+                       f"master connections to {n:,} devices; further masters get no answer until others close "
+                       f"({raise_hint(-(-want // 1024) * 1024)})")
 
     async def start_device(self, name: str) -> RunningDevice | None:
         i, d = self._by_name[name]
@@ -163,8 +180,10 @@ class Emulator:
             self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
             return None
         except OSError as e:  # the port is taken (or the address is not ours): name the device and the fix
+            fix = (raise_hint(2 * len(self._by_name) + BASE) if e.errno in (errno.EMFILE, errno.ENFILE)
+                   else f"stop what uses the port or change devices[{i}].port")
             raise OSError(f"device {d.name} ({d.protocol}) cannot listen on {d.host}:{d.port}: "  # type: ignore[attr-defined]
-                          f"{e.strerror or e}; stop what uses the port or change devices[{i}].port") from None
+                          f"{e.strerror or e}; {fix}") from None
         port = server.port if isinstance(server.port, int) and server.port else d.port
         # what EventDriven (a runtime Protocol) checks, without its ~60 µs isinstance per device
         update = getattr(server, "update", None)

@@ -21,6 +21,7 @@ from gateway.northbound.message import Message
 from gateway.northbound.mqtt import MqttPublisher
 from gateway.northbound.sink import Sink
 from gateway.pipeline import Emitter
+from gateway.site.openfiles import BASE, ensure_open_files, raise_hint
 from gateway.southbound import DriverUnavailable, make_source
 from gateway.southbound.contract import Driver, Operable, clean_counters
 
@@ -285,6 +286,9 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        n = len(self.sources) + BASE  # a connection per device, before any is opened: a clear error, not EMFILE mid-poll
+        ensure_open_files(n, n, f"a gateway of {len(self.sources):,} devices (a connection each)",
+                          f"{raise_hint(-(-n // 1024) * 1024)}, or split the site over gateways (docs/scaling.md).")
         self._commands_setup()
         await self.publisher.start()
         if self.sparkplug is not None:

@@ -114,6 +114,7 @@ Restart=on-failure
 RestartSec=5
 WatchdogSec=30
 TimeoutStartSec=60
+LimitNOFILE=65536
 # hardening: no privileges, read-only system, private /tmp, only the sockets a gateway needs
 NoNewPrivileges=yes
 CapabilityBoundingSet=

@@ -16,6 +16,7 @@ MBAP framing (Modbus Messaging on TCP/IP Implementation Guide v1.0b):
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import socket
@@ -123,6 +124,10 @@ class ModbusServer:
                 f"modbus device {self.name} cannot listen on {self.host}:{self._want_port} ({e.strerror}); "
                 "give it a free port and an address of this machine",
             ) from None
+        if not self._server.sockets:  # uvloop skips a socket() that fails (taking it for an unusable address family)
+            self._server.close()
+            self._server = None
+            raise OSError(errno.EMFILE, "no socket could be opened (out of open files?)")
         quiet_accept_errors(loop)
         self._sweeper = loop.create_task(self.guard.run_sweeps())
         log.info("modbus device %s listening on %s:%d", self.name, self.host, self.port)
