@@ -72,7 +72,8 @@ def start_child(fn: Callable[..., T], *args: Any) -> Child[T]:
     A bare fork and a pipe, not a process pool: the child ends with ``os._exit`` as soon as its result is
     written, without freeing what it built (a pool's worker shut down through the interpreter's exit: the
     10,000-point site's node tree and models freed while the gateway waited, 0.15-0.25 s of a first start).
-    On Linux the child dies with the process that forked it (a killed gateway leaves no loader parsing on)."""
+    On Linux the child dies with the process that forked it (a killed gateway leaves no loader parsing on;
+    the kernel ties it to the forking thread, so fork and take the result in the same thread)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
