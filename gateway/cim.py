@@ -8,14 +8,13 @@ the static part of each measurement computed once (:class:`CatalogEntry`).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from gateway import encoding as fast
 from gateway.encoding import QUALITY_TEXT
-from gateway.site.cimtypes import SWITCH_POSITIONS, cim_measurement_type
+from gateway.site.cimtypes import SWITCH_POSITIONS, cim_measurement_type, uuid5_text, uuid_bytes
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -165,13 +164,13 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
            compact: bool, equipment_mrids: dict[str, str]) -> CatalogEntry:
     m = p.measurement
     sub, bay, eq = paths[m.equipment]
-    mrid = cfg.measurement_mrid(p)
+    mrid = cfg.measurement_mrid_text(p)
     eq_mrid = equipment_mrids.get(m.equipment)
     if eq_mrid is None:
         eq_mrid = equipment_mrids[m.equipment] = str(cfg.equipment_mrid(m.equipment, paths))
     topic = measurement_topic(prefix, gw, m.equipment, m.type, m.phases)
     meas = {
-        "mRID": str(mrid),
+        "mRID": mrid,
         "name": m.name or p.name,
         "kind": m.kind,
         "measurementType": m.type,
@@ -188,7 +187,7 @@ def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, pref
         },
         "topic": topic,
     }
-    value_mrid = str(uuid.uuid5(mrid, "value"))
+    value_mrid = uuid5_text(uuid_bytes(mrid), "value")
     meas_json = json.dumps(meas, separators=(",", ":"))
     embedded = '{"mRID":"' + meas["mRID"] + '"}' if compact else meas_json
     prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + embedded + ',"value":'

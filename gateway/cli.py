@@ -381,7 +381,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     with interruptible():  # a 50,000-point site takes seconds to load: SIGTERM must not wait for it
         log.info("gateway: loading %s", path)
-        site = load_gateway_site(path)  # runtime tables and catalog; the pydantic model is not kept
+        site = load_gateway_site(path, meanwhile=lambda: _warm_imports(path))  # runtime tables and catalog; no model
         log.info("gateway: %s loaded (%s)", path, {"cache": "compiled tables from the cache"}.get(site.source, "validated"))
     if args.northbound == "mqtt" and not args.broker and not site.cfg.gateway.northbound.url:
         print("error: gateway needs --broker mqtt://host:port (or gateway.northbound.url in the config)", file=sys.stderr)
@@ -413,6 +413,29 @@ def _conduit(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202 - (target t
         return f"courier {args.transfer_dir}", lambda gw, will: CourierNorthbound(args.transfer_dir, key, cfg.gateway.id,
                                                                                   state, birth=gw.birth)
     return args.broker or cfg.gateway.northbound.url, None
+
+
+def _warm_imports(path: str | Path) -> None:
+    """What the gateway imports once its site is loaded, imported while the loader child compiles it: the app,
+    the MQTT publisher and the driver of each protocol the file names as ``protocol: NAME`` (0.1-0.15 s less
+    between the compiled site and the first value). Only imports: nothing is built from an unvalidated file; a
+    driver missed here (other spelling) is imported when its devices are built, as on a restart."""
+    import importlib
+    import mmap
+
+    import gateway.app  # noqa: F401
+    from gateway.protocols import NAMES, protocol
+
+    try:  # mapped, not read: no copy of the file in the long-lived process's heap
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as raw:
+            names = [name for name in NAMES if raw.find(f"protocol: {name}\n".encode()) >= 0]
+    except (OSError, ValueError):  # the loader says what is wrong with the file (ValueError: an empty file)
+        return
+    for name in names:
+        try:
+            importlib.import_module(protocol(name).driver_module)
+        except ImportError:
+            pass  # a missing optional stack: said when its devices are built
 
 
 async def _gateway(site, args) -> int:  # noqa: ANN001

@@ -6,7 +6,6 @@ which is why it is not inside either: the protocols build on the site model, the
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 
@@ -56,7 +55,7 @@ class Config(SiteRules, _Model):
                 _unique([e.name for e in b.equipment], f"substations[{si}].bays[{bi}].equipment", errors)
         _unique([d.name for d in self.devices], "devices", errors)
         endpoints: dict[tuple[str, int], str] = {}
-        mrids: dict[uuid.UUID, str] = {}
+        mrids: dict[str, str] = {}
         topics: dict[tuple, str] = {}
         for di, d in enumerate(self.devices):
             ep = (d.host, d.port)
@@ -74,7 +73,7 @@ class Config(SiteRules, _Model):
                         f" (e.g. {next(iter(paths))!r})"
                     )
                     continue
-                mrid = self.measurement_mrid(p)
+                mrid = self.measurement_mrid_text(p)  # the text: no UUID objects (the error shows the same)
                 if mrid in mrids:
                     errors.append(f"{here}.measurement.mrid: duplicate mRID {mrid} (also {mrids[mrid]})")
                 mrids[mrid] = f"devices[{di}].points[{pi}] ({d.name}/{p.name})"

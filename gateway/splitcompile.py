@@ -16,21 +16,27 @@ as before. A site is never used before every part of it has been validated.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import os
-import signal
-import sys
 from pathlib import Path
 
+from gateway.site.isolate import start_child
 from gateway.site.yamlsplit import Part, confirms, split_devices
 
 #: what a part built, never freed: both processes end right after (the loader child and the second half
 #: both leave through ``os._exit``), and freeing 5,000 points' nodes, dicts and models took ~0.05 s each
 _LEFT: list = []
+#: 1, 2 or auto (the default): the number of processes a large site's first start compiles in
+PROCESSES_ENV = "GRIDGATE_COMPILE_PROCESSES"
+log = logging.getLogger(__name__)
 
 
 def worth_splitting() -> bool:
-    """Two processes shorten the compile only where a second core is idle: they do 15-25 % more work in all
+    """``GRIDGATE_COMPILE_PROCESSES=1`` or ``2`` overrides the rule below (benches; a site that knows its
+    machine); ``auto``, the default, applies it.
+
+    Two processes shorten the compile only where a second core is idle: they do 15-25 % more work in all
     (each parses and validates the site's other sections; copy-on-write; the join), and with another
     process busy on one of two cores they were not faster than one (10k points: 1.7-1.9 s against
     1.3-2.0 s at load 1.4; 2.6-3.0 s against 2.2-2.8 s at load 5.6-6.1). A 1-minute load average under
@@ -38,6 +44,11 @@ def worth_splitting() -> bool:
     if not hasattr(os, "fork"):
         return False
     cores = len(os.sched_getaffinity(0))
+    forced = os.environ.get(PROCESSES_ENV, "auto").strip().lower()
+    if forced not in ("auto", "1", "2"):
+        log.warning("%s=%r: expected 1, 2 or auto; using auto", PROCESSES_ENV, forced)
+    elif forced != "auto":
+        return cores >= 2 and forced == "2"
     return cores >= 2 and os.getloadavg()[0] < cores - 1
 
 
@@ -57,37 +68,17 @@ def compile_split(path: str | Path) -> bytes | None:
     # before the fork: both halves need pydantic and the models (~0.2 CPU-s to import and build) before
     # they can validate, so importing them once here costs the first value nothing and saves the second
     import gateway.config  # noqa: F401
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the second half, in a child that dies with this process (SIGTERM during start-up)
-        os.close(r)
-        code = 0
-        try:
-            _die_with_parent()
-            out = marshal.dumps(_compile_part(parts[1]))
-            with os.fdopen(w, "wb") as f:
-                f.write(out)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
+    second = start_child(_compile_part, parts[1])  # dies with this process (SIGTERM during start-up)
     mine = theirs = None
     try:
-        with os.fdopen(r, "rb") as f:
-            mine = _compile_part(parts[0])
-            if mine is not None:
-                try:
-                    theirs = marshal.loads(f.read())
-                except (EOFError, ValueError, TypeError):
-                    theirs = None
-    finally:
-        if theirs is None:  # not needed, failed, or this process is interrupted: stop it now
+        mine = _compile_part(parts[0])
+        if mine is not None:
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        os.waitpid(pid, 0)
+                theirs = second.result()
+            except Exception:  # the second half failed: compile the file whole, which names the problem
+                theirs = None
+    finally:
+        second.kill()  # not needed, failed, or this process is interrupted: stop it now (nothing once taken)
     if mine is None or theirs is None:
         return None
     return _join(mine, theirs)
@@ -122,7 +113,7 @@ def _compile_part(part: Part) -> tuple | None:
     return (marshal.dumps(head), classes, tuple(chunks),
             tuple(d.name for d in devices),
             tuple((d.host, d.port, d.enabled) for d in devices),
-            tuple(cfg.measurement_mrid(p).bytes for d in devices for p in d.points),
+            tuple(cfg.measurement_mrid_text(p) for d in devices for p in d.points),
             tuple((p.measurement.equipment, p.measurement.type, p.measurement.phases) for d in devices for p in d.points))
 
 
@@ -142,9 +133,3 @@ def _join(one: tuple, two: tuple) -> bytes | None:
         return None
     return assemble(head, classes1, [*chunks1, *chunks2])
 
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -23,12 +23,12 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.cim import CatalogEntry, build_catalog
 from gateway.site import configcache
 from gateway.site.gcpause import gc_paused
-from gateway.site.isolate import ISOLATE_BYTES, in_child
+from gateway.site.isolate import ISOLATE_BYTES, start_child
 from gateway.site.tables import Decoder, Encoder, TablesError
 
 if TYPE_CHECKING:  # imported where a file is validated (pydantic, the site models): never on a restart from the cache
@@ -53,8 +53,13 @@ class GatewaySite:
     source: str
 
 
-def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewaySite:
-    """Load, validate and compile a site for ``gridgate gateway``; raises :class:`ConfigError`."""
+def load_gateway_site(path: str | Path, isolate: bool | None = None,
+                      meanwhile: Callable[[], object] | None = None) -> GatewaySite:
+    """Load, validate and compile a site for ``gridgate gateway``; raises :class:`ConfigError`.
+
+    ``meanwhile``: run in this process while the loader child compiles (a first start of a large file),
+    e.g. importing what the gateway runs: that work leaves the path to the first value where a core is
+    free. It must not act on the site (nothing is validated yet) and its errors are the caller's."""
     try:
         with open(path, "rb") as f:  # hashed as it is read: a 50,000-point file is 15 MB
             size = os.fstat(f.fileno()).st_size
@@ -67,7 +72,16 @@ def load_gateway_site(path: str | Path, isolate: bool | None = None) -> GatewayS
     cached = configcache.read_entry(entry, lambda view: _unpack(view, "cache"))
     if cached is not None:
         return cached
-    blob = in_child(compile_site, path, True, True) if isolate else compile_site(path, False)
+    if isolate:
+        child = start_child(compile_site, path, True, True)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            blob = child.result()
+        finally:
+            child.kill()  # interrupted, or ``meanwhile`` failed: the child stops (nothing once its result is taken)
+    else:
+        blob = compile_site(path, False)
     configcache.write_entry(entry, blob=blob)
     with memoryview(blob) as view:
         return _unpack(view, "child" if isolate else "process")

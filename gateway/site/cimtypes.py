@@ -4,10 +4,27 @@ values) needs these but not the site model (gateway/site/model.py re-exports the
 from __future__ import annotations
 
 import uuid
+from hashlib import sha1
 from typing import Literal
 
 #: namespace of derived mRIDs; changing it changes every derived mRID, so never change it
 MRID_NAMESPACE = uuid.UUID("6f2f1a0e-6a53-5c9e-9b1e-677269646761")
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))`` without the two UUID objects: a first start computes
+    two per point (the measurement's and its value's mRID; 10,000 points: 0.08 → 0.03 CPU-s).
+    tests/core/test_uuid5_text.py compares both."""
+    h = bytearray(sha1(namespace + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def uuid_bytes(text: str) -> bytes:
+    """The 16 bytes of a canonical UUID text (a namespace for :func:`uuid5_text`)."""
+    return bytes.fromhex(text.replace("-", ""))
 
 MeasurementKind = Literal["Analog", "Discrete", "Accumulator"]
 MeasurementType = Literal[

@@ -1,5 +1,10 @@
 """Run one start-up step in a short-lived forked child (large site files: PyYAML's node tree and the
-pydantic model stay in the child; CPython keeps memory it freed, a long-running gateway should not)."""
+pydantic model stay in the child; CPython keeps memory it freed, a long-running gateway should not).
+
+The one fork-and-pipe of gridgate: :func:`start_child` (the caller goes on while the child works, and
+takes the result with :meth:`Child.result`), :func:`in_child` (start and wait). Used by the loader
+(gateway/startup.py, gateway/config.py, devices/emusite.py) and by the two-process compile
+(gateway/splitcompile.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import os
 import pickle
 import signal
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -16,13 +21,59 @@ T = TypeVar("T")
 ISOLATE_BYTES = 512 * 1024
 
 
-def in_child(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a forked child, its result (or exception) pickled back. Interrupted (SIGTERM during
-    start-up, gateway/interrupt.py), the child is killed: it must not parse on for seconds.
+class Child(Generic[T]):
+    """A forked child computing ``fn(*args)``: :meth:`result` waits for it, :meth:`kill` stops it (both reap it;
+    calling either again does nothing more)."""
+
+    __slots__ = ("pid", "_fd", "_done")
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self._fd, self._done = pid, fd, False
+
+    def result(self) -> T:
+        """The child's result, or its exception raised here. Interrupted while waiting (SIGTERM during start-up,
+        gateway/interrupt.py), the child is killed: it must not parse on for seconds."""
+        if self._done:
+            raise RuntimeError("loader child: result already taken or child killed")
+        try:
+            with os.fdopen(self._fd, "rb") as f:
+                data = f.read()
+        except BaseException:
+            self.kill()
+            raise
+        self._done = True
+        _, status = os.waitpid(self.pid, 0)
+        if not data:
+            raise RuntimeError(f"loader child ended without a result ({_describe(status)})")
+        ok, value = pickle.loads(data)
+        if not ok:
+            raise value
+        return value
+
+    def kill(self) -> None:
+        """Stop the child now (SIGKILL) if its result was not taken; nothing if it was."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+
+def start_child(fn: Callable[..., T], *args: Any) -> Child[T]:
+    """Fork a child that runs ``fn(*args)`` and pickles its result (or exception) back; returns at once.
 
     A bare fork and a pipe, not a process pool: the child ends with ``os._exit`` as soon as its result is
     written, without freeing what it built (a pool's worker shut down through the interpreter's exit: the
-    10,000-point site's node tree and models freed while the gateway waited, 0.15-0.25 s of a first start)."""
+    10,000-point site's node tree and models freed while the gateway waited, 0.15-0.25 s of a first start).
+    On Linux the child dies with the process that forked it (a killed gateway leaves no loader parsing on;
+    the kernel ties it to the forking thread, so fork and take the result in the same thread)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -31,6 +82,7 @@ def in_child(fn: Callable[..., T], *args: Any) -> T:
         try:
             for s in (signal.SIGTERM, signal.SIGINT):  # the parent's stop handlers raise; here a stop just ends it
                 signal.signal(s, signal.SIG_DFL)
+            _die_with_parent()
             try:
                 out: tuple[bool, Any] = (True, fn(*args))
             except Exception as e:
@@ -51,20 +103,19 @@ def in_child(fn: Callable[..., T], *args: Any) -> T:
                     pass
             os._exit(code)
     os.close(w)
-    try:
-        with os.fdopen(r, "rb") as f:
-            data = f.read()
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"loader child ended without a result ({_describe(status)})")
-    ok, value = pickle.loads(data)
-    if not ok:
-        raise value
-    return value
+    return Child(pid, r)
+
+
+def in_child(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child (:func:`start_child`), waited for."""
+    return start_child(fn, *args).result()
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _describe(status: int) -> str:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gateway.site.cimtypes import MRID_NAMESPACE
+from gateway.site.cimtypes import MRID_NAMESPACE, uuid5_text
 from gateway.site.tables import Rules
 
 if TYPE_CHECKING:
     from gateway.site.model import Bay, Equipment, PointBase, Site, Substation
+
+
+_NAMESPACE = MRID_NAMESPACE.bytes
 
 
 class SiteRules(Rules):
@@ -38,6 +41,13 @@ class SiteRules(Rules):
         if m.mrid is not None:
             return m.mrid
         return uuid.uuid5(MRID_NAMESPACE, f"{self.site.name}/{m.equipment}/{m.name or p.name}")
+
+    def measurement_mrid_text(self, p: PointBase) -> str:
+        """``str(self.measurement_mrid(p))``, without UUID objects (validation and the catalog: once per point each)."""
+        m = p.measurement
+        if m.mrid is not None:
+            return str(m.mrid)
+        return uuid5_text(_NAMESPACE, f"{self.site.name}/{m.equipment}/{m.name or p.name}")
 
     def equipment_mrid(self, path: str, paths: dict[str, tuple[Substation, Bay, Equipment]] | None = None) -> uuid.UUID:
         """``paths``: :meth:`equipment_paths` computed once by a caller that asks for many (keeps start-up linear)."""

@@ -208,3 +208,24 @@ def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setattr(splitcompile.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert splitcompile.worth_splitting() is False
+
+
+def test_the_number_of_processes_can_be_forced(monkeypatch, caplog) -> None:
+    from gateway import splitcompile
+
+    monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
+    for load in (0.2, 6.0):
+        monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
+        monkeypatch.setenv(splitcompile.PROCESSES_ENV, "1")
+        assert splitcompile.worth_splitting() is False
+        monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
+        assert splitcompile.worth_splitting() is True
+        monkeypatch.setenv(splitcompile.PROCESSES_ENV, "Auto")
+        assert splitcompile.worth_splitting() is (load < 1)
+        monkeypatch.setenv(splitcompile.PROCESSES_ENV, "three")
+        with caplog.at_level("WARNING", logger="gateway.splitcompile"):
+            assert splitcompile.worth_splitting() is (load < 1)  # the rule, and said
+        assert "expected 1, 2 or auto" in caplog.text
+    monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
+    assert splitcompile.worth_splitting() is False  # one core: never two processes
