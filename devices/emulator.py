@@ -253,16 +253,19 @@ class Emulator:
         (DNP3) or on its stack's thread (IEC 104). A newcomer first gets every point changed since the device
         was last listened to, before its first request reaches the stack (so a general interrogation or
         integrity poll returns current values); from the next tick on it gets each tick's changes."""
+        if self.devices.get(rd.cfg.name) is not rd:  # stopped (its connections close after), or still starting
+            return
         if on:
             self._catch_up(rd)
         if threading.get_ident() == self._loop_thread:
             self._listen(rd, on)
         elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._listen, rd, on)
+            try:
+                self._loop.call_soon_threadsafe(self._listen, rd, on)
+            except RuntimeError:  # the loop is closed: the emulator has stopped
+                pass
 
     def _catch_up(self, rd: RunningDevice) -> None:
-        if self.devices.get(rd.cfg.name) is not rd:  # stopped (or still starting: start_device gives it every value)
-            return
         pos = self.fw.take_changed_in(rd.sel)
         if pos:
             values, quality = self.fw.outputs()
