@@ -150,3 +150,20 @@ async def test_emulator_feeds_the_rtu_the_right_points() -> None:
             assert q != 0 and ev.quality == to_quality("analog", from_quality("analog", q))
             assert abs(ev.timestamp - t) < 0.002  # the event carries the tick's time (ms on the wire)
             assert os_.stats["connections"] == 1
+        # the master gone, changes are not handed over (no event queued) until the next one connects
+        for _ in range(100):
+            if os_._session is None:
+                break
+            await asyncio.sleep(0.02)
+        fw.clear_faults(idx[p.name])
+        queued = os_.stats["events_buffered"]
+        t2 = time.time()
+        fw.tick(t2)
+        emu._push_changed(t2)
+        assert os_.stats["events_buffered"] == queued
+        assert os_.value(p.name) == pytest.approx(wire(p, 4321.0), rel=1e-6)  # still the value it was told
+        async with source(rtu, os_.port) as (src, got):
+            await got.wait_for(lambda rs: any(r.key == key and not r.event for r in rs), 10.0)
+            r = [r for r in got.of(key) if not r.event][-1]
+            assert r.value == pytest.approx(wire(p, fw.value(idx[p.name])), rel=1e-6) and r.quality == 0
+            assert r.value != pytest.approx(wire(p, 4321.0), rel=1e-6)
