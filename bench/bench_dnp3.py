@@ -9,6 +9,13 @@
 2. Integrity polls of 2,000 analogs (multi-fragment): points/s with our master and with
    yadnp3's master polling the same outstation.
 3. CPU per 1,000 events: outstation process and master process separately (process_time).
+4. ``--emulator N``: the emulator (devices/emulator.py, in this process) running N firmware-fed
+   outstations of ``--points`` analogs each, every point changing every 0.1 s tick (a ramp, deadband
+   0: the worst case). Prints the emulator's CPU per tick and CPU % with no master connected, then with
+   ``--masters`` of them polled by our master (Dnp3Source, in a child process: its CPU is not counted),
+   and the events those masters received.
+
+    PYTHONPATH=. python bench/bench_dnp3.py --emulator 1000 --points 100 --masters 5 --seconds 10
 """
 
 from __future__ import annotations
@@ -213,6 +220,80 @@ async def cpu_per_events(n: int) -> dict:
         remote.close()
 
 
+# ---------------------------------------------------------------- 4. the emulator's tick with N outstations
+def emulator_site(devices: int, points: int, port_base: int | None = None) -> dict:
+    """N DNP3 outstations on free ports, every analog a ramp that moves each 0.1 s tick (deadband 0)."""
+    from bench.bench_emulator_scale import below_ephemeral
+    from bench.bench_gateway import site
+
+    data = site(devices * points, devices, 1.0)
+    for d, port in zip(data["devices"], below_ephemeral(devices, port_base)):
+        d["protocol"], d["kind"], d["port"] = "dnp3", "rtu", port
+        for i, p in enumerate(d["points"]):
+            for k in ("table", "address", "type"):
+                p.pop(k)
+            p |= {"group": "analog", "index": i, "event_class": 1, "deadband": 0.0}
+    return data
+
+
+def _masters_proc(devs: list[dict], seconds: float, conn) -> None:
+    """Our master on each of ``devs`` (integrity poll, then unsolicited events) for ``seconds`` after all
+    started; sends back (events received in the window, readings in all)."""
+    from gateway.protocols.dnp3.config import Dnp3Device
+
+    async def run() -> tuple[int, int]:
+        got: list[Reading] = []
+        srcs = [Dnp3Source(Dnp3Device.model_validate(d)) for d in devs]
+        tasks = [await start_master(s, got) for s in srcs]
+        conn.send("started")
+        n0 = sum(r.event for r in got)
+        await asyncio.sleep(seconds)
+        n = sum(r.event for r in got) - n0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return n, len(got)
+
+    conn.send(asyncio.run(run()))
+
+
+async def emulator_ticks(devices: int, points: int, masters: int, seconds: float, port_base: int | None) -> None:
+    import os
+
+    from devices.emulator import Emulator
+    from gateway.config import Config
+
+    data = emulator_site(devices, points, port_base)
+    cfg = Config.model_validate(data)
+    t0 = time.perf_counter()
+    async with Emulator(cfg) as emu:
+        print(f"emulator: {devices} DNP3 outstations x {points} analogs = {devices * points:,} points, "
+              f"started in {time.perf_counter() - t0:.1f} s")
+        await asyncio.sleep(2.0)  # settle
+
+        async def window(label: str, extra: str = "") -> None:
+            k0, c0, w0 = emu.k, time.process_time(), time.perf_counter()
+            await asyncio.sleep(seconds)
+            ticks, cpu, wall = emu.k - k0, time.process_time() - c0, time.perf_counter() - w0
+            print(f"  {label}: {ticks} ticks in {wall:.1f} s, CPU {cpu / wall * 100:.1f} %, "
+                  f"{cpu / max(ticks, 1) * 1000:.2f} ms CPU per tick{extra} (load {os.getloadavg()[0]:.2f})")
+
+        await window("no master")
+        if masters:
+            here, there = mp.Pipe()
+            devs = [d | {"port": emu.devices[d["name"]].port} for d in data["devices"][:masters]]
+            proc = mp.get_context("spawn").Process(target=_masters_proc, args=(devs, seconds + 1.0, there))
+            proc.start()
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, here.recv) == "started"
+            await asyncio.sleep(0.5)
+            await window(f"{masters} masters")
+            events, readings = await loop.run_in_executor(None, here.recv)
+            proc.join(10)
+            print(f"  the {masters} masters received {events:,} events in the last {seconds + 1:.0f} s "
+                  f"({readings:,} readings in all; {points * masters * 10:,}/s changed on their outstations)")
+
+
 async def main(quick: bool) -> None:
     lat = await latency(100 if quick else 500)
     print(f"latency update→MQTT  ({lat['to_mqtt']}/{lat['events']} events): p50 {lat['mqtt_p50_ms']:.2f} ms, p99 {lat['mqtt_p99_ms']:.2f} ms")
@@ -230,4 +311,13 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    asyncio.run(main(ap.parse_args().quick))
+    ap.add_argument("--emulator", type=int, default=0, metavar="N", help="only the emulator's tick with N outstations")
+    ap.add_argument("--points", type=int, default=100, help="analogs per outstation (--emulator)")
+    ap.add_argument("--masters", type=int, default=5, help="outstations polled by a master (--emulator)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="each measuring window (--emulator)")
+    ap.add_argument("--port-base", type=int, default=None, help="outstations' ports from here up (--emulator)")
+    a = ap.parse_args()
+    if a.emulator:
+        asyncio.run(emulator_ticks(a.emulator, a.points, a.masters, a.seconds, a.port_base))
+    else:
+        asyncio.run(main(a.quick))

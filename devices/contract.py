@@ -37,8 +37,15 @@ class EmulatedDevice(Protocol):
 
 @runtime_checkable
 class EventDriven(Protocol):
-    """A device told about every firmware change (DNP3 events, IEC 61850 reports); Modbus devices
-    read the firmware's register image directly and are not."""
+    """A device told about firmware changes (DNP3 events, IEC 61850 reports, IEC 104 spontaneous ASDUs);
+    Modbus devices read the firmware's register image directly and are not.
+
+    An optional method the emulator uses when present (devices/emulator.py):
+    ``watch_listeners(hook) -> bool``: the device calls ``hook(True)`` when it gets its first listener
+    (a master, a controlling station) *before* that listener's first request is served, and
+    ``hook(False)`` when the last one is gone, from any thread; returns whether one listens now. While
+    nobody listens the emulator tells the device nothing; on ``hook(True)`` it first hands it every
+    point changed meanwhile (current value and quality). A device without it is always told."""
 
     def update(self, point: str, value: Any, quality: int, timestamp: float) -> None: ...
 

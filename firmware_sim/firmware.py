@@ -124,6 +124,12 @@ class Firmware:
     def quality(self, i: int) -> int:
         return self._quality[self._check(i)]
 
+    def outputs(self) -> tuple[array, array]:
+        """The published (values, quality) arrays themselves, indices as :meth:`index`: no copy and no
+        check per read, for the emulator's per-tick loop on the loop that ticks (the next tick overwrites
+        them; another thread wants :meth:`snapshot`). Read only."""
+        return self._values, self._quality
+
     def snapshot(self) -> tuple[float, array, array]:
         """(t, values, quality) of one whole tick; indices as :meth:`index`."""
         v = array("f", [0.0]) * self.size
@@ -134,6 +140,12 @@ class Firmware:
     def take_changed(self) -> list[int]:
         """Points whose value moved beyond the deadband, or whose quality changed, since the last call."""
         return self._s.take_changed()
+
+    def take_changed_in(self, sel: array) -> list[int]:
+        """Positions ``k`` in ``sel`` (an ``array('i')`` of point indices) whose point changed since it was last
+        taken; only those flags are cleared. The emulator takes the points of the devices someone listens to,
+        so a tick costs what is read, and a device that gets a listener later takes what piled up meanwhile."""
+        return self._s.take_changed_in(sel)
 
     # ------------------------------------------------------------ commands and faults
 

@@ -364,6 +364,18 @@ class RefSampler:
                 self.changed[i] = 0
         return out
 
+    def take_changed_in(self, sel) -> list[int]:
+        n = self.n
+        for j, i in enumerate(sel):
+            if not 0 <= i < n:
+                raise IndexError(f"take_changed_in: sel[{j}] = {i} outside the points 0..{max(n - 1, 0)}")
+        with self.lock:
+            ch = self.changed
+            out = [j for j, i in enumerate(sel) if ch[i]]
+            for j in out:
+                ch[sel[j]] = 0
+        return out
+
     def _index(self, i: int) -> int:
         if not 0 <= i < self.n:
             raise IndexError(f"point index {i} out of range 0..{max(self.n - 1, 0)}")

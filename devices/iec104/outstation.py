@@ -69,6 +69,7 @@ class Iec104Rtu:
         self._sent: dict[str, tuple[Any, int]] = {}  # point → (engineering value, quality) last transmitted
         self._mon: dict[str, Any] = {}
         self._closing = False
+        self._listen_hook: Callable[[bool], None] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -111,6 +112,18 @@ class Iec104Rtu:
             self._stop_server()
             raise
         self.proxy.faults = self._faults.link
+        self.proxy.on_live = self._on_live
+
+    def watch_listeners(self, hook: Callable[[bool], None]) -> bool:
+        """``hook(True)`` when a controlling station's connection is about to reach c104 and none did (before
+        its first frame: a GI after it sees what the hook stored), ``hook(False)`` when the last one closed;
+        returns whether one is connected now. Called on the proxy's threads."""
+        self._listen_hook = hook
+        return self.proxy is not None and self.proxy.live > 0
+
+    def _on_live(self, on: bool) -> None:
+        if self._listen_hook is not None:
+            self._listen_hook(on)
 
     def stop(self) -> None:
         if self.proxy is not None:

@@ -27,6 +27,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,10 @@ class FaultProxy:
         self.sock.settimeout(0.1)
         self._faults = LinkFaults()
         self._links: set[_Link] = set()
+        self._live = 0  # links forwarded to c104 (a silent one reaches nothing)
+        #: ``on_live(True)`` when a connection is about to reach c104 and none did, before its first frame is
+        #: forwarded; ``on_live(False)`` when the last such one closed (proxy threads, under the proxy's lock)
+        self.on_live: Callable[[bool], None] | None = None
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {"connections": 0, "silent_connections": 0, "startdt_withheld": 0,
                                          "acks_withheld": 0, "frames_delayed": 0}
@@ -221,8 +226,16 @@ class FaultProxy:
         for link in self.links():
             link.close()
 
+    @property
+    def live(self) -> int:
+        return self._live
+
     def _forget(self, link: _Link) -> None:
         with self._lock:
+            if link in self._links and link.upstream is not None:
+                self._live -= 1
+                if not self._live and self.on_live is not None:
+                    self.on_live(False)
             self._links.discard(link)
 
     def _accept(self) -> None:
@@ -249,6 +262,12 @@ class FaultProxy:
             up.settimeout(None)
             up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.count("connections")
+            with self._lock:
+                if link in self._links:  # not already closed (drop_all)
+                    link.upstream = up
+                    self._live += 1
+                    if self._live == 1 and self.on_live is not None:
+                        self.on_live(True)
             link.start(up)
 
     def close(self) -> None:

@@ -339,6 +339,49 @@ static PyObject *Sampler_read_bits(Sampler *self, PyObject *args) {
     return Py_BuildValue("(dN)", t, b);
 }
 
+static PyObject *positions(const int32_t *pos, uint32_t k) {
+    PyObject *lst = PyList_New(k);
+    for (uint32_t j = 0; lst && j < k; j++) {
+        PyObject *o = PyLong_FromLong(pos[j]);
+        if (!o) {
+            Py_CLEAR(lst);
+            break;
+        }
+        PyList_SetItem(lst, j, o);
+    }
+    return lst;
+}
+
+static PyObject *Sampler_take_changed_in(Sampler *self, PyObject *arg) {
+    if (!ready(self)) return NULL;
+    Py_buffer sel;
+    if (PyObject_GetBuffer(arg, &sel, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    PyObject *lst = NULL;
+    if (sel.itemsize != 4 || !sel.format || (strcmp(sel.format, "i") && strcmp(sel.format, "=i") && strcmp(sel.format, "l"))) {
+        PyErr_SetString(PyExc_TypeError, "take_changed_in(sel): sel must be an array('i') of point indices");
+        goto done;
+    }
+    uint32_t n = (uint32_t)(sel.len / 4);
+    const int32_t *s = (const int32_t *)sel.buf;
+    for (uint32_t j = 0; j < n; j++) {
+        if (s[j] < 0 || (uint32_t)s[j] >= self->n) {
+            PyErr_Format(PyExc_IndexError, "take_changed_in: sel[%u] = %d outside the points 0..%u", j, (int)s[j],
+                         self->n ? self->n - 1 : 0);
+            goto done;
+        }
+    }
+    int32_t *pos = PyMem_Malloc(sizeof(int32_t) * (n ? n : 1));
+    if (!pos) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    lst = positions(pos, gg_take_changed_in(self->core, s, n, pos));
+    PyMem_Free(pos);
+done:
+    PyBuffer_Release(&sel);
+    return lst;
+}
+
 static PyObject *Sampler_take_changed(Sampler *self, PyObject *unused) {
     (void)unused;
     if (!ready(self)) return NULL;
@@ -436,6 +479,8 @@ static PyMethodDef Sampler_methods[] = {
     {"read_regs", (PyCFunction)Sampler_read_regs, METH_VARARGS, "read_regs(start, count) -> (t, big-endian bytes)"},
     {"read_bits", (PyCFunction)Sampler_read_bits, METH_VARARGS, "read_bits(start, count) -> (t, bytes of 0/1)"},
     {"take_changed", (PyCFunction)Sampler_take_changed, METH_NOARGS, "take_changed() -> list of indices"},
+    {"take_changed_in", (PyCFunction)Sampler_take_changed_in, METH_O,
+     "take_changed_in(sel: array('i')) -> positions in sel of the points that changed (their flags cleared)"},
     {"set_state", (PyCFunction)Sampler_set_state, METH_VARARGS, "set_state(i, value)"},
     {"plant_fault", (PyCFunction)Sampler_plant_fault, METH_VARARGS, "plant_fault(i, code, value): physical event"},
     {"set_fault", (PyCFunction)Sampler_set_fault, METH_VARARGS, "set_fault(i, kind, a, b, c, qflags)"},

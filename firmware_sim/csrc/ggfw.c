@@ -546,6 +546,21 @@ uint32_t gg_take_changed(gg_core *c, int32_t *idx, uint32_t cap) {
     return k;
 }
 
+uint32_t gg_take_changed_in(gg_core *c, const int32_t *sel, uint32_t n, int32_t *pos) {
+    uint32_t k = 0;
+    uint8_t *ch = c->out.changed;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = (uint32_t)sel[j];
+        if (ch[i]) {
+            pos[k++] = (int32_t)j;
+            ch[i] = 0;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
 int gg_set_state(gg_core *c, uint32_t i, double v) {
     if (i >= c->p.n) return -1;
     pthread_mutex_lock(&c->lock);

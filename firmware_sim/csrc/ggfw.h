@@ -86,6 +86,10 @@ double gg_read_snapshot(gg_core *c, float *values, uint16_t *quality);
 double gg_read_regs(gg_core *c, uint32_t start, uint32_t count, uint16_t *dst);
 double gg_read_bits(gg_core *c, uint32_t start, uint32_t count, uint8_t *dst);
 uint32_t gg_take_changed(gg_core *c, int32_t *idx, uint32_t cap);
+/* The changed flags of the points sel[0..n) only (the devices someone listens to; every sel[k] < the
+ * point count, checked by the caller): writes the positions k whose point changed to pos, ascending,
+ * and clears those flags; every other point keeps its flag for a later take. */
+uint32_t gg_take_changed_in(gg_core *c, const int32_t *sel, uint32_t n, int32_t *pos);
 
 int gg_set_state(gg_core *c, uint32_t i, double v);
 int gg_set_fault(gg_core *c, const gg_fault *f);

@@ -125,6 +125,29 @@ def test_discrete_commands_and_changed_flags(backend_name):
     assert b in fw.take_changed() and fw.quality(b) == 0x80
 
 
+def test_take_changed_in_takes_only_the_selected_points(backend_name):
+    """The emulator takes the points of the devices someone listens to: positions in the selection, ascending;
+    the other points keep their flags until they are taken (a device listened to later gets them)."""
+    from array import array
+
+    pts = [sp(f"r{k}", {"kind": "ramp", "start": 0, "rate": 1}) for k in range(6)]
+    fw = Firmware(pts, backend=backend_name)
+    idx = [fw.index("rtu1", f"r{k}") for k in range(6)]
+    fw.tick(T0)
+    sel = array("i", [idx[4], idx[1], idx[3]])
+    assert fw.take_changed_in(sel) == [0, 1, 2]
+    assert fw.take_changed_in(sel) == []  # taken
+    assert sorted(fw.take_changed()) == sorted([idx[0], idx[2], idx[5]])  # the others were kept
+    fw.tick(T0 + 1)
+    assert fw.take_changed_in(array("i", [idx[2]])) == [0]
+    fw.tick(T0 + 2)  # flags stay set over ticks until taken
+    assert fw.take_changed_in(array("i", [idx[5], idx[2]])) == [0, 1]
+    assert fw.take_changed_in(array("i")) == []
+    with pytest.raises(IndexError, match="outside the points"):
+        fw.take_changed_in(array("i", [idx[0], len(pts) + 3]))
+    assert idx[0] in fw.take_changed()  # a refused selection took nothing
+
+
 def test_faults(backend_name):
     pts = [
         sp("stuck", {"kind": "ramp", "start": 0, "rate": 1}, faults=[{"kind": "stuck"}]),

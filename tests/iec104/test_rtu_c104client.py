@@ -90,3 +90,68 @@ async def test_c104_client_reads_and_operates_the_firmware_fed_rtu() -> None:
             assert rtu.stats["commands"] >= 1 and rtu.stats["commands_refused"] == 0
         finally:
             await loop.run_in_executor(None, cl.client.stop)
+
+
+class _Seen(Client):
+    """The client above, keeping each point's quality and time tag too."""
+
+    def on_value(self, point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage) -> c104.ResponseState:
+        with self.lock:
+            self.values[point.io_address] = (point.value, message.cot)
+            self.infos.setdefault(point.io_address, []).append((point.value, message.cot, point.quality, point.recorded_at))
+        return c104.ResponseState.NONE
+
+    def __init__(self, port: int) -> None:
+        self.infos: dict[int, list[tuple]] = {}
+        super().__init__(port)
+
+
+async def test_a_station_connecting_late_reads_current_values_and_gets_each_change() -> None:
+    """With no controlling station connected the emulator tells the RTU nothing; one connecting later reads the
+    firmware's current values in its GI (the emulator hands c104 every point changed meanwhile before the
+    connection's first frame), and a change while it is connected comes spontaneously with the firmware's
+    value, quality and the tick's time."""
+    cfg = with_free_ports(load_config(SAMPLE))
+    async with Emulator(cfg, tick=0.1) as emu:
+        rtu = emu.devices["rtu104"].server
+        fw = emu.fw
+        emu._task.cancel()  # ticks by hand from here
+        await asyncio.sleep(0.05)
+        pos = fw.index("rtu104", "Pos")
+        assert fw.value(pos) == 2 and rtu.value("Pos") == c104.Double.ON
+        fw.set_state(pos, 1)
+        fw.tick(time.time())
+        emu._push_changed(time.time())
+        assert rtu.value("Pos") == c104.Double.ON  # nobody listens: the RTU was not told
+        loop = asyncio.get_running_loop()
+        cl = await loop.run_in_executor(None, lambda: _connect_seen(rtu.port))
+        try:
+            assert await loop.run_in_executor(None, lambda: cl.con.interrogation(common_address=1, wait_for_response=True))
+            deadline = time.monotonic() + 10
+            while 2001 not in cl.values and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert cl.values[2001] == (c104.Double.OFF, c104.Cot.INTERROGATED_BY_STATION)  # the firmware's value now
+            # listened to: a change and a quality fault arrive spontaneously on the next tick
+            fw.set_state(pos, 2)
+            fw.set_fault(pos, {"kind": "quality", "flags": ["substituted"]})
+            t = time.time()
+            fw.tick(t)
+            emu._push_changed(t)
+            while cl.infos[2001][-1][1] != c104.Cot.SPONTANEOUS and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            value, cot, quality, at = cl.infos[2001][-1]
+            assert (value, cot) == (c104.Double.ON, c104.Cot.SPONTANEOUS)
+            assert quality == c104.Quality.Substituted
+            assert abs(at.timestamp() - t) < 0.002  # CP56Time2a of the tick (ms)
+            assert rtu.stats["spontaneous_sent"] >= 1
+        finally:
+            await loop.run_in_executor(None, cl.client.stop)
+
+
+def _connect_seen(port: int) -> _Seen:
+    for _ in range(12):  # see connect()
+        cl = _Seen(port)
+        if cl.wait_open(1.0):
+            return cl
+        cl.client.stop()
+    raise AssertionError("no STARTDT confirmation in 12 connections")
