@@ -78,7 +78,6 @@ class Dnp3Outstation:
         self.guard = ConnGuard(f"{device.name}: DNP3 outstation", GuardLimits(1, float(c.idle_timeout), take_over_after))
         self.warnings = PeerWarnings(log)
         self._sweeper: asyncio.Task | None = None
-        self._listen_hook: Callable[[bool], None] | None = None
         for p in device.points:
             if p.variation is not None and (o.EVENT_GROUP[p.group], p.variation) not in o.LAYOUT:
                 ok = sorted(v for (g, v) in o.LAYOUT if g == o.EVENT_GROUP[p.group])
@@ -124,27 +123,15 @@ class Dnp3Outstation:
             log.info("%s: new master connection replaces the current one", self.cfg.name)
             await old.close()
         self.counters["connections"] += 1
-        listened, self._session = self._session is not None, s
-        if not listened and self._listen_hook is not None:
-            self._listen_hook(True)  # the emulator brings the database up to date before the first request
+        self._session = s
         try:
             await s.run()
         finally:
             self.guard.gone(s)
             if self._session is s:
                 self._session = None
-                if self._listen_hook is not None:
-                    self._listen_hook(False)
 
     # ---------------------------------------------------------------- firmware side
-    def watch_listeners(self, hook: Callable[[bool], None]) -> bool:
-        """``hook(True)`` when a master connects to an outstation that had none (before its first request is
-        read), ``hook(False)`` when the last one is gone; returns whether one is connected now. With no
-        master, events are not queued: a master connecting later gets one event per point changed meanwhile
-        (the current value) and current static values, not each intermediate change."""
-        self._listen_hook = hook
-        return self._session is not None
-
     def update(self, point_name: str, value: Any, quality: int = 0, timestamp: float | None = None) -> None:
         """New value from the firmware; queues an event in the point's class when it changed."""
         p = self.table.point(point_name)

@@ -101,69 +101,44 @@ async def test_firmware_fed_rtu_values_events_and_breaker_operate() -> None:
 
 
 async def test_emulator_feeds_the_rtu_the_right_points() -> None:
-    """With no master the emulator tells the outstation nothing (no event queued); a master connecting later
-    reads the firmware's current values (the emulator hands the outstation every point changed meanwhile
-    before the master's first request), and each change while it listens arrives as an event with the
-    firmware's value, quality and the tick's time."""
+    """With no master connected the outstation still tracks the firmware and queues events, as a real one
+    does (an event-driven device's buffers are its listener: the emulator keeps telling it every change)."""
     cfg = rtu_site(free_port())
     rtu = cfg.devices[0]
     async with Emulator(cfg, tick=0.05) as emu:
         os_ = emu.devices[rtu.name].server
-        started = os_.stats["events_buffered"]  # the start values (flags RESTART → ONLINE), one per point
-        assert started == sum(1 for p in rtu.points if p.event_class)
-        await asyncio.sleep(0.4)  # eight ticks with nobody listening
-        assert os_.stats["events_buffered"] == started and os_.stats["connections"] == 0
-        emu._task.cancel()  # freeze the firmware; ticks are driven by hand below
+        started = os_.stats["events_buffered"]
+        await asyncio.sleep(0.3)
+        emu._task.cancel()  # freeze, then compare
+        await asyncio.sleep(0.05)
+        assert os_.stats["connections"] == 0 and os_.stats["events_buffered"] > started
+        for p in rtu.points:
+            fw_value = wire(p, emu.fw.value(emu.fw.index(rtu.name, p.name)))
+            assert os_.value(p.name) == pytest.approx(fw_value, rel=1e-6), p.name
+
+
+async def test_a_late_master_gets_the_events_of_its_absence_with_their_own_times() -> None:
+    """A change made while no master listens reaches the master that connects later as an event with the
+    firmware's value, quality and the time of the change (not of the connection)."""
+    cfg = rtu_site(free_port())
+    rtu = cfg.devices[0]
+    async with Emulator(cfg, tick=0.05) as emu:
+        os_ = emu.devices[rtu.name].server
+        emu._task.cancel()  # ticks driven by hand below
         await asyncio.sleep(0.05)
         fw = emu.fw
-        idx = {p.name: fw.index(rtu.name, p.name) for p in rtu.points}
-        stale = [p.name for p in rtu.points if os_.value(p.name) != pytest.approx(wire(p, fw.value(idx[p.name])), rel=1e-6)]
-        assert stale  # the noisy voltages moved since the start, and the outstation was not told
-        moving = [p for p in rtu.points if p.group == "analog" and p.event_class]
-        assert moving
+        p = next(p for p in rtu.points if p.group == "analog" and p.event_class)
+        i = fw.index(rtu.name, p.name)
+        fw.set_fault(i, {"kind": "out_of_range", "value": 4321.0})
+        t = time.time() - 5.0  # a change five seconds before the master arrives
+        fw.tick(t)
+        emu._push_changed(t)
+        q = fw.quality(i)
+        assert q != 0
+        key = f"{rtu.name}/{p.name}"
         async with source(rtu, os_.port) as (src, got):
-            keys = {f"{rtu.name}/{p.name}" for p in rtu.points}
-            await got.wait_for(lambda rs: keys <= {r.key for r in rs if not r.event}, 10.0)
-            for p in rtu.points:  # the master's integrity poll: the firmware's values now, all GOOD
-                r = [r for r in got.of(f"{rtu.name}/{p.name}") if not r.event][-1]
-                assert r.value == pytest.approx(wire(p, fw.value(idx[p.name])), rel=1e-6, abs=1e-9), p.name
-                assert r.quality == 0, p.name
-            now = {f"{rtu.name}/{p.name}": wire(p, fw.value(idx[p.name])) for p in rtu.points if p.name in stale}
-
-            def caught_up(rs: list) -> bool:  # each point that moved unheard comes as an event with its value now
-                last = {r.key: r.value for r in rs if r.event}
-                return all(k in last and last[k] == pytest.approx(v, rel=1e-6) for k, v in now.items())
-
-            await got.wait_for(caught_up, 5.0)
-            # a change while the master listens: a quality fault and a value, on the next tick
-            p = moving[0]
-            key = f"{rtu.name}/{p.name}"
-            fw.set_fault(idx[p.name], {"kind": "out_of_range", "value": 4321.0})
-            n = len(got.items)
-            t = time.time()
-            fw.tick(t)
-            emu._push_changed(t)
-            evs = await got.wait_for(lambda rs: any(r.key == key and r.event for r in rs[n:]), 5.0)
-            ev = next(r for r in evs[n:] if r.key == key and r.event)
-            assert ev.value == pytest.approx(wire(p, 4321.0), rel=1e-6)
-            q = fw.quality(idx[p.name])
-            assert q != 0 and ev.quality == to_quality("analog", from_quality("analog", q))
-            assert abs(ev.timestamp - t) < 0.002  # the event carries the tick's time (ms on the wire)
-            assert os_.stats["connections"] == 1
-        # the master gone, changes are not handed over (no event queued) until the next one connects
-        for _ in range(100):
-            if os_._session is None:
-                break
-            await asyncio.sleep(0.02)
-        fw.clear_faults(idx[p.name])
-        queued = os_.stats["events_buffered"]
-        t2 = time.time()
-        fw.tick(t2)
-        emu._push_changed(t2)
-        assert os_.stats["events_buffered"] == queued
-        assert os_.value(p.name) == pytest.approx(wire(p, 4321.0), rel=1e-6)  # still the value it was told
-        async with source(rtu, os_.port) as (src, got):
-            await got.wait_for(lambda rs: any(r.key == key and not r.event for r in rs), 10.0)
-            r = [r for r in got.of(key) if not r.event][-1]
-            assert r.value == pytest.approx(wire(p, fw.value(idx[p.name])), rel=1e-6) and r.quality == 0
-            assert r.value != pytest.approx(wire(p, 4321.0), rel=1e-6)
+            evs = await got.wait_for(lambda rs: any(r.key == key and r.event and r.value == pytest.approx(wire(p, 4321.0))
+                                                    for r in rs), 10.0)
+            ev = next(r for r in evs if r.key == key and r.event and r.value == pytest.approx(wire(p, 4321.0)))
+            assert ev.quality == to_quality("analog", from_quality("analog", q))
+            assert abs(ev.timestamp - t) < 0.002  # the change's own time, ms on the wire
