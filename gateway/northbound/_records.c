@@ -128,7 +128,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     Py_INCREF(rows);
     Py_ssize_t n = PyList_Size(rows);
     rec *rs = PyMem_Malloc(sizeof(rec) * (size_t)(n ? n : 1));
-    PyObject *lens = NULL, *kinds = NULL, *data = NULL, *out = NULL;
+    PyObject *lens = NULL, *kinds = NULL, *data = NULL, *seqs = NULL, *ts = NULL, *out = NULL;
     if (rs == NULL) { PyErr_NoMemory(); goto done; }
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -140,9 +140,12 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     data = PyBytes_FromStringAndSize(NULL, total);
     lens = PyList_New(n);
     kinds = PyByteArray_FromStringAndSize(NULL, n);
-    if (data == NULL || lens == NULL || kinds == NULL) goto done;
+    seqs = PyBytes_FromStringAndSize(NULL, n * 8);
+    ts = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (data == NULL || lens == NULL || kinds == NULL || seqs == NULL || ts == NULL) goto done;
     unsigned char *p = (unsigned char *)PyBytes_AsString(data);
     char *k = PyByteArray_AsString(kinds);
+    char *sq = PyBytes_AsString(seqs), *tm = PyBytes_AsString(ts);
     for (Py_ssize_t i = 0; i < n; i++) {
         rec *r = &rs[i];
         unsigned char *b = p + HEAD;
@@ -165,14 +168,19 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         if (ln == NULL) goto done;
         PyList_SetItem(lens, i, ln);
         k[i] = (char)r->kind;
+        int64_t seq64 = (int64_t)r->seq;
+        memcpy(sq + 8 * i, &seq64, 8); /* native order: what array('q') and array('d') hold */
+        memcpy(tm + 8 * i, &r->born, 8);
         p += HEAD + blen;
     }
-    out = PyTuple_Pack(3, data, lens, kinds);
+    out = PyTuple_Pack(5, data, lens, kinds, seqs, ts);
 done:
     PyMem_Free(rs);
     Py_XDECREF(data);
     Py_XDECREF(lens);
     Py_XDECREF(kinds);
+    Py_XDECREF(seqs);
+    Py_XDECREF(ts);
     Py_DECREF(rows);
     return out;
 }
@@ -183,7 +191,7 @@ static PyObject *crc_impl(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
-     "encode(rows, codes) -> (bytes, lens, kinds): the records of ``rows`` (segment_log.encode's contract)."},
+     "encode(rows, codes) -> (bytes, lens, kinds, seqs, times): the records of ``rows`` (segment_log.encode)."},
     {"crc_impl", crc_impl, METH_NOARGS, "Which CRC-32 the records are checked with: 'zlib-ng' or 'zlib'."},
     {NULL, NULL, 0, NULL},
 };

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
+from array import array
 from pathlib import Path
 
 import pytest
@@ -279,10 +280,11 @@ def test_the_c_record_encoder_writes_the_python_loops_bytes():
                          None if s % 5 else s * 1000, 1.7e9 + s / 7, kinds[s % 4], s) for s in range(1, 500)]
     rows += [ValueMessage("gw/ünïcode/tópic", b"", 1, True, 0, 0.0, "event", 2**40),
              ValueMessage("t", b"x" * 70000, 0, False, -1, -5.5, "analog", 2**40 + 1)]
-    data, lens, kind_codes = segment_log.encode(rows)
+    data, lens, kind_codes, seqs, times = segment_log.encode(rows)
     assert segment_log._c_encode is not None
-    assert (data, lens, kind_codes) == segment_log.encode_py(rows)
+    assert (data, lens, kind_codes, seqs, times) == segment_log.encode_py(rows)
     assert len(data) == sum(lens) and list(kind_codes) == [KIND_CODES[m.kind] for m in rows]
+    assert list(array("q", seqs)) == [m.seq for m in rows] and list(array("d", times)) == [m.born for m in rows]
     pos = 0
     for m, ln in zip(rows, lens):  # and each record checks with zlib's CRC-32
         crc, n = struct.unpack_from("<II", data, pos)
@@ -291,7 +293,7 @@ def test_the_c_record_encoder_writes_the_python_loops_bytes():
         pos += ln
     odd = [ValueMessage("t", bytearray(b"ab"), 0, False, None, 1.0, "analog", 9)]
     assert segment_log.encode(odd) == segment_log.encode_py(odd)  # not bytes: the Python loop
-    assert segment_log.encode([]) == (b"", [], bytearray())
+    assert segment_log.encode([]) == (b"", [], bytearray(), b"", b"")
     with pytest.raises(KeyError):
         segment_log.encode([ValueMessage("t", b"", 0, False, None, 1.0, "nonsense", 1)])
 
