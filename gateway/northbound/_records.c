@@ -21,9 +21,9 @@
 #define HEAD 8
 #define FIXED 25 /* 8 + 8 + 4 + 1 + 1 + 1 + 2 */
 
-typedef uint32_t (*crc_fn)(uint32_t, const unsigned char *, size_t);
+typedef uint32_t (*crc_fn)(uint32_t, const unsigned char *, uint32_t); /* zlib-ng's zng_crc32 */
 
-static uint32_t zlib_crc(uint32_t crc, const unsigned char *buf, size_t len) {
+static uint32_t zlib_crc(uint32_t crc, const unsigned char *buf, uint32_t len) {
     return (uint32_t)crc32((uLong)crc, buf, (uInt)len);
 }
 
@@ -162,7 +162,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         memcpy(b + FIXED, r->topic, (size_t)r->tl);
         memcpy(b + FIXED + r->tl, r->payload, (size_t)r->pl);
         size_t blen = (size_t)(FIXED + r->tl + r->pl);
-        put_u32(p, crc(0, b, blen));
+        put_u32(p, crc(0, b, (uint32_t)blen)); /* blen < 4 GiB: an MQTT payload is at most 256 MiB */
         put_u32(p + 4, (uint32_t)blen);
         PyObject *ln = PyLong_FromSsize_t((Py_ssize_t)blen + HEAD);
         if (ln == NULL) goto done;
