@@ -41,11 +41,10 @@ class OptionalBuildExt(build_ext):
             self._skip(e, ext.name)
 
     @staticmethod
-    def _skip(e: Exception, name: str = "the C extensions") -> None:
-        print(
-            f"WARNING: {name} not built ({type(e).__name__}: {e}); the pure-Python implementation will be used",
-            file=sys.stderr,
-        )
+    def _skip(e: Exception, name: str = "firmware_sim._native") -> None:
+        what = ("firmware_sim C core", "the pure-Python reference backend") if name == "firmware_sim._native" else (
+            "the spool's C record encoder", "its Python loop")
+        print(f"WARNING: {what[0]} not built ({type(e).__name__}: {e}); {what[1]} will be used", file=sys.stderr)
 
 
 def spool_records() -> Extension:

@@ -1,8 +1,8 @@
 /* The spool's record encoder (gateway.northbound.segment_log.encode) in C.
  *
  * Why C: at QoS 0 the spool's cost is writing the values that wait longer than one flush, and the
- * record's Python encoding was the largest part of it (~0.75 us a 330-byte record under load, half of
- * what the spool added per value in the live bench); this loop does the same in ~0.2 us
+ * record's Python encoding was the largest part of it (0.75-1.2 us a 330-byte record under load, half of
+ * what the spool added per value in the live bench); this loop does the same in 0.2-0.3 us
  * (docs/performance.md, "Stop 25"). The output is byte for byte that of the Python loop in
  * segment_log.py (tests/northbound/test_spool.py compares them), which stays as the fallback.
  *

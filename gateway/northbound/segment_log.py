@@ -98,7 +98,7 @@ Encoded = tuple[bytes, list[int], bytearray, bytes, bytes]
 def encode(rows: list[Row]) -> Encoded:
     """Records for ``rows`` in one buffer (a flush is one write()), with what the index needs (``Encoded``).
 
-    In C (gateway/northbound/_records.c) where it was built: ~0.2 µs a 330-byte record against ~0.75 for
+    In C (gateway/northbound/_records.c) where it was built: 0.2-0.3 µs a 330-byte record against 0.75-1.2 for
     the Python loop below under the same load — the record's encoding was half of what the spool added
     to a live QoS 0 value, whose waiting values it must write (docs/performance.md, "Stop 25"). A row the
     C encoder does not take as it is (a payload that is not ``bytes``) goes through the Python loop.
