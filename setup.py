@@ -1,12 +1,14 @@
-"""Packages and the optional C extension of firmware_sim (the sampling core); metadata is in pyproject.toml.
+"""Packages and the optional C extensions (firmware_sim's sampling core, the spool's record encoder);
+metadata is in pyproject.toml.
 
 The source layout's top-level folders are installed as they are (gateway, devices, firmware_sim), and
 the shipped configs (configs/) as the package data ``gridgate_configs``, so an installed gridgate finds
 the example site, the network profiles and the scenarios by name from any directory.
 
-Built as a Limited-API (abi3, cp311) extension unless the interpreter is free-threaded.
-Without a working compiler the build is skipped with one warning and firmware_sim runs on
-its pure-Python reference implementation. No -march=native: wheels are distributed.
+Built as Limited-API (abi3, cp311) extensions unless the interpreter is free-threaded.
+Without a working compiler (or zlib's header, for the spool's encoder) a build is skipped with one
+warning and the pure-Python implementation is used (firmware_sim's reference backend, the spool's
+Python record loop). No -march=native: wheels are distributed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 _spec = importlib.util.spec_from_file_location("build_native", Path(__file__).parent / "firmware_sim" / "build_native.py")
@@ -36,15 +38,26 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as e:  # compiler present but failing
-            self._skip(e)
+            self._skip(e, ext.name)
 
     @staticmethod
-    def _skip(e: Exception) -> None:
-        print(
-            f"WARNING: firmware_sim C core not built ({type(e).__name__}: {e}); "
-            "the pure-Python reference backend will be used",
-            file=sys.stderr,
-        )
+    def _skip(e: Exception, name: str = "firmware_sim._native") -> None:
+        what = ("firmware_sim C core", "the pure-Python reference backend") if name == "firmware_sim._native" else (
+            "the spool's C record encoder", "its Python loop")
+        print(f"WARNING: {what[0]} not built ({type(e).__name__}: {e}); {what[1]} will be used", file=sys.stderr)
+
+
+def spool_records() -> Extension:
+    """The spool's record encoder (gateway/northbound/_records.c; segment_log.py falls back to Python without it)."""
+    limited = not build_native.FREE_THREADED
+    return Extension(
+        "gateway.northbound._records",
+        sources=["gateway/northbound/_records.c"],
+        extra_compile_args=["-std=c99", "-O2", "-Wall"],
+        libraries=["z"],
+        py_limited_api=limited,
+        define_macros=[("Py_LIMITED_API", "0x030B0000")] if limited else [],
+    )
 
 
 setup(
@@ -56,7 +69,7 @@ setup(
         "firmware_sim": ["csrc/*.c", "csrc/*.h", "README.md"],
         "gateway": ["protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
     },
-    ext_modules=[build_native.extension()],
+    ext_modules=[build_native.extension(), spool_records()],
     cmdclass={"build_ext": OptionalBuildExt},
     options={} if build_native.FREE_THREADED else {"bdist_wheel": {"py_limited_api": "cp311"}},
 )

@@ -1,0 +1,6 @@
+"""The spool's record encoder in C (gateway/northbound/_records.c); segment_log.encode's contract."""
+
+from gateway.northbound.message import ValueMessage
+
+def encode(rows: list[ValueMessage], codes: dict[str, int], /) -> tuple[bytes, list[int], bytearray, bytes, bytes]: ...
+def crc_impl() -> str: ...
