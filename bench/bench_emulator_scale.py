@@ -200,6 +200,7 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
     validate_s = time.monotonic() - t0
     cmd = [sys.executable, "-m", "gateway.cli", "emulate", "--config", str(cfg), "--processes", str(args.processes)]
     cmd += [] if args.fault_api else ["--no-fault-api"]
+    cmd += ["--loop", args.loop]
     restart = restart_cpu = None
     if args.restart:  # a first start builds (and caches) the compiled site; the measured one below is a restart
         emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -229,6 +230,7 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
         stop_all(emu)
     return {
         "devices": n,
+        "loop": args.loop,
         "processes": args.processes,
         "validate_s": round(validate_s, 1),
         "fault_api": args.fault_api,
@@ -328,6 +330,8 @@ async def main() -> None:
                     "`gridgate emulate`; the bench runs --no-fault-api otherwise)")
     ap.add_argument("--startup-only", action="store_true", help="start-up and idle RSS only, no polling (one "
                     "socket per device: 10,000 devices under an open-file hard limit of 20,000)")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="gridgate emulate --loop "
+                    "(auto: uvloop where installed; asyncio: the fallback's selector loop and its add_reader I/O path)")
     ap.add_argument("--processes", default="1", help="gridgate emulate --processes (N or auto)")
     ap.add_argument("--client", choices=("c", "python"), default="c", help="the polling client: the C load generator "
                     "(bench/modbus_loadgen.c, built with the system compiler) or asyncio clients (--clients processes)")

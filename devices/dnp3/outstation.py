@@ -77,7 +77,6 @@ class Dnp3Outstation:
         take_over_after = 0.0 if device.dnp3.second_master == "replace" else (float(c.idle_timeout) or float("inf"))
         self.guard = ConnGuard(f"{device.name}: DNP3 outstation", GuardLimits(1, float(c.idle_timeout), take_over_after))
         self.warnings = PeerWarnings(log)
-        self._sweeper: asyncio.Task | None = None
         for p in device.points:
             if p.variation is not None and (o.EVENT_GROUP[p.group], p.variation) not in o.LAYOUT:
                 ok = sorted(v for (g, v) in o.LAYOUT if g == o.EVENT_GROUP[p.group])
@@ -91,13 +90,11 @@ class Dnp3Outstation:
         self._server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port)
         self.port = self._server.sockets[0].getsockname()[1]
         quiet_accept_errors()
-        self._sweeper = asyncio.get_running_loop().create_task(self.guard.run_sweeps())
+        self.guard.start_sweeps(asyncio.get_running_loop())
         log.info("%s: DNP3 outstation %d listening on %s:%d", self.cfg.name, self.cfg.dnp3.outstation_address, self.cfg.host, self.port)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self.guard.stop_sweeps()
         if self._server:
             self._server.close()
         if self._session:

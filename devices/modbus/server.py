@@ -84,7 +84,6 @@ class ModbusServer:
         self.max_connections = limits.max_connections
         self.name = name or f"unit {unit_id}"
         self.guard = ConnGuard(f"modbus device {self.name}", limits)
-        self._sweeper: asyncio.Task | None = None
         self.warnings = PeerWarnings(log)  # per-frame complaints: one line per peer per interval
         self.faults = faults
         self._units = frozenset((unit_id, 0, 255))
@@ -129,7 +128,7 @@ class ModbusServer:
             self._server = None
             raise OSError(errno.EMFILE, "no socket could be opened (out of open files?)")
         quiet_accept_errors(loop)
-        self._sweeper = loop.create_task(self.guard.run_sweeps())
+        self.guard.start_sweeps(loop)
         log.info("modbus device %s listening on %s:%d", self.name, self.host, self.port)
 
     @property
@@ -142,9 +141,7 @@ class ModbusServer:
         if self._server is None:
             return
         self._server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self.guard.stop_sweeps()
         for c in list(self._conns):
             c.abort()
         await self._server.wait_closed()

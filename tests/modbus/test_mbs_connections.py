@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 
 import pytest
 
+from devices import netguard
 from devices.modbus import ArrayDataModel, ModbusServer
 from devices.netguard import GuardLimits
 from tests.modbus.mbs_raw import Raw, adu, req
@@ -96,3 +98,52 @@ async def test_a_connection_flood_logs_one_refusal_line_per_interval(
         assert s.guard.counters.refused == 30
         assert len([r for r in caplog.records if "refused connection" in r.getMessage()]) == 1
         await asyncio.gather(*(c.close() for c in keep))
+
+
+async def test_many_devices_share_one_sweep_task_and_each_closes_only_its_idle_master(
+    model: ArrayDataModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 24 devices on one loop, swept by one task in slices of 5 (5 wake-ups a round); each has a silent
+    # and a polling master: every silent one is closed after the idle time, no polling one
+    monkeypatch.setattr(netguard, "SWEEP_SLICE", 5)
+    limits = GuardLimits(max_connections=4, idle_timeout=0.6, evict_idle_after=0.3)
+    servers = [ModbusServer(model, name=f"d{i}", limits=limits) for i in range(24)]
+    for s in servers:
+        await s.start()
+    assert servers[0].guard.sweep_interval() == 0.15
+    assert len(_sweep_tasks()) == 1
+    opened = time.monotonic()
+    silent = [await Raw.open(s.port) for s in servers]
+    polling = [await Raw.open(s.port) for s in servers]
+    closed_at: dict[int, float] = {}
+
+    async def watch(i: int) -> None:
+        assert await silent[i].closed(wait=5.0)
+        closed_at[i] = time.monotonic()
+
+    watchers = [asyncio.create_task(watch(i)) for i in range(len(servers))]
+    for k in range(14):
+        for i, p in enumerate(polling):
+            assert await p.call(read_hr(k)) == hr_resp(1000 + k), f"device d{i}"
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*watchers)
+    assert min(closed_at.values()) - opened >= 0.6  # never before the idle time
+    for i, (s, p) in enumerate(zip(servers, polling)):
+        assert s.guard.counters.idle_closed == 1 and s.stats.connections_active == 1, f"device d{i}"
+        assert await p.call(read_hr(20)) == hr_resp(1020)
+    for s in servers[:-1]:
+        await s.stop()
+    assert len(_sweep_tasks()) == 1  # the last device is still swept
+    await servers[-1].stop()
+    await asyncio.sleep(0)
+    assert _sweep_tasks() == []  # no device left: the sweep task is gone
+    await asyncio.gather(*(c.close() for c in silent + polling))
+
+
+async def test_a_device_without_idle_timeout_needs_no_sweep_task(model: ArrayDataModel) -> None:
+    async with ModbusServer(model, limits=GuardLimits(idle_timeout=0)):
+        assert _sweep_tasks() == []
+
+
+def _sweep_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("guard sweeps") and not t.done()]
