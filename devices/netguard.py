@@ -298,11 +298,28 @@ def accepted_sockets(host: str, port: int) -> Iterator[socket.socket]:
     """Every accepted TCP connection of this process on ``host:port``, as a dup'd socket (closed after use).
 
     For servers whose sockets live in C (libiec61850): we reach them through /proc/self/fd."""
+    for local, s in _accepted({port}):
+        try:
+            if host in _ANY or local[0] == host:
+                yield s
+        finally:
+            s.close()
+
+
+_ANY = ("", "0.0.0.0", "::")
+
+
+def _accepted(ports: "set[int] | dict[int, Any]") -> Iterator[tuple[Any, socket.socket]]:
+    """(local (address, port, ...), dup'd socket) of every accepted TCP connection of this process on one of ``ports``;
+    the caller closes each socket (one pass over /proc/self/fd: ~5 system calls a descriptor)."""
     try:
         fds = [int(x) for x in os.listdir("/proc/self/fd")]
     except OSError:
         return
+    ours: set[int] = set()  # this pass's dups may take numbers listed (listdir's own, one closed since)
     for fd in fds:
+        if fd in ours:
+            continue
         try:
             st = os.fstat(fd)
         except OSError:
@@ -318,21 +335,20 @@ def accepted_sockets(host: str, port: int) -> Iterator[socket.socket]:
         except OSError:
             os.close(dup)  # socket() does not take ownership when it fails
             continue
+        ours.add(dup)
         try:
             if s.type != socket.SOCK_STREAM or s.family not in (socket.AF_INET, socket.AF_INET6):
+                s.close()
                 continue
             local = s.getsockname()
-            if local[1] != port or (host not in ("", "0.0.0.0", "::") and local[0] != host):
+            if local[1] not in ports:
+                s.close()
                 continue
-            try:
-                s.getpeername()  # the listener has no peer
-            except OSError:
-                continue
-            yield s
+            s.getpeername()  # the listener has no peer
         except OSError:
-            continue
-        finally:
             s.close()
+            continue
+        yield local, s
 
 
 def idle_seconds(s: socket.socket) -> float:
@@ -371,11 +387,23 @@ class ForeignGuard:
     def __init__(self, guard: ConnGuard, host: str, port: int, interval: float = 0.5) -> None:
         self.guard, self.host, self.port, self.interval = guard, host, port, interval
         self._seen: dict[str, float] = {}
+        self._round: _ForeignRound | None = None
 
-    def sweep(self) -> None:
+    def sweep(self, socks: "list[tuple[str, socket.socket]] | None" = None) -> None:
+        """Inspect this server's connections: ``socks`` (local address, socket) of its port from a shared pass
+        over the process's descriptors (:class:`_ForeignRound`), else its own pass."""
+        if socks is None:
+            own = [(local[0], s) for local, s in _accepted({self.port})]
+            try:
+                return self.sweep(own)
+            finally:
+                for _, s in own:
+                    s.close()
         now = self.guard.clock()
         conns: list[Guarded] = []
-        for s in accepted_sockets(self.host, self.port):
+        for local, s in socks:
+            if self.host not in _ANY and local != self.host:
+                continue
             p = s.getpeername()
             peer = f"{p[0]}:{p[1]}"
             opened = self._seen.setdefault(peer, now)
@@ -388,10 +416,80 @@ class ForeignGuard:
         self.guard.sweep()
         self.guard.trim()
 
-    async def run(self) -> None:
-        while True:
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Inspected every ``interval`` s from now on, by the loop's one inspection task."""
+        self._round = _ForeignRound.of(loop, self.interval)
+        self._round.add(self)
+
+    def stop(self) -> None:
+        if self._round is not None:
+            self._round.remove(self)
+            self._round = None
+
+
+class _ForeignRound:
+    """The ForeignGuards of one event loop and interval, inspected by one task: one pass over
+    /proc/self/fd per interval, each accepted socket handed to the guards of its port.
+
+    Why not a task per server, as before: each listed and inspected *every* descriptor of the process
+    (~5 system calls each) every 0.5 s, so N IEDs cost N passes over ~2N+ descriptors: quadratic (300
+    servers with a connection each, 909 descriptors: 1.88 CPU-s a round, against 10 ms for one shared
+    pass), and the tasks of servers started together woke in step (docs/performance.md, "Stop 25")."""
+
+    _rounds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _ForeignRound]]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.interval = interval
+        self.guards: dict[int, ForeignGuard] = {}
+        self._loop = weakref.ref(loop)  # weak, as _SweepRound's: the loop holds the task while it sleeps
+        self._task: weakref.ref[asyncio.Task] | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, interval: float) -> "_ForeignRound":
+        by_interval = cls._rounds.setdefault(loop, {})
+        r = by_interval.get(interval)
+        if r is None:
+            r = by_interval[interval] = cls(loop, interval)
+        return r
+
+    def add(self, fg: ForeignGuard) -> None:
+        self.guards[id(fg)] = fg
+        task = self._task() if self._task is not None else None
+        if task is None or task.done():
+            loop = self._loop()
+            if loop is not None:
+                self._task = weakref.ref(loop.create_task(self._run(), name=f"C servers' connections every {self.interval:g} s"))
+
+    def remove(self, fg: ForeignGuard) -> None:
+        if self.guards.get(id(fg)) is fg:
+            del self.guards[id(fg)]
+        if not self.guards and self._task is not None:
+            task = self._task()
+            if task is not None:
+                task.cancel()
+            self._task = None
+
+    def inspect(self) -> None:
+        """One pass: every guard swept with its port's sockets (none: its connections are gone)."""
+        guards = list(self.guards.values())
+        by_port: dict[int, list[tuple[str, socket.socket]]] = {fg.port: [] for fg in guards}
+        try:
+            for local, s in _accepted(by_port):
+                by_port[local[1]].append((local[0], s))
+            for fg in guards:
+                try:
+                    fg.sweep(by_port[fg.port])
+                except Exception:  # one server's failure must not stop every other server's inspection
+                    log.exception("%s: connection inspection failed", fg.guard.name)
+        finally:
+            for socks in by_port.values():
+                for _, s in socks:
+                    s.close()
+
+    async def _run(self) -> None:
+        while self.guards:
             await asyncio.sleep(self.interval)
-            self.sweep()
+            self.inspect()
 
 
 def abort_connections(host: str, port: int) -> int:

@@ -110,7 +110,7 @@ class Iec61850Ied:
         limits = GuardLimits.of(c)
         limits = dataclasses.replace(limits, max_connections=max(1, min(c.max_connections, LIBIEC_MAX_CONNECTIONS - 1)))
         self.guard = ConnGuard(f"IED {device.name}", limits)
-        self._sweeper: asyncio.Task | None = None
+        self._inspect: ForeignGuard | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -168,7 +168,8 @@ class Iec61850Ied:
             self.stop()
             raise OSError(f"IED {self.device.name}: cannot listen on {self.device.host}:{self.device.port} (port in use?)")
         if self._loop is not None:
-            self._sweeper = self._loop.create_task(ForeignGuard(self.guard, self.device.host, self.device.port).run())
+            self._inspect = ForeignGuard(self.guard, self.device.host, self.device.port)
+            self._inspect.start(self._loop)
         log.info("IED %s serving MMS on %s:%s", self.device.name, self.device.host, self.device.port)
 
     def _initialise(self) -> None:
@@ -187,9 +188,9 @@ class Iec61850Ied:
 
     def stop(self) -> None:
         L = lib()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        if self._inspect is not None:
+            self._inspect.stop()
+            self._inspect = None
         if self._server:
             L.IedServer_stop(self._server)
             L.IedServer_destroy(self._server)
