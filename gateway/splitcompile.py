@@ -19,9 +19,9 @@ from __future__ import annotations
 import marshal
 import os
 import signal
-import sys
 from pathlib import Path
 
+from gateway.site.isolate import die_with_parent as _die_with_parent
 from gateway.site.yamlsplit import Part, confirms, split_devices
 
 #: what a part built, never freed: both processes end right after (the loader child and the second half
@@ -141,10 +141,3 @@ def _join(one: tuple, two: tuple) -> bytes | None:
     if any(enabled and (host, port) in used for host, port, enabled in eps2):
         return None
     return assemble(head, classes1, [*chunks1, *chunks2])
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

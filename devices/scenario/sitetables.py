@@ -73,6 +73,19 @@ class SiteTables:
                 "mrids": self.mrids, "bays": self.bays, "bay_of": self.bay_of.tobytes(), "plant": self.plant}
 
     @classmethod
+    def joined(cls, parts: list["SiteTables"]) -> "SiteTables":
+        """The tables of a site read in parts (devices/emusite.py), from those of its parts in file order:
+        equal to :func:`site_tables` of the whole site (bays numbered in order of first use)."""
+        bays: dict[str, int] = {}
+        bay_of = array("I")
+        for t in parts:
+            to = [bays.setdefault(b, len(bays)) for b in t.bays]
+            bay_of.extend(to[k] for k in t.bay_of)
+        return cls([d for t in parts for d in t.devices], [p for t in parts for p in t.protocols],
+                   [p for t in parts for p in t.ports], [p for t in parts for p in t.points],
+                   b"".join(t.mrids for t in parts), list(bays), bay_of, None)
+
+    @classmethod
     def of_data(cls, data: dict) -> "SiteTables":
         bay_of = array("I")
         bay_of.frombytes(data["bay_of"])
