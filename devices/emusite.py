@@ -199,7 +199,7 @@ def _build_in_parts(path: str | Path, seed: int, only: list[str] | None, shard: 
     return site
 
 
-def _part(cfg: Any) -> tuple | None:
+def _part(cfg: Any, mrids: tuple[bytes, ...]) -> tuple | None:
     """What the emulator keeps of one part's devices (gateway/chunkload.py): (devices, enabled names,
     (position, Endpoint) of the enabled ones, firmware points and groups, table sizes, fault API tables);
     None if a device is kept as its model (event-driven servers, a plant model)."""
@@ -217,7 +217,7 @@ def _part(cfg: Any) -> tuple | None:
         if compact is None:
             return None
         endpoints.append((i, compact(d, d.connections)))
-    tables = site_tables(cfg, {e.name: e.points for _, e in endpoints})
+    tables = site_tables(cfg, {e.name: e.points for _, e in endpoints}, mrids)
     return (len(cfg.devices), [e.name for _, e in endpoints], endpoints, plan_inputs(cfg), plan_sizes(cfg), tables)
 
 

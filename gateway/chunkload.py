@@ -38,9 +38,10 @@ class _Refused(Exception):
     """A part that cannot be taken as it is (the caller loads the file whole)."""
 
 
-def load_parts(path: str | Path, per_part: Callable[[Any], T | None]) -> list[T] | None:
-    """``per_part(cfg)`` of every part in file order (``cfg``: a validated Config holding that part's devices
-    and the rest of the site), or None (load the file whole)."""
+def load_parts(path: str | Path, per_part: Callable[[Any, tuple[bytes, ...]], T | None]) -> list[T] | None:
+    """``per_part(cfg, mrids)`` of every part in file order (``cfg``: a validated Config holding that part's
+    devices and the rest of the site; ``mrids``: its points' measurement mRIDs, 16 bytes each, in order), or
+    None (load the file whole)."""
     if not hasattr(os, "fork"):
         return None
     try:
@@ -121,7 +122,7 @@ def _with_helper(theirs: Callable[[], list], mine: Callable[[], list]) -> list:
     return first + got
 
 
-def _part(part: Part, head: dict | None, per_part: Callable[[Any], T | None]) -> tuple[tuple, T, dict]:
+def _part(part: Part, head: dict | None, per_part: Callable[[Any, tuple[bytes, ...]], T | None]) -> tuple[tuple, T, dict]:
     """(facts, per_part's result, the rest of the site as validated models) of one part; raises _Refused."""
     import yaml
     from pydantic import ValidationError
@@ -147,8 +148,9 @@ def _part(part: Part, head: dict | None, per_part: Callable[[Any], T | None]) ->
     except (yaml.YAMLError, ValidationError, RecursionError):
         raise _Refused() from None
     del data
-    out = per_part(cfg)
+    found = facts(cfg)
+    out = per_part(cfg, found[2])
     if out is None:
         raise _Refused()
     rest = {name: getattr(cfg, name) for name in Config.model_fields if name != "devices"}
-    return facts(cfg), out, rest
+    return found, out, rest

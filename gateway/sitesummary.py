@@ -47,7 +47,7 @@ def _in_child(path: str | Path) -> dict[str, Any]:
             "notes": level_notes + type_notes([], sum(p[4] for p in parts))}
 
 
-def _part(cfg: Any) -> tuple:
+def _part(cfg: Any, mrids: tuple[bytes, ...]) -> tuple:
     from gateway.site.model import level_notes
 
     devices = cfg.devices

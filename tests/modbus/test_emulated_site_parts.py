@@ -64,7 +64,7 @@ def _write(tmp_path: Path, raw: dict | str, name: str = "site.yaml") -> Path:
 @pytest.mark.parametrize("only,shard", [(None, None), (["m9", "m1", "m2"], None), (None, (1, 3))])
 def test_a_site_read_in_parts_compiles_to_what_the_whole_file_does(small_parts, tmp_path, faults, only, shard):
     path = _write(tmp_path, _site())
-    parts = chunkload.load_parts(path, lambda cfg: [d.name for d in cfg.devices])
+    parts = chunkload.load_parts(path, lambda cfg, mrids: [d.name for d in cfg.devices])
     assert parts is not None and len(parts) >= 4 and sum(parts, []) == [f"m{i}" for i in range(12)]
     split = emusite._build_in_parts(path, 7, only, shard, faults)
     whole = emusite._build_whole(path, 7, only, shard, faults)
@@ -111,7 +111,7 @@ CASES = ["a name in two parts", "a port in two parts", "a disabled device's port
 @pytest.mark.parametrize("case", CASES)
 def test_a_problem_no_part_sees_alone_falls_back_to_the_whole_load(small_parts, tmp_path, case):
     path = _write(tmp_path, _edit(_site(), case))
-    assert chunkload.load_parts(path, lambda cfg: True) is None
+    assert chunkload.load_parts(path, lambda cfg, mrids: True) is None
     assert emusite._build_in_parts(path, 7, None, None, True) is None
     with pytest.raises(ConfigError) as split:
         emusite.build(path, 7, cache=True, faults=True)
@@ -126,7 +126,7 @@ def test_a_problem_no_part_sees_alone_falls_back_to_the_whole_load(small_parts, 
 def test_a_yaml_error_in_a_part_falls_back_to_the_whole_load(small_parts, tmp_path):
     text = yaml.safe_dump(_site(), sort_keys=False).replace("name: m9\n", "name: [m9\n")
     path = _write(tmp_path, text)
-    assert chunkload.load_parts(path, lambda cfg: True) is None
+    assert chunkload.load_parts(path, lambda cfg, mrids: True) is None
     with pytest.raises(ConfigError) as e:
         emusite.build(path, 7, cache=True)
     assert "not valid YAML" in e.value.problems[0] and "line" in e.value.problems[0]
