@@ -191,7 +191,7 @@ def _build_in_parts(path: str | Path, seed: int, only: list[str] | None, shard: 
         sizes.update(p[4])
     try:
         plan = compile_plan([x for p in parts for x in p[3][0]], groups, seed, sizes, None)
-    except PlanError:
+    except (PlanError, ValueError):
         return None  # said by the whole load, as before
     site = EmulatedSite(devices, known, plan, seed)
     if faults:

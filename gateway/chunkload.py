@@ -149,7 +149,10 @@ def _part(part: Part, head: dict | None, per_part: Callable[[Any, tuple[bytes, .
         raise _Refused() from None
     del data
     found = facts(cfg)
-    out = per_part(cfg, found[2])
+    try:
+        out = per_part(cfg, found[2])
+    except Exception:  # e.g. a point the firmware refuses: the whole load says it, after validating every part
+        raise _Refused() from None
     if out is None:
         raise _Refused()
     rest = {name: getattr(cfg, name) for name in Config.model_fields if name != "devices"}

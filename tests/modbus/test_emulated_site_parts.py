@@ -98,6 +98,9 @@ def _edit(raw: dict, case: str) -> dict:
         devs[11]["points"][0]["measurement"] = dict(devs[0]["points"][0]["measurement"])
     elif case == "an error in the last part":
         devs[11]["points"][1]["address"] = 70000
+    elif case == "a point the firmware refuses, then an error in the last part":
+        devs[1]["points"][2]["value_map"] = {0: 5, 1: 9}  # a bool register cannot carry it (devices/emulator.py)
+        devs[11]["points"][1]["address"] = 70000
     elif case == "an unknown key in the rest of the file":
         raw["gateway"]["colour"] = "red"
     return raw
@@ -105,7 +108,7 @@ def _edit(raw: dict, case: str) -> dict:
 
 CASES = ["a name in two parts", "a port in two parts", "a disabled device's port taken by a later one",
          "an mRID in two parts", "a measurement in two parts", "an error in the last part",
-         "an unknown key in the rest of the file"]
+         "a point the firmware refuses, then an error in the last part", "an unknown key in the rest of the file"]
 
 
 @pytest.mark.parametrize("case", CASES)
