@@ -75,8 +75,8 @@ def load_parts(path: str | Path, per_part: Callable[[Any, tuple[bytes, ...]], T 
 
 
 def _two_cores() -> bool:
-    """A second process whenever there are two cores: ~20 CPU-s of work at 9,500 devices, where the part each
-    process repeats (the rest of the file) is ~1 %, and on a shared machine two runnable processes get about
+    """A second process whenever there are two cores: ~25 CPU-s of work at 9,500 devices, of which the helper's
+    own cost (pickling its results back) is ~1.5, and on a shared machine two runnable processes get about
     twice the CPU time of one (unlike a 10,000-point gateway's ~1.5 CPU-s compile: gateway/splitcompile.py)."""
     return len(os.sched_getaffinity(0)) >= 2
 
