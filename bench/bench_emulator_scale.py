@@ -1,8 +1,9 @@
 """Emulator scale: N Modbus devices in one `gridgate emulate` process, one TCP connection per
 device, each polled for its 20 holding registers at a paced interval (default 1 s).
 
-Prints ``gridgate validate`` of the generated site (parses and caches its YAML), start-up
-(spawn → every port open, the YAML cached), reply latency p50/p99/max, requests/s achieved
+Prints ``gridgate validate`` of the generated site (a large file is read in parts and its YAML not
+cached since docs/performance.md's Stop 25, so ``--restart``'s first start is a cold one), start-up
+(spawn → every port open), reply latency p50/p99/max, requests/s achieved
 against asked, errors and timeouts, RSS and RSS per device, emulator CPU, the load generator's
 own CPU (so a saturated client shows), and the load average (figures are only comparable at
 similar load).
@@ -192,8 +193,8 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
         d["port"] = port
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     ports = [d["port"] for d in data["devices"]]
-    # the parsed YAML is cached by content (gateway/site/configcache.py): `validate` parses it (timed apart),
-    # so startup_s is the emulator's own start (validation, firmware, servers), as on any restart
+    # `validate` (timed apart) reads a large file in parts and caches nothing (gateway/chunkload.py): the first
+    # start below parses the file; startup_s, after --restart's first start, reads the compiled-site cache
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "gateway.cli", "validate", str(cfg)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)

@@ -76,14 +76,25 @@ def build_firmware(cfg: Config, seed: int = 0) -> Firmware:
 
 def firmware_plan(cfg: Config, seed: int = 0) -> Plan:
     """The compiled firmware of every enabled device of the site (no models kept)."""
+    check_seed(seed)
+    plant = cfg.plant.runtime() if cfg.plant is not None else None
+    return compile_plan(*plan_inputs(cfg), seed=seed, table_sizes=plan_sizes(cfg), plant=plant)
+
+
+def check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise PlanError(f"seed must be an integer, got {seed!r}")
-    groups = {d.name: list(d.groups) for d in cfg.devices if d.enabled and d.groups}
-    sizes = {
-        d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables
-    }
-    plant = cfg.plant.runtime() if cfg.plant is not None else None
-    return compile_plan(sim_points(cfg), groups, seed, sizes, plant)
+
+
+def plan_inputs(cfg: Config) -> tuple[list[SimPoint], dict[str, list]]:
+    """The firmware's points and load groups of the site's enabled devices (:func:`compile_plan`'s first two
+    arguments); a site read in parts (devices/emusite.py) joins those of its parts in file order."""
+    return sim_points(cfg), {d.name: list(d.groups) for d in cfg.devices if d.enabled and d.groups}
+
+
+def plan_sizes(cfg: Config) -> dict[str, dict[str, int]]:
+    """The table sizes the enabled Modbus devices set (:func:`compile_plan`'s ``table_sizes``)."""
+    return {d.name: dict(d.modbus.tables) for d in cfg.devices if d.enabled and isinstance(d, ModbusDevice) and d.modbus.tables}
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ the whole site's plan, so values stay those of a single process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -97,19 +97,38 @@ def build(path: str | Path, seed: int = 0, only: list[str] | None = None,
 def _build(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int, int] | None, cache: bool,
            faults: bool) -> EmulatedSite:
     raw = Path(path).read_bytes() if cache else b""
+    from devices.emulator import check_seed
+
+    check_seed(seed)
+    site = _build_in_parts(path, seed, only, shard, faults) if cache else None
+    if site is None:
+        site = _build_whole(path, seed, only, shard, faults)
+    if cache:
+        from devices import emucache
+
+        emucache.put(raw, _options(seed, only, shard, faults), site)
+    return site
+
+
+def _serve(known: list[str], only: list[str] | None, shard: tuple[int, int] | None) -> set[str]:
+    from devices.shards import shard_of
+
+    enabled = set(known)
+    wanted = [n for n in (only if only is not None else known) if n in enabled]
+    return set(shard_of(wanted, shard) if shard is not None else wanted)
+
+
+def _build_whole(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int, int] | None,
+                 faults: bool) -> EmulatedSite:
+    """The site loaded whole (any site; the one that says what is wrong with a bad file)."""
     from devices.contract import emulated
     from devices.emulator import firmware_plan
-    from devices.shards import shard_of
     from gateway.config import Config
     from gateway.site.load import load_model
 
     cfg = load_model(path, Config, cache=True)  # large files: the parsed YAML is cached (gateway/site/configcache.py)
     known = [d.name for d in cfg.devices if d.enabled]
-    enabled = set(known)
-    wanted = [n for n in (only if only is not None else known) if n in enabled]
-    if shard is not None:
-        wanted = shard_of(wanted, shard)
-    serve = set(wanted)
+    serve = _serve(known, only, shard)
     devices: list[tuple[int, Any]] = []
     shared: dict[str, Any] = {}  # equal connection options → one object (pickled once)
     for i, d in enumerate(cfg.devices):
@@ -126,11 +145,80 @@ def _build(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int
         from devices.scenario.sitetables import site_tables
 
         site.faults = site_tables(cfg, {d.name: d.points for _, d in devices if isinstance(d, Endpoint)})
-    if cache:
-        from devices import emucache
-
-        emucache.put(raw, _options(seed, only, shard, faults), site)
     return site
+
+
+def _build_in_parts(path: str | Path, seed: int, only: list[str] | None, shard: tuple[int, int] | None,
+                    faults: bool) -> EmulatedSite | None:
+    """The site read a few hundred devices at a time on two cores (gateway/chunkload.py), or None (a small or
+    bad file, a plant model, a device kept as its model: :func:`_build_whole` then).
+
+    Why: a first start of 9,500 devices from a file never parsed was 23.8 s and 3.2 GB in one process, most
+    of it libyaml's node tree of the whole file and the model of 190,000 points at once (docs/performance.md,
+    "Stop 25"). Each part gives what the emulator keeps of its devices (endpoints, the firmware's inputs,
+    the fault API's tables); the firmware plan is compiled from all of them in file order, so it is the
+    whole site's (tests/modbus/test_emulated_site.py compares it with :func:`_build_whole`'s)."""
+    from gateway.chunkload import load_parts
+    from gateway.site.isolate import ISOLATE_BYTES
+
+    try:
+        if Path(path).stat().st_size <= ISOLATE_BYTES:
+            return None
+    except OSError:
+        return None
+    parts = load_parts(path, _part)
+    if parts is None:
+        return None
+    from devices.scenario.sitetables import SiteTables
+    from firmware_sim import PlanError
+    from firmware_sim.plan import compile_plan
+
+    known = [n for p in parts for n in p[1]]
+    serve = _serve(known, only, shard)
+    devices: list[tuple[int, Any]] = []
+    shared: dict[str, Any] = {}  # equal connection options → one object, across the parts too
+    offset = 0
+    for count, _, endpoints, _, _, _ in parts:
+        for i, e in endpoints:
+            if e.name in serve:
+                conn = shared.setdefault(e.connections.model_dump_json(), e.connections)
+                devices.append((offset + i, e if conn is e.connections else replace(e, connections=conn)))
+        offset += count
+    groups: dict[str, list] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    for p in parts:
+        groups.update(p[3][1])
+        sizes.update(p[4])
+    try:
+        plan = compile_plan([x for p in parts for x in p[3][0]], groups, seed, sizes, None)
+    except (PlanError, ValueError):
+        return None  # said by the whole load, as before
+    site = EmulatedSite(devices, known, plan, seed)
+    if faults:
+        site.faults = SiteTables.joined([p[5] for p in parts])  # point names: the endpoints' tuples
+    return site
+
+
+def _part(cfg: Any, mrids: tuple[bytes, ...]) -> tuple | None:
+    """What the emulator keeps of one part's devices (gateway/chunkload.py): (devices, enabled names,
+    (position, Endpoint) of the enabled ones, firmware points and groups, table sizes, fault API tables);
+    None if a device is kept as its model (event-driven servers, a plant model)."""
+    from devices.contract import emulated
+    from devices.emulator import plan_inputs, plan_sizes
+    from devices.scenario.sitetables import site_tables
+
+    if cfg.plant is not None:
+        return None
+    endpoints = []
+    for i, d in enumerate(cfg.devices):
+        if not d.enabled:
+            continue
+        compact = getattr(emulated(d.protocol), "endpoint", None)
+        if compact is None:
+            return None
+        endpoints.append((i, compact(d, d.connections)))
+    tables = site_tables(cfg, {e.name: e.points for _, e in endpoints}, mrids)
+    return (len(cfg.devices), [e.name for _, e in endpoints], endpoints, plan_inputs(cfg), plan_sizes(cfg), tables)
 
 
 class _Named(BaseModel):

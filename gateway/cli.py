@@ -309,11 +309,10 @@ def profiled(command: str, args: argparse.Namespace) -> int | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from gateway.config import load_config
-    from gateway.site.model import level_notes, type_notes
+    from gateway.sitesummary import summary as site_summary
 
     try:
-        cfg = load_config(args.file)
+        found = site_summary(args.file)  # a large file: computed in the loader child, a part at a time
     except ConfigError as e:
         if args.json:
             print(json.dumps({"file": args.file, "valid": False, "errors": e.problems}, indent=2))
@@ -321,23 +320,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{e}", file=sys.stderr)
             print(f"{args.file}: INVALID ({len(e.problems)} problem{'s' if len(e.problems) != 1 else ''})", file=sys.stderr)
         return 1
-    summary = {
-        "file": args.file,
-        "valid": True,
-        "site": cfg.site.name,
-        "substations": len(cfg.substations),
-        "devices": {d.name: {"protocol": d.protocol, "points": len(d.points)} for d in cfg.devices},
-        "points": sum(len(d.points) for d in cfg.devices),
-        "notes": level_notes(cfg.substations) + type_notes(cfg.devices),
-    }
+    summary = {"file": args.file, "valid": True, **found}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         by: dict[str, int] = {}
-        for d in cfg.devices:
-            by[d.protocol] = by.get(d.protocol, 0) + 1
+        for d in found["devices"].values():
+            by[d["protocol"]] = by.get(d["protocol"], 0) + 1
         print(
-            f"{args.file}: OK — site {cfg.site.name}, {len(cfg.devices)} devices "
+            f"{args.file}: OK — site {found['site']}, {len(found['devices'])} devices "
             f"({', '.join(f'{n} {p}' for p, n in sorted(by.items()))}), {summary['points']} points"
         )
         for note in summary["notes"]:

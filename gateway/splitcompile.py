@@ -132,4 +132,3 @@ def _join(one: tuple, two: tuple) -> bytes | None:
     if any(enabled and (host, port) in used for host, port, enabled in eps2):
         return None
     return assemble(head, classes1, [*chunks1, *chunks2])
-

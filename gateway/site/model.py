@@ -346,9 +346,11 @@ def level_notes(substations: Sequence[Substation]) -> list[str]:
     return out
 
 
-def type_notes(devices: Sequence[DeviceBase]) -> list[str]:
-    """A site still using gridgate v1's ``Voltage`` is told CIM's name (said by ``validate``)."""
-    n = sum(p.measurement.type == "Voltage" for d in devices for p in d.points)
+def type_notes(devices: Sequence[DeviceBase], n: int | None = None) -> list[str]:
+    """A site still using gridgate v1's ``Voltage`` is told CIM's name (said by ``validate``); ``n``: the number
+    of such points, counted by the caller (a site validated in parts, gateway/sitesummary.py)."""
+    if n is None:
+        n = sum(p.measurement.type == "Voltage" for d in devices for p in d.points)
     if not n:
         return []
     return [f"{n} point{'s' if n != 1 else ''} use measurement type Voltage, gridgate v1's name for a line-to-line voltage:"

@@ -34,8 +34,10 @@ class Part:
     end: tuple[int, int]
 
 
-def split_devices(text: str) -> tuple[Part, Part] | None:
-    """Two parts of ``text`` (block-style YAML with one top-level ``devices:`` list), or None."""
+def split_devices(text: str, parts: int = 2, bare: bool = False) -> tuple[Part, ...] | None:
+    """``parts`` parts of ``text`` (block-style YAML with one top-level ``devices:`` list; fewer if it has fewer
+    devices), or None. ``bare``: every part but the first blanks the rest of the file too, keeping only the
+    ``devices:`` line and its own devices (for a caller that validates the rest once: devices/emusite.py)."""
     # aliases, anchors and tags (anywhere: a quoted `*` too, then it is simply parsed whole); directives, documents
     text_n = "\n" + text  # every line, the first too, starts after a line break
     if "*" in text or "&" in text or "!" in text or any(m in text_n for m in ("\n---", "\n...", "\n%")):
@@ -68,16 +70,28 @@ def split_devices(text: str) -> tuple[Part, Part] | None:
         if text_n[i + len(mark):i + len(mark) + 1] in (" ", "\n"):
             items.append(i + 1)
         i += len(mark)
-    if len(items) < 2:
+    if len(items) < 2 or parts < 2:
         return None
-    middle = (pos + tail) // 2
-    cut = min(items[1:], key=lambda x: abs(x - middle))
-    line_r1 = text_n.count("\n", 0, pos) - 1
-    line_cut = line_r1 + text_n.count("\n", pos, cut)
-    line_tail = line_cut + text_n.count("\n", cut, tail)
-    one = Part(text_n[1:cut] + "\n" * (line_tail - line_cut) + text_n[tail:], (line_r1, d), (line_cut, 0))
-    two = Part(text_n[1:pos] + "\n" * (line_cut - line_r1) + text_n[cut:], (line_cut, d), (line_tail, 0))
-    return one, two
+    cuts: list[int] = [pos]  # where each part's devices start (a `-` line), then the list's end
+    for k in range(1, min(parts, len(items))):
+        aim = pos + (tail - pos) * k // parts
+        cut = min((x for x in items if x > cuts[-1]), key=lambda x: abs(x - aim), default=None)
+        if cut is None:
+            break
+        cuts.append(cut)
+    cuts.append(tail)
+    line_r1 = text_n.count("\n", 0, pos) - 1  # the list's first item's line (0-based)
+    lines = [line_r1]
+    for a, b in zip(cuts, cuts[1:]):
+        lines.append(lines[-1] + text_n.count("\n", a, b))
+    key_line = text_n.count("\n", 0, at)  # the `devices:` line (0-based)
+    bare_head = "\n" * key_line + "devices:" + "\n" * (line_r1 - key_line)
+    out = []
+    for k, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        head, rest = (bare_head, "") if bare and k else (text_n[1:pos], text_n[tail:])
+        text_k = head + "\n" * (lines[k] - line_r1) + text_n[a:b] + "\n" * (lines[-1] - lines[k + 1]) + rest
+        out.append(Part(text_k, (lines[k], d), (lines[k + 1], 0)))
+    return tuple(out)
 
 
 def confirms(root: Any, part: Part) -> bool:
@@ -93,3 +107,34 @@ def confirms(root: Any, part: Part) -> bool:
     while type(node) is not yaml.ScalarNode and not node.flow_style:
         node = node.value[-1][1] if type(node) is yaml.MappingNode else node.value[-1]
     return (node.end_mark.line, node.end_mark.column) <= part.end
+
+
+def facts(cfg: Any) -> tuple:
+    """What a part's validated site (a Config) tells :func:`repeats`: its devices' names, (host, port,
+    enabled), measurement mRIDs (bytes) and (equipment, type, phases) keys."""
+    devices = cfg.devices
+    return (tuple(d.name for d in devices),
+            tuple((d.host, d.port, d.enabled) for d in devices),
+            tuple(cfg.measurement_mrid(p).bytes for d in devices for p in d.points),
+            tuple((p.measurement.equipment, p.measurement.type, p.measurement.phases) for d in devices for p in d.points))
+
+
+def repeats(parts: Any) -> bool:
+    """True if the parts (their :func:`facts`, in file order) repeat what ``Config._references`` wants unique
+    across the whole site: a device name, an enabled device's host and port used by an earlier device, a
+    measurement mRID, an (equipment, type, phases). Each part was validated alone, so only repeats across
+    parts are left to find."""
+    names: set = set()
+    used: set = set()
+    mrids: set = set()
+    topics: set = set()
+    for n, eps, m, t in parts:
+        if not names.isdisjoint(n) or not mrids.isdisjoint(m) or not topics.isdisjoint(t):
+            return True
+        if any(enabled and (host, port) in used for host, port, enabled in eps):
+            return True
+        names.update(n)
+        mrids.update(m)
+        topics.update(t)
+        used.update((host, port) for host, port, _ in eps)
+    return False

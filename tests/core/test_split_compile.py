@@ -229,3 +229,49 @@ def test_the_number_of_processes_can_be_forced(monkeypatch, caplog) -> None:
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
     assert splitcompile.worth_splitting() is False  # one core: never two processes
+
+@pytest.mark.parametrize("parts", [3, 5, 40])
+@pytest.mark.parametrize("bare", [False, True])
+def test_a_site_cut_in_many_parts_is_the_whole_file(parts: int, bare: bool) -> None:
+    """The emulator's loader (gateway/chunkload.py) cuts the list in parts of ~2 MB; ``bare`` parts hold only
+    their devices (the rest of the file is validated once, from the first part)."""
+    data = site(90, 30, 1.0)
+    text = yaml.safe_dump(data, sort_keys=False).replace("\ndevices:\n", "\ndevices:  # meters\n# the first\n\n")
+    text += "z_after_the_list: 1\n"
+    full = yaml.safe_load(text)
+    cut = split_devices(text, parts, bare=bare)
+    assert cut is not None and len(cut) == min(parts, 30)
+    devices: list = []
+    for k, part in enumerate(cut):
+        node, got = _parse(part.text)
+        assert confirms(node, part)
+        if k and bare:
+            assert list(got) == ["devices"]  # type: ignore[arg-type]
+        else:
+            assert part.text.count("\n") == text.count("\n")
+            assert {k: v for k, v in got.items() if k != "devices"} == {k: v for k, v in full.items() if k != "devices"}  # type: ignore[union-attr]
+        devices += got["devices"]  # type: ignore[index]
+    assert devices == full["devices"]
+    assert split_devices(text, 2) == split_devices(text)  # the gateway's two halves are unchanged
+
+
+@pytest.mark.parametrize("template", TRICKY)
+def test_a_cut_in_many_parts_that_changes_the_data_is_never_used(template: str) -> None:
+    text = template.format(tail="z: 1\n")
+    try:
+        full = yaml.safe_load(text)
+    except yaml.YAMLError:
+        full = "error"
+    cut = split_devices(text, 3, bare=True)
+    if cut is None:
+        return
+    devices: list = []
+    for part in cut:
+        try:
+            node, got = _parse(part.text)
+        except yaml.YAMLError:
+            return
+        if not confirms(node, part):
+            return
+        devices += got["devices"]  # type: ignore[index]
+    assert devices == full["devices"]  # type: ignore[index]
