@@ -29,9 +29,11 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from gateway.site.ratelimit import PeerWarnings
+
+M = TypeVar("M")
 
 __all__ = ["ConnGuard", "ForeignGuard", "GuardLimits", "PeerWarnings", "accepted_sockets", "quiet_accept_errors"]
 
@@ -185,7 +187,54 @@ class ConnGuard:
 SWEEP_SLICE = 256
 
 
-class _SweepRound:
+class _LoopRound(Generic[M]):
+    """Members of one event loop sharing one periodic task (``_run``, in a subclass) and one interval: the
+    task starts with the first member and ends with the last; the registry holds the loop weakly (a strong
+    reference from here would keep a closed loop alive; the loop holds the task while it sleeps)."""
+
+    TASK = "rounds"  # the task's name, with the interval
+    _rounds: ClassVar["weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Any]]"]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._rounds = weakref.WeakKeyDictionary()  # one registry per kind of round
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.interval = interval
+        self.guards: dict[int, M] = {}  # by id(): a guard (a dataclass) is not hashable
+        self._loop = weakref.ref(loop)
+        self._task: weakref.ref[asyncio.Task] | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, interval: float) -> Self:
+        by_interval = cls._rounds.setdefault(loop, {})
+        r = by_interval.get(interval)
+        if r is None:
+            r = by_interval[interval] = cls(loop, interval)
+        return r
+
+    def add(self, member: M) -> None:
+        self.guards[id(member)] = member
+        task = self._task() if self._task is not None else None
+        if task is None or task.done():
+            loop = self._loop()
+            if loop is not None:
+                self._task = weakref.ref(loop.create_task(self._run(), name=f"{self.TASK} every {self.interval:g} s"))
+
+    def remove(self, member: M) -> None:
+        if self.guards.get(id(member)) is member:
+            del self.guards[id(member)]
+        if not self.guards and self._task is not None:
+            task = self._task()
+            if task is not None:
+                task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _SweepRound(_LoopRound["ConnGuard"]):
     """The guards of one event loop with one sweep interval, swept by one task: each guard once per
     interval (a guard just added, or while others come and go, at most two intervals apart), a
     slice of SWEEP_SLICE guards per wake-up with the slices spread evenly over the interval.
@@ -194,39 +243,7 @@ class _SweepRound:
     step, and every 5 s the loop woke 5,000 tasks back to back: on asyncio's loop every reply
     waited 21-39 ms at 5,000 devices, 80-102 ms at 9,500 (docs/performance.md, "Stop 25")."""
 
-    _rounds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _SweepRound]]" = weakref.WeakKeyDictionary()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
-        self.interval = interval
-        self.guards: dict[int, ConnGuard] = {}  # by id(): a guard (a dataclass) is not hashable
-        # weak: the loop holds the task while it sleeps; a strong reference from here would keep the loop alive
-        self._loop = weakref.ref(loop)
-        self._task: weakref.ref[asyncio.Task] | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop, interval: float) -> "_SweepRound":
-        by_interval = cls._rounds.setdefault(loop, {})
-        r = by_interval.get(interval)
-        if r is None:
-            r = by_interval[interval] = cls(loop, interval)
-        return r
-
-    def add(self, guard: ConnGuard) -> None:
-        self.guards[id(guard)] = guard
-        task = self._task() if self._task is not None else None
-        if task is None or task.done():
-            loop = self._loop()
-            if loop is not None:
-                self._task = weakref.ref(loop.create_task(self._run(), name=f"guard sweeps every {self.interval:g} s"))
-
-    def remove(self, guard: ConnGuard) -> None:
-        if self.guards.get(id(guard)) is guard:
-            del self.guards[id(guard)]
-        if not self.guards and self._task is not None:
-            task = self._task()
-            if task is not None:
-                task.cancel()
-            self._task = None
+    TASK = "guard sweeps"
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -427,7 +444,7 @@ class ForeignGuard:
             self._round = None
 
 
-class _ForeignRound:
+class _ForeignRound(_LoopRound["ForeignGuard"]):
     """The ForeignGuards of one event loop and interval, inspected by one task: one pass over
     /proc/self/fd per interval, each accepted socket handed to the guards of its port.
 
@@ -436,38 +453,7 @@ class _ForeignRound:
     servers with a connection each, 909 descriptors: 1.88 CPU-s a round, against 10 ms for one shared
     pass), and the tasks of servers started together woke in step (docs/performance.md, "Stop 25")."""
 
-    _rounds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _ForeignRound]]" = weakref.WeakKeyDictionary()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
-        self.interval = interval
-        self.guards: dict[int, ForeignGuard] = {}
-        self._loop = weakref.ref(loop)  # weak, as _SweepRound's: the loop holds the task while it sleeps
-        self._task: weakref.ref[asyncio.Task] | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop, interval: float) -> "_ForeignRound":
-        by_interval = cls._rounds.setdefault(loop, {})
-        r = by_interval.get(interval)
-        if r is None:
-            r = by_interval[interval] = cls(loop, interval)
-        return r
-
-    def add(self, fg: ForeignGuard) -> None:
-        self.guards[id(fg)] = fg
-        task = self._task() if self._task is not None else None
-        if task is None or task.done():
-            loop = self._loop()
-            if loop is not None:
-                self._task = weakref.ref(loop.create_task(self._run(), name=f"C servers' connections every {self.interval:g} s"))
-
-    def remove(self, fg: ForeignGuard) -> None:
-        if self.guards.get(id(fg)) is fg:
-            del self.guards[id(fg)]
-        if not self.guards and self._task is not None:
-            task = self._task()
-            if task is not None:
-                task.cancel()
-            self._task = None
+    TASK = "C servers' connections"
 
     def inspect(self) -> None:
         """One pass: every guard swept with its port's sockets (none: its connections are gone)."""
