@@ -4,9 +4,10 @@ The source layout's top-level folders are installed as they are (gateway, device
 the shipped configs (configs/) as the package data ``gridgate_configs``, so an installed gridgate finds
 the example site, the network profiles and the scenarios by name from any directory.
 
-Built as a Limited-API (abi3, cp311) extension unless the interpreter is free-threaded.
+Built as Limited-API (abi3, cp311) extensions unless the interpreter is free-threaded.
 Without a working compiler the build is skipped with one warning and firmware_sim runs on
-its pure-Python reference implementation. No -march=native: wheels are distributed.
+its pure-Python reference implementation; without libyaml's headers gateway.site._yamlfast is
+skipped the same way and site files are read by PyYAML alone. No -march=native: wheels are distributed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 _spec = importlib.util.spec_from_file_location("build_native", Path(__file__).parent / "firmware_sim" / "build_native.py")
@@ -30,21 +31,36 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as e:  # no compiler at all (DistutilsPlatformError and friends)
-            self._skip(e)
+            self._skip(e, None)
 
     def build_extension(self, ext) -> None:
         try:
             super().build_extension(ext)
         except Exception as e:  # compiler present but failing
-            self._skip(e)
+            self._skip(e, ext.name)
 
     @staticmethod
-    def _skip(e: Exception) -> None:
-        print(
-            f"WARNING: firmware_sim C core not built ({type(e).__name__}: {e}); "
-            "the pure-Python reference backend will be used",
-            file=sys.stderr,
-        )
+    def _skip(e: Exception, name: str | None) -> None:
+        what = _SKIPPED.get(name, "the C extensions (" + ", ".join(_SKIPPED.values()) + ")")
+        print(f"WARNING: {what} not built ({type(e).__name__}: {e}); the pure-Python path will be used", file=sys.stderr)
+
+
+_SKIPPED = {
+    "firmware_sim._native": "firmware_sim C core",
+    "gateway.site._yamlfast": "gateway.site._yamlfast YAML builder (needs libyaml-dev)",
+}
+
+
+def yamlfast_extension() -> Extension:
+    """gateway/site/_yamlfast.c: a site's YAML -> Python data from libyaml's events (docs/performance.md, Stop 25)."""
+    return Extension(
+        "gateway.site._yamlfast",
+        sources=["gateway/site/_yamlfast.c"],
+        extra_compile_args=["-std=c99", "-O2", "-Wall"],
+        libraries=["yaml"],
+        py_limited_api=not build_native.FREE_THREADED,
+        define_macros=[] if build_native.FREE_THREADED else [("Py_LIMITED_API", "0x030B0000")],
+    )
 
 
 setup(
@@ -54,9 +70,9 @@ setup(
     package_data={
         "gridgate_configs": ["*.yaml", "profiles/*.yaml", "scenarios/*.yaml"],
         "firmware_sim": ["csrc/*.c", "csrc/*.h", "README.md"],
-        "gateway": ["protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
+        "gateway": ["site/_yamlfast.c", "protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
     },
-    ext_modules=[build_native.extension()],
+    ext_modules=[build_native.extension(), yamlfast_extension()],
     cmdclass={"build_ext": OptionalBuildExt},
     options={} if build_native.FREE_THREADED else {"bdist_wheel": {"py_limited_api": "cp311"}},
 )

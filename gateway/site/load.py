@@ -75,6 +75,13 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
+try:  # C: libyaml's events -> Python data (gateway/site/_yamlfast.c); not built without libyaml-dev or a compiler
+    from gateway.site._yamlfast import load as _fast_load
+except ImportError:
+    _fast_load = None
+if _Base is not getattr(yaml, "CSafeLoader", None):  # its parser must be the one PyYAML uses, libyaml
+    _fast_load = None
+
 _MAP, _SEQ = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _BOOL_TAG, _NULL_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
@@ -258,6 +265,13 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
         raise ConfigError(str(path), [f"cannot read: {e}"]) from None
     node = None
     with gc_paused():  # ~50 objects per point, none garbage: collections in between made large sites quadratic
+        if not lines and _fast_load is not None:
+            # C from libyaml's events, without PyYAML's Event and Node objects: a 10,000-point site
+            # (2.9 MB) 1.07 -> 0.2 CPU-s (docs/performance.md, Stop 25). What it does not build itself
+            # (tags, aliases, duplicate keys, errors, ...) it leaves to PyYAML below: the same data or error.
+            data = _fast_load(text)
+            if data is not NotImplemented:
+                return data, None
         try:
             loader = _LineLoader(text)
             try:
