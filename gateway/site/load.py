@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -75,12 +75,14 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
+_fast_load: Callable[[str], object] | None = None
 try:  # C: libyaml's events -> Python data (gateway/site/_yamlfast.c); not built without libyaml-dev or a compiler
-    from gateway.site._yamlfast import load as _fast_load
+    from gateway.site._yamlfast import load as _c_load
+
+    if _Base is getattr(yaml, "CSafeLoader", None):  # its parser must be the one PyYAML uses, libyaml
+        _fast_load = _c_load
 except ImportError:
-    _fast_load = None
-if _Base is not getattr(yaml, "CSafeLoader", None):  # its parser must be the one PyYAML uses, libyaml
-    _fast_load = None
+    pass
 
 _MAP, _SEQ = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
