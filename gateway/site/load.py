@@ -269,7 +269,7 @@ def load_yaml(path: str | Path, lines: bool = True) -> tuple[Any, dict[tuple, in
     with gc_paused():  # ~50 objects per point, none garbage: collections in between made large sites quadratic
         if not lines and _fast_load is not None:
             # C from libyaml's events, without PyYAML's Event and Node objects: a 10,000-point site
-            # (2.9 MB) 1.07 -> 0.2 CPU-s (docs/performance.md, Stop 25). What it does not build itself
+            # (2.9 MB) 0.85 -> 0.08 CPU-s (docs/performance.md, Stop 25). What it does not build itself
             # (tags, aliases, duplicate keys, errors, ...) it leaves to PyYAML below: the same data or error.
             data = _fast_load(text)
             if data is not NotImplemented:
