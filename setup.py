@@ -1,14 +1,14 @@
-"""Packages and the optional C extensions (firmware_sim's sampling core, the spool's record encoder);
-metadata is in pyproject.toml.
+"""Packages and the optional C extension of firmware_sim (the sampling core); metadata is in pyproject.toml.
 
 The source layout's top-level folders are installed as they are (gateway, devices, firmware_sim), and
 the shipped configs (configs/) as the package data ``gridgate_configs``, so an installed gridgate finds
 the example site, the network profiles and the scenarios by name from any directory.
 
 Built as Limited-API (abi3, cp311) extensions unless the interpreter is free-threaded.
-Without a working compiler (or zlib's header, for the spool's encoder) a build is skipped with one
-warning and the pure-Python implementation is used (firmware_sim's reference backend, the spool's
-Python record loop). No -march=native: wheels are distributed.
+Without a working compiler the build is skipped with one warning and firmware_sim runs on
+its pure-Python reference implementation; without libyaml's headers gateway.site._yamlfast is
+skipped the same way and site files are read by PyYAML alone; without zlib's the spool's record
+encoder, and the spool uses its Python loop. No -march=native: wheels are distributed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as e:  # no compiler at all (DistutilsPlatformError and friends)
-            self._skip(e)
+            self._skip(e, None)
 
     def build_extension(self, ext) -> None:
         try:
@@ -41,22 +41,27 @@ class OptionalBuildExt(build_ext):
             self._skip(e, ext.name)
 
     @staticmethod
-    def _skip(e: Exception, name: str = "firmware_sim._native") -> None:
-        what = ("firmware_sim C core", "the pure-Python reference backend") if name == "firmware_sim._native" else (
-            "the spool's C record encoder", "its Python loop")
-        print(f"WARNING: {what[0]} not built ({type(e).__name__}: {e}); {what[1]} will be used", file=sys.stderr)
+    def _skip(e: Exception, name: str | None) -> None:
+        what = _SKIPPED.get(name, "the C extensions (" + ", ".join(_SKIPPED.values()) + ")")
+        print(f"WARNING: {what} not built ({type(e).__name__}: {e}); the pure-Python path will be used", file=sys.stderr)
 
 
-def spool_records() -> Extension:
-    """The spool's record encoder (gateway/northbound/_records.c; segment_log.py falls back to Python without it)."""
-    limited = not build_native.FREE_THREADED
+_SKIPPED = {
+    "firmware_sim._native": "firmware_sim C core",
+    "gateway.site._yamlfast": "gateway.site._yamlfast YAML builder (needs libyaml-dev)",
+    "gateway.northbound._records": "the spool's C record encoder (needs zlib's header)",
+}
+
+
+def optional_extension(name: str, library: str) -> Extension:
+    """One of gridgate's own optional C modules (``name``'s .c beside its package), linked with ``library``."""
     return Extension(
-        "gateway.northbound._records",
-        sources=["gateway/northbound/_records.c"],
+        name,
+        sources=[name.replace(".", "/") + ".c"],
         extra_compile_args=["-std=c99", "-O2", "-Wall"],
-        libraries=["z"],
-        py_limited_api=limited,
-        define_macros=[("Py_LIMITED_API", "0x030B0000")] if limited else [],
+        libraries=[library],
+        py_limited_api=not build_native.FREE_THREADED,
+        define_macros=[] if build_native.FREE_THREADED else [("Py_LIMITED_API", "0x030B0000")],
     )
 
 
@@ -67,9 +72,10 @@ setup(
     package_data={
         "gridgate_configs": ["*.yaml", "profiles/*.yaml", "scenarios/*.yaml"],
         "firmware_sim": ["csrc/*.c", "csrc/*.h", "README.md"],
-        "gateway": ["protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
+        "gateway": ["site/_yamlfast.c", "protocols/*/sample-site.yaml", "protocols/*/README.md", "hmi/static/**/*"],
     },
-    ext_modules=[build_native.extension(), spool_records()],
+    ext_modules=[build_native.extension(), optional_extension("gateway.site._yamlfast", "yaml"),
+                 optional_extension("gateway.northbound._records", "z")],
     cmdclass={"build_ext": OptionalBuildExt},
     options={} if build_native.FREE_THREADED else {"bdist_wheel": {"py_limited_api": "cp311"}},
 )

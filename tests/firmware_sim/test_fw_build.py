@@ -37,6 +37,10 @@ def _setup_tree(tmp_path: Path) -> Path:
     (tmp_path / "firmware_sim").mkdir()
     shutil.copy(ROOT / "firmware_sim" / "build_native.py", tmp_path / "firmware_sim")
     shutil.copytree(ROOT / "firmware_sim" / "csrc", tmp_path / "firmware_sim" / "csrc")
+    (tmp_path / "gateway" / "site").mkdir(parents=True)
+    shutil.copy(ROOT / "gateway" / "site" / "_yamlfast.c", tmp_path / "gateway" / "site")
+    (tmp_path / "gateway" / "northbound").mkdir()
+    shutil.copy(ROOT / "gateway" / "northbound" / "_records.c", tmp_path / "gateway" / "northbound")
     return tmp_path
 
 
@@ -47,7 +51,11 @@ def test_setup_skips_the_extension_without_a_compiler(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "WARNING: firmware_sim C core not built" in r.stderr
+    assert "WARNING: gateway.site._yamlfast YAML builder (needs libyaml-dev) not built" in r.stderr
+    assert "WARNING: the spool's C record encoder (needs zlib's header) not built" in r.stderr
+    assert not glob.glob(str(d / "lib" / "gateway" / "northbound" / "_records*.so"))
     assert not glob.glob(str(d / "lib" / "firmware_sim" / "_native*.so"))
+    assert not glob.glob(str(d / "lib" / "gateway" / "site" / "_yamlfast*.so"))
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
@@ -57,6 +65,10 @@ def test_setup_builds_an_abi3_extension(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert glob.glob(str(d / "lib" / "firmware_sim" / "_native.abi3.so")), os.listdir(d / "lib" / "firmware_sim")
+    if Path("/usr/include/yaml.h").exists():  # libyaml-dev (the CI installs it)
+        assert glob.glob(str(d / "lib" / "gateway" / "site" / "_yamlfast.abi3.so")), r.stderr
+    if Path("/usr/include/zlib.h").exists():  # zlib1g-dev (python3-dev brings it)
+        assert glob.glob(str(d / "lib" / "gateway" / "northbound" / "_records.abi3.so")), r.stderr
 
 
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None, reason="gcc-aarch64-linux-gnu not installed")
@@ -65,4 +77,8 @@ def test_cross_compile_for_aarch64(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "ggfw-aarch64.o").read_bytes()[:4] == b"\x7fELF"
+    if Path("/usr/include/yaml.h").exists():
+        assert (tmp_path / "yamlfast-aarch64.o").read_bytes()[18:20] == b"\xb7\x00", r.stderr
+    if Path("/usr/include/zlib.h").exists():
+        assert (tmp_path / "records-aarch64.o").read_bytes()[18:20] == b"\xb7\x00", r.stderr  # EM_AARCH64
     assert b"\xb7\x00" == (tmp_path / "ggfw-aarch64.o").read_bytes()[18:20]  # e_machine EM_AARCH64

@@ -57,6 +57,10 @@ def test_the_wheel_holds_the_product_and_none_of_the_source_tree(installed: Path
     paths = json.loads(r.stdout)
     assert all(str(installed) in p for p in paths), paths  # nothing from the checkout
     assert all(Path(p).exists() for p in paths)
+    if Path("/usr/include/yaml.h").exists():  # the wheel carries the C YAML builder, and the loader uses it
+        code = "from gateway.site import load; print(load._fast_load is not None, load._fast_load('a: [1, x]'))"
+        r = subprocess.run([installed / "bin/python", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert r.stdout.split(None, 1) == ["True", "{'a': [1, 'x']}\n"], r.stderr
     v = _run(installed, tmp_path, "--version")
     assert v.returncode == 0 and v.stdout.startswith("gridgate ")
 
