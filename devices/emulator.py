@@ -192,14 +192,13 @@ class Emulator:
         """Room for ``n`` devices' listening sockets (else a clear error before any is opened) and, where the
         hard limit allows, one master connection each (else a warning saying how many fit)."""
         want = 2 * n + BASE
-        budget = ensure_open_files(
+        soft = ensure_open_files(
             n + BASE, want, f"emulating {n:,} devices (a listening socket each, one more per connected master)",
-            f"{raise_hint(-(-want // 1024) * 1024)}, or run fewer devices per process "
-            "(`gridgate emulate --processes N`, or `--device`).")
-        if budget.short_of(want):
-            self._skip(f"emulator: open-file limit {budget.soft:,} (hard limit): room for about {budget.soft - n - BASE:,} "
+            f"{raise_hint(want)}, or run fewer devices per process (`gridgate emulate --processes N`, or `--device`).")
+        if soft < want:
+            self._skip(f"emulator: open-file limit {soft:,} (hard limit): room for about {soft - n - BASE:,} "
                        f"master connections to {n:,} devices; further masters get no answer until others close "
-                       f"({raise_hint(-(-want // 1024) * 1024)})")
+                       f"({raise_hint(want)})")
 
     async def start_device(self, name: str) -> RunningDevice | None:
         i, d = self._by_name[name]

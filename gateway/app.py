@@ -288,7 +288,7 @@ class Gateway:
     async def start(self) -> None:
         n = len(self.sources) + BASE  # a connection per device, before any is opened: a clear error, not EMFILE mid-poll
         ensure_open_files(n, n, f"a gateway of {len(self.sources):,} devices (a connection each)",
-                          f"{raise_hint(-(-n // 1024) * 1024)}, or split the site over gateways (docs/scaling.md).")
+                          f"{raise_hint(n)}, or split the site over gateways (docs/scaling.md).")
         self._commands_setup()
         await self.publisher.start()
         if self.sparkplug is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import resource
-from dataclasses import dataclass
 
 #: descriptors a process uses besides its devices' sockets: stdio, the event loop, the spool's
 #: files, the MQTT connection, the fault API and metrics listeners, log files, libraries' pipes
@@ -28,23 +27,12 @@ class OpenFilesError(OSError):
         return str(self.strerror)
 
 
-@dataclass(frozen=True)
-class Budget:
-    soft: int  # the soft limit now
-    hard: int
-    raised_from: int | None  # the soft limit before, when it was raised
-
-    def short_of(self, want: int) -> int:
-        """How many descriptors ``want`` lacks under the soft limit (0: it fits)."""
-        return max(0, want - self.soft)
-
-
-def ensure_open_files(need: int, want: int, what: str, fix: str) -> Budget:
-    """Raise the soft RLIMIT_NOFILE to ``want`` if needed (never past the hard limit).
+def ensure_open_files(need: int, want: int, what: str, fix: str) -> int:
+    """Raise the soft RLIMIT_NOFILE to ``want`` if needed (never past the hard limit); returns the soft limit now.
 
     ``need``: what ``what`` cannot start without; above the hard limit this raises
     :class:`OpenFilesError`, naming both figures and ``fix``. ``want``: what it uses at full
-    strength (e.g. one master per device); the caller warns with :meth:`Budget.short_of`."""
+    strength (e.g. one master per device); the caller warns when the limit returned is below it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     top = hard if hard != resource.RLIM_INFINITY else max(want, need)
     if need > top:
@@ -54,11 +42,12 @@ def ensure_open_files(need: int, want: int, what: str, fix: str) -> Budget:
             f"{soft:,} (hard limit {hard:,}). {fix}")
     target = min(max(want, need), top)
     if target <= soft:
-        return Budget(soft, hard, None)
+        return soft
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return Budget(target, hard, soft)
+    return target
 
 
 def raise_hint(n: int) -> str:
-    """The usual ways to give a process ``n`` open files."""
+    """The usual ways to give a process ``n`` open files (rounded up to a multiple of 1,024)."""
+    n = -(-n // 1024) * 1024
     return f"Raise the limit: `ulimit -n {n}` in the shell (as root: `ulimit -Hn` first), LimitNOFILE={n} in a systemd unit"
