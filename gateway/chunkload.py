@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from gateway.site.isolate import start_child
-from gateway.site.yamlsplit import Part, confirms, facts, repeats, split_devices
+from gateway.site.load import whole_file_is_faster
+from gateway.site.yamlsplit import Part, facts, parse_part, repeats, split_devices
 
 T = TypeVar("T")
 
@@ -40,7 +41,7 @@ def load_parts(path: str | Path, per_part: Callable[[Any, tuple[bytes, ...]], T 
     """``per_part(cfg, mrids)`` of every part in file order (``cfg``: a validated Config holding that part's
     devices and the rest of the site; ``mrids``: its points' measurement mRIDs, 16 bytes each, in order), or
     None (load the file whole)."""
-    if not hasattr(os, "fork") or _whole_is_faster():
+    if not hasattr(os, "fork") or whole_file_is_faster():
         return None
     try:
         text = Path(path).read_text(encoding="utf-8")  # as gateway/site/load.py reads it
@@ -72,16 +73,6 @@ def load_parts(path: str | Path, per_part: Callable[[Any, tuple[bytes, ...]], T 
     return [out for _, out in done]
 
 
-def _whole_is_faster() -> bool:
-    """With the C YAML builder (gateway/site/_yamlfast.c) the whole file in one process is the faster load:
-    the parts still compose PyYAML node trees (confirming each cut needs their marks). Cold
-    `gridgate emulate` of 9,500 devices (55 MB): whole 12.1 s / 11.9 CPU-s / 1.5 GB peak, parts 22.6 s /
-    31.5 CPU-s / 0.96 GB (load 0.2-0.6, Stop 25). Without the builder the parts stay (3.1 GB whole)."""
-    from gateway.site import load
-
-    return load._fast_load is not None
-
-
 def _two_cores() -> bool:
     """A second process whenever there are two cores: ~25 CPU-s of work at 9,500 devices, of which the helper's
     own cost (pickling its results back) is ~1.5, and on a shared machine two runnable processes get about
@@ -111,18 +102,13 @@ def _part(part: Part, head: dict | None, per_part: Callable[[Any, tuple[bytes, .
     from pydantic import ValidationError
 
     from gateway.config import Config
-    from gateway.site.load import _construct_tree, _LineLoader
 
     try:
-        loader = _LineLoader(part.text)
-        try:
-            node = loader.get_single_node()
-            if not confirms(node, part):
-                raise _Refused()
-            data = _construct_tree(loader, node)
-        finally:
-            loader.dispose()
-        del node  # ~70 % of the part's memory: gone before the model is built
+        parsed = parse_part(part)
+        if parsed is None:
+            raise _Refused()
+        data = parsed[1]
+        del parsed  # the node tree, ~70 % of the part's memory: gone before the model is built
         if head is not None:
             if list(data) != ["devices"]:
                 raise _Refused()

@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 
 from gateway.site.isolate import start_child
-from gateway.site.yamlsplit import Part, confirms, split_devices
+from gateway.site.load import whole_file_is_faster
+from gateway.site.yamlsplit import Part, parse_part, split_devices
 
 #: what a part built, never freed: both processes end right after (the loader child and the second half
 #: both leave through ``os._exit``), and freeing 5,000 points' nodes, dicts and models took ~0.05 s each
@@ -49,18 +50,9 @@ def worth_splitting() -> bool:
         log.warning("%s=%r: expected 1, 2 or auto; using auto", PROCESSES_ENV, forced)
     elif forced != "auto":
         return cores >= 2 and forced == "2"
-    if _c_yaml():
+    if whole_file_is_faster():
         return False
     return cores >= 2 and os.getloadavg()[0] < cores - 1
-
-
-def _c_yaml() -> bool:
-    """The C YAML builder (gateway/site/_yamlfast.c) makes one process the faster compile: the halves still
-    compose PyYAML node trees, whose marks confirm the cut. 10,000 points, first value: one process 1.19 s,
-    two 1.83 s (load 0.6, Stop 25); the rule below was measured without the builder."""
-    from gateway.site import load
-
-    return load._fast_load is not None
 
 
 def compile_split(path: str | Path) -> bytes | None:
@@ -101,19 +93,14 @@ def _compile_part(part: Part) -> tuple | None:
     from pydantic import ValidationError
 
     from gateway.config import Config, drop_emulator_fields
-    from gateway.site.load import _construct_tree, _LineLoader
     from gateway.site.tables import Encoder, model_classes
     from gateway.startup import encode_site
 
     try:
-        loader = _LineLoader(part.text)
-        try:
-            node = loader.get_single_node()
-            if not confirms(node, part):
-                return None
-            data = _construct_tree(loader, node)
-        finally:
-            loader.dispose()
+        parsed = parse_part(part)
+        if parsed is None:
+            return None
+        node, data = parsed
         cfg = Config.model_validate(data)
     except (yaml.YAMLError, ValidationError, RecursionError):
         return None

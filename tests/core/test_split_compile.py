@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.site import load as site_load
 from gateway.site.errors import ConfigError
 from gateway.site.load import _construct_tree, _LineLoader
 from gateway.site.tables import Runtime
@@ -201,7 +202,7 @@ def test_a_bad_file_gets_the_errors_of_the_one_process_compile(small: Path, tmp_
 def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
     from gateway import splitcompile
 
-    monkeypatch.setattr(splitcompile, "_c_yaml", lambda: False)  # the rule of a build without the C YAML builder
+    monkeypatch.setattr(site_load, "_fast_load", None)  # the rule of a build without the C YAML builder
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
     for load, split in ((0.2, True), (0.9, True), (1.0, False), (6.0, False)):
         monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
@@ -213,23 +214,22 @@ def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
 
 def test_one_process_where_the_c_yaml_builder_is_built_unless_forced(monkeypatch) -> None:
     from gateway import splitcompile
-    from gateway.site import load
 
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(splitcompile.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr(load, "_fast_load", lambda text: NotImplemented)
+    monkeypatch.setattr(site_load, "_fast_load", lambda text: NotImplemented)
     assert splitcompile.worth_splitting() is False
     monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
     assert splitcompile.worth_splitting() is True
     monkeypatch.setenv(splitcompile.PROCESSES_ENV, "auto")
-    monkeypatch.setattr(load, "_fast_load", None)
+    monkeypatch.setattr(site_load, "_fast_load", None)
     assert splitcompile.worth_splitting() is True
 
 
 def test_the_number_of_processes_can_be_forced(monkeypatch, caplog) -> None:
     from gateway import splitcompile
 
-    monkeypatch.setattr(splitcompile, "_c_yaml", lambda: False)
+    monkeypatch.setattr(site_load, "_fast_load", None)
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
     for load in (0.2, 6.0):
         monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))

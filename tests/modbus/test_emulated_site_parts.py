@@ -16,7 +16,7 @@ import yaml
 
 from devices import emucache, emusite
 from gateway import chunkload, sitesummary
-from gateway.site import isolate
+from gateway.site import isolate, load
 from gateway.site.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def small_parts(monkeypatch, tmp_path):
     monkeypatch.setattr(sitesummary, "ISOLATE_BYTES", 0)
     monkeypatch.setattr(chunkload, "PART_BYTES", 1500)
     monkeypatch.setattr(chunkload, "_two_cores", lambda: True)
-    monkeypatch.setattr(chunkload, "_whole_is_faster", lambda: False)  # the path of a build without the C YAML builder
+    monkeypatch.setattr(load, "_fast_load", None)  # the path of a build without the C YAML builder
     monkeypatch.setenv("GRIDGATE_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -164,7 +164,6 @@ def test_gridgate_validate_of_a_large_file_prints_the_summary(tmp_path):
 def test_with_the_c_yaml_builder_a_large_file_is_loaded_whole(monkeypatch, tmp_path) -> None:
     """The parts compose PyYAML node trees; with libyaml's events built straight into data one process is faster
     (9,500 devices cold: 12.1 s against 22.6 s), so the parts are the path of a build without the builder."""
-    from gateway.site import load
 
     monkeypatch.setattr(chunkload, "PART_BYTES", 1500)
     path = _write(tmp_path, _site())
