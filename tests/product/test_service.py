@@ -151,8 +151,9 @@ def test_metrics_endpoint_serves_the_status_figures(tmp_path, mosquitto) -> None
                 time.sleep(0.3)
                 continue
             fams = {f.name: f for f in text_string_to_metric_families(body)}
-            pub = fams.get("gridgate_published")
-            if pub and pub.samples and pub.samples[0].value >= 3:
+            conn, pub = fams.get("gridgate_device_connected"), fams.get("gridgate_published")
+            # the status and catalog count as published before the device answers: wait for both
+            if conn and conn.samples and conn.samples[0].value >= 1 and pub and pub.samples[0].value >= 3:
                 break
             time.sleep(0.3)
         connected = fams["gridgate_device_connected"].samples
