@@ -4,11 +4,14 @@
 # under qemu-user. The aarch64 root is Debian's own packages (python3.11 and its libraries, extracted,
 # not installed), the Python packages the tests need are PyPI's aarch64 wheels. Emulated: correctness
 # is proven, speed figures from here are indicative only.
-#   .ci/aarch64-run.sh [WORKDIR]      (root: needs apt-get; about 1-3 minutes)
+#   .ci/aarch64-run.sh [WORKDIR]      (root: needs apt-get; about 1-3 minutes; a WORKDIR given is kept)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-$(mktemp -d /tmp/gg-aarch64-XXXXXX)}
-[ $# -gt 0 ] && shift  # the rest goes to pytest
+if [ $# -gt 0 ]; then
+  work=$1; shift  # kept: bench/bench_aarch64_gateway.sh runs in it; the rest goes to pytest
+else
+  work=$(mktemp -d /tmp/gg-aarch64-XXXXXX); trap 'rm -rf "$work"' EXIT  # 112 MB a run, none left behind
+fi
 root="$work/root"; site="$work/site"; pkg="$work/pkg"
 say() { printf '==> aarch64: %s\n' "$*" >&2; }
 export DEBIAN_FRONTEND=noninteractive

@@ -1,7 +1,7 @@
 """Command round-trip latency per protocol (p50/p99), through the real gateway.
 
-    PYTHONPATH=. python bench/bench_commands.py            # 200 commands per protocol (~1 min)
-    PYTHONPATH=. python bench/bench_commands.py --quick    # 40 per protocol
+    python bench/bench_commands.py            # 200 commands per protocol (~1 min)
+    python bench/bench_commands.py --quick    # 40 per protocol
 
 A control room (raw-socket MQTT client) publishes ``…/cmd/{mRID}`` on a private Mosquitto; the
 gateway checks the policy and operates the breaker on an emulated device (the emulator runs in
@@ -29,9 +29,11 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import load_average  # noqa: E402
 from gateway.app import Gateway, GatewayOptions  # noqa: E402
 from tests.commands.site import CMD, GW, Room, mrid, request, site  # noqa: E402
 from tests.support.mosquitto import Mosquitto, free_port  # noqa: E402
@@ -131,7 +133,7 @@ async def run(n: int, nodelay: bool = True) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="40 commands per protocol")
     ap.add_argument("-n", type=int, default=None, help="commands per protocol")
     ap.add_argument("--broker-nagle", action="store_true",
                     help="leave Mosquitto's set_tcp_nodelay at its default (false): shows the ~40 ms Nagle/delayed-ACK stall")
@@ -143,6 +145,7 @@ def main() -> None:
         for what, s in parts.items():
             print(f"{proto:10} {what:12} {s['n']:>4} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
     print(json.dumps(res))
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support import load_average, stop, wait_ports  # noqa: E402
 from tests.support.mosquitto import Mosquitto, free_port  # noqa: E402
 from tests.support.mqtt import Collector  # noqa: E402
 
@@ -32,7 +33,7 @@ VARIANTS = {
 }
 
 
-def variant_site(tmp: Path, url: str, extra: dict) -> Path:
+def variant_site(tmp: Path, url: str, extra: dict) -> tuple[Path, list[int]]:
     raw = yaml.safe_load(SITE.read_text())
     for d in raw["devices"]:
         d["port"] = free_port()
@@ -42,18 +43,18 @@ def variant_site(tmp: Path, url: str, extra: dict) -> Path:
         nb[k] = {"path": str(tmp / "spool.db")} if k == "spool" else v
     out = tmp / "site.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return out
+    return out, [d["port"] for d in raw["devices"] if d.get("enabled", True)]
 
 
 async def run(name: str, extra: dict, seconds: float) -> dict:
     with Mosquitto() as broker, tempfile.TemporaryDirectory() as tmp:
-        site = variant_site(Path(tmp), broker.url, extra)
+        site, ports = variant_site(Path(tmp), broker.url, extra)
         emu = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulate", "--config", str(site), "--no-fault-api"],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gw = None
         try:
             async with Collector(broker.port, ["gridgate/v1/+/meas/#"]) as sub:
-                time.sleep(2.0)  # devices listening
+                await asyncio.to_thread(wait_ports, ports, 60, emu)  # devices listening
                 gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(site)],
                                       cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await sub.wait_for(lambda: len(sub.messages) > 100, 60, "values")
@@ -63,10 +64,7 @@ async def run(name: str, extra: dict, seconds: float) -> dict:
                 await asyncio.sleep(seconds)
                 cpu1, n1, t1 = sum(p.cpu_times()[:2]), len(sub.messages), time.monotonic()
         finally:
-            for proc in (gw, emu):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(15)
+            stop(gw, emu, grace=15)
     values = n1 - n0
     return {"variant": name, "values_s": values / (t1 - t0), "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0),
             "cpu_us_value": 1e6 * (cpu1 - cpu0) / max(values, 1)}
@@ -76,11 +74,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=15.0)
     a = ap.parse_args()
-    print(f"example site, {a.seconds:g} s each, gateway process CPU (user+sys); load average {psutil.getloadavg()[0]:.1f}")
+    print(f"example site, {a.seconds:g} s each, gateway process CPU (user+sys); load average {load_average()}")
     print(f"{'variant':36} {'values/s':>9} {'CPU %':>7} {'CPU µs/value':>13}")
     for name, extra in VARIANTS.items():
         r = await run(name, extra, a.seconds)
         print(f"{r['variant']:36} {r['values_s']:9.0f} {r['cpu_pct']:7.1f} {r['cpu_us_value']:13.0f}", flush=True)
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":

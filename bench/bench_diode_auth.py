@@ -6,14 +6,20 @@ HMAC-SHA256 tag the diode uses, against CRC only and against Ed25519 per datagra
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.conduits.diode import DATA, pack, unpack
-from gateway.conduits.records import Record
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import load_average  # noqa: E402
+from gateway.conduits.diode import DATA, pack, unpack  # noqa: E402
+from gateway.conduits.records import Record  # noqa: E402
 
 N = 5000
 
@@ -26,6 +32,7 @@ def per_op(fn, n: int = N) -> float:  # noqa: ANN001
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     key = Ed25519PrivateKey.generate()
     pub = key.public_key()
     payload = json.dumps({"mRID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "value": 231.42, "timeStamp": "2026-12-06T04:00:00.000Z",
@@ -46,6 +53,7 @@ def main() -> None:
     print(f"datagram {len(plain)} bytes, tagged {len(tagged)} bytes (+{len(tagged) - len(plain)})")
     for k, v in rows.items():
         print(f"{k:26s} {v:8.1f} us/datagram  ({1e6 / v:9.0f} datagrams/s on one core)")
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_gateway import site, stop, wait_ports  # noqa: E402
+from bench.bench_gateway import site  # noqa: E402
+from bench.support import below_ephemeral, percentile, stop, wait_ports  # noqa: E402
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -84,7 +85,7 @@ def stop_all(emu: subprocess.Popen) -> None:
         children = psutil.Process(emu.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    stop(emu, 30)
+    stop(emu, grace=30)
     _, alive = psutil.wait_procs(children, timeout=30)
     for p in alive:
         p.kill()
@@ -106,26 +107,6 @@ def raise_open_files(need: int) -> int:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def below_ephemeral(n: int, base: int | None = None) -> list[int]:
-    """n loopback ports that bind now, below the kernel's ephemeral range (from ``base`` up, if given):
-    thousands of ports picked from that range (free_port) get taken by other programs' outgoing
-    connections during a long start-up."""
-    import socket
-
-    lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    out: list[int] = []
-    for port in range(max(1024, lo - 2 * n - 2000) if base is None else base, lo):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        out.append(port)
-        if len(out) == n:
-            return out
-    raise SystemExit(f"not {n} free ports below the ephemeral range ({lo})")
 
 
 async def poll_device(port: int, registers: int, interval: float, until: float, lat: list[float], errors: list[str]) -> None:
@@ -174,11 +155,6 @@ def client(ports: list[int], args: argparse.Namespace, start_at: float) -> tuple
         await asyncio.gather(*tasks)
         return lat, errors
     return asyncio.run(run())
-
-
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
 async def run_one(n: int, args: argparse.Namespace) -> dict:

@@ -1,7 +1,7 @@
 """firmware_sim speed: point-samples/s (C vs Python reference vs NumPy) and tick lateness at 1 kHz.
 
-    PYTHONPATH=. python bench/bench_firmware.py            # full run (~1 min)
-    PYTHONPATH=. python bench/bench_firmware.py --quick    # short run, smaller figures
+    python bench/bench_firmware.py            # full run (~1 min)
+    python bench/bench_firmware.py --quick    # short run, smaller figures
 
 Throughput: every point is a sine with noise (the wave kernel); C runs tick() = compute +
 registers + changed flags + seqlock publish, on one core without the GIL. NumPy computes
@@ -21,9 +21,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-from firmware_sim import Firmware, SimPoint
-from firmware_sim.build_native import build_inplace, is_stale
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from firmware_sim import Firmware, SimPoint  # noqa: E402
+from firmware_sim.build_native import build_inplace, is_stale  # noqa: E402
 
 T0 = 1_763_800_000.0
 
@@ -194,15 +197,23 @@ def lateness_table(seconds: float, realtime: bool, spin: float = 0.0) -> None:
 
 def baseline_sampler():
     """The C core built without the AVX2 clone (plain SSE2 / the distributed baseline), in a temp dir."""
-    import glob
-    import importlib.util
-    import os
     import shutil
     import tempfile
 
     from firmware_sim import build_native
 
     tmp = tempfile.mkdtemp(prefix="ggfw-baseline-")
+    try:
+        return _build_baseline(tmp, build_native)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the module is loaded: Linux keeps a mapped .so after its unlink
+
+
+def _build_baseline(tmp: str, build_native):  # noqa: ANN001, ANN202
+    import glob
+    import importlib.util
+    import shutil
+
     shutil.copytree(build_native.HERE / "csrc", os.path.join(tmp, "src", "csrc"))
     script = (
         "import sys; sys.path.insert(0, %r)\n"

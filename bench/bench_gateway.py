@@ -28,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support import proc_stats, stop, wait_ports  # noqa: E402
 from tests.support.mosquitto import Mosquitto, free_port  # noqa: E402
 
 TYPES = [("LineCurrent", p) for p in ("A", "B", "C", "N")] + [("PhaseVoltage", p) for p in ("AN", "BN", "CN")] + [
@@ -60,16 +61,6 @@ def site(points: int, devices: int, poll: float) -> dict:
             "substations": [{"name": "SUB", "bays": bays}], "devices": devs}
 
 
-def stop(p: subprocess.Popen, grace: float = 10) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds: a bench never leaves a process behind."""
-    p.terminate()
-    try:
-        p.wait(grace)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
-
-
 async def watch(pid: int, sub: "Counter", n0: int, seconds: float) -> tuple[float, int]:
     """The measuring window: (elapsed s, peak RSS of ``pid``), sampled once a second with progress on stderr."""
     t0 = time.monotonic()
@@ -79,16 +70,6 @@ async def watch(pid: int, sub: "Counter", n0: int, seconds: float) -> tuple[floa
         rss_max = max(rss_max, proc_stats(pid)[1])
         print(f"  {time.monotonic() - t0:4.0f} s  received {sub.values - n0}", file=sys.stderr, end="\r")
     return time.monotonic() - t0, rss_max
-
-
-def proc_stats(pid: int) -> tuple[float, int]:
-    """(cpu seconds, rss bytes) of a process"""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-    return cpu, rss
 
 
 class Counter:
@@ -120,47 +101,45 @@ class Counter:
         await self.client.disconnect()
 
 
-def wait_ports(ports: list[int], timeout: float, proc: subprocess.Popen | None = None) -> float:
-    """Seconds until every emulated device accepts a TCP connection (the emulator is up)."""
-    import socket
-
-    t0 = time.monotonic()
-    pending = list(ports)
-    while pending:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"emulator: {len(pending)} device ports still closed after {timeout:.0f} s")
-        try:
-            socket.create_connection(("127.0.0.1", pending[-1]), timeout=1).close()
-            pending.pop()
-        except OSError:
-            time.sleep(0.2)
-    return time.monotonic() - t0
-
-
-def py_spy(pid: int, out: str, seconds: float) -> subprocess.Popen:
-    """Sample the gateway for the measured window into a flame graph (py-spy from this venv or PATH)."""
+def py_spy_exe() -> Path:
+    """py-spy from this venv or PATH; exits with how to install it (checked before anything starts)."""
     exe = Path(sys.executable).with_name("py-spy")
     if not exe.exists():
         exe = Path(shutil.which("py-spy") or "")
     if not exe.name:
         raise SystemExit("--py-spy: py-spy is not installed (pip install py-spy into the bench's venv)")
+    return exe
+
+
+def py_spy(pid: int, out: str, seconds: float) -> subprocess.Popen:
+    """Sample the gateway for the measured window into a flame graph."""
     # the window is measured with the sampler running: its cost is in the emulator/bench, not in the gateway process
-    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-                             "--nonblocking", "--output", out, "--format", "flamegraph" if out.endswith(".svg") else "raw"],
+    return subprocess.Popen([str(py_spy_exe()), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
+                             "200", "--nonblocking", "--output", out,
+                             "--format", "flamegraph" if out.endswith(".svg") else "raw"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+#: the gateway's status interval (GatewayOptions.status_interval): its own readings/published counters come that often
+STATUS_EVERY_S = 10.0
+
+
 async def run_one(points: int, args: argparse.Namespace) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
+    with tempfile.TemporaryDirectory(prefix="gg-bench-") as d:
+        return await _run_one(points, args, Path(d))
+
+
+async def _run_one(points: int, args: argparse.Namespace, tmp: Path) -> dict:
     cfg = tmp / "site.yaml"
     data = site(points, args.devices, args.poll)
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     cli = [sys.executable, "-m", "gateway.cli"]
     env = dict(os.environ, GRIDGATE_CACHE_DIR=str(tmp / "cache"))  # a cold start first, then a warm restart
     with Mosquitto() as broker:
-        emu = subprocess.Popen([*cli, "emulate", "--config", str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL)
+        # no fault API: nothing injects faults here, and it would share a name registry with other emulators; a cache
+        # of its own: the gateway's first start must not find the site file parsed by the emulator
+        emu = subprocess.Popen([*cli, "emulate", "--config", str(cfg), "--no-fault-api"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, env=dict(env, GRIDGATE_CACHE_DIR=str(tmp / "emulator-cache")))
         gw = None
         try:
             emu_start = wait_ports([d["port"] for d in data["devices"]], 600, emu)
@@ -172,11 +151,14 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                                       stdout=subprocess.DEVNULL, env=env)
                 deadline = t_gw + 300
                 while not sub.values and time.monotonic() < deadline:
+                    if gw.poll() is not None:
+                        raise SystemExit(f"the gateway exited with code {gw.returncode} before its first value")
                     await asyncio.sleep(0.02)
                 if not sub.values:
                     raise SystemExit("no value within 300 s of the gateway's start")
                 first_value_s = sub.first_at - t_gw
                 rss_first = proc_stats(gw.pid)[1]
+                st_first = len(sub.status)
                 await asyncio.sleep(args.warmup)
                 n0 = sub.values
                 cpu0, _ = proc_stats(gw.pid)
@@ -191,23 +173,30 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 ecpu1, _ = proc_stats(emu.pid)
                 bcpu1, _ = proc_stats(broker.proc.pid)
                 me1 = time.process_time()
+                print(file=sys.stderr)
                 if spy is not None:
                     spy.wait(60)
-                    print(f"\nflame graph of the gateway: {args.py_spy}", file=sys.stderr)
-                statuses = [st for st in sub.status[st0:] if st.get("state") == "online" and st.get("stats")]
+                    print(f"flame graph of the gateway: {args.py_spy}", file=sys.stderr)
+                # the gateway's own rates come from two of its status reports: the last one before the window (after
+                # the first value) and the last in it, or the next after it when the window is shorter than their interval
+                def online() -> list[dict]:
+                    return [st for st in sub.status[max(st_first, st0 - 1):] if st.get("state") == "online" and st.get("stats")]
+
+                until = time.monotonic() + STATUS_EVERY_S + 2
+                while len(online()) < 2 and time.monotonic() < until:
+                    await asyncio.sleep(0.1)
+                statuses = online()
                 # restart: the parsed config is cached now, as on any restart after the first
-                gw.terminate()
-                gw.wait(30)
+                stop(gw, grace=30)
                 await asyncio.sleep(1)  # values still in flight from the stopped gateway
                 sub.values, sub.first_at = 0, 0.0
                 t_gw = time.monotonic()
                 gw = subprocess.Popen([*cli, "gateway", "--config", str(cfg), "--broker", broker.url], cwd=ROOT,
                                       stdout=subprocess.DEVNULL, env=env)
-                while not sub.values and time.monotonic() < t_gw + 300:
+                while not sub.values and time.monotonic() < t_gw + 300 and gw.poll() is None:
                     await asyncio.sleep(0.02)
                 restart_first_value_s = sub.first_at - t_gw if sub.values else None
-                gw.terminate()
-                gw.wait(30)
+                stop(gw, grace=30)
                 gw = None
             peer = None
             if args.peer == "thingsboard":  # the same devices and broker, one gateway at a time
@@ -216,10 +205,7 @@ async def run_one(points: int, args: argparse.Namespace) -> dict:
                 await asyncio.sleep(1)
                 peer = await thingsboard_peer.measure(data, broker.port, emu.pid, broker.proc.pid, args, tmp, proc_stats)
         finally:
-            for p in (gw, emu):  # never leave a process behind, even if it is slow to stop
-                if p is None:
-                    continue
-                stop(p)
+            stop(gw, emu)  # never leave a process behind, even if it is slow to stop
 
     def ts(st: dict) -> float:
         from datetime import datetime
@@ -286,9 +272,14 @@ async def main() -> None:
                     help="sample the gateway with py-spy during the measured window: a flame graph (.svg) or collapsed stacks "
                          "(any other name)")
     args = ap.parse_args()
+    if args.py_spy:  # a missing peer or sampler is named before the first run, not after it
+        py_spy_exe()
+    if args.peer == "thingsboard":
+        from bench import thingsboard_peer
+
+        thingsboard_peer.tb_python(args.tb_venv)
     for n in args.points:
         result = await run_one(n, args)
-        print(file=sys.stderr)
         print(json.dumps(result, indent=2), flush=True)
 
 

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.support import load_average  # noqa: E402
 from gateway.pipeline import Reading  # noqa: E402
 from gateway.protocols.modbus.config import ModbusDevice  # noqa: E402
 from gateway.southbound.modbus.driver import ModbusSource  # noqa: E402
@@ -180,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
             ports.append(int(line.split()[1]))
         per_dev = args.points // args.devices
         print(f"{args.devices} devices x {per_dev} points = {args.devices * per_dev} points, loopback, python {sys.version.split()[0]}")
-        print(f"RSS before drivers: {rss_mb():.1f} MB")
+        print(f"RSS before drivers: {rss_mb():.1f} MB; load average {load_average()}")
         sat = await run_drivers(ports, per_dev, 0.001, args.duration)
         print(
             f"RSS: +{sat['cfg_mb']:.1f} MB for the pydantic device configs, +{sat['drivers_mb']:.1f} MB for the drivers' plans,"
@@ -201,6 +202,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"raw MBAP  : {raw['requests_s']:>7,.0f} req/s (same blocks, no decode) vs {sat['requests_s']:,.0f} req/s"
                 " through pymodbus + decode"
             )
+        print(f"load average at the end {load_average()}")
     finally:
         child.terminate()
         with contextlib.suppress(Exception):

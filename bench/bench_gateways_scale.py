@@ -29,7 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_gateway import proc_stats, site, wait_ports  # noqa: E402
+from bench.bench_gateway import site  # noqa: E402
+from bench.support import proc_stats, stop, wait_ports  # noqa: E402
 from tests.support.mosquitto import Mosquitto, free_port  # noqa: E402
 
 EXAMPLE = ROOT / "configs" / "primary-substation.yaml"
@@ -106,7 +107,11 @@ def offered(raw: dict) -> float:
 
 
 async def run_k(k: int, args: argparse.Namespace) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-scale-"))
+    with tempfile.TemporaryDirectory(prefix="gg-bench-scale-") as d:
+        return await _run_k(k, args, Path(d))
+
+
+async def _run_k(k: int, args: argparse.Namespace, tmp: Path) -> dict:
     t_start = time.monotonic()
     cli = [sys.executable, "-m", "gateway.cli"]
     procs: list[subprocess.Popen] = []
@@ -133,7 +138,13 @@ async def run_k(k: int, args: argparse.Namespace) -> dict:
                 await asyncio.sleep(args.warmup)
                 deadline = time.monotonic() + 300
                 while not sub.sys.get("sent", (0, 0))[1] and time.monotonic() < deadline:
+                    dead = [(i, g.returncode) for i, g in enumerate(gws) if g.poll() is not None]
+                    if dead:
+                        raise SystemExit(f"gateway gw-{dead[0][0]} exited with code {dead[0][1]} before its first "
+                                         f"value (run `gridgate gateway --config` on a site of this bench to see why)")
                     await asyncio.sleep(0.1)
+                if not sub.sys.get("sent", (0, 0))[1]:
+                    raise SystemExit("the broker passed on no value within 300 s of the gateways' start")
                 first = sub.sys["sent"]
                 while sub.sys["sent"] == first:  # the window starts at an update
                     await asyncio.sleep(0.05)
@@ -151,14 +162,7 @@ async def run_k(k: int, args: argparse.Namespace) -> dict:
                 rss = [proc_stats(g.pid)[1] for g in gws]
                 sink_transport.close()
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            stop(*procs, grace=20)
     got = (n1 - n0) / dt  # PUBLISH packets out to the one consumer: the values (and a few $SYS messages)
     # synthetic sites change every point at every poll; the example's devices report by exception
     offer = None if args.example else sum(offered(raw) for _p, raw in sites)

@@ -1,7 +1,7 @@
 """The browser mimic's load time and message throughput in headless Chromium (figures, no asserts).
 
-    PYTHONPATH=. python bench/bench_hmi.py             # example-size (100 points) and 10,000 points
-    PYTHONPATH=. python bench/bench_hmi.py --points 2000
+    python bench/bench_hmi.py             # example-size (100 points) and 10,000 points
+    python bench/bench_hmi.py --points 2000
 
 A synthetic site is published retained on a private Mosquitto (catalog, one value per point,
 status: what a gateway leaves on the broker), then the page is opened. Figures:
@@ -27,6 +27,7 @@ import gmqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import load_average  # noqa: E402
 from gateway.hmi.server import HmiServer  # noqa: E402
 from tests.hmi import bigsite  # noqa: E402
 from tests.hmi.support import LoopThread, WsMosquitto, chromium, quit_chromium  # noqa: E402
@@ -79,11 +80,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, action="append", default=None)
     args = ap.parse_args()
-    art = Path(tempfile.mkdtemp(prefix="gg-bench-hmi-"))
-    for n in args.points or [100, 10_000]:
-        r = run(n, art)
-        print(f"{r['points']:>6} points: ready {r['ready_ms']} ms after navigation ({r['catalog_loaded']} in catalog); "
-              f"burst of {r['burst_values']} values handled in {r['burst_s']} s ({r['values_per_s']}/s); milestones ms {r['marks']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="gg-bench-hmi-") as art:  # Chromium's profile
+        for n in args.points or [100, 10_000]:
+            report(run(n, Path(art)))
+    print(f"load average {load_average()}")
+
+
+def report(r: dict) -> None:
+    print(f"{r['points']:>6} points: ready {r['ready_ms']} ms after navigation ({r['catalog_loaded']} in catalog); "
+          f"burst of {r['burst_values']} values handled in {r['burst_s']} s ({r['values_per_s']}/s); milestones ms {r['marks']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """IEC 60870-5-104 speed, side by side with DNP3 in the same run: general interrogation throughput
 of 2,000 points and event latency from a change at the RTU to MQTT (p50/p99).
 
-    PYTHONPATH=. python bench/bench_iec104.py            # full run (~40 s, DNP3 included)
-    PYTHONPATH=. python bench/bench_iec104.py --quick    # smaller figures
+    python bench/bench_iec104.py            # full run (~40 s, DNP3 included)
+    python bench/bench_iec104.py --quick    # smaller figures
 
 1. GI of 2,000 M_ME_TF_1 points: the emulated RTU (own process, c104 server) answers C_IC_NA_1;
    the gateway's driver (c104 client) asks and waits until all 2,000 Readings arrived; points/s.
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import sys
 import time
-from datetime import datetime
+from pathlib import Path
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import bench_dnp3  # noqa: E402
+from bench.support import Child, gateway_on, load_average, mqtt_latencies_ms  # noqa: E402
 from gateway.pipeline import Reading  # noqa: E402
 from gateway.southbound.iec104 import Iec104Source  # noqa: E402
 from tests.iec104.support import device  # noqa: E402
@@ -61,27 +61,15 @@ def _rtu_proc(n_points: int, port: int, conn) -> None:
     rtu.stop()
 
 
-class Remote:
-    def __init__(self, n_points: int) -> None:
-        from gateway.runtime import free_port
+def rtu(n_points: int) -> Child:
+    """An RTU of ``n_points`` floats in a forked process: ``.port``, ``.ask("burst", k, spacing)``, ``.close()``."""
+    from gateway.runtime import free_port
 
-        self.parent, child = mp.Pipe()
-        self.proc = mp.get_context("fork").Process(target=_rtu_proc, args=(n_points, free_port(), child), daemon=True)
-        self.proc.start()
-        self.port = self.parent.recv()
-
-    def burst(self, k: int, spacing: float):
-        self.parent.send(("burst", k, spacing))
-        return self.parent.recv()
-
-    def close(self) -> None:
-        self.parent.send(("stop",))
-        self.proc.join(5)
+    return Child(_rtu_proc, n_points, free_port())
 
 
 async def gi_throughput(n_points: int, gis: int) -> dict:
-    remote = Remote(n_points)
-    try:
+    with rtu(n_points) as remote:
         src = Iec104Source(device(points=floats(n_points), port=remote.port, timeout=10.0,
                                   iec104={"common_address": 7, "clock_sync": False}))
         got: list[Reading] = []
@@ -99,51 +87,29 @@ async def gi_throughput(n_points: int, gis: int) -> dict:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return {"points_per_s": n_points * gis / dt, "gi_ms": dt / gis * 1000, "driver_cpu_ms_per_gi": cpu / gis * 1000}
-    finally:
-        remote.close()
 
 
 async def latency(n: int) -> dict:
-    from gateway.app import Gateway, GatewayOptions
-    from gateway.config import Config
-    from tests.support.mosquitto import Mosquitto
-    from tests.support.mqtt import Collector
-
-    remote = Remote(1)
-    try:
-        with Mosquitto() as mq:
-            dev = device(points=floats(1), port=remote.port, iec104={"common_address": 7}).model_dump(mode="json")
-            cfg = Config.model_validate({
-                "site": {"name": "B"}, "gateway": {"id": "gw-b"},
-                "substations": [{"name": "S1", "bays": [{"name": "F1", "equipment": [{"name": "CB1", "type": "Breaker"}]}]}],
-                "devices": [dev],
-            })
-            async with Collector(mq.port, ["gridgate/v1/gw-b/meas/#"]) as sub:
-                async with Gateway(cfg, GatewayOptions(broker=mq.url, status_interval=5.0)) as gw:
-                    src = gw.sources[0]
-                    for _ in range(200):
-                        if src.connected and src.status_counters()["general_interrogations"]:
-                            break
-                        await asyncio.sleep(0.05)
-                    await asyncio.sleep(0.5)
-                    sent = await asyncio.get_running_loop().run_in_executor(None, remote.burst, n, 0.02)
-                    await asyncio.sleep(0.5)
-                    got: dict[float, float] = {}
-                    for m in sub.messages:
-                        if "/meas/" in m.topic:
-                            ts = datetime.fromisoformat(m.json["timeStamp"].replace("Z", "+00:00")).timestamp()
-                            got[round(ts, 3)] = m.at
-                    lat = [(got[ts] - t) * 1000 for t, ts in sent if ts in got]
-                    return {"events": n, "to_mqtt": len(lat), "p50_ms": bench_dnp3.pct(lat, 50), "p99_ms": bench_dnp3.pct(lat, 99)}
-    finally:
-        remote.close()
+    with rtu(1) as remote:
+        dev = device(points=floats(1), port=remote.port, iec104={"common_address": 7}).model_dump(mode="json")
+        async with gateway_on(dev) as (gw, sub):
+            src = gw.sources[0]
+            for _ in range(200):
+                if src.connected and src.status_counters()["general_interrogations"]:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            sent = await asyncio.get_running_loop().run_in_executor(None, remote.ask, "burst", n, 0.02)
+            await asyncio.sleep(0.5)
+            lat = mqtt_latencies_ms(sent, sub)
+            return {"events": n, "to_mqtt": len(lat), "p50_ms": bench_dnp3.pct(lat, 50), "p99_ms": bench_dnp3.pct(lat, 99)}
 
 
 async def main(quick: bool) -> None:
     n_ev = 100 if quick else 500
     polls = 5 if quick else 20
     gi = await gi_throughput(2000, polls)
-    integ = await bench_dnp3.integrity(2000, polls)
+    integ = await bench_dnp3.integrity(2000, polls, peer=False)
     lat = await latency(n_ev)
     dlat = await bench_dnp3.latency(n_ev)
     print(f"general interrogation, 2000 points   IEC 104: {gi['points_per_s']:>9,.0f} points/s ({gi['gi_ms']:.0f} ms per GI, "
@@ -154,9 +120,10 @@ async def main(quick: bool) -> None:
           f"({lat['to_mqtt']}/{lat['events']} events)")
     print(f"event latency change→MQTT            DNP3:    p50 {dlat['mqtt_p50_ms']:.2f} ms, p99 {dlat['mqtt_p99_ms']:.2f} ms "
           f"({dlat['to_mqtt']}/{dlat['events']} events)")
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer events and interrogations (~15 s)")
     asyncio.run(main(ap.parse_args().quick))

@@ -8,7 +8,7 @@ every 50 ms: the latency of a single change) and ``burst`` (every value of every
 changes at once, ``--rate`` times a second: throughput; latency then includes queueing
 behind the burst).
 
-    PYTHONPATH=. python bench/bench_iec61850.py --ieds 10 --points 200 --rate 2 --seconds 10
+    python bench/bench_iec61850.py --ieds 10 --points 200 --rate 2 --seconds 10
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench.support import percentile, proc_stats, stop  # noqa: E402
 
 
 def site(ieds: int, points: int, receive_tick_ms: float | None = None, rcbs: tuple[int, int] | None = None) -> dict:
@@ -104,10 +107,10 @@ async def gateway(cfg_path: str, broker: str) -> None:
     from gateway.config import Config
 
     cfg = Config.model_validate(json.load(open(cfg_path)))
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     async with Gateway(cfg, GatewayOptions(broker=broker, status_interval=5.0)) as gw:
-        while not stop.is_set():
+        while not done.is_set():
             await asyncio.sleep(1)
             connected = sum(s.connected for s in gw.sources)
             print(json.dumps({"connected": connected, "stats": gw.stats(),
@@ -118,31 +121,20 @@ async def gateway(cfg_path: str, broker: str) -> None:
 # ---------------------------------------------------------------- parent
 
 
-def proc_cpu_rss(pid: int) -> tuple[float, float]:
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-    return cpu, rss
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-
-
 async def run(args: argparse.Namespace) -> dict:
+    cfg = site(args.ieds, args.points, args.receive_tick_ms, args.rcbs)
+    with tempfile.TemporaryDirectory(prefix="gg-bench-61850-") as d:
+        path = os.path.join(d, "site.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return await _run(args, path)
+
+
+async def _run(args: argparse.Namespace, path: str) -> dict:
     import gmqtt
 
     from tests.support.mosquitto import Mosquitto
 
-    cfg = site(args.ieds, args.points, args.receive_tick_ms, args.rcbs)
-    path = f"/tmp/gg-bench-61850-{os.getpid()}.json"
-    json.dump(cfg, open(path, "w"))
     env = dict(os.environ, PYTHONPATH=ROOT)
     me = os.path.abspath(__file__)
     received: list[tuple[float, str]] = []
@@ -153,16 +145,20 @@ async def run(args: argparse.Namespace) -> dict:
 
     with Mosquitto(extra="set_tcp_nodelay true\n" if args.nodelay else "") as mq:
         host = subprocess.Popen([sys.executable, me, "--child", "ieds", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        assert host.stdout.readline().strip() == "ready"
-        gw = subprocess.Popen([sys.executable, me, "--child", "gateway", path, mq.url], stdout=subprocess.PIPE, text=True, env=env)
-        sub = gmqtt.Client("bench-sub")
-        sub.on_message = on_message
-        await sub.connect("127.0.0.1", mq.port)
-        sub.subscribe("gridgate/v1/gw-bench/meas/#", qos=0)
+        gw = sub = None
         try:
+            if host.stdout.readline().strip() != "ready":
+                raise SystemExit(f"the IED host process exited with code {host.wait()} before it was ready")
+            gw = subprocess.Popen([sys.executable, me, "--child", "gateway", path, mq.url], stdout=subprocess.PIPE, text=True, env=env)
+            sub = gmqtt.Client("bench-sub")
+            sub.on_message = on_message
+            await sub.connect("127.0.0.1", mq.port)
+            sub.subscribe("gridgate/v1/gw-bench/meas/#", qos=0)
             deadline = time.monotonic() + 60
             while True:  # all IEDs associated, GI done
                 line = await asyncio.to_thread(gw.stdout.readline)
+                if not line:
+                    raise SystemExit(f"the gateway process exited with code {gw.wait()} before its IEDs were connected")
                 st = json.loads(line)
                 if st["connected"] == args.ieds:
                     break
@@ -172,14 +168,14 @@ async def run(args: argparse.Namespace) -> dict:
             results = {}
             for phase, mode, rate in (("trickle", "trickle", 20.0), ("burst", "burst", args.rate)):
                 received.clear()
-                cpu0, _ = proc_cpu_rss(gw.pid)
+                cpu0, _ = proc_stats(gw.pid)
                 t0 = time.time()
                 host.stdin.write(f"{mode} {rate} {args.seconds} {args.jitter_ms / 1000}\n")
                 host.stdin.flush()
                 sent = json.loads(await asyncio.to_thread(host.stdout.readline))
                 await asyncio.sleep(1.0)  # drain
                 elapsed = time.time() - t0
-                cpu1, rss = proc_cpu_rss(gw.pid)
+                cpu1, rss = proc_stats(gw.pid)
                 lat = []
                 for at, payload in received:
                     ts = json.loads(payload)["timeStamp"]
@@ -192,27 +188,20 @@ async def run(args: argparse.Namespace) -> dict:
                     "values_changed": sent["values"],
                     "values_received": len(lat),
                     "values_per_s": round(len(lat) / args.seconds, 1),
-                    "latency_ms_p50": round(pct(lat, 0.5), 1),
-                    "latency_ms_p99": round(pct(lat, 0.99), 1),
+                    "latency_ms_p50": round(percentile(lat, 0.5), 1),
+                    "latency_ms_p99": round(percentile(lat, 0.99), 1),
                     "latency_ms_max": round(max(lat), 1) if lat else None,
                     "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
-                    "gateway_rss_mb": round(rss, 1),
+                    "gateway_rss_mb": round(rss / 2**20, 1),
                 }
             results["load_avg_1m"] = os.getloadavg()[0]
             return results
         finally:
-            await sub.disconnect()
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(10)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-            host.stdin.close()
-            try:
-                host.wait(10)
-            except subprocess.TimeoutExpired:
-                host.kill()
-            os.unlink(path)
+            if sub is not None:
+                await sub.disconnect()
+            stop(gw)  # first: the IEDs going away would be a comms loss to a running gateway
+            host.stdin.close()  # the IED host stops at the end of its input
+            stop(host)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ data change (the model before deadbands); phase ``configured`` uses the site's d
 rate follows how long a buffered RCB (1 MB, about 6 000 entries in libiec61850) lasts while the
 gateway is away (bench/soak_iec61850_brcb.py measures it directly).
 
-    PYTHONPATH=. python bench/bench_iec61850_deadband.py --seconds 10
+    python bench/bench_iec61850_deadband.py --seconds 10
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench.support import load_average  # noqa: E402
 
 # REPORT_BUFFER_BYTES (1 MB) / ~160 bytes per entry, as bench/soak_iec61850_brcb.py measures for this site's
 # reports (about one changed value per entry); the soak run is the direct measurement
@@ -76,10 +78,10 @@ async def phase(db_zero: bool, seconds: float) -> dict:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="each phase")
     args = ap.parse_args()
-    out = [await phase(True, args.seconds), await phase(False, args.seconds)]
+    out = {"phases": [await phase(True, args.seconds), await phase(False, args.seconds)], "load_average": load_average()}
     print(json.dumps(out, indent=2))
 
 

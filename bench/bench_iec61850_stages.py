@@ -13,7 +13,7 @@ bursts of every value at once, each measured:
 
 Figures are p50/p90/max in ms; the machine's load is printed with them.
 
-    PYTHONPATH=. python bench/bench_iec61850_stages.py --bursts 40
+    python bench/bench_iec61850_stages.py --bursts 40
 """
 
 from __future__ import annotations
@@ -85,7 +85,10 @@ async def read_and_decode(tick_ms: float, bursts: int) -> dict:
     rows: list[tuple[float, ...]] = []
     try:
         async with running(src) as sink:
+            deadline = time.monotonic() + 30
             while not (src.connected and sink.readings):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the MMS driver had no reading from the IED within 30 s (port {d.port})")
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.0)
             for k in range(bursts):

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.support import load_average, proc_stats, stop  # noqa: E402
+
 SIZES = dict(coil=2005, discrete_input=2005, holding=200, input=50)
 
 LIBMODBUS_SERVER_C = r"""
@@ -178,10 +180,10 @@ async def serve(n: int, io: str) -> None:
         servers.append(s)
         print("PORT", s.port)
     sys.stdout.flush()
-    stop = asyncio.Event()
+    done = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    await done.wait()
     total = sum(s.stats.requests for s in servers)
     exc = sum(sum(s.stats.exceptions.values()) for s in servers)
     print(f"SERVED {total} EXCEPTIONS {exc}", file=sys.stderr)
@@ -226,31 +228,16 @@ def run_load(load: Path, ports: list[int], duration: float, depth: int, per: int
     return ok / duration
 
 
-def cpu_seconds(pid: int) -> float:
-    """user+system CPU of a live process (from /proc, so it can be read before the process exits)"""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def measure(server_cmd: list[str], n: int, load: Path, duration: float, depth: int, per: int) -> tuple[float, float]:
     """(requests/s, server CPU µs per request)"""
     p, ports = start_server(server_cmd, n)
     try:
-        cpu0 = cpu_seconds(p.pid)
+        cpu0 = proc_stats(p.pid)[0]
         rate = run_load(load, ports, duration, depth, per)
-        cpu = cpu_seconds(p.pid) - cpu0
+        cpu = proc_stats(p.pid)[0] - cpu0
         return rate, 1e6 * cpu / (rate * duration)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
 
 
 def main() -> None:
@@ -309,7 +296,7 @@ def main() -> None:
         mbserver, load = build(Path(d))
         print(
             f"FC3 read of 10 holding registers, {args.duration:g} s per run, median of {args.repeat} interleaved runs, "
-            f"{os.cpu_count()} CPUs (server and load client share them), load average {loadavg()}\n"
+            f"{os.cpu_count()} CPUs (server and load client share them), load average {load_average()}\n"
             "req/s: answered requests per second; CPU µs/req: server user+system CPU per request; "
             "ratio: gridgate/libmodbus req/s; CPU ratio: gridgate/libmodbus requests per server CPU-second"
             + f"\ngridgate servers on the {args.loop} event loop, io={args.io}"
@@ -337,7 +324,7 @@ def main() -> None:
                 b = median(before)
                 row += [f"{b[0]:,.0f}", f"{b[0] / t[0]:.2f}", f"{b[1]:.1f}", f"{t[1] / b[1]:.2f}"]
             print(f"{label:40}" + "".join(f" {v:>{w}}" for v, (_, w) in zip(row, cols)), flush=True)
-        print(f"\nload average at the end {loadavg()}")
+        print(f"\nload average at the end {load_average()}")
 
 
 def median(runs: list[tuple[float, float]]) -> tuple[float, float]:

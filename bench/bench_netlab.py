@@ -1,15 +1,24 @@
 """Network lab figures: start/teardown time per profile, WAN RTT vs profile, emulator
-throughput on the cellular uplink. ``PYTHONPATH=. python bench/bench_netlab.py``."""
+throughput on the cellular uplink (devices/netlab: a user namespace with one network namespace per
+zone; about 30 s).
+
+    python bench/bench_netlab.py [--parts startup,rtt,throughput]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from devices.netlab import Lab, available_profiles, load_profile
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import load_average  # noqa: E402
+from devices.netlab import Lab, available_profiles, load_profile  # noqa: E402
 
 PY = sys.executable
 
@@ -54,8 +63,22 @@ def throughput() -> None:
     print(f"wan-cellular     bulk upload {kbit:6.0f} kbit/s (profile 2000 kbit/s up, 1 % loss)")
 
 
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="startup,rtt,throughput", help="what to run, comma-separated: startup, rtt, "
+                    "throughput (default: all)")
+    parts = set(ap.parse_args().parts.split(","))
+    if parts - {"startup", "rtt", "throughput"}:
+        ap.error(f"--parts: use startup, rtt, throughput, not {','.join(sorted(parts - {'startup', 'rtt', 'throughput'}))}")
+    if "startup" in parts:
+        startup()
+    if "rtt" in parts:
+        rtt("wan-cellular", 100, 0.03)
+        rtt("wan-radio-mesh", 60, 0.15)
+    if "throughput" in parts:
+        throughput()
+    print(f"load average {load_average()}")
+
+
 if __name__ == "__main__":
-    startup()
-    rtt("wan-cellular", 100, 0.03)
-    rtt("wan-radio-mesh", 60, 0.15)
-    throughput()
+    main()

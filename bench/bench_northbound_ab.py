@@ -64,7 +64,7 @@ def summary(rounds: list[dict], title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--before", type=Path, required=True, help="the tree to compare against (a git archive export)")
+    ap.add_argument("--before", type=Path, help="the tree to compare against (a git archive export); needed unless --pool")
     ap.add_argument("--after", type=Path, default=ROOT, help="the tree under test (default: this one)")
     ap.add_argument("--rounds", type=int, default=14)
     ap.add_argument("--live", type=int, default=50_000, help="values per run")
@@ -78,6 +78,8 @@ def main() -> None:
         loads = [x for r in rounds for x in r["load"]]
         summary(rounds, f"{len(rounds)} rounds pooled from {a.pool}, load average (1 min) {min(loads):.1f}-{max(loads):.1f}")
         return
+    if a.before is None:
+        ap.error("--before DIR is needed (a tree to compare against), unless --pool only summarises an --out file")
     trees = {"before": a.before.resolve(), "after": a.after.resolve()}
     for name, tree in trees.items():
         if not (tree / "bench" / "bench_northbound.py").exists():

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_gateway import site  # noqa: E402
+from bench.support import load_average  # noqa: E402
 from gateway.cim import build_catalog  # noqa: E402
 from gateway.config import Config  # noqa: E402
 from gateway.normaliser import Normaliser  # noqa: E402
@@ -45,7 +46,8 @@ def run(points: int, rounds: int, payload: str) -> dict:
             norm(Reading(k, (i % 100) * 10.0 + r * 0.7, 0 if i % 50 else 0x80 | 0x03, now, addr))
     cpu = time.process_time() - cpu0
     return {"points": len(catalog), "payload": payload, "values": sent[0], "cpu_s": round(cpu, 3),
-            "values_per_cpu_s": round(sent[0] / cpu), "bytes_per_value": round(sent[1] / sent[0])}
+            "values_per_cpu_s": round(sent[0] / cpu), "bytes_per_value": round(sent[1] / sent[0]),
+            "load_average": load_average()}
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import load_average  # noqa: E402
 from firmware_sim import Firmware, SimPoint  # noqa: E402
 from firmware_sim.plant_synth import primary  # noqa: E402
 
@@ -68,6 +69,7 @@ def main() -> None:
         c = per_tick_c(firmware(plant, "c"), a.budget)
         py = per_tick_python(firmware(plant, "python"), a.budget)
         print(f"{label}: C {c * 1e6:.1f} µs/tick, Python {py * 1e6:.0f} µs/tick, ratio {py / c:.0f}x")
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,22 @@
 Sparkplug outbox (queued as a reading, encoded with the session's seq when taken). CPU µs per value,
 best of 5 runs, no broker (the MQTT write is the publisher's, measured by bench_northbound.py).
 
-    PYTHONPATH=. python bench/bench_sparkplug.py [--values 20000]
+    python bench/bench_sparkplug.py [--values 20000]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
-from gateway.northbound.sparkplug import SparkplugNode
-from gateway.northbound.sparkplug_outbox import SparkplugOutbox
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import load_average  # noqa: E402
+from gateway.northbound.sparkplug import SparkplugNode  # noqa: E402
+from gateway.northbound.sparkplug_outbox import SparkplugOutbox  # noqa: E402
 
 
 def cpu_us(fn: Callable[[], None], n: int) -> float:
@@ -25,8 +30,8 @@ def cpu_us(fn: Callable[[], None], n: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--values", type=int, default=20000)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--values", type=int, default=20000, help="values per run")
     n = ap.parse_args().values
     names = [f"F{i % 10}/CB/LineCurrent/A{i}" for i in range(100)]
     node = SparkplugNode("g", "e", {"relay": [(m, "Double", {"engUnit": "A", "mRID": "x"}) for m in names]})
@@ -48,6 +53,7 @@ def main() -> None:
 
     print(f"DDATA encode:               {cpu_us(encode, n):5.1f} µs CPU/value")
     print(f"reading → outbox → DDATA:   {cpu_us(through_outbox, n):5.1f} µs CPU/value")
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Gateway start-up cost by phase, without a network: load the config, build the catalog,
 build the gateway (drivers, normaliser), and the RSS after each phase; each size twice,
-cold and then warm (with the parsed-YAML cache of the first run).
+cold and then warm (a restart: a site file large enough to be loaded in a child process is
+compiled and cached by the first run, ``loaded_from`` says which).
 
 Each size runs in a fresh child process so RSS figures do not carry over.
 
@@ -21,7 +22,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 
 
 def _rss_mib() -> float:
@@ -102,14 +102,18 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child)))
         return
+    with tempfile.TemporaryDirectory(prefix="gg-bench-startup-") as d:
+        run_sizes(args, Path(d))
+
+
+def run_sizes(args: argparse.Namespace, tmp: Path) -> None:
     from bench.bench_gateway import site  # here, not at the top: the child's RSS and imports are the gateway's only
 
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-startup-"))
     for n in args.points:
         cfg = tmp / f"site-{n}.yaml"
         cfg.write_text(yaml.safe_dump(site(n, args.devices, 1.0), sort_keys=False))
         env = dict(os.environ, GRIDGATE_CACHE_DIR=str(tmp / f"cache-{n}"))
-        for run in ("cold", "warm"):  # warm: the parsed-YAML cache from the cold run is used
+        for run in ("cold", "warm"):  # warm: a restart, from the cold run's cache where the file is large enough
             r = subprocess.run([sys.executable, __file__, "--child", str(cfg)], cwd=ROOT, capture_output=True, text=True,
                                timeout=900, env=env)
             if r.returncode != 0:

@@ -22,8 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_emulator_scale import below_ephemeral  # noqa: E402
 from bench.bench_gateway import site  # noqa: E402
+from bench.support import below_ephemeral  # noqa: E402
 from gateway.site import load  # noqa: E402
 
 

@@ -113,3 +113,19 @@ async def run(binary: Path, ports: list[int], load: Load, on_window: Callable[[s
     if rc != 0 or report is None:
         raise RuntimeError(f"modbus_loadgen exited with {rc}: {err or 'no report'}")
     return report
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build bench/modbus_loadgen.c (once per source and compiler) and print "
+                                             "its path; bench_emulator_scale.py runs it.")
+    ap.parse_args()
+    path, why = build()
+    if path is None:
+        raise SystemExit(f"modbus_loadgen: {why}")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,8 @@ libiec61850's report buffer when the gateway came back (max buffer use: nothing 
 it is away, so the buffer only grows), reports flagged BufOvfl, changes lost, and the minutes the
 buffer would last at that rate.
 
-    PYTHONPATH=. python bench/soak_iec61850_brcb.py                 # the real 10 minutes
-    PYTHONPATH=. python bench/soak_iec61850_brcb.py --accel 10      # the test's equivalent 1-minute run
+    python bench/soak_iec61850_brcb.py                 # the real 10 minutes
+    python bench/soak_iec61850_brcb.py --accel 10      # the test's equivalent 1-minute run
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench.support import load_average  # noqa: E402
 
 
 async def main() -> None:
@@ -51,6 +53,7 @@ async def main() -> None:
         },
         "max_buffer_use_bytes": res.max_backlog_bytes,
         "overflows_total": sum(i.overflows for i in res.ieds),
+        "load_average": load_average(),
     }
     print(json.dumps(out, indent=2))
 

@@ -114,6 +114,16 @@ class TbCounter:
         await self.client.disconnect()
 
 
+def log_tail(conf: Path, lines: int = 15) -> str:
+    """The end of ThingsBoard IoT Gateway's logs (the bench's temporary folder, with them, is removed on exit)."""
+    out = []
+    for name in ("stderr.log", "tb.log"):
+        p = conf / "logs" / name
+        if p.exists():
+            out += [f"--- {name}", *p.read_text(errors="replace").splitlines()[-lines:]]
+    return "\n".join(out) or "(no log written)"
+
+
 def tb_python(venv: str) -> str:
     py = Path(venv) / "bin" / "python"
     probe = subprocess.run([str(py), "-c", "import thingsboard_gateway"], capture_output=True) if py.exists() else None
@@ -125,7 +135,8 @@ def tb_python(venv: str) -> str:
 async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, args, tmp: Path,
                   proc_stats: Callable[[int], tuple[float, int]]) -> dict:
     """Start ThingsBoard IoT Gateway on the site, wait for its first value, warm up, measure; the same keys as gridgate's."""
-    from bench.bench_gateway import stop, watch  # imported by bench_gateway only: no cycle at import time
+    from bench.bench_gateway import watch  # imported by bench_gateway only: no cycle at import time
+    from bench.support import stop
 
     py = tb_python(args.tb_venv)
     conf = write_config(data, broker_port, args.poll, tmp / "thingsboard")
@@ -139,18 +150,19 @@ async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, a
         try:
             while not sub.values and time.monotonic() < t_gw + 300:
                 if tb.poll() is not None:
-                    raise SystemExit(f"ThingsBoard IoT Gateway exited with {tb.returncode}; see {conf}/logs")
+                    raise SystemExit(f"ThingsBoard IoT Gateway exited with {tb.returncode}:\n{log_tail(conf)}")
                 await asyncio.sleep(0.02)
             if not sub.values:
-                raise SystemExit(f"ThingsBoard IoT Gateway: no value within 300 s; see {conf}/logs")
+                raise SystemExit(f"ThingsBoard IoT Gateway: no value within 300 s:\n{log_tail(conf)}")
             first_value_s = sub.first_at - t_gw
             rss_first = proc_stats(tb.pid)[1]
             await asyncio.sleep(args.warmup)
             n0, (cpu0, _), (ecpu0, _), (bcpu0, _) = sub.values, proc_stats(tb.pid), proc_stats(emu_pid), proc_stats(broker_pid)
             dt, rss_max = await watch(tb.pid, sub, n0, args.seconds)
+            print(file=sys.stderr)
             n1, (cpu1, rss), (ecpu1, _), (bcpu1, _) = sub.values, proc_stats(tb.pid), proc_stats(emu_pid), proc_stats(broker_pid)
         finally:
-            stop(tb, 20)
+            stop(tb, grace=20)
     received, cpu_s = n1 - n0, cpu1 - cpu0
     return {
         "subscriber_values_per_s": round(received / dt),
@@ -163,3 +175,18 @@ async def measure(data: dict, broker_port: int, emu_pid: int, broker_pid: int, a
         "gateway_rss_max_mib": round(rss_max / 2**20, 1),
         "session_limit_requests_answered": sub.rpcs,
     }
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Check the venv of ThingsBoard IoT Gateway that `bench_gateway.py --peer "
+                                             "thingsboard` uses (bench/setup_thingsboard.sh makes it); the bench "
+                                             "imports this module for the measurement itself.")
+    ap.add_argument("--tb-venv", default=os.environ.get("TB_GATEWAY_VENV", "/work/.tbvenv"),
+                    help="venv of ThingsBoard IoT Gateway (default: $TB_GATEWAY_VENV or %(default)s)")
+    print(f"ThingsBoard IoT Gateway found: {tb_python(ap.parse_args().tb_venv)} -m thingsboard_gateway.tb_gateway")
+
+
+if __name__ == "__main__":
+    main()
