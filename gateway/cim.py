@@ -150,46 +150,50 @@ def build_catalog(cfg: Config) -> dict[str, CatalogEntry]:
     compact = cfg.gateway.northbound.payload == "compact"
     paths = cfg.equipment_paths()
     out: dict[str, CatalogEntry] = {}
-    equipment_mrids: dict[str, str] = {}  # one UUID5 per equipment, not per point
+    resources: dict[str, tuple[str, str]] = {}  # per equipment, not per point: (mRID, powerSystemResource JSON)
     for d in cfg.devices:
         if not d.enabled:
             continue
         for p in d.points:
             key = f"{d.name}/{p.name}"
-            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact, equipment_mrids)
+            out[key] = _entry(cfg, d, p, key, paths, prefix, gw, compact, resources)
     return out
 
 
+#: what ``json.dumps`` writes for a str (its default ``ensure_ascii``); other values go through json.dumps
+_jstr = json.encoder.encode_basestring_ascii
+
+
+def _j(v: object) -> str:
+    return _jstr(v) if type(v) is str else json.dumps(v)
+
+
+def _resource(cfg: Config, path: str, paths: dict) -> tuple[str, str]:
+    sub, bay, eq = paths[path]
+    mrid = str(cfg.equipment_mrid(path, paths))
+    return mrid, (f'{{"mRID":{_j(mrid)},"name":{_j(eq.name)},"type":{_j(eq.type)},"substation":{_j(sub.name)},'
+                  f'"bay":{_j(bay.name)}}}')
+
+
 def _entry(cfg: Config, d: DeviceBase, p: PointBase, key: str, paths: dict, prefix: str, gw: str,
-           compact: bool, equipment_mrids: dict[str, str]) -> CatalogEntry:
+           compact: bool, resources: dict[str, tuple[str, str]]) -> CatalogEntry:
     m = p.measurement
-    sub, bay, eq = paths[m.equipment]
     mrid = cfg.measurement_mrid_text(p)
-    eq_mrid = equipment_mrids.get(m.equipment)
-    if eq_mrid is None:
-        eq_mrid = equipment_mrids[m.equipment] = str(cfg.equipment_mrid(m.equipment, paths))
+    resource = resources.get(m.equipment)
+    if resource is None:
+        resource = resources[m.equipment] = _resource(cfg, m.equipment, paths)
     topic = measurement_topic(prefix, gw, m.equipment, m.type, m.phases)
-    meas = {
-        "mRID": mrid,
-        "name": m.name or p.name,
-        "kind": m.kind,
-        "measurementType": m.type,
-        "cimMeasurementType": cim_measurement_type(m.type),
-        "unitSymbol": m.unit,
-        "unitMultiplier": m.multiplier,
-        "phases": m.phases,
-        "powerSystemResource": {
-            "mRID": eq_mrid,
-            "name": eq.name,
-            "type": eq.type,
-            "substation": sub.name,
-            "bay": bay.name,
-        },
-        "topic": topic,
-    }
+    # the text json.dumps(separators=(",", ":")) writes for {"mRID", "name", "kind", "measurementType",
+    # "cimMeasurementType", "unitSymbol", "unitMultiplier", "phases", "powerSystemResource": {"mRID", "name",
+    # "type", "substation", "bay"}, "topic"} (gateway.cim_schema's Measurement), written from its parts with json's own string
+    # encoder, the resource once per equipment: 10,000 points 0.13 → 0.08 CPU-s (tests/core/test_catalog_json.py
+    # compares both)
+    meas_json = (f'{{"mRID":{_j(mrid)},"name":{_j(m.name or p.name)},"kind":{_j(m.kind)},"measurementType":{_j(m.type)},'
+                 f'"cimMeasurementType":{_j(cim_measurement_type(m.type))},"unitSymbol":{_j(m.unit)},'
+                 f'"unitMultiplier":{_j(m.multiplier)},"phases":{_j(m.phases)},"powerSystemResource":{resource[1]},'
+                 f'"topic":{_j(topic)}}}')
     value_mrid = uuid5_text(uuid_bytes(mrid), "value")
-    meas_json = json.dumps(meas, separators=(",", ":"))
-    embedded = '{"mRID":"' + meas["mRID"] + '"}' if compact else meas_json
+    embedded = '{"mRID":"' + mrid + '"}' if compact else meas_json
     prefix_json = '{"mRID":"' + value_mrid + '","measurement":' + embedded + ',"value":'
     return CatalogEntry(
         key=key,

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from gateway import service
 from gateway.interrupt import BuildInterrupted, interruptible
 from gateway.runtime import (
     DEFAULT_CONFIG,
@@ -415,6 +414,7 @@ def _warm_imports(path: str | Path) -> None:
     import mmap
 
     import gateway.app  # noqa: F401
+    import gateway.site.tables  # noqa: F401 - decodes the result (gateway/startup.py imports it where used)
     from gateway.protocols import NAMES, protocol
 
     try:  # mapped, not read: no copy of the file in the long-lived process's heap
@@ -431,6 +431,7 @@ def _warm_imports(path: str | Path) -> None:
 
 async def _gateway(site, args) -> int:  # noqa: ANN001
     from gateway.app import Gateway, GatewayOptions
+    from gateway.service import serving
 
     cfg = site.cfg
     password = Path(args.password_file).read_text().strip() if args.password_file else None
@@ -454,7 +455,7 @@ async def _gateway(site, args) -> int:  # noqa: ANN001
     print(f"gateway {cfg.gateway.id} (profile {args.profile or 'flat'}, inbound={opts.inbound}): {len(gw.sources)} devices, "
           f"{len(gw.catalog)} measurements → {target}", flush=True)
     try:
-        async with service.serving(f"{len(gw.sources)} devices, {len(gw.catalog)} measurements → {target}", args.metrics,
+        async with serving(f"{len(gw.sources)} devices, {len(gw.catalog)} measurements → {target}", args.metrics,
                                    lambda: (gw.device_states(), gw.stats())):
             await sleep_for(args.duration)
     finally:
@@ -469,6 +470,8 @@ async def _gateway(site, args) -> int:  # noqa: ANN001
 
 
 def cmd_service(args: argparse.Namespace) -> int:
+    from gateway import service
+
     text = service.unit(args.unit, config=args.config, user=args.user, broker=args.broker)
     if args.action == "print":
         print(text, end="")

@@ -129,8 +129,17 @@ def _load_site(path: str | Path, cache: bool, gateway_only: bool) -> Config:
 _DROPPED = frozenset({"signal", "faults"})
 
 
-def drop_emulator_fields(cfg: Config) -> None:
-    """What ``gateway_only`` drops (:func:`load_config`), in a validated model."""
+def drop_emulator_fields(cfg: Config, fields_sets: bool = True) -> None:
+    """What ``gateway_only`` drops (:func:`load_config`), in a validated model. ``fields_sets=False``: for a model
+    that is encoded into runtime tables and dropped (gateway/startup.py), which never read the sets of fields
+    given: only the two fields are blanked (10,000 points: 0.03-0.04 → 0.01 CPU-s)."""
+    if not fields_sets:
+        for d in cfg.devices:
+            for p in d.points:
+                fields = p.__dict__
+                fields["signal"] = None
+                fields["faults"] = []
+        return
     shared: dict[frozenset, set] = {}
     for d in cfg.devices:
         for p in d.points:

@@ -4,14 +4,15 @@ sleeping for ``--duration``, loopback port helpers and the one-line user message
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
-import socket
 import sys
 from typing import Any, Coroutine
 
-from gateway import shipped
 from gateway.site.duration import parse_duration
+
+# asyncio, socket and gateway.shipped (importlib.resources) are imported where used: `gridgate gateway`
+# imports this module before it forks the loader child of a first start, and asyncio's ~0.03 s of imports
+# would be on the way to the first value there (the gateway imports it while the child compiles)
 
 DEFAULT_CONFIG = "configs/primary-substation.yaml"
 #: set by the network lab in every process it starts inside a zone: the profile is already applied
@@ -21,6 +22,8 @@ LAB_ZONE_ENV = "GRIDGATE_LAB_ZONE"
 def default_config() -> str:
     """The example site: a user's own ``configs/primary-substation.yaml`` (or $GRIDGATE_CONFIG_DIR's),
     else the shipped one (gateway/shipped.py)."""
+    from gateway import shipped
+
     return str(shipped.default_site())
 
 
@@ -38,6 +41,8 @@ def say(msg: str) -> None:
 
 async def sleep_for(duration: float | None) -> None:
     """Sleep ``duration`` seconds, or forever (until cancelled) when None."""
+    import asyncio
+
     if duration is None:
         await asyncio.Event().wait()
     else:
@@ -48,6 +53,7 @@ def run(coro: Coroutine[Any, Any, int | None], loop: str = "asyncio") -> int:
     """Run until done or SIGINT/SIGTERM; a signal cancels the main task so cleanup (offline status) runs.
 
     ``loop="uvloop"`` runs it on uvloop (libuv): the caller checked :func:`uvloop_missing` first."""
+    import asyncio
 
     async def runner() -> int | None:
         task = asyncio.ensure_future(coro)
@@ -97,6 +103,8 @@ def uvloop_missing(loop: str, flag: str = "--loop") -> str | None:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
     with socket.socket() as s:
         try:
             s.bind((host, port))
@@ -107,6 +115,8 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` now (loopback by default)."""
+    import socket
+
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

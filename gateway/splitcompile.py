@@ -1,10 +1,17 @@
-"""A large site's first start on two cores: each of two processes parses, validates, catalogues and
-encodes half of the devices (gateway/site/yamlsplit.py cuts the text), then the halves are joined.
+"""A large site's first start on two cores: each of two processes validates, catalogues and encodes half of
+the devices, then the halves are joined.
 
-Why: a first start of a 10,000-point site is ~1.5 CPU-s in one process (YAML ~0.6, validation,
-catalog and encoding the rest), all of it before the first value; the devices are ~97 % of the file
-and validate independently of each other. Each process also parses and validates the rest of the
-file (site, gateway, substations: a few % of it), so each half is a whole, valid site on its own.
+Why: a first start of a 10,000-point site is ~0.9 CPU-s of compile in one process (validation ~0.2, catalog
+~0.15, encoding ~0.15, pydantic's import ~0.2, YAML 0.08 with the C builder), all of it before the first
+value; the devices are ~97 % of the file and validate independently of each other. Each process also
+validates the rest of the file (site, gateway, substations: a few % of it), so each half is a whole, valid
+site on its own.
+
+Two ways to halve a file. Where the C YAML builder is built (gateway/site/_yamlfast.c), the file is parsed
+whole (0.08 CPU-s at 10,000 points) and the parsed *data* is halved (:func:`compile_split_data`): the second
+process is forked after the parse and pydantic's import, so it starts with both. Without the builder each
+process parses its half of the *text* (gateway/site/yamlsplit.py cuts it; PyYAML's ~0.85 CPU-s is halved
+too): :func:`compile_split`.
 
 What one half cannot see is checked on the join, from facts each half reports: device names, host and
 port, measurement mRIDs and (equipment, type, phases) must not repeat across the halves (the checks of
@@ -19,15 +26,13 @@ from __future__ import annotations
 import logging
 import marshal
 import os
+from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
-from gateway.site.isolate import start_child
-from gateway.site.load import whole_file_is_faster
+from gateway.site.isolate import Child, leave, start_child
 from gateway.site.yamlsplit import Part, parse_part, split_devices
 
-#: what a part built, never freed: both processes end right after (the loader child and the second half
-#: both leave through ``os._exit``), and freeing 5,000 points' nodes, dicts and models took ~0.05 s each
-_LEFT: list = []
 #: 1, 2 or auto (the default): the number of processes a large site's first start compiles in
 PROCESSES_ENV = "GRIDGATE_COMPILE_PROCESSES"
 log = logging.getLogger(__name__)
@@ -35,13 +40,15 @@ log = logging.getLogger(__name__)
 
 def worth_splitting() -> bool:
     """``GRIDGATE_COMPILE_PROCESSES=1`` or ``2`` overrides the rule below (benches; a site that knows its
-    machine); ``auto``, the default, applies it: one process where the C YAML builder is built, else:
+    machine); ``auto``, the default, applies it. One core never splits.
 
-    Two processes shorten the compile only where a second core is idle: they do 15-25 % more work in all
-    (each parses and validates the site's other sections; copy-on-write; the join), and with another
-    process busy on one of two cores they were not faster than one (10k points: 1.7-1.9 s against
-    1.3-2.0 s at load 1.4; 2.6-3.0 s against 2.2-2.8 s at load 5.6-6.1). A 1-minute load average under
-    the number of cores less one says that, on average, more than a core is free."""
+    Two processes shorten the compile only where a second core is idle. With the C YAML builder the halves
+    add little work (the data is halved after one parse); without it they add 15-25 % (each parses and
+    validates the site's other sections). Either way, with another process busy on one of two cores they
+    were slower than one: data halves 1.42-1.46 s against 1.13-1.19 s to the first value at load 1.6-1.9
+    (Stop 26); text halves 1.7-1.9 s against 1.3-2.0 s at load 1.4, 2.6-3.0 against 2.2-2.8 s at load
+    5.6-6.1 (Stop 24). A 1-minute load average under the number of cores less one says that, on average,
+    more than a core is free."""
     if not hasattr(os, "fork"):
         return False
     cores = len(os.sched_getaffinity(0))
@@ -50,16 +57,14 @@ def worth_splitting() -> bool:
         log.warning("%s=%r: expected 1, 2 or auto; using auto", PROCESSES_ENV, forced)
     elif forced != "auto":
         return cores >= 2 and forced == "2"
-    if whole_file_is_faster():
-        return False
     return cores >= 2 and os.getloadavg()[0] < cores - 1
 
 
 def compile_split(path: str | Path) -> bytes | None:
-    """The compiled site (gateway/startup.py's form) built by two processes, or None (compile it whole)."""
+    """The compiled site (gateway/startup.py's form) built by two processes from the halves of the file's text,
+    or None (compile it whole)."""
     if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
         return None
-    _LEFT.clear()
     try:
         text = Path(path).read_text(encoding="utf-8")  # as gateway/site/load.py reads it
     except (OSError, UnicodeDecodeError):
@@ -71,10 +76,35 @@ def compile_split(path: str | Path) -> bytes | None:
     # before the fork: both halves need pydantic and the models (~0.2 CPU-s to import and build) before
     # they can validate, so importing them once here costs the first value nothing and saves the second
     import gateway.config  # noqa: F401
-    second = start_child(_compile_part, parts[1])  # dies with this process (SIGTERM during start-up)
+    return _both(start_child(_compile_part, parts[1]), _compile_part, parts[0])
+
+
+def compile_split_data(data: Any) -> bytes | None:
+    """The compiled site built by two processes from the halves of the file's parsed ``data`` (each with about
+    half of the points), or None (compile it whole). ``data`` is not changed."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2 or not isinstance(devices, list) or len(devices) < 2:
+        return None
+    cut = _middle(devices)
+    import gateway.config  # noqa: F401 - before the fork (see compile_split)
+
+    # forked after the parse: the second process has the data (copy-on-write), nothing is sent to it
+    return _both(start_child(_compile_data, {**data, "devices": devices[cut:]}),
+                 _compile_data, {**data, "devices": devices[:cut]})
+
+
+def _middle(devices: list) -> int:
+    """Where to cut the device list (1 .. len - 1) so that each half has about half of the points (the first on a tie)."""
+    ends = list(accumulate(len(d["points"]) if isinstance(d, dict) and isinstance(d.get("points"), list) else 1
+                           for d in devices))
+    return min(range(1, len(devices)), key=lambda i: abs(2 * ends[i - 1] - ends[-1]))
+
+
+def _both(second: Child, fn: Any, first: Any) -> bytes | None:
+    """``fn(first)`` here while ``second`` computes the other half; both joined, or None."""
     mine = theirs = None
     try:
-        mine = _compile_part(parts[0])
+        mine = fn(first)
         if mine is not None:
             try:
                 theirs = second.result()
@@ -88,8 +118,22 @@ def compile_split(path: str | Path) -> bytes | None:
 
 
 def _compile_part(part: Part) -> tuple | None:
-    """One half: (head bytes, class table, device chunks, names, endpoints, mRIDs, topic keys), or None."""
+    """One half of the text: (head bytes, class table, device chunks, names, endpoints, mRIDs, topic keys), or None."""
     import yaml
+
+    try:
+        parsed = parse_part(part)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    if parsed is None:
+        return None
+    node, data = parsed
+    leave(node)
+    return _compile_data(data)
+
+
+def _compile_data(data: Any) -> tuple | None:
+    """One half of the data: see :func:`_compile_part`."""
     from pydantic import ValidationError
 
     from gateway.config import Config, drop_emulator_fields
@@ -97,15 +141,11 @@ def _compile_part(part: Part) -> tuple | None:
     from gateway.startup import encode_site
 
     try:
-        parsed = parse_part(part)
-        if parsed is None:
-            return None
-        node, data = parsed
         cfg = Config.model_validate(data)
-    except (yaml.YAMLError, ValidationError, RecursionError):
+    except (ValidationError, RecursionError):
         return None
-    _LEFT.append((node, data, cfg))
-    drop_emulator_fields(cfg)
+    leave(data, cfg)  # never freed: both processes end right after (isolate.leave)
+    drop_emulator_fields(cfg, fields_sets=False)
     head, classes, chunks = encode_site(cfg, Encoder(model_classes(Config)))
     devices = cfg.devices
     return (marshal.dumps(head), classes, tuple(chunks),

@@ -90,7 +90,8 @@ def whole_file_is_faster() -> bool:
     gateway/chunkload.py's parts): true where the C builder is built, since a part still composes PyYAML's node
     tree (its marks confirm the cut). Measured, load 0.2-0.6 (Stop 25): a 10,000-point gateway's first value
     one process 1.19 s, two 1.83 s; a cold `gridgate emulate` of 9,500 devices (55 MB) whole 12.1 s / 11.9
-    CPU-s / 1.5 GB peak, parts 22.6 s / 31.5 CPU-s / 0.96 GB. Without the builder the parts stay (3.1 GB whole)."""
+    CPU-s / 1.5 GB peak, parts 22.6 s / 31.5 CPU-s / 0.96 GB. Without the builder the parts stay (3.1 GB whole).
+    Where it is true, gateway/splitcompile.py halves the parsed data instead of the text (Stop 26)."""
     return _fast_load is not None
 
 
@@ -327,16 +328,26 @@ def _path_at(node: yaml.Node, mark: yaml.Mark) -> str:
     return f"{format_loc(best)}: " if best else ""
 
 
-def load_model(path: str | Path, model: type[M], cache: bool = False) -> M:
-    """``cache``: reuse the parsed data of a file with the same bytes (:mod:`gateway.site.configcache`)."""
-    data, lines = _cached_yaml(path) if cache else load_yaml(path, lines=False)
+#: :func:`load_model`'s ``data`` when the caller has not read the file
+UNREAD: Any = object()
+
+
+def read_data(path: str | Path, cache: bool = False) -> Any:
+    """A file's parsed data without the line map (:func:`load_model` parses again for it only if validation
+    fails); ``cache``: reuse or keep the parsed data of a file with the same bytes (:mod:`gateway.site.configcache`)."""
+    return (_cached_yaml(path) if cache else load_yaml(path, lines=False))[0]
+
+
+def load_model(path: str | Path, model: type[M], cache: bool = False, data: Any = UNREAD) -> M:
+    """``cache``: see :func:`read_data`; ``data``: the file's :func:`read_data`, when the caller has read it already."""
+    if data is UNREAD:
+        data = read_data(path, cache)
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["expected a mapping at the top level (key: value lines), got " + type(data).__name__])
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        if lines is None:  # parse once more, for the line numbers of the errors
-            data, lines = load_yaml(path)
+        data, lines = load_yaml(path)  # parse once more, for the line numbers of the errors
         raise ConfigError(str(path), _model_errors(e, data, lines or {})) from None
 
 

@@ -4,14 +4,16 @@ child that dies without writing is named; a parent interrupted while waiting kil
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
+import weakref
 
 import pytest
 
 from gateway.interrupt import BuildInterrupted, interruptible
-from gateway.site.isolate import in_child, start_child
+from gateway.site.isolate import in_child, leave, start_child
 
 
 def _square(n: int) -> int:
@@ -92,3 +94,36 @@ def test_the_gateway_loader_runs_meanwhile_during_the_compile(tmp_path, monkeypa
     assert seen == [os.getpid()] and site.source == "child" and site.catalog
     with pytest.raises(ZeroDivisionError):  # a failing ``meanwhile`` is the caller's error; the child is stopped
         load_gateway_site(path, isolate=True, meanwhile=lambda: 1 / 0)
+
+
+class _Thing:
+    pass
+
+
+def _leave_one() -> tuple[bool, bool, bool]:
+    kept, freed = _Thing(), _Thing()
+    kept_ref, freed_ref = weakref.ref(kept), weakref.ref(freed)
+    leave(kept)
+    del kept, freed
+    return kept_ref() is not None, freed_ref() is None, gc.isenabled()
+
+
+def _grandchild_keeps() -> tuple[bool, bool, bool]:
+    thing = _Thing()
+    ref = weakref.ref(thing)
+    leave(thing)
+    del thing
+    inner = in_child(_leave_one)  # a child's child keeps what its parent left, and what it leaves itself
+    return ref() is not None and inner[0], inner[1], inner[2]
+
+
+def test_a_child_keeps_what_it_leaves_and_never_collects() -> None:
+    # a loader child ends through os._exit: what it leaves is never freed (nor collected: no collector there)
+    assert in_child(_leave_one) == (True, True, False)
+    assert in_child(_grandchild_keeps) == (True, True, False)
+    here = _Thing()
+    ref = weakref.ref(here)
+    leave(here)  # outside a child: nothing is kept
+    del here
+    assert ref() is None
+    assert gc.isenabled()

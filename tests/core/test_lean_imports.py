@@ -46,3 +46,21 @@ def test_gateway_entry_loads_no_optional_stack(tmp_path) -> None:
     assert "gateway.app" in modules and "gateway.southbound.modbus.driver" in modules  # it did run the gateway
     loaded = {name: [m for m in modules if m == name or m.startswith(name + ".")] for name in NOT_LOADED}
     assert {k: v for k, v in loaded.items() if v} == {}
+
+
+BEFORE_FORK = """
+import json, sys
+import gateway.cli, gateway.startup
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_first_start_forks_its_loader_before_asyncio_and_the_catalog() -> None:
+    # what `gridgate gateway` imports before it forks the loader child of a first start is on the way to the
+    # first value (the child then imports pydantic and compiles; the gateway imports the rest meanwhile)
+    r = subprocess.run([sys.executable, "-c", BEFORE_FORK], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    modules = set(json.loads(r.stdout))
+    assert "gateway.startup" in modules
+    early = sorted(m for m in modules if m.split(".")[0] in ("asyncio", "pydantic", "yaml", "ssl", "inspect")
+                   or m in ("gateway.cim", "gateway.site.tables", "gateway.service", "gateway.shipped"))
+    assert early == []

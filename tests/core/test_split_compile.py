@@ -1,7 +1,7 @@
 """A large site's first start in two processes (issue 18: first value ≤ 1 s): the text cut
 (gateway/site/yamlsplit.py) gives exactly the file's data, and the joined compile
-(gateway/splitcompile.py) gives exactly the one-process compile, or falls back to it, so a bad file
-gets the same errors as before."""
+(gateway/splitcompile.py), of the text's halves or of the parsed data's, gives exactly the one-process
+compile, or falls back to it, so a bad file gets the same errors as before."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import yaml
 
 from gateway.site import load as site_load
 from gateway.site.errors import ConfigError
-from gateway.site.load import _construct_tree, _LineLoader
+from gateway.site.load import _construct_tree, _LineLoader, read_data
 from gateway.site.tables import Runtime
 from gateway.site.yamlsplit import confirms, split_devices
-from gateway.splitcompile import compile_split
+from gateway.splitcompile import _middle, compile_split, compile_split_data
 from gateway.startup import _unpack, compile_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +147,42 @@ def test_two_processes_compile_exactly_what_one_does(big: Path) -> None:
     assert _unpack(memoryview(compile_site(big, True, parallel=True)), "child").catalog == whole.catalog
 
 
+def test_two_processes_from_the_parsed_data_compile_exactly_what_one_does(big: Path) -> None:
+    data = read_data(big)
+    before = repr(data)
+    blob = compile_split_data(data)
+    assert blob is not None
+    assert repr(data) == before  # the halves are new dicts: the data is not changed
+    split, whole = _unpack(memoryview(blob), "child"), _unpack(memoryview(compile_site(big, False)), "process")
+    assert _plain(split.cfg) == _plain(whole.cfg)
+    assert list(split.catalog) == list(whole.catalog) and split.catalog == whole.catalog
+    assert len(split.catalog) == 6 * (2000 // 6) and [d.name for d in split.cfg.devices] == [f"m{i}" for i in range(6)]
+
+
+def test_a_first_start_with_the_c_builder_halves_the_parsed_data(big: Path, monkeypatch) -> None:
+    from gateway import splitcompile
+
+    if not site_load.whole_file_is_faster():
+        pytest.skip("the C YAML builder is not built here")
+    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
+    monkeypatch.setattr(splitcompile, "compile_split", lambda path: pytest.fail("the text was cut"))
+    halved: list[int] = []
+    real = splitcompile.compile_split_data
+    monkeypatch.setattr(splitcompile, "compile_split_data", lambda data: halved.append(len(data["devices"])) or real(data))
+    blob = compile_site(big, False, parallel=True)
+    assert halved == [6]
+    assert _unpack(memoryview(blob), "child").catalog == _unpack(memoryview(compile_site(big, False)), "process").catalog
+
+
+@pytest.mark.parametrize(("sizes", "cut"), [
+    ([10] * 10, 5), ([50, 10, 10, 10, 20], 1), ([1, 1, 1, 97], 3), ([97, 1, 1, 1], 1), ([3, 4], 1),
+    ([5, 5, 5], 1), ([1, 6, 1, 1, 1], 2), ([None, None, None, None], 2),
+])
+def test_the_data_is_cut_where_each_half_has_about_half_the_points(sizes: list, cut: int) -> None:
+    devices = [{"name": f"d{i}", "points": [{}] * n} if n is not None else "not a device" for i, n in enumerate(sizes)]
+    assert _middle(devices) == cut
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("split") / "site.yaml"
@@ -169,18 +205,19 @@ def _errors(path: Path, parallel: bool) -> list[str]:
     return e.value.problems if hasattr(e.value, "problems") else [str(e.value)]
 
 
-@pytest.mark.parametrize("case", ["device name in both halves", "port in both halves", "mRID in both halves",
-                                  "error in the second half", "YAML error in the first half", "duplicate key"])
-def test_a_bad_file_gets_the_errors_of_the_one_process_compile(small: Path, tmp_path: Path, case: str) -> None:
-    big = small
+BAD = ["device name in both halves", "port in both halves", "mRID in both halves", "error in the second half",
+       "YAML error in the first half", "duplicate key"]
+
+
+def _bad(big: Path, tmp_path: Path, case: str) -> Path:
     text = big.read_text(encoding="utf-8")
     port = yaml.safe_load(text)["devices"][0]["port"]
     if case == "device name in both halves":
-        p = _edited(big, tmp_path, "name: m5\n", "name: m0\n")
-    elif case == "port in both halves":
+        return _edited(big, tmp_path, "name: m5\n", "name: m0\n")
+    if case == "port in both halves":
         port5 = yaml.safe_load(text)["devices"][5]["port"]
-        p = _edited(big, tmp_path, f"port: {port5}\n", f"port: {port}\n")
-    elif case == "mRID in both halves":
+        return _edited(big, tmp_path, f"port: {port5}\n", f"port: {port}\n")
+    if case == "mRID in both halves":
         p = tmp_path / "edited.yaml"
         mrid = "mrid: 00000000-0000-4000-8000-000000000001\n"
         lines = text.split("\n")
@@ -188,21 +225,52 @@ def test_a_bad_file_gets_the_errors_of_the_one_process_compile(small: Path, tmp_
         for i in (firsts[0], firsts[-1]):
             lines[i] += "\n      " + mrid.rstrip("\n")
         p.write_text("\n".join(lines), encoding="utf-8")
-    elif case == "error in the second half":
-        p = _edited(big, tmp_path, "address: 10\n", "address: 70000\n", last=True)
-    elif case == "YAML error in the first half":
-        p = _edited(big, tmp_path, "name: m1\n", "name: [m1\n")
-    else:
-        p = _edited(big, tmp_path, "    type: uint16\n", "    type: uint16\n    type: int16\n", last=True)
+        return p
+    if case == "error in the second half":
+        return _edited(big, tmp_path, "address: 10\n", "address: 70000\n", last=True)
+    if case == "YAML error in the first half":
+        return _edited(big, tmp_path, "name: m1\n", "name: [m1\n")
+    return _edited(big, tmp_path, "    type: uint16\n", "    type: uint16\n    type: int16\n", last=True)
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_file_gets_the_errors_of_the_one_process_compile(small: Path, tmp_path: Path, case: str, monkeypatch) -> None:
+    from gateway import splitcompile
+
+    p = _bad(small, tmp_path, case)
     assert compile_split(p) is None
+    monkeypatch.setattr(site_load, "_fast_load", None)  # the text halved
+    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
     errors = _errors(p, True)
     assert errors == _errors(p, False) and errors
 
 
-def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_file_gets_the_errors_of_the_one_process_compile_with_the_data_halved(small: Path, tmp_path: Path,
+                                                                                   case: str, monkeypatch) -> None:
     from gateway import splitcompile
 
-    monkeypatch.setattr(site_load, "_fast_load", None)  # the rule of a build without the C YAML builder
+    if not site_load.whole_file_is_faster():
+        pytest.skip("the C YAML builder is not built here")
+    p = _bad(small, tmp_path, case)
+    if case.startswith("YAML") or case == "duplicate key":  # the whole file is parsed before it is halved
+        with pytest.raises(ConfigError):
+            read_data(p)
+    else:
+        assert compile_split_data(read_data(p)) is None
+    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
+    errors = _errors(p, True)
+    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "1")
+    assert errors == _errors(p, False) == _errors(p, True) and errors
+
+
+@pytest.mark.parametrize("c_builder", [True, False])
+def test_two_processes_only_where_a_second_core_is_idle(monkeypatch, c_builder: bool) -> None:
+    from gateway import splitcompile
+
+    # the same rule with the C YAML builder (the parsed data is halved) and without it (the text is halved)
+    monkeypatch.setattr(site_load, "_fast_load", (lambda text: NotImplemented) if c_builder else None)
+    monkeypatch.delenv(splitcompile.PROCESSES_ENV, raising=False)
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
     for load, split in ((0.2, True), (0.9, True), (1.0, False), (6.0, False)):
         monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
@@ -212,24 +280,11 @@ def test_two_processes_only_where_a_second_core_is_idle(monkeypatch) -> None:
     assert splitcompile.worth_splitting() is False
 
 
-def test_one_process_where_the_c_yaml_builder_is_built_unless_forced(monkeypatch) -> None:
+@pytest.mark.parametrize("c_builder", [True, False])
+def test_the_number_of_processes_can_be_forced(monkeypatch, caplog, c_builder: bool) -> None:
     from gateway import splitcompile
 
-    monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(splitcompile.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr(site_load, "_fast_load", lambda text: NotImplemented)
-    assert splitcompile.worth_splitting() is False
-    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "2")
-    assert splitcompile.worth_splitting() is True
-    monkeypatch.setenv(splitcompile.PROCESSES_ENV, "auto")
-    monkeypatch.setattr(site_load, "_fast_load", None)
-    assert splitcompile.worth_splitting() is True
-
-
-def test_the_number_of_processes_can_be_forced(monkeypatch, caplog) -> None:
-    from gateway import splitcompile
-
-    monkeypatch.setattr(site_load, "_fast_load", None)
+    monkeypatch.setattr(site_load, "_fast_load", (lambda text: NotImplemented) if c_builder else None)
     monkeypatch.setattr(splitcompile.os, "sched_getaffinity", lambda pid: {0, 1})
     for load in (0.2, 6.0):
         monkeypatch.setattr(splitcompile.os, "getloadavg", lambda load=load: (load, load, load))
