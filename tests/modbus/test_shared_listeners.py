@@ -295,3 +295,34 @@ async def test_gateway_polls_a_site_of_shared_addresses_into_mosquitto(mosquitto
                 assert msg["provenance"]["protocol"] == "modbus"
             assert len(listening_sockets(port)) == 1
             assert all(emu.devices[f"m{i}"].server.stats.requests >= 1 for i in range(3))
+
+
+NO_OPTION = textwrap.dedent("""
+    import asyncio, json, logging, socket, sys
+    del socket.SO_BINDTODEVICE  # a system without it (not Linux)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from devices.emulator import Emulator
+    from gateway.config import Config
+    from tests.modbus.test_shared_listeners import listening_sockets, read_hr
+
+    async def main():
+        cfg = Config.model_validate(json.loads(sys.argv[1]))
+        async with Emulator(cfg) as emu:
+            port = cfg.devices[0].port
+            socks = listening_sockets(port)
+            names = sorted(s.getsockname()[0] for s in socks)
+            for s in socks:
+                s.close()
+            print(emu.listeners.ports, names, [await read_hr(d.host, port) for d in cfg.devices])
+
+    asyncio.run(main())
+""")
+
+
+def test_without_so_bindtodevice_each_device_gets_its_own_socket_and_a_log_line_says_why() -> None:
+    r = subprocess.run([sys.executable, "-c", NO_OPTION, json.dumps(site(free_port()))], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "{} ['127.0.0.2', '127.0.0.3', '127.0.0.4'] [[1005], [2010], [3015]]", r.stdout
+    assert ("devices on 127.x addresses sharing a port get a listening socket each: this system has no "
+            "SO_BINDTODEVICE (Linux only)") in r.stderr, r.stderr
