@@ -17,8 +17,13 @@ per process on this 2-core machine, before the emulator does.
     python bench/bench_emulator_scale.py [--devices 1000 5000 10000] [--registers 20] [--interval 1] [--seconds 20]
     python bench/bench_emulator_scale.py --devices 10000 --processes 2   # emulate --processes 2
     python bench/bench_emulator_scale.py --devices 3000 10000 --restart --startup-only --fault-api   # start-up, RSS
+    python bench/bench_emulator_scale.py --devices 10000 --addresses --restart   # device i on 127.1.x.y:1502
 
-With ``--processes N`` CPU and RSS are the sum over the parent and its shard processes.
+With ``--processes N`` CPU and RSS are the sum over the parent and its shard processes. With
+``--addresses`` every device has its own 127.x address and all share one port (``--port-base``,
+default 1502), as RTUs on a real network each have an address and the standard port: one
+listening socket for all of them (devices/sharedlisten.py), so 10,000 devices hold ~10,000
+descriptors in the emulator instead of ~20,000.
 """
 
 from __future__ import annotations
@@ -109,10 +114,40 @@ def raise_open_files(need: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-async def poll_device(port: int, registers: int, interval: float, until: float, lat: list[float], errors: list[str]) -> None:
+def addresses(n: int) -> list[str]:
+    """n distinct loopback addresses, 127.1.0.1 onwards (250 per third octet; 127.0.0.1 is left to others)."""
+    return [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(n)]
+
+
+def wait_devices(endpoints: list[tuple[str, int]], timeout: float, proc: subprocess.Popen | None = None) -> float:
+    """Seconds until the last device answers a Modbus read (devices start in file order, so then all are up).
+
+    Why not wait_ports: on a shared port the kernel accepts a connection to every 127.x address as soon as
+    the first device is up, and resets it while that address has no device yet."""
+    import socket
+
+    t0 = time.monotonic()
+    host, port = endpoints[-1]
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"emulator: device {host}:{port} not answering after {timeout:.0f} s")
+        try:
+            with socket.create_connection((host, port), timeout=1) as s:
+                s.sendall(struct.pack(">HHHBBHH", 1, 0, 6, 1, 3, 0, 1))
+                if len(s.recv(64)) >= 9:
+                    return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+
+async def poll_device(port: int | tuple[str, int], registers: int, interval: float, until: float, lat: list[float], errors: list[str]) -> None:
     """One connection, one FC3 read per interval (random phase so requests spread over the second)."""
+    host, port = port if isinstance(port, tuple) else ("127.0.0.1", port)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
     except OSError as e:
         errors.append(f"connect {port}: {e}")
         return
@@ -138,7 +173,7 @@ async def poll_device(port: int, registers: int, interval: float, until: float, 
         writer.close()
 
 
-def client(ports: list[int], args: argparse.Namespace, start_at: float) -> tuple[list[float], list[str]]:
+def client(ports: list[int] | list[tuple[str, int]], args: argparse.Namespace, start_at: float) -> tuple[list[float], list[str]]:
     """One client process: polls ``ports`` from ``start_at`` (wall clock) through warm-up and the window;
     returns the window's latencies."""
     async def run() -> tuple[list[float], list[str]]:
@@ -165,10 +200,18 @@ async def run_one(n: int, args: argparse.Namespace) -> dict:
 async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
     cfg = tmp / "site.yaml"
     data = site(n * args.registers, n, args.interval)
-    for d, port in zip(data["devices"], below_ephemeral(n, args.port_base)):
-        d["port"] = port
+    if args.addresses:  # one port, an address per device
+        for d, host in zip(data["devices"], addresses(n)):
+            d["host"], d["port"] = host, args.port_base or 1502
+    else:
+        for d, port in zip(data["devices"], below_ephemeral(n, args.port_base)):
+            d["port"] = port
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
-    ports = [d["port"] for d in data["devices"]]
+    ports: list = [(d["host"], d["port"]) if args.addresses else d["port"] for d in data["devices"]]
+
+    def up(proc: subprocess.Popen) -> float:
+        return wait_devices(ports, 900, proc) if args.addresses else wait_ports(ports, 900, proc)
+
     # `validate` (timed apart) reads a large file in parts and caches nothing (gateway/chunkload.py): the first
     # start below parses the file; startup_s, after --restart's first start, reads the compiled-site cache
     t0 = time.monotonic()
@@ -182,17 +225,17 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
     if args.restart:  # a first start builds (and caches) the compiled site; the measured one below is a restart
         emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         try:
-            restart = wait_ports(ports, 900, emu)
+            restart = up(emu)
             restart_cpu = start_cpu(emu.pid)
         finally:
             stop_all(emu)
     emu = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
-        startup = wait_ports(ports, 900, emu)
+        startup = up(emu)
         startup_cpu = start_cpu(emu.pid)
         _, rss_idle = proc_stats(emu.pid)
         if args.startup_only:
-            return {"devices": n, "processes": args.processes, "fault_api": args.fault_api,
+            return {"devices": n, "layout": layout(args), "processes": args.processes, "fault_api": args.fault_api,
                     "validate_s": round(validate_s, 1), "first_start_s": None if restart is None else round(restart, 1),
                     "first_start_cpu_s": None if restart_cpu is None else round(restart_cpu, 1),
                     "startup_s": round(startup, 1), "startup_cpu_s": round(startup_cpu, 1),
@@ -207,6 +250,7 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
         stop_all(emu)
     return {
         "devices": n,
+        "layout": layout(args),
         "loop": args.loop,
         "processes": args.processes,
         "validate_s": round(validate_s, 1),
@@ -221,7 +265,11 @@ async def _run_one(n: int, args: argparse.Namespace, tmp: Path) -> dict:
     }
 
 
-async def poll_c(binary: Path, ports: list[int], args: argparse.Namespace, pid: int) -> dict:
+def layout(args: argparse.Namespace) -> str:
+    return f"addresses (127.1.x.y:{args.port_base or 1502})" if args.addresses else "ports (127.0.0.1)"
+
+
+async def poll_c(binary: Path, ports: list, args: argparse.Namespace, pid: int) -> dict:
     """Poll with bench/modbus_loadgen.c; the emulator's CPU is sampled as the generator's window opens and closes."""
     from bench import modbus_loadgen
 
@@ -257,7 +305,7 @@ async def poll_c(binary: Path, ports: list[int], args: argparse.Namespace, pid: 
     }
 
 
-async def poll_python(ports: list[int], args: argparse.Namespace, pid: int) -> dict:
+async def poll_python(ports: list, args: argparse.Namespace, pid: int) -> dict:
     """Poll from ``--clients`` asyncio client processes (the fallback without a C compiler)."""
     lat: list[float] = []
     errors: list[str] = []
@@ -317,6 +365,8 @@ async def main() -> None:
     ap.add_argument("--port-base", type=int, help="first device port to try (default: 2n+2000 below the ephemeral "
                     "range); the same ports give the same site file, parsed once and cached, and keep clear of "
                     "other benches on a shared machine")
+    ap.add_argument("--addresses", action="store_true", help="device i on its own address 127.1.x.y, all on one port "
+                    "(--port-base, default 1502): one shared listening socket in the emulator (devices/sharedlisten.py)")
     ap.add_argument("--timeout", type=float, default=5.0, help="a reply later than this counts as a timeout (C client)")
     args = ap.parse_args()
     args.loadgen = None
@@ -328,11 +378,13 @@ async def main() -> None:
             print(f"bench: {why}; polling with {args.clients} Python client process(es) instead, which saturate near "
                   "7,000 requests/s each: latency at thousands of devices is then the clients' (use --clients)",
                   file=sys.stderr)
-    # an emulator process holds a listening and an accepted socket per device, the client one per device
+    # an emulator process holds a listening and an accepted socket per device (with --addresses: one listening
+    # socket in all), the client one per device
     shards = (os.cpu_count() or 1) if args.processes == "auto" else int(args.processes)
-    need = max(2 * max(args.devices) // shards, max(args.devices)) + 200
+    per_device = 1 if args.addresses and shards == 1 else 2
+    need = max(per_device * max(args.devices) // shards, max(args.devices)) + 200
     if args.startup_only:  # listening sockets only
-        need = max(args.devices) // shards + 100
+        need = (1 if args.addresses and shards == 1 else max(args.devices) // shards) + 100
     limit = raise_open_files(need)
     if limit < need:
         raise SystemExit(f"open-file limit {limit} is too low for {max(args.devices)} devices in {shards} emulator "

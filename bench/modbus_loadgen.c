@@ -1,6 +1,7 @@
 /* Paced Modbus/TCP load generator for bench/bench_emulator_scale.py (GPL-3.0-or-later).
  *
- * One TCP connection per device, all to 127.0.0.1 (the address is fixed here, not an argument).
+ * One TCP connection per device, to 127.0.0.1 or to the device's own 127.x address (never outside
+ * 127.0.0.0/8: other addresses are refused).
  * Every connection sends one FC3 read of REGISTERS holding registers per INTERVAL; the N
  * connections' send times are spread evenly over the interval (connection i at i*INTERVAL/N),
  * one request in flight per connection, as a polling master does. Each reply is checked
@@ -13,7 +14,8 @@
  *
  * usage: modbus_loadgen [--registers 20] [--address 0] [--interval 1] [--warmup 3] [--seconds 20]
  *                       [--timeout 5] [--connect-timeout 30] < ports
- * stdin: one line per device, "PORT" or "PORT UNIT" (unit id, default 1).
+ * stdin: one line per device, "[ADDRESS:]PORT [UNIT]" (ADDRESS a 127.x IPv4 address, default 127.0.0.1;
+ * unit id, default 1).
  * stdout: "# window start" and "# window end" as the measured window opens and closes (the
  * caller samples the server's CPU there), then one JSON object (see report()).
  * Exit code 0 unless the arguments or stdin are bad.
@@ -43,6 +45,7 @@ static const char *ERR_NAMES[NERR] = {"bad_transaction_id", "bad_header", "excep
 
 typedef struct {
     int fd;
+    uint32_t addr; /* IPv4, host order, in 127.0.0.0/8 */
     uint16_t port, tid;
     uint8_t unit, state, inflight, measured, timed_out;
     double sent_at;
@@ -208,15 +211,28 @@ static int read_ports(void) {
     int lineno = 0;
     while (fgets(line, sizeof line, stdin)) {
         lineno++;
-        int port, unit = 1, n = sscanf(line, "%d %d", &port, &unit);
+        char *p = line, host[64] = "127.0.0.1";
+        char *colon = strchr(line, ':');
+        if (colon) { /* ADDRESS:PORT */
+            size_t hl = (size_t)(colon - line);
+            if (hl >= sizeof host) hl = sizeof host - 1;
+            memcpy(host, line, hl);
+            host[hl] = 0;
+            p = colon + 1;
+        }
+        struct in_addr ia;
+        int port, unit = 1, n = sscanf(p, "%d %d", &port, &unit);
         if (n <= 0) continue;
-        if (port < 1 || port > 65535 || unit < 0 || unit > 255) {
-            fprintf(stderr, "modbus_loadgen: stdin line %d: want \"PORT [UNIT]\" (1..65535, 0..255), got %s", lineno, line);
+        if (port < 1 || port > 65535 || unit < 0 || unit > 255 || inet_pton(AF_INET, host, &ia) != 1 ||
+            (ntohl(ia.s_addr) >> 24) != 127) {
+            fprintf(stderr, "modbus_loadgen: stdin line %d: want \"[ADDRESS:]PORT [UNIT]\" (a 127.x address, 1..65535, "
+                            "0..255), got %s", lineno, line);
             return -1;
         }
         if (nconn == cap) { cap *= 2; cs = realloc(cs, (size_t)cap * sizeof *cs); }
         memset(&cs[nconn], 0, sizeof *cs);
         cs[nconn].port = (uint16_t)port;
+        cs[nconn].addr = ntohl(ia.s_addr);
         cs[nconn].unit = (uint8_t)unit;
         cs[nconn].fd = -1;
         nconn++;
@@ -225,7 +241,7 @@ static int read_ports(void) {
     return 0;
 }
 
-/* non-blocking connects to 127.0.0.1:port of every device; returns how many are up */
+/* non-blocking connects to every device's 127.x address and port; returns how many are up */
 static int connect_all(void) {
     int pending = 0, up = 0;
     for (int i = 0; i < nconn; i++) {
@@ -237,7 +253,7 @@ static int connect_all(void) {
         struct sockaddr_in sa = {0};
         sa.sin_family = AF_INET;
         sa.sin_port = htons(c->port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* only ever loopback */
+        sa.sin_addr.s_addr = htonl(c->addr); /* only ever loopback: checked in read_ports */
         int r = connect(c->fd, (struct sockaddr *)&sa, sizeof sa);
         struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
         if (r < 0 && errno != EINPROGRESS) { kill_conn(c, E_CONNECT); continue; }

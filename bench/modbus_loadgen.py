@@ -83,8 +83,10 @@ class Load:
                 "--connect-timeout", repr(self.connect_timeout)]
 
 
-async def run(binary: Path, ports: list[int], load: Load, on_window: Callable[[str], None] | None = None) -> dict:
-    """Poll 127.0.0.1:``ports`` (unit 1) as ``load`` says; returns the generator's JSON report.
+async def run(binary: Path, ports: list[int] | list[tuple[str, int]], load: Load,
+              on_window: Callable[[str], None] | None = None) -> dict:
+    """Poll ``ports`` (127.0.0.1:port, or (127.x address, port) pairs; unit 1) as ``load`` says; returns the
+    generator's JSON report.
 
     ``on_window("start")`` / ``on_window("end")`` are called as the measured window opens and
     closes (the caller samples the server's CPU there)."""
@@ -92,7 +94,7 @@ async def run(binary: Path, ports: list[int], load: Load, on_window: Callable[[s
         str(binary), *load.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.write("".join(f"{p}\n" for p in ports).encode())
+    proc.stdin.write("".join(f"{p[0]}:{p[1]}\n" if isinstance(p, tuple) else f"{p}\n" for p in ports).encode())
     await proc.stdin.drain()
     proc.stdin.close()
     report: dict | None = None

@@ -6,7 +6,10 @@ imported only when a device starts) with:
 - ``FAULT_KINDS``: the comms faults its devices implement (the scenario vocabulary derives from it);
 - ``RESTART_ON_DISCONNECT``: whether a ``disconnect`` fault stops and restarts the device (True) or
   the server refuses connections itself (False);
-- ``async start(device_cfg, on_command) -> EmulatedDevice``: a listening device;
+- ``async start(device_cfg, on_command, fw) -> EmulatedDevice``: a listening device;
+- ``SHARES_LISTENERS`` (optional, default False): its ``start`` also takes ``listeners=`` (the emulator's
+  :class:`devices.sharedlisten.SharedListeners`), so devices on 127.x addresses of one port share one
+  listening socket; servers that open their sockets in C (IEC 61850, IEC 104) keep their own;
 - ``apply_faults(device, faults)``: merge the active comms faults of one device into it.
 """
 

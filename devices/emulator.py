@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 
 from devices.contract import DeviceUnavailable, emulated
 from devices.emusite import EmulatedSite
+from devices.sharedlisten import SharedListeners, SharedPortError, shared_ports, why_not_shared
 from firmware_sim import Firmware, PlanError, RegisterLayout, SimPoint
 from firmware_sim.plan import Plan, compile_plan
 from gateway.config import Config
@@ -147,6 +148,10 @@ class Emulator:
         else:
             self.fw = build_firmware(cfg, seed)
             entries = list(enumerate(cfg.devices))
+        #: the enabled devices of the whole site (an EmulatedSite holds only those this process serves)
+        self._known = cfg.known if isinstance(cfg, EmulatedSite) else [d.name for d in cfg.devices if d.enabled]
+        self.listeners = SharedListeners()  # the shared ports, planned by start()
+        self._want_files = 0
         self.devices: dict[str, RunningDevice] = {}
         self.skipped: dict[str, str] = {}
         self._skip = skip or (lambda msg: log.warning("%s", msg))
@@ -183,34 +188,66 @@ class Emulator:
         self.t0_wall = time.time()
         self.fw.tick(self._time_of(0))
         names = [n for n in self._by_name if self.serves(n)]
+        self.listeners = SharedListeners(self._plan_shared(names))
         self._open_files(len(names))
         for name in names:
             await self.start_device(name)
         self._task = asyncio.create_task(self._ticker(), name="firmware-tick")
 
+    def _plan_shared(self, names: list[str]) -> dict[int, list[str]]:
+        """The ports whose devices (each on its own 127.x address) share one listening socket
+        (devices/sharedlisten.py): only when this process serves every enabled device of the site (a
+        ``--device`` subset or a ``--processes`` shard leaves some of a port to another process)."""
+        if set(names) != set(self._known):
+            return {}
+        shares: dict[str, bool] = {}
+        rows = []
+        for name in names:
+            d = self._by_name[name][1]
+            if d.protocol not in shares:
+                shares[d.protocol] = bool(getattr(emulated(d.protocol), "SHARES_LISTENERS", False))
+            rows.append((name, str(d.host), d.port, shares[d.protocol]))
+        ports = shared_ports(rows)
+        if ports and (why := why_not_shared()) is not None:
+            log.warning("emulator: devices on 127.x addresses sharing a port get a listening socket each: %s", why)
+            return {}
+        return ports
+
     def _open_files(self, n: int) -> None:
-        """Room for ``n`` devices' listening sockets (else a clear error before any is opened) and, where the
-        hard limit allows, one master connection each (else a warning saying how many fit)."""
-        want = 2 * n + BASE
+        """Room for the listening sockets of ``n`` devices (one per shared port, else one per device; else a clear
+        error before any is opened) and, where the hard limit allows, one master connection each (else a warning
+        saying how many fit)."""
+        ports = self.listeners.ports
+        sharing = sum(len(v) for v in ports.values())
+        listen = n - sharing + len(ports)
+        want = self._want_files = listen + n + BASE
+        how = (f"{listen:,} listening sockets ({len(ports):,} shared by {sharing:,} devices on 127.x addresses), "
+               if ports else "a listening socket each, ")
         soft = ensure_open_files(
-            n + BASE, want, f"emulating {n:,} devices (a listening socket each, one more per connected master)",
-            f"{raise_hint(want)}, or run fewer devices per process (`gridgate emulate --processes N`, or `--device`).")
+            listen + BASE, want, f"emulating {n:,} devices ({how}one more per connected master)",
+            f"{raise_hint(want)}, or run fewer devices per process (`gridgate emulate --processes N`, or `--device`)"
+            + ("" if ports else ", or give devices on one port their own 127.x addresses (one listening socket per port)")
+            + ".")
         if soft < want:
-            self._skip(f"emulator: open-file limit {soft:,} (hard limit): room for about {soft - n - BASE:,} "
+            self._skip(f"emulator: open-file limit {soft:,} (hard limit): room for about {soft - listen - BASE:,} "
                        f"master connections to {n:,} devices; further masters get no answer until others close "
                        f"({raise_hint(want)})")
 
     async def start_device(self, name: str) -> RunningDevice | None:
         i, d = self._by_name[name]
         try:
-            server = await emulated(d.protocol).start(  # type: ignore[attr-defined]
-                d, lambda point, value, _d=d.name: self.apply_command(_d, point, value), self.fw)
+            spec = emulated(d.protocol)  # type: ignore[attr-defined]
+            shared = {"listeners": self.listeners} if getattr(spec, "SHARES_LISTENERS", False) else {}
+            server = await spec.start(d, lambda point, value, _d=d.name: self.apply_command(_d, point, value), self.fw,
+                                      **shared)
         except DeviceUnavailable as e:
             self.skipped[d.name] = str(e)
             self._skip(f"emulator: skipping device {d.name} ({d.protocol}): {e}")  # type: ignore[attr-defined]
             return None
+        except SharedPortError:
+            raise  # names the port, its devices and the fix
         except OSError as e:  # the port is taken (or the address is not ours): name the device and the fix
-            fix = (raise_hint(2 * len(self._by_name) + BASE) if e.errno in (errno.EMFILE, errno.ENFILE)
+            fix = (raise_hint(self._want_files or 2 * len(self._by_name) + BASE) if e.errno in (errno.EMFILE, errno.ENFILE)
                    else f"stop what uses the port or change devices[{i}].port")
             raise OSError(f"device {d.name} ({d.protocol}) cannot listen on {d.host}:{d.port}: "  # type: ignore[attr-defined]
                           f"{e.strerror or e}; {fix}") from None

@@ -6,12 +6,14 @@ from typing import Any, Sequence
 
 FAULT_KINDS = frozenset({"disconnect", "iin", "confirm_loss"})
 RESTART_ON_DISCONNECT = True
+#: outstations on 127.x addresses of one port may share its listening socket (devices/sharedlisten.py)
+SHARES_LISTENERS = True
 
 
-async def start(d: Any, on_command: Any, fw: Any) -> Any:
+async def start(d: Any, on_command: Any, fw: Any, listeners: Any = None) -> Any:
     from devices.dnp3.outstation import Dnp3Outstation
 
-    os_ = Dnp3Outstation(d, on_command=on_command)
+    os_ = Dnp3Outstation(d, on_command=on_command, listeners=listeners)
     await os_.start()
     return os_
 

@@ -23,6 +23,7 @@ from devices.dnp3.events import EventBuffers
 from devices.dnp3.faults import Dnp3Faults
 from devices.dnp3.responses import FragmentPacker
 from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
+from devices.sharedlisten import Attachment, SharedListeners, serve_accepted
 from gateway.protocols.dnp3 import objects as o
 from gateway.protocols.dnp3.config import Dnp3Device, Dnp3Point
 from gateway.protocols.dnp3.flags import from_quality
@@ -36,6 +37,9 @@ _CONTROL_FCS = (o.SELECT, o.OPERATE, o.DIRECT_OPERATE, o.DIRECT_OPERATE_NR)
 
 
 class Dnp3Outstation:
+    """``listeners``: the emulator's shared ports (devices/sharedlisten.py): an outstation on a 127.x address
+    of a shared port takes its master connections from the port's one socket instead of opening its own."""
+
     def __init__(
         self,
         device: Dnp3Device,
@@ -45,6 +49,7 @@ class Dnp3Outstation:
         confirm_timeout: float = 2.0,
         unsol_confirm_timeout: float = 1.0,
         select_timeout: float = 5.0,
+        listeners: SharedListeners | None = None,
     ) -> None:
         self.cfg = device
         self.on_command = on_command
@@ -70,7 +75,9 @@ class Dnp3Outstation:
             "malformed_requests": 0, "unknown_function": 0, "unsol_sent": 0, "unsol_retried": 0,
             "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0, "keepalive_probes": 0,
         }
-        self._server: asyncio.base_events.Server | None = None
+        self._listeners = listeners
+        self._server: asyncio.base_events.Server | Attachment | None = None
+        self._stopped = False
         self._session: _Session | None = None
         self._wake = asyncio.Event()
         c = device.connections
@@ -87,13 +94,18 @@ class Dnp3Outstation:
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port)
+        loop = asyncio.get_running_loop()
+        self._stopped = False
+        shared = None if self._listeners is None else self._listeners.attach(
+            self.cfg.host, self.cfg.port, lambda sock: serve_accepted(loop, sock, self._stream), self.cfg.name)
+        self._server = shared or await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port)
         self.port = self._server.sockets[0].getsockname()[1]
         quiet_accept_errors()
         self.guard.start_sweeps(asyncio.get_running_loop())
         log.info("%s: DNP3 outstation %d listening on %s:%d", self.cfg.name, self.cfg.dnp3.outstation_address, self.cfg.host, self.port)
 
     async def stop(self) -> None:
+        self._stopped = True
         self.guard.stop_sweeps()
         if self._server:
             self._server.close()
@@ -108,7 +120,14 @@ class Dnp3Outstation:
                 pass
             self._server = None
 
+    def _stream(self) -> asyncio.StreamReaderProtocol:
+        """A connection from a shared port, as ``asyncio.start_server`` makes one."""
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._accept)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopped:  # stop() ran while the connection was being set up
+            writer.transport.abort()
+            return
         s = _Session(self, reader, writer)
         old = self._session
         if not self.guard.admit(s):  # the current master stays; the newcomer is closed at once

@@ -29,7 +29,8 @@ from devices.modbus.faults import HEALTHY, ModbusFaults
 from devices.modbus.model import ModbusDataModel
 from devices.modbus.pdu import Responder
 from devices.modbus.stats import LENGTH, PROTOCOL_ID, TRUNCATED, ConnStats, ServerStats
-from devices.netguard import RESOURCE_ERRNOS, ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
+from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
+from devices.sharedlisten import Acceptor, Attachment, SharedListeners, SharedPortError, serve_accepted
 
 if TYPE_CHECKING:
     from gateway.protocols.modbus.config import ModbusDevice
@@ -45,8 +46,6 @@ MAX_LENGTH = 254
 #: per connection, 120 MB at 10,000 emulated devices, for no measurable gain)
 RECV_BUFFER = 4096
 BACKLOG = 256
-#: seconds before accept() is tried again after it ran out of descriptors (asyncio's own delay)
-ACCEPT_RETRY_DELAY = 1.0
 
 #: how connections do their I/O: "readers" (the selector loop's add_reader on our own non-blocking
 #: sockets, see _RawConnection), "transports" (asyncio Protocol/Transport, any loop, e.g. uvloop),
@@ -57,7 +56,9 @@ IoMode = Literal["auto", "readers", "transports"]
 class ModbusServer:
     """One emulated device: ``await start()``, then ``port``, ``stats``, ``faults``; ``await stop()``.
 
-    ``io`` (default ``default_io``): see IoMode; both ways serve the same bytes."""
+    ``io`` (default ``default_io``): see IoMode; both ways serve the same bytes. ``listeners``: the
+    emulator's shared ports (devices/sharedlisten.py): a device on a 127.x address of a shared port takes
+    its connections from the port's one socket instead of opening its own."""
 
     default_io: IoMode = "auto"
 
@@ -72,6 +73,7 @@ class ModbusServer:
         faults: ModbusFaults = HEALTHY,
         limits: GuardLimits | None = None,
         io: IoMode | None = None,
+        listeners: SharedListeners | None = None,
     ) -> None:
         if not 0 <= unit_id <= 255:
             raise ValueError(f"unit_id {unit_id} is out of range; use 0..255")
@@ -92,7 +94,8 @@ class ModbusServer:
         if io not in ("auto", "readers", "transports"):
             raise ValueError(f"modbus device {self.name}: io {io!r} is not one of auto, readers, transports")
         self._io = io
-        self._server: asyncio.Server | _Listeners | None = None
+        self._listeners = listeners
+        self._server: asyncio.Server | _Listeners | Attachment | None = None
         self._conns: set[_Framing] = set()
         self._closed = ConnStats()
         self._refused = 0  # connections closed at once by the ``refuse`` fault
@@ -111,12 +114,21 @@ class ModbusServer:
         if self._io == "transports":
             readers = False
         try:
-            if readers:
+            shared = None
+            if self._listeners is not None:
+                take = (lambda sock: _RawConnection(self, loop, sock)) if readers else (
+                    lambda sock: serve_accepted(loop, sock, lambda: _Connection(self)))
+                shared = self._listeners.attach(self.host, self._want_port, take, self.name)
+            if shared is not None:
+                self._server = shared
+            elif readers:
                 self._server = await _Listeners.open(self, loop)
             else:
                 self._server = await loop.create_server(
                     lambda: _Connection(self), self.host, self._want_port, reuse_address=True, backlog=BACKLOG
                 )
+        except SharedPortError:
+            raise
         except OSError as e:
             raise OSError(
                 e.errno,
@@ -207,21 +219,18 @@ class ModbusServer:
             self._closed.add(conn.stats)
 
 
-class _Listeners:
-    """The listening sockets of a device on the selector loop: accepted with ``add_reader``.
+class _Listeners(Acceptor):
+    """The listening sockets of a device of its own on the selector loop: accepted with ``add_reader``.
 
     Bound like ``loop.create_server`` (every address of ``host``, SO_REUSEADDR, IPv6 only on
-    IPv6 sockets); accept() running out of descriptors goes to the loop's exception handler
-    with asyncio's message (netguard.quiet_accept_errors turns it into one warning per interval)
-    and is retried after ACCEPT_RETRY_DELAY, as asyncio's own server does."""
+    IPv6 sockets); the accept loop (and its out-of-descriptors pause) is devices/sharedlisten.py's."""
 
     def __init__(self, server: ModbusServer, loop: asyncio.AbstractEventLoop, sockets: list[socket.socket]) -> None:
         self.server = server
-        self.loop = loop
-        self.sockets = sockets
-        self.closed = False
-        for s in sockets:
-            loop.add_reader(s.fileno(), self._accept, s)
+        super().__init__(loop, sockets)
+
+    def take(self, sock: socket.socket) -> None:
+        _RawConnection(self.server, self.loop, sock)
 
     @classmethod
     async def open(cls, server: ModbusServer, loop: asyncio.AbstractEventLoop) -> "_Listeners":
@@ -246,38 +255,6 @@ class _Listeners:
                 s.close()
             raise
         return cls(server, loop, sockets)
-
-    def _accept(self, lsock: socket.socket) -> None:
-        for _ in range(BACKLOG):
-            try:
-                sock, _addr = lsock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno not in RESOURCE_ERRNOS:
-                    raise
-                self.loop.call_exception_handler(
-                    {"message": "socket.accept() out of system resource", "exception": exc, "socket": lsock}
-                )
-                self.loop.remove_reader(lsock.fileno())
-                self.loop.call_later(ACCEPT_RETRY_DELAY, self._resume, lsock)
-                return
-            _RawConnection(self.server, self.loop, sock)
-
-    def _resume(self, lsock: socket.socket) -> None:
-        if not self.closed:
-            self.loop.add_reader(lsock.fileno(), self._accept, lsock)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for s in self.sockets:
-            self.loop.remove_reader(s.fileno())
-            s.close()
-
-    async def wait_closed(self) -> None:
-        """Nothing to wait for: closing is immediate (the same call as asyncio.Server's)."""
 
 
 class _Framing:

@@ -1,7 +1,9 @@
 """The process's open-file budget: raise the soft limit to what a site needs, or say plainly why not.
 
-Why: every emulated device holds a listening socket and one more per master connected to it, and
-the gateway a client socket per device; a shell's soft limit is usually 1,024 (systemd's too).
+Why: every emulated device holds one socket per master connected to it and a listening socket
+(devices each on their own 127.x address of one port share one, devices/sharedlisten.py: the
+emulator counts the sockets it will really open), and the gateway a client socket per device; a
+shell's soft limit is usually 1,024 (systemd's too).
 Without this an emulator of 1,500 devices died mid-start: on uvloop with a traceback ("not
 started"), on asyncio telling the user to change a port that was free. Like Go's runtime (1.19+),
 the soft limit is raised towards the hard one, but only as far as needed: libraries that still use

@@ -57,5 +57,31 @@ async def test_counts_replies_and_names_bad_ones(binary) -> None:
 
 
 async def test_refuses_bad_ports_on_stdin(binary) -> None:
-    with pytest.raises(RuntimeError, match=r"stdin line 1: want \"PORT \[UNIT\]\""):
+    with pytest.raises(RuntimeError, match=r"stdin line 1: want \"\[ADDRESS:\]PORT \[UNIT\]\""):
         await modbus_loadgen.run(binary, [70000], modbus_loadgen.Load(seconds=0.1, warmup=0))
+    # never outside 127.0.0.0/8: refused before any connection is made
+    for bad in (("192.0.2.1", 502), ("128.0.0.1", 502), ("127.0.0", 502)):
+        with pytest.raises(RuntimeError, match=r"stdin line 1: want .*a 127.x address"):
+            await modbus_loadgen.run(binary, [bad], modbus_loadgen.Load(seconds=0.1, warmup=0))
+
+
+async def test_polls_devices_at_their_own_addresses_on_one_port(binary) -> None:
+    """(address, port) pairs: two devices on 127.0.0.2 and 127.0.0.3 of one port, each polled at its own address."""
+    from devices.sharedlisten import SharedListeners
+    from gateway.runtime import free_port
+
+    port = free_port()
+    shared = SharedListeners({port: ["a", "b"]})
+    models = [ArrayDataModel(holding=20), ArrayDataModel(holding=20)]
+    servers = [ModbusServer(m, host=h, port=port, listeners=shared) for m, h in zip(models, ("127.0.0.2", "127.0.0.3"))]
+    for s in servers:
+        await s.start()
+    try:
+        load = modbus_loadgen.Load(registers=20, interval=0.1, warmup=0, seconds=1, timeout=0.5, connect_timeout=10)
+        r = await modbus_loadgen.run(binary, [("127.0.0.2", port), ("127.0.0.3", port)], load)
+    finally:
+        for s in servers:
+            await s.stop()
+    assert r["connections"] == r["connected"] == 2 and r["error_count"] == 0 and r["asked"] == 20
+    assert sum(s.stats.responses for s in servers) == r["replies"] and all(s.stats.responses >= 1 for s in servers)
+    assert all(s.stats.connections_total == 1 for s in servers) and shared.refused == 0
