@@ -102,10 +102,10 @@ def test_latency_change_raises_value_age(wan_run, tmp_path) -> None:  # noqa: AN
     age = slow["network"]["value_age_ms"]
     assert age["before"] is not None and age["during"] is not None and age["after"] is not None, age
     # wan-cellular: 35 ± 10 ms one way; the fault makes it 700 ms (jitter capped at the profile's 10 ms)
-    assert age["before"] < 400, age
-    # the one-way delay rose by 665 ms; 'before' also holds how long a value waits for its poll or report,
-    # which the plant's smooth load noise makes longer than a fixed link figure: require most of the rise
-    assert age["during"] >= 650 and age["during"] > age["before"] + 400, age
+    # live values only: each point's initial image at the gateway's start-up (250-860 ms old) is left out
+    assert age["before"] < 150, age
+    # the one-way delay rose by 665 ms
+    assert age["during"] >= 650 and age["during"] > age["before"] + 550, age
     assert age["after"] < age["during"], age
     # the profile's impairment is back after the clear
     assert wan_run.report["links"]["north"]["impairment"]["delay_ms"] == 35.0
