@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_gateway import site  # noqa: E402
-from bench.support import below_ephemeral, percentile, stop, wait_ports  # noqa: E402
+from bench.support import below_ephemeral, percentile, still_waiting, stop, wait_ports  # noqa: E402
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -129,10 +129,7 @@ def wait_devices(endpoints: list[tuple[str, int]], timeout: float, proc: subproc
     t0 = time.monotonic()
     host, port = endpoints[-1]
     while True:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"emulator: device {host}:{port} not answering after {timeout:.0f} s")
+        still_waiting(proc, t0, timeout, f"device {host}:{port} not answering")
         try:
             with socket.create_connection((host, port), timeout=1) as s:
                 s.sendall(struct.pack(">HHHBBHH", 1, 0, 6, 1, 3, 0, 1))

@@ -57,16 +57,21 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
+def still_waiting(proc: subprocess.Popen | None, t0: float, timeout: float, what: str) -> None:
+    """Exit with a message if the emulator ``proc`` has ended or ``timeout`` has passed since ``t0``."""
+    if proc is not None and proc.poll() is not None:
+        raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
+    if time.monotonic() - t0 > timeout:
+        raise SystemExit(f"emulator: {what} after {timeout:.0f} s")
+
+
 def wait_ports(ports: Iterable[int], timeout: float, proc: subprocess.Popen | None = None) -> float:
     """Seconds until every 127.0.0.1 port accepts a TCP connection (emulated devices are up); exits with
     a message if ``proc`` (the emulator) ends first or ``timeout`` passes."""
     t0 = time.monotonic()
     pending = list(ports)
     while pending:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"emulator exited with code {proc.returncode} before its devices were up")
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"emulator: {len(pending)} device ports still closed after {timeout:.0f} s")
+        still_waiting(proc, t0, timeout, f"{len(pending)} device ports still closed")
         try:
             socket.create_connection(("127.0.0.1", pending[-1]), timeout=1).close()
             pending.pop()
