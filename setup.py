@@ -17,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 _spec = importlib.util.spec_from_file_location("build_native", Path(__file__).parent / "firmware_sim" / "build_native.py")
@@ -65,9 +65,14 @@ def optional_extension(name: str, library: str) -> Extension:
     )
 
 
+CODE = ["gateway", "gateway.*", "devices", "devices.*", "firmware_sim", "firmware_sim.*"]
+# the folders that hold only package data (C sources, the mimic's static files, example profiles and
+# scenarios) are named too: setuptools warns about every importable folder it is not told about
+DATA_ONLY = sorted({p for p in find_namespace_packages(include=CODE) if "__pycache__" not in p} - set(find_packages(include=CODE)))
+CONFIGS = ["gridgate_configs"] + [f"gridgate_configs.{d}" for d in ("profiles", "scenarios")]
+
 setup(
-    packages=find_packages(include=["gateway", "gateway.*", "devices", "devices.*", "firmware_sim", "firmware_sim.*"])
-    + ["gridgate_configs"],
+    packages=find_packages(include=CODE) + DATA_ONLY + CONFIGS,
     package_dir={"gridgate_configs": "configs"},
     package_data={
         "gridgate_configs": ["*.yaml", "profiles/*.yaml", "scenarios/*.yaml"],
