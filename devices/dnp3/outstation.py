@@ -23,7 +23,7 @@ from devices.dnp3.events import EventBuffers
 from devices.dnp3.faults import Dnp3Faults
 from devices.dnp3.responses import FragmentPacker
 from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
-from devices.sharedlisten import Attachment, SharedListeners, serve_accepted
+from devices.sharedlisten import Attachment, OwnListener, SharedListeners, serve_accepted
 from gateway.protocols.dnp3 import objects as o
 from gateway.protocols.dnp3.config import Dnp3Device, Dnp3Point
 from gateway.protocols.dnp3.flags import from_quality
@@ -33,6 +33,8 @@ from gateway.protocols.dnp3.points import PointTable, to_engineering, to_raw
 log = logging.getLogger(__name__)
 
 OnCommand = Callable[[str, int | float], bool]
+#: accept queue of an outstation's own socket (asyncio.start_server's default: one master at a time)
+BACKLOG = 100
 _CONTROL_FCS = (o.SELECT, o.OPERATE, o.DIRECT_OPERATE, o.DIRECT_OPERATE_NR)
 
 
@@ -76,7 +78,7 @@ class Dnp3Outstation:
             "responses": 0, "commands": 0, "connections": 0, "confirms_ignored": 0, "keepalive_probes": 0,
         }
         self._listeners = listeners
-        self._server: asyncio.base_events.Server | Attachment | None = None
+        self._server: OwnListener | Attachment | None = None
         self._stopped = False
         self._session: _Session | None = None
         self._wake = asyncio.Event()
@@ -96,9 +98,9 @@ class Dnp3Outstation:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopped = False
-        shared = None if self._listeners is None else self._listeners.attach(
-            self.cfg.host, self.cfg.port, lambda sock: serve_accepted(loop, sock, self._stream), self.cfg.name)
-        self._server = shared or await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port)
+        take = lambda sock: serve_accepted(loop, sock, self._stream)  # noqa: E731
+        shared = None if self._listeners is None else self._listeners.attach(self.cfg.host, self.cfg.port, take, self.cfg.name)
+        self._server = shared or await OwnListener.open(loop, self.cfg.host, self.cfg.port, take, BACKLOG)
         self.port = self._server.sockets[0].getsockname()[1]
         quiet_accept_errors()
         self.guard.start_sweeps(asyncio.get_running_loop())

@@ -16,7 +16,6 @@ MBAP framing (Modbus Messaging on TCP/IP Implementation Guide v1.0b):
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import random
 import socket
@@ -30,7 +29,7 @@ from devices.modbus.model import ModbusDataModel
 from devices.modbus.pdu import Responder
 from devices.modbus.stats import LENGTH, PROTOCOL_ID, TRUNCATED, ConnStats, ServerStats
 from devices.netguard import ConnGuard, GuardLimits, PeerWarnings, quiet_accept_errors
-from devices.sharedlisten import Acceptor, Attachment, SharedListeners, SharedPortError, serve_accepted
+from devices.sharedlisten import Attachment, OwnListener, SharedListeners, SharedPortError, serve_accepted
 
 if TYPE_CHECKING:
     from gateway.protocols.modbus.config import ModbusDevice
@@ -95,7 +94,7 @@ class ModbusServer:
             raise ValueError(f"modbus device {self.name}: io {io!r} is not one of auto, readers, transports")
         self._io = io
         self._listeners = listeners
-        self._server: asyncio.Server | _Listeners | Attachment | None = None
+        self._server: OwnListener | Attachment | None = None
         self._conns: set[_Framing] = set()
         self._closed = ConnStats()
         self._refused = 0  # connections closed at once by the ``refuse`` fault
@@ -114,19 +113,10 @@ class ModbusServer:
         if self._io == "transports":
             readers = False
         try:
-            shared = None
-            if self._listeners is not None:
-                take = (lambda sock: _RawConnection(self, loop, sock)) if readers else (
-                    lambda sock: serve_accepted(loop, sock, lambda: _Connection(self)))
-                shared = self._listeners.attach(self.host, self._want_port, take, self.name)
-            if shared is not None:
-                self._server = shared
-            elif readers:
-                self._server = await _Listeners.open(self, loop)
-            else:
-                self._server = await loop.create_server(
-                    lambda: _Connection(self), self.host, self._want_port, reuse_address=True, backlog=BACKLOG
-                )
+            take = (lambda sock: _RawConnection(self, loop, sock)) if readers else (
+                lambda sock: serve_accepted(loop, sock, lambda: _Connection(self)))
+            shared = None if self._listeners is None else self._listeners.attach(self.host, self._want_port, take, self.name)
+            self._server = shared or await OwnListener.open(loop, self.host, self._want_port, take, BACKLOG)
         except SharedPortError:
             raise
         except OSError as e:
@@ -135,10 +125,6 @@ class ModbusServer:
                 f"modbus device {self.name} cannot listen on {self.host}:{self._want_port} ({e.strerror}); "
                 "give it a free port and an address of this machine",
             ) from None
-        if not self._server.sockets:  # uvloop skips a socket() that fails (taking it for an unusable address family)
-            self._server.close()
-            self._server = None
-            raise OSError(errno.EMFILE, "no socket could be opened (out of open files?)")
         quiet_accept_errors(loop)
         self.guard.start_sweeps(loop)
         log.info("modbus device %s listening on %s:%d", self.name, self.host, self.port)
@@ -217,44 +203,6 @@ class ModbusServer:
         if conn in self._conns:
             self._conns.discard(conn)
             self._closed.add(conn.stats)
-
-
-class _Listeners(Acceptor):
-    """The listening sockets of a device of its own on the selector loop: accepted with ``add_reader``.
-
-    Bound like ``loop.create_server`` (every address of ``host``, SO_REUSEADDR, IPv6 only on
-    IPv6 sockets); the accept loop (and its out-of-descriptors pause) is devices/sharedlisten.py's."""
-
-    def __init__(self, server: ModbusServer, loop: asyncio.AbstractEventLoop, sockets: list[socket.socket]) -> None:
-        self.server = server
-        super().__init__(loop, sockets)
-
-    def take(self, sock: socket.socket) -> None:
-        _RawConnection(self.server, self.loop, sock)
-
-    @classmethod
-    async def open(cls, server: ModbusServer, loop: asyncio.AbstractEventLoop) -> "_Listeners":
-        host, port = server.host or None, server._want_port
-        try:  # a numeric address needs no resolver thread (asyncio's create_server skips it too)
-            infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE | socket.AI_NUMERICHOST)
-        except socket.gaierror:
-            infos = await loop.getaddrinfo(host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        sockets: list[socket.socket] = []
-        try:
-            for family, kind, proto, _, addr in dict.fromkeys(infos):
-                s = socket.socket(family, kind, proto)
-                sockets.append(s)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                s.bind(addr)
-                s.listen(BACKLOG)
-                s.setblocking(False)
-        except OSError:
-            for s in sockets:
-                s.close()
-            raise
-        return cls(server, loop, sockets)
 
 
 class _Framing:

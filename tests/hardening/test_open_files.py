@@ -124,26 +124,54 @@ def test_gateway_beyond_the_hard_limit_says_so_before_connecting(big_site) -> No
 
 
 UVLOOP_CHILD = r"""
-import asyncio, os, resource, uvloop
+import asyncio, os, resource, socket, struct, sys, uvloop
 from devices.modbus import ModbusServer
 from tests.modbus.mbs_raw import make_model
 
-async def main():
+def at_the_limit(spare=0):
+    used = len(os.listdir("/proc/self/fd")) - 1  # listdir held one
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + spare, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+async def main(case):
     first = ModbusServer(make_model(), name="m8")  # warms uvloop up (its resolver's first use opens descriptors)
     await first.start()
-    used = len(os.listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (used - 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))  # listdir held one
-    try:
-        await ModbusServer(make_model(), name="m9").start()
-    except OSError as e:
-        print(e.errno, e.strerror)
+    if case == "listen":
+        at_the_limit()
+        try:
+            await ModbusServer(make_model(), name="m9").start()
+        except OSError as e:
+            print(e.errno, e.strerror)
+        return
+    # a master connects while the device is out of descriptors: it waits in the kernel's queue and is served once
+    # one is free (uvloop's own server accepted and closed it without a word)
+    master, hog = socket.socket(), socket.socket()
+    master.setblocking(False)
+    at_the_limit()
+    master.connect_ex(("127.0.0.1", first.port))
+    await asyncio.sleep(0.3)  # the device tried to accept: EMFILE
+    hog.close()
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(master, struct.pack(">HHHBBHH", 7, 0, 6, 1, 3, 0, 2))
+    print("reply", (await asyncio.wait_for(loop.sock_recv(master, 64), 5)).hex())
     await first.stop()
 
-uvloop.run(main())
+uvloop.run(main(sys.argv[1]))
 """
 
 
-def test_uvloop_server_out_of_files_raises_emfile_not_a_later_runtime_error() -> None:
-    """uvloop's create_server skips a socket() that fails and returns a server without sockets."""
-    r = subprocess.run([sys.executable, "-c", UVLOOP_CHILD], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    assert r.stdout.strip() == "24 no socket could be opened (out of open files?)", r.stdout + r.stderr
+def _uvloop_child(case: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", UVLOOP_CHILD, case], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+
+def test_uvloop_server_out_of_files_names_the_device_and_the_fix() -> None:
+    """uvloop's create_server skipped a socket() that failed and returned a server without sockets."""
+    r = _uvloop_child("listen")
+    assert r.stdout.strip() == ("24 modbus device m9 cannot listen on 127.0.0.1:0 (Too many open files); "
+                                "give it a free port and an address of this machine"), r.stdout + r.stderr
+
+
+def test_uvloop_master_arriving_out_of_files_waits_and_is_served() -> None:
+    r = _uvloop_child("accept")
+    # transaction 7, 4 bytes of registers: the connection was kept, not closed by libuv's EMFILE trick
+    assert r.stdout.strip().startswith("reply 000700000007010304"), r.stdout + r.stderr
+    assert "accept() failed: Too many open files (1 time(s)" in r.stderr, r.stderr
