@@ -271,7 +271,7 @@ class _AcceptErrorFilter:
         self.interval = interval
         self.count = 0
         self._since = 0
-        self._logged_at = float("-inf")
+        self._logged_at = time.monotonic()  # the first warning counts from when the filter was installed
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
@@ -279,11 +279,11 @@ class _AcceptErrorFilter:
             self.count += 1
             self._since += 1
             now = time.monotonic()
-            if now - self._logged_at >= self.interval:
+            if now - self._logged_at >= self.interval or self.count == 1:
                 log.warning(
                     "accept() failed: %s (%d time(s) in the last %.0f s); new connections wait until descriptors "
                     "are free; raise `ulimit -n` or lower connections.max_connections",
-                    exc.strerror, self._since, min(now - self._logged_at, 1e9) if self._logged_at > 0 else 0.0,
+                    exc.strerror, self._since, now - self._logged_at,
                 )
                 self._logged_at = now
                 self._since = 0
