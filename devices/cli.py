@@ -184,6 +184,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(_demo(cfg, args))
 
 
+async def _watch(watcher, args) -> None:  # noqa: ANN001
+    """Until --duration ends (or forever): quietly, or with the live table on a terminal."""
+    from gateway.watch import render
+
+    if args.no_live or args.json or not sys.stdout.isatty():
+        await sleep_for(args.duration)
+        return
+    from rich.live import Live
+
+    with Live(render(watcher.state, match=args.filter), refresh_per_second=4) as live:
+        end = None if args.duration is None else time.monotonic() + args.duration
+        while end is None or time.monotonic() < end:
+            await asyncio.sleep(0.25)
+            live.update(render(watcher.state, match=args.filter))
+
+
 async def _demo(cfg, args) -> int:  # noqa: ANN001
     from devices.emulator import Emulator
     from gateway.app import Gateway, GatewayOptions
@@ -222,6 +238,7 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     started = time.monotonic()
     emulated = sorted(emu.devices)
     metrics = api = None
+    interrupted = False
     try:
         api = await _start_fault_api(emu, args)
         if api is not None:
@@ -238,16 +255,13 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
 
             metrics = await MetricsServer(args.metrics, lambda: (gw.device_states(), gw.stats())).start()
             say(f"demo: metrics on {metrics.url}")
-        if args.no_live or args.json or not sys.stdout.isatty():
-            await sleep_for(args.duration)
-        else:
-            from rich.live import Live
-
-            with Live(render(watcher.state, match=args.filter), refresh_per_second=4) as live:
-                end = None if args.duration is None else time.monotonic() + args.duration
-                while end is None or time.monotonic() < end:
-                    await asyncio.sleep(0.25)
-                    live.update(render(watcher.state, match=args.filter))
+        try:
+            await _watch(watcher, args)
+        except asyncio.CancelledError:  # Ctrl-C / SIGTERM: stop everything, then still give the summary
+            interrupted = True
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
     finally:
         if metrics is not None:
             await metrics.stop()
@@ -266,6 +280,7 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     st = watcher.state
     summary = {
         "seconds": round(time.monotonic() - started, 1),
+        "interrupted": interrupted,  # stopped by SIGINT/SIGTERM before --duration
         "broker": url,
         "devices_emulated": emulated,
         "devices_skipped": emu.skipped,
