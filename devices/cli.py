@@ -290,9 +290,11 @@ async def _demo(cfg, args) -> int:  # noqa: ANN001
     }
     if args.json:
         print(json.dumps(summary, indent=2))
-    elif args.no_live or not sys.stdout.isatty():
-        from rich.console import Console
+    else:
+        if args.no_live or not sys.stdout.isatty():  # (the live table stays on screen as it was last drawn)
+            from rich.console import Console
 
-        Console(width=160).print(render(st, limit=len(st.rows) or 1, match=args.filter))
-        print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s")
+            Console(width=160).print(render(st, limit=len(st.rows) or 1, match=args.filter))
+        print(f"demo: {st.received} values for {len(st.rows)} measurements received in {summary['seconds']} s"
+              + (" (interrupted)" if interrupted else ""))
     return 0 if st.received > 0 else 1
