@@ -142,6 +142,26 @@ async def main(case):
         except OSError as e:
             print(e.errno, e.strerror)
         return
+    if case == "dnp3":
+        from devices.dnp3.outstation import Dnp3Outstation
+        from tests.dnp3.sites import device
+
+        os_ = Dnp3Outstation(device([{"name": "P", "group": "analog", "index": 0}]))
+        await os_.start()
+        master, hog = socket.socket(), socket.socket()
+        master.setblocking(False)
+        at_the_limit()
+        master.connect_ex(("127.0.0.1", os_.port))
+        await asyncio.sleep(0.3)
+        hog.close()
+        await asyncio.sleep(1.5)  # accept() is retried after 1 s
+        try:
+            still = master.recv(1, socket.MSG_PEEK) != b""  # b"": closed by the outstation
+        except BlockingIOError:
+            still = True  # open, nothing to read: the association waits for the master
+        print("dnp3", os_.counters["connections"], still)
+        await os_.stop()
+        return
     # a master connects while the device is out of descriptors: it waits in the kernel's queue and is served once
     # one is free (uvloop's own server accepted and closed it without a word)
     master, hog = socket.socket(), socket.socket()
@@ -175,3 +195,9 @@ def test_uvloop_master_arriving_out_of_files_waits_and_is_served() -> None:
     # transaction 7, 4 bytes of registers: the connection was kept, not closed by libuv's EMFILE trick
     assert r.stdout.strip().startswith("reply 000700000007010304"), r.stdout + r.stderr
     assert "accept() failed: Too many open files (1 time(s)" in r.stderr, r.stderr
+
+
+def test_uvloop_dnp3_master_arriving_out_of_files_is_kept() -> None:
+    r = _uvloop_child("dnp3")
+    assert r.stdout.strip() == "dnp3 1 True", r.stdout + r.stderr
+    assert "accept() failed: Too many open files" in r.stderr, r.stderr
